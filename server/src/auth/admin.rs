@@ -1,0 +1,582 @@
+//! Account operations shared by the HTTP handlers, the `create-admin` command
+//! and the tests: territories, accounts, roles, invitations and the phones
+//! that redeem them, sessions. Each validates its input (errors name the field)
+//! and does not check who asks: the callers authorise.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{secret, AuthError, Role};
+
+/// How long a password login lasts: a working day, after which a coordinator
+/// logs in again. Phones do not use sessions.
+pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
+/// Longest an invitation may stay redeemable.
+pub const MAX_INVITATION_TTL: chrono::Duration = chrono::Duration::days(30);
+/// The PostgreSQL channel [`revoke_device`] notifies with the device id; the
+/// sync channel listens on it to close that device's open connections at once.
+pub const DEVICE_REVOKED_CHANNEL: &str = "fieldnotes_device_revoked";
+
+const MAX_NAME_CHARS: usize = 200;
+
+/// A new invitation. `code` is shown once to the coordinator and never stored.
+pub struct Invitation {
+    pub id: Uuid,
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Invitation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invitation")
+            .field("id", &self.id)
+            .field("code", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A phone enrolled by redeeming an invitation. `credential` is returned to
+/// the phone once and never stored.
+pub struct EnrolledDevice {
+    pub account_id: Uuid,
+    pub device_id: Uuid,
+    pub credential: String,
+    pub territory_id: Uuid,
+}
+
+impl std::fmt::Debug for EnrolledDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrolledDevice")
+            .field("account_id", &self.account_id)
+            .field("device_id", &self.device_id)
+            .field("credential", &"<redacted>")
+            .field("territory_id", &self.territory_id)
+            .finish()
+    }
+}
+
+/// A new web session. `token` is returned to the client once and never stored.
+pub struct SessionToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionToken")
+            .field("token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Creates a territory; `boundary` is a GeoJSON Polygon or MultiPolygon in
+/// WGS 84 longitude/latitude.
+pub async fn create_territory(
+    pool: &PgPool,
+    name: &str,
+    boundary: Option<&Value>,
+) -> Result<Uuid, AuthError> {
+    create_described_territory(pool, name, None, boundary).await
+}
+
+/// [`create_territory`] with a description (what the ecosystem is, who looks after it).
+pub async fn create_described_territory(
+    pool: &PgPool,
+    name: &str,
+    description: Option<&str>,
+    boundary: Option<&Value>,
+) -> Result<Uuid, AuthError> {
+    let name = required_text("name", name)?;
+    let boundary = match boundary {
+        Some(Value::Null) | None => None,
+        Some(boundary) => Some(checked_boundary(pool, boundary).await?),
+    };
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO territories (id, name, description, boundary) \
+         VALUES ($1, $2, $3, ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON($4), 4326)))",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(description.map(str::trim).filter(|d| !d.is_empty()))
+    .bind(boundary)
+    .execute(pool)
+    .await?;
+    Ok(id)
+}
+
+/// The boundary as GeoJSON text once PostGIS has read it as a valid
+/// (multi)polygon in longitude/latitude, or why not.
+async fn checked_boundary(pool: &PgPool, boundary: &Value) -> Result<String, AuthError> {
+    match boundary.get("type").and_then(Value::as_str) {
+        Some("Polygon" | "MultiPolygon") => {}
+        Some(other) => {
+            return Err(AuthError::invalid(
+                "boundary",
+                format!("must be a GeoJSON Polygon or MultiPolygon (got a {other})"),
+            ))
+        }
+        None => {
+            return Err(AuthError::invalid(
+                "boundary",
+                "must be a GeoJSON geometry object: {\"type\": \"Polygon\", \"coordinates\": …}",
+            ))
+        }
+    }
+    let text = boundary.to_string();
+    let checked: Result<(String, bool), sqlx::Error> = sqlx::query_as(
+        "SELECT ST_IsValidReason(g), \
+                ST_XMin(g) >= -180 AND ST_XMax(g) <= 180 AND ST_YMin(g) >= -90 AND ST_YMax(g) <= 90 \
+         FROM (SELECT ST_GeomFromGeoJSON($1) AS g) AS boundary",
+    )
+    .bind(&text)
+    .fetch_one(pool)
+    .await;
+    match checked {
+        Ok((validity, _)) if validity != "Valid Geometry" => Err(AuthError::invalid(
+            "boundary",
+            format!("is not a valid polygon: {validity}"),
+        )),
+        Ok((_, false)) => Err(AuthError::invalid(
+            "boundary",
+            "coordinates must be WGS 84 longitude, latitude (EPSG:4326); these look projected \
+             (Lambert 93?)",
+        )),
+        Ok(_) => Ok(text),
+        // PostGIS refuses what it cannot read at all (missing or malformed coordinates).
+        Err(sqlx::Error::Database(error)) => Err(AuthError::invalid(
+            "boundary",
+            format!("is not readable GeoJSON: {}", error.message()),
+        )),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Creates a site (a named place) in `territory`. When the territory has a
+/// boundary the site must lie inside it, which also catches swapped
+/// latitude and longitude.
+pub async fn create_site(
+    pool: &PgPool,
+    territory: Uuid,
+    name: &str,
+    latitude: f64,
+    longitude: f64,
+) -> Result<Uuid, AuthError> {
+    let name = required_text("name", name)?;
+    if !(-90.0..=90.0).contains(&latitude) {
+        return Err(AuthError::invalid(
+            "decimalLatitude",
+            format!("must be between -90 and 90 (got {latitude})"),
+        ));
+    }
+    if !(-180.0..=180.0).contains(&longitude) {
+        return Err(AuthError::invalid(
+            "decimalLongitude",
+            format!("must be between -180 and 180 (got {longitude})"),
+        ));
+    }
+    let inside: Option<Option<bool>> = sqlx::query_scalar(
+        "SELECT ST_Covers(boundary, ST_SetSRID(ST_MakePoint($2, $3), 4326)) \
+         FROM territories WHERE id = $1",
+    )
+    .bind(territory)
+    .bind(longitude)
+    .bind(latitude)
+    .fetch_optional(pool)
+    .await?;
+    match inside {
+        None => return Err(AuthError::NotFound(format!("territory {territory}"))),
+        Some(Some(false)) => {
+            return Err(AuthError::invalid(
+                "decimalLatitude",
+                format!(
+                    "the point ({latitude}, {longitude}) is outside the territory's boundary \
+                     (latitude and longitude swapped?)"
+                ),
+            ))
+        }
+        Some(_) => {}
+    }
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO sites (id, territory_id, name, geom) \
+         VALUES ($1, $2, $3, ST_SetSRID(ST_MakePoint($4, $5), 4326))",
+    )
+    .bind(id)
+    .bind(territory)
+    .bind(name)
+    .bind(longitude)
+    .bind(latitude)
+    .execute(pool)
+    .await?;
+    Ok(id)
+}
+
+/// Creates an account. Without email and password it can only be used through
+/// device credentials; a password needs an email to log in with.
+pub async fn create_account(
+    pool: &PgPool,
+    display_name: &str,
+    email: Option<&str>,
+    password: Option<&str>,
+    is_admin: bool,
+) -> Result<Uuid, AuthError> {
+    let display_name = required_text("displayName", display_name)?;
+    let email = email.map(checked_email).transpose()?;
+    if password.is_some() && email.is_none() {
+        return Err(AuthError::invalid(
+            "email",
+            "an account with a password needs an email to log in with",
+        ));
+    }
+    let password_hash = match password {
+        Some(password) => Some(secret::hash_password(checked_password(password)?).await?),
+        None => None,
+    };
+    let id = Uuid::new_v4();
+    let inserted = sqlx::query(
+        "INSERT INTO accounts (id, display_name, email, password_hash, is_admin) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(display_name)
+    .bind(email)
+    .bind(password_hash)
+    .bind(is_admin)
+    .execute(pool)
+    .await;
+    match inserted {
+        Ok(_) => Ok(id),
+        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+            Err(AuthError::Conflict {
+                field: "email",
+                message: "an account with this email already exists".to_string(),
+            })
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Gives `account` `role` in `territory` (nothing happens if it already has it).
+pub async fn add_membership(
+    pool: &PgPool,
+    account: Uuid,
+    territory: Uuid,
+    role: Role,
+    granted_by: Option<Uuid>,
+) -> Result<(), AuthError> {
+    sqlx::query(
+        "INSERT INTO memberships (account_id, territory_id, role, granted_by) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(account)
+    .bind(territory)
+    .bind(role.as_str())
+    .bind(granted_by)
+    .execute(pool)
+    .await
+    .map_err(|error| {
+        missing_reference(
+            error,
+            &[
+                ("account_id", format!("account {account}")),
+                ("territory_id", format!("territory {territory}")),
+                (
+                    "granted_by",
+                    format!("account {}", granted_by.unwrap_or_default()),
+                ),
+            ],
+        )
+    })?;
+    Ok(())
+}
+
+/// Creates a single-use invitation to `territory` with `role`, redeemable
+/// until `ttl` from now. With `account`, redeeming it enrols another phone of
+/// that person; without, it creates their account named `display_name`.
+pub async fn create_invitation(
+    pool: &PgPool,
+    territory: Uuid,
+    role: Role,
+    display_name: &str,
+    account: Option<Uuid>,
+    created_by: Uuid,
+    ttl: chrono::Duration,
+) -> Result<Invitation, AuthError> {
+    let display_name = required_text("displayName", display_name)?;
+    if ttl <= chrono::Duration::zero() || ttl > MAX_INVITATION_TTL {
+        return Err(AuthError::invalid(
+            "ttlHours",
+            format!(
+                "an invitation lasts between 1 hour and {} days",
+                MAX_INVITATION_TTL.num_days()
+            ),
+        ));
+    }
+    let id = Uuid::new_v4();
+    let code = secret::new_invitation_code();
+    let expires_at = Utc::now() + ttl;
+    sqlx::query(
+        "INSERT INTO invitations (id, code_hash, territory_id, role, display_name, account_id, \
+           created_by, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(secret::fingerprint(&code))
+    .bind(territory)
+    .bind(role.as_str())
+    .bind(display_name)
+    .bind(account)
+    .bind(created_by)
+    .bind(expires_at)
+    .execute(pool)
+    .await
+    .map_err(|error| {
+        missing_reference(
+            error,
+            &[
+                ("territory_id", format!("territory {territory}")),
+                (
+                    "account_id",
+                    format!("account {}", account.unwrap_or_default()),
+                ),
+                ("created_by", format!("account {created_by}")),
+            ],
+        )
+    })?;
+    Ok(Invitation {
+        id,
+        code,
+        expires_at,
+    })
+}
+
+/// Redeems an invitation for a new device credential, once: of concurrent
+/// redemptions of one code exactly one succeeds (the conditional UPDATE takes
+/// the row lock; the others find it redeemed).
+pub async fn redeem_invitation(
+    pool: &PgPool,
+    code: &str,
+    device_name: &str,
+) -> Result<EnrolledDevice, AuthError> {
+    let code = secret::normalise_invitation_code(code)
+        .map_err(|message| AuthError::invalid("code", message))?;
+    let device_name = required_text("deviceName", device_name)?;
+    let code_hash = secret::fingerprint(&code);
+
+    let mut tx = pool.begin().await?;
+    let claimed: Option<(Uuid, Uuid, String, String, Option<Uuid>, Uuid)> = sqlx::query_as(
+        "UPDATE invitations SET redeemed_at = now() \
+         WHERE code_hash = $1 AND redeemed_at IS NULL AND expires_at > now() \
+         RETURNING id, territory_id, role, display_name, account_id, created_by",
+    )
+    .bind(&code_hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((invitation, territory_id, role, display_name, account, created_by)) = claimed else {
+        drop(tx);
+        let state: Option<Option<DateTime<Utc>>> =
+            sqlx::query_scalar("SELECT redeemed_at FROM invitations WHERE code_hash = $1")
+                .bind(&code_hash)
+                .fetch_optional(pool)
+                .await?;
+        return Err(match state {
+            None => AuthError::UnknownInvitation,
+            Some(Some(_)) => AuthError::InvitationUsed,
+            Some(None) => AuthError::InvitationExpired,
+        });
+    };
+
+    let account_id = match account {
+        Some(account) => account,
+        None => {
+            let account = Uuid::new_v4();
+            sqlx::query("INSERT INTO accounts (id, display_name) VALUES ($1, $2)")
+                .bind(account)
+                .bind(&display_name)
+                .execute(&mut *tx)
+                .await?;
+            account
+        }
+    };
+    sqlx::query(
+        "INSERT INTO memberships (account_id, territory_id, role, granted_by) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(account_id)
+    .bind(territory_id)
+    .bind(role)
+    .bind(created_by)
+    .execute(&mut *tx)
+    .await?;
+    let device_id = Uuid::new_v4();
+    let credential = secret::new_credential(secret::DEVICE_PREFIX);
+    sqlx::query(
+        "INSERT INTO devices (id, account_id, name, credential_hash) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(device_id)
+    .bind(account_id)
+    .bind(device_name)
+    .bind(secret::fingerprint(&credential))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE invitations SET redeemed_device_id = $2 WHERE id = $1")
+        .bind(invitation)
+        .bind(device_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(EnrolledDevice {
+        account_id,
+        device_id,
+        credential,
+        territory_id,
+    })
+}
+
+/// Revokes a device's credential: true if it was active until now, false if
+/// unknown or already revoked. The notification is sent in the same
+/// transaction, so the sync channel hears of it exactly when it takes effect.
+pub async fn revoke_device(
+    pool: &PgPool,
+    device_id: Uuid,
+    revoked_by: Uuid,
+) -> Result<bool, AuthError> {
+    let mut tx = pool.begin().await?;
+    let revoked = sqlx::query(
+        "UPDATE devices SET revoked_at = now(), revoked_by = $2 \
+         WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(device_id)
+    .bind(revoked_by)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if revoked {
+        sqlx::query("SELECT pg_notify($1, $2::text)")
+            .bind(DEVICE_REVOKED_CHANNEL)
+            .bind(device_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(revoked)
+}
+
+/// Checks an email and password; a new session if they match an active
+/// account, None otherwise — without saying which of the two was wrong.
+pub async fn login(
+    pool: &PgPool,
+    email: &str,
+    password: &str,
+) -> Result<Option<SessionToken>, AuthError> {
+    let account: Option<(Uuid, Option<String>)> = sqlx::query_as(
+        "SELECT id, password_hash FROM accounts \
+         WHERE lower(email) = lower($1) AND disabled_at IS NULL",
+    )
+    .bind(email.trim())
+    .fetch_optional(pool)
+    .await?;
+    let (account, stored) = account.unzip();
+    let matches = secret::verify_password(password.to_string(), stored.flatten()).await?;
+    let (Some(account), true) = (account, matches) else {
+        return Ok(None);
+    };
+    let token = secret::new_credential(secret::SESSION_PREFIX);
+    let expires_at = Utc::now() + SESSION_TTL;
+    sqlx::query(
+        "INSERT INTO sessions (id, account_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(account)
+    .bind(secret::fingerprint(&token))
+    .bind(expires_at)
+    .execute(pool)
+    .await?;
+    Ok(Some(SessionToken { token, expires_at }))
+}
+
+/// Ends a session; its token is refused from now on.
+pub async fn logout(pool: &PgPool, session_id: Uuid) -> Result<(), AuthError> {
+    sqlx::query("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+        .bind(session_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// `value` trimmed, or an error naming `field` if that leaves nothing or too much.
+fn required_text<'a>(field: &'static str, value: &'a str) -> Result<&'a str, AuthError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(AuthError::invalid(field, "must not be empty"));
+    }
+    if value.chars().count() > MAX_NAME_CHARS {
+        return Err(AuthError::invalid(
+            field,
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A plausible email, trimmed: deliverability is not checked, only that it
+/// can identify someone at login.
+fn checked_email(email: &str) -> Result<&str, AuthError> {
+    let email = email.trim();
+    let plausible = email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+    if plausible {
+        Ok(email)
+    } else {
+        Err(AuthError::invalid(
+            "email",
+            "must be an email address like name@example.org",
+        ))
+    }
+}
+
+fn checked_password(password: &str) -> Result<String, AuthError> {
+    let chars = password.chars().count();
+    if chars < secret::MIN_PASSWORD_CHARS {
+        return Err(AuthError::invalid(
+            "password",
+            format!(
+                "must be at least {} characters (got {chars}); a few words make a good one",
+                secret::MIN_PASSWORD_CHARS
+            ),
+        ));
+    }
+    if chars > secret::MAX_PASSWORD_CHARS {
+        return Err(AuthError::invalid(
+            "password",
+            format!("must be at most {} characters", secret::MAX_PASSWORD_CHARS),
+        ));
+    }
+    Ok(password.to_string())
+}
+
+/// A foreign-key violation, as the missing row it means: `references` pairs
+/// a column (as it appears in the constraint's name) with what it points to.
+fn missing_reference(error: sqlx::Error, references: &[(&str, String)]) -> AuthError {
+    if let sqlx::Error::Database(db) = &error {
+        if db.is_foreign_key_violation() {
+            let constraint = db.constraint().unwrap_or_default();
+            if let Some((_, what)) = references
+                .iter()
+                .find(|(column, _)| constraint.contains(column))
+            {
+                return AuthError::NotFound(what.clone());
+            }
+        }
+    }
+    error.into()
+}

@@ -1,0 +1,142 @@
+//! What PostgreSQL holds for each document, as this process last committed or read it.
+//!
+//! Two parts of the server need the committed state of a document, not samod's
+//! in-memory one: materialisation (to know which records changed since the
+//! inventory was last written) and the acknowledgement gate (to let a sync
+//! message leave only when the changes it acknowledges are committed). Both work
+//! on a [`CommittedDoc`] behind a per-document async mutex, which also serialises
+//! this process's writes to one document before they reach the database lock.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use automerge::Automerge;
+use sqlx::{PgConnection, PgPool};
+use sync::NotebookHeader;
+use tokio::sync::Notify;
+
+use crate::materialise::Fingerprints;
+
+/// A document as committed in PostgreSQL at `revision`.
+pub struct CommittedDoc {
+    pub doc: Automerge,
+    /// `documents.revision` this state corresponds to. A different revision in
+    /// the database means another server process wrote: reload before use.
+    pub revision: i64,
+    /// What the inventory holds for each record, so only changed records are rewritten.
+    pub fingerprints: Fingerprints,
+    /// The header established when the notebook was first seen, if any.
+    pub header: Option<NotebookHeader>,
+}
+
+/// One document's slot: the committed state (None until loaded, or after a
+/// failed write left it unknown) and a signal raised at every commit.
+#[derive(Default)]
+pub struct DocSlot {
+    pub state: tokio::sync::Mutex<Option<CommittedDoc>>,
+    pub committed: Notify,
+}
+
+/// All slots of this process. Cloning shares them.
+#[derive(Clone)]
+pub struct CommittedDocs {
+    pool: PgPool,
+    /// A std mutex: it is held only to look up or insert an `Arc`, never across an await.
+    slots: Arc<Mutex<HashMap<String, Arc<DocSlot>>>>,
+}
+
+impl CommittedDocs {
+    pub fn new(pool: PgPool) -> Self {
+        CommittedDocs {
+            pool,
+            slots: Arc::default(),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn slot(&self, doc_id: &str) -> Arc<DocSlot> {
+        let mut slots = self.slots.lock().expect("doc slot map poisoned");
+        slots.entry(doc_id.to_string()).or_default().clone()
+    }
+
+    /// Number of documents whose committed state this process keeps in memory.
+    pub fn len(&self) -> usize {
+        self.slots.lock().expect("doc slot map poisoned").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `check` on the committed state of `doc_id` (loading it when this
+    /// process holds none), and again after each commit, until it answers
+    /// `Some`; `Ok(None)` once `timeout` has passed.
+    pub async fn wait_for<T>(
+        &self,
+        doc_id: &str,
+        timeout: std::time::Duration,
+        mut check: impl FnMut(&Automerge) -> Option<T>,
+    ) -> Result<Option<T>, sqlx::Error> {
+        let slot = self.slot(doc_id);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before looking, so a commit in between is not missed.
+            let notified = slot.committed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = slot.state.lock().await;
+                if state.is_none() {
+                    let mut conn = self.pool.acquire().await?;
+                    *state = Some(load_committed(&mut conn, doc_id).await?);
+                }
+                if let Some(answer) = check(&state.as_ref().expect("loaded above").doc) {
+                    return Ok(Some(answer));
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Reads a document's committed chunks and revision inside `conn`'s transaction.
+pub async fn load_committed(
+    conn: &mut PgConnection,
+    doc_id: &str,
+) -> Result<CommittedDoc, sqlx::Error> {
+    let (revision, owner, territory): (i64, Option<uuid::Uuid>, uuid::Uuid) =
+        sqlx::query_as("SELECT revision, owner_id, territory_id FROM documents WHERE doc_id = $1")
+            .bind(doc_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .unwrap_or((0, None, crate::materialise::DEFAULT_TERRITORY));
+    let chunks: Vec<(Vec<u8>,)> =
+        sqlx::query_as("SELECT data FROM automerge_chunks WHERE doc_id = $1 ORDER BY key")
+            .bind(doc_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut doc = Automerge::new();
+    for (data,) in chunks {
+        if let Err(error) = doc.load_incremental(&data) {
+            // Stored chunks came from samod, which only stores what automerge
+            // produced; a chunk that does not load is reported, not fatal.
+            tracing::error!(doc_id, %error, "a stored chunk does not load");
+        }
+    }
+    Ok(CommittedDoc {
+        doc,
+        revision,
+        fingerprints: Fingerprints::default(),
+        header: owner.map(|owner_id| NotebookHeader {
+            territory_id: territory,
+            owner_id,
+        }),
+    })
+}

@@ -1,0 +1,76 @@
+//! Enrolled phones: listing them, and revoking one — a lost or stolen phone's
+//! credential is refused from that moment, and its open sync connections are
+//! closed (the sync channel listens for the revocation).
+
+use axum::{extract::State, http::Method, Json};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{
+    extractor::{AuthUser, IdPath},
+    ApiError, AppState, Routes,
+};
+use crate::auth::{admin, Role};
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Method::GET, "/api/devices", list)
+        .route(Method::POST, "/api/devices/{id}/revoke", revoke)
+}
+
+/// Your own devices; a coordinator also sees the devices of the volunteers of
+/// their territories (to revoke a lost one); an admin sees all.
+async fn list(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+) -> Result<Json<Value>, ApiError> {
+    let devices: Value = sqlx::query_scalar(
+        "SELECT COALESCE(jsonb_agg(jsonb_build_object( \
+           'id', d.id, 'accountId', d.account_id, 'accountName', a.display_name, \
+           'name', d.name, 'createdAt', d.created_at, 'lastSeenAt', d.last_seen_at, \
+           'revokedAt', d.revoked_at) ORDER BY d.created_at, d.id), '[]') \
+         FROM devices d JOIN accounts a ON a.id = d.account_id \
+         WHERE $1 OR d.account_id = $2 OR EXISTS ( \
+           SELECT 1 FROM memberships m WHERE m.account_id = d.account_id \
+             AND m.role = 'volunteer' AND m.territory_id = ANY($3))",
+    )
+    .bind(principal.is_admin)
+    .bind(principal.account_id)
+    .bind(principal.territories_with(&[Role::Coordinator]))
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(Json(devices))
+}
+
+/// The device's owner, a coordinator of a territory where the owner
+/// volunteers, or an admin.
+async fn revoke(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    IdPath(device): IdPath,
+) -> Result<Json<Value>, ApiError> {
+    let found: Option<(Uuid, bool)> = sqlx::query_as(
+        "SELECT d.account_id, EXISTS ( \
+           SELECT 1 FROM memberships m WHERE m.account_id = d.account_id \
+             AND m.role = 'volunteer' AND m.territory_id = ANY($2)) \
+         FROM devices d WHERE d.id = $1",
+    )
+    .bind(device)
+    .bind(principal.territories_with(&[Role::Coordinator]))
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some((owner, volunteers_for_caller)) = found else {
+        return Err(ApiError::NotFound(format!("device {device}")));
+    };
+    if !(owner == principal.account_id || volunteers_for_caller || principal.is_admin) {
+        return Err(ApiError::forbidden(
+            "only the device's owner, a coordinator of a territory where they volunteer, or an \
+             admin may revoke it",
+        ));
+    }
+    let newly = admin::revoke_device(&state.pool, device, principal.account_id).await?;
+    if newly {
+        tracing::info!(%device, by = %principal.account_id, "device revoked");
+    }
+    Ok(Json(json!({ "deviceId": device, "revoked": true })))
+}

@@ -1,0 +1,153 @@
+//! One error type for every handler: each failure maps to a status and a JSON
+//! body `{"error": {"field": …, "message": …}}` naming the field at fault.
+//!
+//! Messages are written for the person at the other end and never contain a
+//! secret: a refused password, token or invitation code is never echoed back.
+
+use axum::{
+    http::{header::WWW_AUTHENTICATE, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::json;
+
+use crate::auth::AuthError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{field}: {message}")]
+    BadRequest { field: String, message: String },
+    /// No credential, or one that is unknown, expired or revoked.
+    #[error("authentication required")]
+    Unauthorized,
+    /// A secret presented to obtain a credential (password, invitation code)
+    /// was refused; the message says what to do without saying which part was
+    /// wrong.
+    #[error("{0}")]
+    BadSecret(String),
+    /// Authenticated, but this principal may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{field}: {message}")]
+    Conflict { field: String, message: String },
+    /// Larger than the server accepts (a photo above the configured maximum).
+    #[error("{field}: {message}")]
+    TooLarge { field: String, message: String },
+    /// Not of a type the route accepts (a text file sent as a photo).
+    #[error("{field}: {message}")]
+    UnsupportedMediaType { field: String, message: String },
+    /// Well formed but not what it claims to be (a photo whose bytes do not
+    /// hash to its address).
+    #[error("{field}: {message}")]
+    Unprocessable { field: String, message: String },
+    /// Existed once, cannot be used any more (a redeemed or expired invitation).
+    #[error("{0}")]
+    Gone(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(why: impl Into<String>) -> Self {
+        ApiError::Forbidden(why.into())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Invalid { field, message } => ApiError::bad_request(field, message),
+            AuthError::NotFound(what) => ApiError::NotFound(what),
+            AuthError::Conflict { field, message } => ApiError::Conflict {
+                field: field.to_string(),
+                message,
+            },
+            error @ AuthError::UnknownInvitation => ApiError::BadSecret(error.to_string()),
+            error @ (AuthError::InvitationUsed | AuthError::InvitationExpired) => {
+                ApiError::Gone(error.to_string())
+            }
+            AuthError::Database(error) => ApiError::Database(error),
+            AuthError::Hashing(error) => ApiError::Internal(error),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, field, message) = match &self {
+            ApiError::BadRequest { field, message } => (
+                StatusCode::BAD_REQUEST,
+                Some(field.clone()),
+                message.clone(),
+            ),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                None,
+                "authentication required: send `Authorization: Bearer <token>` with a session \
+                 token (POST /api/auth/login) or a device credential (POST /api/enrol); this one \
+                 is missing, unknown, expired or revoked"
+                    .to_string(),
+            ),
+            ApiError::BadSecret(message) => (StatusCode::UNAUTHORIZED, None, message.clone()),
+            ApiError::Forbidden(why) => (StatusCode::FORBIDDEN, None, why.clone()),
+            ApiError::NotFound(what) => (StatusCode::NOT_FOUND, None, format!("{what} not found")),
+            ApiError::Conflict { field, message } => {
+                (StatusCode::CONFLICT, Some(field.clone()), message.clone())
+            }
+            ApiError::TooLarge { field, message } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some(field.clone()),
+                message.clone(),
+            ),
+            ApiError::UnsupportedMediaType { field, message } => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Some(field.clone()),
+                message.clone(),
+            ),
+            ApiError::Unprocessable { field, message } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(field.clone()),
+                message.clone(),
+            ),
+            ApiError::Gone(message) => (StatusCode::GONE, None, message.clone()),
+            ApiError::Database(error) => {
+                tracing::error!(%error, "database error while serving a request");
+                internal()
+            }
+            ApiError::Internal(error) => {
+                tracing::error!(%error, "internal error while serving a request");
+                internal()
+            }
+        };
+        let mut response = (
+            status,
+            Json(json!({ "error": { "field": field, "message": message } })),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+fn internal() -> (StatusCode, Option<String>, String) {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        None,
+        "internal error; it has been logged".to_string(),
+    )
+}

@@ -1,0 +1,186 @@
+//! Extractors that do a handler's checking once: [`AuthUser`] authenticates
+//! (so a handler's signature says whether it needs a caller), [`JsonBody`]
+//! reads a JSON body and names the field at fault when it cannot.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Path, Request},
+    http::{header::AUTHORIZATION, request::Parts},
+};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::{ApiError, AppState};
+use crate::auth::{self, Principal, Role};
+
+/// The authenticated caller, from `Authorization: Bearer <token>`; refuses the
+/// request with 401 when the token is missing, unknown, expired or revoked.
+pub struct AuthUser(pub Principal);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        principal_from_request_parts(parts, state, false)
+            .await
+            .map(AuthUser)
+    }
+}
+
+/// Authenticates a request from its bearer token, or — when
+/// `allow_query_token`, for WebSockets, on which browsers cannot set headers —
+/// from `?token=`. The header wins when both are present. Request spans record
+/// the path only, so a query token is not logged by this server (a reverse
+/// proxy's access log may, see docs/SECURITY.md).
+pub async fn principal_from_request_parts(
+    parts: &Parts,
+    state: &AppState,
+    allow_query_token: bool,
+) -> Result<Principal, ApiError> {
+    let token =
+        bearer_token(parts).or_else(|| allow_query_token.then(|| query_token(parts)).flatten());
+    let Some(token) = token else {
+        return Err(ApiError::Unauthorized);
+    };
+    auth::authenticate(&state.pool, &token)
+        .await?
+        .ok_or(ApiError::Unauthorized)
+}
+
+fn bearer_token(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+fn query_token(parts: &Parts) -> Option<String> {
+    url::form_urlencoded::parse(parts.uri.query()?.as_bytes())
+        .find(|(key, _)| key == "token")
+        .map(|(_, token)| token.into_owned())
+}
+
+impl AuthUser {
+    /// Passes admins, and holders of one of `roles` in `territory`; `action`
+    /// completes "only … may" in the refusal.
+    pub fn require_role(
+        &self,
+        territory: Uuid,
+        roles: &[Role],
+        action: &str,
+    ) -> Result<(), ApiError> {
+        if self.0.is_admin || roles.iter().any(|&role| self.0.has_role(territory, role)) {
+            return Ok(());
+        }
+        let names: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
+        Err(ApiError::forbidden(format!(
+            "only a {} of territory {territory}, or an admin, may {action}",
+            names.join(" or ")
+        )))
+    }
+
+    /// Passes admins and anyone holding a role in `territory`.
+    pub fn require_member(&self, territory: Uuid) -> Result<(), ApiError> {
+        if self.0.is_admin || self.0.is_member(territory) {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!(
+            "you hold no role in territory {territory}"
+        )))
+    }
+
+    pub fn require_admin(&self, action: &str) -> Result<(), ApiError> {
+        if self.0.is_admin {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!("only an admin may {action}")))
+    }
+
+    /// Territories whose inventory the caller may read: None means all (admin).
+    pub fn readable_territories(&self) -> Option<Vec<Uuid>> {
+        (!self.0.is_admin).then(|| self.0.territories_with(&Role::ALL))
+    }
+}
+
+/// A JSON request body of type `T`. Unlike axum's `Json`, a refusal names the
+/// field (`{"error": {"field": "role", …}}`), as every other error does.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::bad_request("body", rejection.body_text()))?;
+        let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(deserializer)
+            .map(JsonBody)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let message = error.inner().to_string();
+                // A missing field is reported at its parent; name the field itself.
+                let missing = message
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.split('`').next());
+                let field = match (missing, path.as_str()) {
+                    (Some(name), ".") => name.to_string(),
+                    (Some(name), parent) => format!("{parent}.{name}"),
+                    (None, ".") => "body".to_string(),
+                    (None, _) => path,
+                };
+                ApiError::bad_request(&field, message)
+            })
+    }
+}
+
+/// The `{id}` of a path, refused with a 400 naming `id` when it is not a UUID.
+pub struct IdPath(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<Uuid>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| IdPath(id))
+            .map_err(|rejection| ApiError::bad_request("id", rejection.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, authorization: Option<&str>) -> Parts {
+        let mut request = axum::http::Request::builder().uri(uri);
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_read_whatever_its_case() {
+        for header in ["Bearer fns_abc", "bearer fns_abc", "BEARER  fns_abc "] {
+            assert_eq!(
+                bearer_token(&parts("/api/me", Some(header))).as_deref(),
+                Some("fns_abc")
+            );
+        }
+        assert_eq!(
+            bearer_token(&parts("/api/me", Some("Basic Zm9vOmJhcg=="))),
+            None
+        );
+        assert_eq!(bearer_token(&parts("/api/me", None)), None);
+    }
+
+    #[test]
+    fn a_query_token_is_read_decoded() {
+        let request = parts("/sync?peer=x&token=fnd_a%2Db", None);
+        assert_eq!(query_token(&request).as_deref(), Some("fnd_a-b"));
+        assert_eq!(query_token(&parts("/sync", None)), None);
+    }
+}

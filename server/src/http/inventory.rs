@@ -1,0 +1,243 @@
+//! Read access to the materialised inventory, as JSON, limited to the
+//! territories where the caller holds a role (an admin reads all). A volunteer
+//! reads their territory's inventory, but among invalid records and documents
+//! only their own: those are drafts, not yet part of the shared inventory.
+
+use axum::{
+    extract::{rejection::QueryRejection, Path, Query, State},
+    http::Method,
+    Json,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{extractor::AuthUser, ApiError, AppState, Routes};
+use crate::auth::Role;
+
+/// Roles that read everything in their territory, drafts included.
+const REVIEWERS: &[Role] = &[Role::Coordinator, Role::RegieAuditor];
+
+const DEFAULT_LIMIT: i64 = 500;
+const MAX_LIMIT: i64 = 5000;
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Method::GET, "/api/sightings", sightings)
+        .route(Method::GET, "/api/degradation-reports", degradation_reports)
+        .route(Method::GET, "/api/timesheet-entries", timesheet_entries)
+        .route(Method::GET, "/api/invalid-records", invalid_records)
+        .route(Method::GET, "/api/documents/{doc_id}", document)
+}
+
+/// Filters shared by the list endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    territory: Option<Uuid>,
+    /// Only rows with (true) or without (false) concurrent edits to review.
+    conflicts: Option<bool>,
+    /// Only invalid records of this kind.
+    kind: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+impl ListQuery {
+    /// The query, checked, once the caller may read the territory it names.
+    fn from(
+        query: Result<Query<ListQuery>, QueryRejection>,
+        user: &AuthUser,
+    ) -> Result<ListQuery, ApiError> {
+        let Query(query) =
+            query.map_err(|rejection| ApiError::bad_request("query", rejection.body_text()))?;
+        if let Some(territory) = query.territory {
+            user.require_member(territory)?;
+        }
+        if let Some(limit) = query.limit {
+            if !(1..=MAX_LIMIT).contains(&limit) {
+                return Err(ApiError::bad_request(
+                    "limit",
+                    format!("must be between 1 and {MAX_LIMIT} (got {limit})"),
+                ));
+            }
+        }
+        if query.offset.is_some_and(|offset| offset < 0) {
+            return Err(ApiError::bad_request("offset", "must not be negative"));
+        }
+        Ok(query)
+    }
+}
+
+/// Runs `select` (which yields one JSON object per row, ordered) with the
+/// common territory/conflicts/limit/offset filters, within the territories
+/// `user` may read.
+async fn list(
+    state: &AppState,
+    user: &AuthUser,
+    select: &str,
+    query: &ListQuery,
+) -> Result<Json<Value>, ApiError> {
+    let sql = format!(
+        "SELECT COALESCE(jsonb_agg(row), '[]') FROM ( {select} \
+         WHERE ($1::uuid IS NULL OR t.territory_id = $1) \
+           AND ($2::boolean IS NULL OR t.has_conflicts = $2) \
+           AND ($5::uuid[] IS NULL OR t.territory_id = ANY($5)) \
+         ORDER BY t.created_at, t.id LIMIT $3 OFFSET $4 ) AS rows"
+    );
+    let rows: Value = sqlx::query_scalar(&sql)
+        .bind(query.territory)
+        .bind(query.conflicts)
+        .bind(query.limit.unwrap_or(DEFAULT_LIMIT))
+        .bind(query.offset.unwrap_or(0))
+        .bind(user.readable_territories())
+        .fetch_one(&state.pool)
+        .await?;
+    Ok(Json(rows))
+}
+
+async fn sightings(
+    State(state): State<AppState>,
+    user: AuthUser,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let query = ListQuery::from(query, &user)?;
+    list(
+        &state,
+        &user,
+        "SELECT jsonb_build_object(\
+           'id', t.id, 'territoryId', t.territory_id, 'documentId', t.doc_id, \
+           'occurrenceID', t.occurrence_id, 'scientificName', t.scientific_name, \
+           'taxonID', t.taxon_id, 'vernacularName', t.vernacular_name, 'eventDate', t.event_date, \
+           'decimalLatitude', ST_Y(t.geom), 'decimalLongitude', ST_X(t.geom), \
+           'coordinateUncertaintyInMeters', t.coordinate_uncertainty_m, \
+           'individualCount', t.individual_count, 'occurrenceStatus', t.occurrence_status, \
+           'basisOfRecord', t.basis_of_record, 'recordedBy', t.recorded_by, 'site', t.site, \
+           'notes', t.notes, 'photos', t.photos, 'authorId', t.author_id, 'deviceId', t.device_id, \
+           'createdAt', t.created_at, 'modifiedAt', t.modified_at, \
+           'hasConflicts', t.has_conflicts, 'conflicts', t.conflicts) AS row \
+         FROM sightings t",
+        &query,
+    )
+    .await
+}
+
+async fn degradation_reports(
+    State(state): State<AppState>,
+    user: AuthUser,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let query = ListQuery::from(query, &user)?;
+    list(
+        &state,
+        &user,
+        "SELECT jsonb_build_object(\
+           'id', t.id, 'territoryId', t.territory_id, 'documentId', t.doc_id, \
+           'category', t.category, 'categoryDetail', t.category_detail, \
+           'observedAt', t.observed_at, 'decimalLatitude', ST_Y(t.geom), \
+           'decimalLongitude', ST_X(t.geom), \
+           'coordinateUncertaintyInMeters', t.coordinate_uncertainty_m, \
+           'description', t.description, 'photos', t.photos, 'site', t.site, \
+           'status', t.status, 'statusReason', t.status_reason, \
+           'statusHistory', (SELECT COALESCE(jsonb_agg(jsonb_build_object(\
+               'status', h.status, 'reason', h.reason, 'changedBy', h.changed_by, \
+               'changedAt', h.changed_at) ORDER BY h.seq), '[]') \
+             FROM degradation_status_history h WHERE h.report_id = t.id), \
+           'authorId', t.author_id, 'deviceId', t.device_id, 'createdAt', t.created_at, \
+           'modifiedAt', t.modified_at, 'hasConflicts', t.has_conflicts, \
+           'conflicts', t.conflicts) AS row \
+         FROM degradation_reports t",
+        &query,
+    )
+    .await
+}
+
+async fn timesheet_entries(
+    State(state): State<AppState>,
+    user: AuthUser,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let query = ListQuery::from(query, &user)?;
+    list(
+        &state,
+        &user,
+        "SELECT jsonb_build_object(\
+           'id', t.id, 'territoryId', t.territory_id, 'documentId', t.doc_id, \
+           'volunteerId', t.volunteer_id, 'workDate', t.work_date, 'startedAt', t.started_at, \
+           'endedAt', t.ended_at, 'durationMinutes', t.duration_minutes, \
+           'activity', t.activity, 'site', t.site, 'notes', t.notes, \
+           'approvalStatus', t.approval_status, 'approvedBy', t.approved_by, \
+           'approvedAt', t.approved_at, 'authorId', t.author_id, 'deviceId', t.device_id, \
+           'createdAt', t.created_at, 'modifiedAt', t.modified_at, \
+           'hasConflicts', t.has_conflicts, 'conflicts', t.conflicts) AS row \
+         FROM timesheet_entries t",
+        &query,
+    )
+    .await
+}
+
+/// Coordinators and auditors see their territories' invalid records; a
+/// volunteer sees those of the documents they own.
+async fn invalid_records(
+    State(state): State<AppState>,
+    user: AuthUser,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let query = ListQuery::from(query, &user)?;
+    if let Some(kind) = &query.kind {
+        if !["sighting", "degradation_report", "timesheet_entry"].contains(&kind.as_str()) {
+            return Err(ApiError::bad_request(
+                "kind",
+                format!("must be sighting, degradation_report or timesheet_entry (got {kind:?})"),
+            ));
+        }
+    }
+    let rows: Value = sqlx::query_scalar(
+        "SELECT COALESCE(jsonb_agg(row), '[]') FROM ( \
+           SELECT jsonb_build_object('documentId', doc_id, 'kind', kind, 'recordKey', record_key, \
+             'territoryId', territory_id, 'raw', raw, 'problems', problems, \
+             'conflicts', conflicts, 'firstSeenAt', first_seen_at, 'updatedAt', updated_at) AS row \
+           FROM invalid_records \
+           WHERE ($1::uuid IS NULL OR territory_id = $1) AND ($2::text IS NULL OR kind = $2) \
+             AND ($3::boolean IS NULL OR (jsonb_array_length(conflicts) > 0) = $3) \
+             AND ($6::uuid[] IS NULL OR territory_id = ANY($6) \
+                  OR (territory_id = ANY($7) AND doc_id IN ( \
+                        SELECT doc_id FROM documents WHERE owner_id = $8))) \
+           ORDER BY first_seen_at, doc_id, record_key LIMIT $4 OFFSET $5 ) AS rows",
+    )
+    .bind(query.territory)
+    .bind(&query.kind)
+    .bind(query.conflicts)
+    .bind(query.limit.unwrap_or(DEFAULT_LIMIT))
+    .bind(query.offset.unwrap_or(0))
+    .bind((!user.0.is_admin).then(|| user.0.territories_with(REVIEWERS)))
+    .bind(user.0.territories_with(&[Role::Volunteer]))
+    .bind(user.0.account_id)
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(Json(rows))
+}
+
+/// A document's state on the server: revision and document-level problems.
+/// For its owner, the coordinators and auditors of its territory, and admins.
+async fn document(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(doc_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row: Option<(Uuid, Option<Uuid>, Value)> = sqlx::query_as(
+        "SELECT territory_id, owner_id, jsonb_build_object('documentId', doc_id, \
+           'territoryId', territory_id, 'ownerId', owner_id, 'kind', kind, 'revision', revision, \
+           'problems', problems, 'firstSeenAt', first_seen_at, 'updatedAt', updated_at) \
+         FROM documents WHERE doc_id = $1",
+    )
+    .bind(&doc_id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let (territory, owner, document) =
+        row.ok_or_else(|| ApiError::NotFound(format!("document {doc_id}")))?;
+    if owner != Some(user.0.account_id) {
+        user.require_role(territory, REVIEWERS, "read another person's document")?;
+    }
+    Ok(Json(document))
+}

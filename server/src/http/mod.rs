@@ -1,0 +1,145 @@
+//! The HTTP surface: one module per resource, each registering its routes in a
+//! [`Routes`] merged here, so the list of routes reads top to bottom in one
+//! place — and [`route_list`] returns exactly what the router serves, which the
+//! authorisation test checks its table against.
+//!
+//! Every route except `/health`, `POST /api/auth/login` and `POST /api/enrol`
+//! authenticates its caller through [`extractor::AuthUser`] and then checks the
+//! caller's role in the territory concerned.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    handler::Handler,
+    http::Method,
+    routing::{MethodFilter, MethodRouter},
+    Router,
+};
+use sqlx::PgPool;
+
+use crate::{committed::CommittedDocs, repo::SyncRepo};
+
+/// `POST /api/accounts`: creating accounts (admin).
+pub mod accounts;
+/// `GET /api/devices`, `POST /api/devices/{id}/revoke`: enrolled phones, and
+/// cutting off a lost one.
+pub mod devices;
+/// `POST /api/invitations`, `POST /api/enrol`: enrolling a phone with a
+/// single-use code instead of a password typed in the field.
+pub mod enrolment;
+/// Authentication and the small checks handlers share, done once.
+pub mod extractor;
+/// `/health`: liveness and database reachability, for load balancers.
+pub mod health;
+/// `/api/sightings`, `/api/degradation-reports`, `/api/timesheet-entries`,
+/// `/api/invalid-records`, `/api/documents/{id}`: the materialised inventory,
+/// limited to the caller's territories.
+pub mod inventory;
+/// `HEAD`/`PUT /api/photos/{sha256}` (resumable upload), `GET
+/// /api/photos/{sha256}[/thumbnail]`: photos attached to records.
+pub mod photos;
+/// `POST /api/auth/login`, `POST /api/auth/logout`, `GET /api/me`: password
+/// sessions and who the caller is.
+pub mod sessions;
+/// `/sync`: the automerge-repo WebSocket.
+pub mod sync;
+/// `/api/territories…`: territories, their members and their sites.
+pub mod territories;
+
+mod error;
+pub use error::ApiError;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub sync: SyncRepo,
+    pub committed: CommittedDocs,
+    /// Largest photo accepted, in bytes (`--max-photo-bytes`).
+    pub max_photo_bytes: u64,
+}
+
+/// Routes as they are registered: the axum routing and the (method, path)
+/// list come from the same calls, so the list cannot drift from what is served.
+#[derive(Default)]
+pub struct Routes {
+    /// One method router per path: modules may serve different methods on one path.
+    paths: BTreeMap<&'static str, MethodRouter<AppState>>,
+    served: Vec<(Method, &'static str)>,
+}
+
+impl Routes {
+    pub fn new() -> Routes {
+        Routes::default()
+    }
+
+    /// Serves `handler` for `method` on `path`. Registering a method twice on
+    /// one path panics at start-up, as axum does.
+    pub fn route<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Routes
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone())
+            .unwrap_or_else(|_| panic!("axum cannot route {method} requests"));
+        let on_path = self.paths.remove(path).unwrap_or_default();
+        self.paths.insert(path, on_path.on(filter, handler));
+        self.served.push((method, path));
+        self
+    }
+
+    pub fn merge(mut self, other: Routes) -> Routes {
+        for (path, routes) in other.paths {
+            let on_path = self.paths.remove(path).unwrap_or_default();
+            self.paths.insert(path, on_path.merge(routes));
+        }
+        self.served.extend(other.served);
+        self
+    }
+
+    fn into_router(self) -> Router<AppState> {
+        self.paths
+            .into_iter()
+            .fold(Router::new(), |router, (path, routes)| {
+                router.route(path, routes)
+            })
+    }
+}
+
+/// Every route, resource by resource.
+fn routes() -> Routes {
+    Routes::new()
+        .merge(health::routes())
+        .merge(sessions::routes())
+        .merge(enrolment::routes())
+        .merge(devices::routes())
+        .merge(territories::routes())
+        .merge(accounts::routes())
+        .merge(inventory::routes())
+        .merge(photos::routes())
+        .merge(sync::routes())
+}
+
+/// Every (method, path) the router serves, in registration order.
+pub fn route_list() -> Vec<(Method, &'static str)> {
+    routes().served
+}
+
+pub fn router(state: AppState) -> Router {
+    routes()
+        .into_router()
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |request: &axum::http::Request<_>| {
+                    tracing::info_span!(
+                        "http",
+                        method = %request.method(),
+                        // The path only: the query may carry a token (`/sync?token=`).
+                        path = %request.uri().path(),
+                        request_id = %uuid::Uuid::new_v4(),
+                    )
+                },
+            ),
+        )
+        .with_state(state)
+}

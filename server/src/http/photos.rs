@@ -1,0 +1,557 @@
+//! Photos attached to records: uploaded by phones, resumably, apart from the
+//! automerge notebooks (a record's `photos` field holds their SHA-256), stored
+//! in PostgreSQL, and served with their thumbnails to the review UI.
+//!
+//! The upload protocol, for connections that drop in basements:
+//!
+//! - `HEAD /api/photos/{sha256}`: 200 when the server holds the photo (nothing
+//!   to send); otherwise 404 with `Upload-Offset: n`, the bytes of the
+//!   caller's own partial upload already received (0 for none).
+//! - `PUT /api/photos/{sha256}` with `Content-Range: bytes start-end/total`
+//!   (end inclusive) and those bytes as the body appends them when `start` is
+//!   the server's offset: 204 with the new `Upload-Offset`, or, for the last
+//!   chunk, 201 with the stored photo's description. Another `start` gets 409
+//!   with the server's `Upload-Offset`, to resume from. Without
+//!   `Content-Range` the body is the whole photo. A photo already held gets
+//!   200 at once, its body unread: nothing is stored twice.
+//! - When the last byte arrives the server checks that the bytes hash to the
+//!   address (else 422, and the partial upload is discarded), that they are a
+//!   JPEG or PNG it can decode (else 415 or 422), makes the thumbnail itself,
+//!   and stores both in one transaction.
+//! - A `total` above `--max-photo-bytes` (default 20 MiB) is refused with 413
+//!   naming `Content-Range` (or `Content-Length`), before the body is read;
+//!   the body is read with a limit of the length the range announces, so no
+//!   client streams more than it declared.
+//!
+//! Who: uploading takes a volunteer or coordinator of the territory the photo
+//! is filed under (`?territory=`, or the uploader's only such territory), or
+//! an admin; auditors write nothing. Reading a photo or its thumbnail takes a
+//! role in its territory, or admin.
+
+use axum::{
+    body::Body,
+    extract::{Path, RawQuery, State},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use image::{
+    codecs::jpeg::JpegEncoder, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{extractor::AuthUser, ApiError, AppState, Routes};
+use crate::auth::{Credential, Role};
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Method::HEAD, "/api/photos/{sha256}", upload_status)
+        .route(Method::PUT, "/api/photos/{sha256}", upload)
+        .route(Method::GET, "/api/photos/{sha256}", photo)
+        .route(Method::GET, "/api/photos/{sha256}/thumbnail", thumbnail)
+}
+
+/// Who may file a photo under a territory (admins too).
+const UPLOADERS: &[Role] = &[Role::Volunteer, Role::Coordinator];
+const UPLOAD_OFFSET: &str = "upload-offset";
+/// Longest edge of thumbnails, in pixels.
+const THUMBNAIL_EDGE: u32 = 256;
+/// Photos never change under their address: browsers may keep them, but only
+/// for the person who was allowed to see them.
+const CACHE_CONTROL: &str = "private, max-age=31536000, immutable";
+/// Partial uploads untouched for this long are deleted when a new upload starts.
+const ABANDONED_AFTER: &str = "7 days";
+
+/// The address in the path: 64 lowercase hex digits.
+fn address(sha256: &str) -> Result<&str, ApiError> {
+    if sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+    {
+        Ok(sha256)
+    } else {
+        Err(ApiError::bad_request(
+            "sha256",
+            "must be the photo's SHA-256 as 64 lowercase hexadecimal digits",
+        ))
+    }
+}
+
+/// The territory a photo is filed under: `?territory=` if given, else the
+/// caller's only territory where they volunteer or coordinate.
+fn upload_territory(user: &AuthUser, query: Option<&str>) -> Result<Uuid, ApiError> {
+    let requested = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == "territory")
+        .map(|(_, value)| {
+            value
+                .parse::<Uuid>()
+                .map_err(|_| ApiError::bad_request("territory", "must be a territory id (UUID)"))
+        })
+        .transpose()?;
+    if let Some(territory) = requested {
+        user.require_role(territory, UPLOADERS, "upload photos to it")?;
+        return Ok(territory);
+    }
+    match user.0.territories_with(UPLOADERS).as_slice() {
+        [only] => Ok(*only),
+        [] if !user.0.is_admin => Err(ApiError::forbidden(
+            "only volunteers and coordinators upload photos, and you are neither in any territory",
+        )),
+        _ => Err(ApiError::bad_request(
+            "territory",
+            "name the territory the photo belongs to with ?territory=<id>",
+        )),
+    }
+}
+
+/// `HEAD`: whether the photo is held, else how much of the caller's upload is.
+async fn upload_status(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(sha256): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let sha256 = address(&sha256)?;
+    upload_territory(&user, query.as_deref())?;
+    if stored_photo(&state.pool, sha256).await?.is_some() {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let received: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(length(data)), 0)::bigint FROM photo_upload_chunks \
+         WHERE sha256 = $1 AND account_id = $2",
+    )
+    .bind(sha256)
+    .bind(user.0.account_id)
+    .fetch_one(&state.pool)
+    .await?;
+    Ok((
+        StatusCode::NOT_FOUND,
+        [(UPLOAD_OFFSET, received.to_string())],
+    )
+        .into_response())
+}
+
+/// The byte range a PUT carries.
+struct ChunkRange {
+    start: u64,
+    /// Exclusive.
+    end: u64,
+    total: u64,
+    /// The header the total came from, named when it is refused.
+    field: &'static str,
+}
+
+/// `Content-Range: bytes start-end/total`, or, without one, the whole photo
+/// as `Content-Length` says.
+fn chunk_range(headers: &HeaderMap) -> Result<ChunkRange, ApiError> {
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    let Some(value) = headers.get(header::CONTENT_RANGE) else {
+        return match content_length {
+            Some(total) if total > 0 => Ok(ChunkRange {
+                start: 0,
+                end: total,
+                total,
+                field: "Content-Length",
+            }),
+            _ => Err(ApiError::bad_request(
+                "Content-Range",
+                "send `Content-Range: bytes <start>-<end>/<total>` (or the whole photo with its \
+                 Content-Length)",
+            )),
+        };
+    };
+    let invalid = || {
+        ApiError::bad_request(
+            "Content-Range",
+            "must be `bytes <start>-<end>/<total>`, end inclusive, within the total",
+        )
+    };
+    let (start, end, total) = value
+        .to_str()
+        .ok()
+        .and_then(|value| value.trim().strip_prefix("bytes "))
+        .and_then(|range| {
+            let (span, total) = range.split_once('/')?;
+            let (start, end) = span.split_once('-')?;
+            Some((
+                start.trim().parse::<u64>().ok()?,
+                end.trim().parse::<u64>().ok()?,
+                total.trim().parse::<u64>().ok()?,
+            ))
+        })
+        .ok_or_else(invalid)?;
+    if start > end || end >= total {
+        return Err(invalid());
+    }
+    Ok(ChunkRange {
+        start,
+        end: end + 1,
+        total,
+        field: "Content-Range",
+    })
+}
+
+/// `PUT`: appends a chunk at the server's offset; stores the photo when the
+/// last byte is in.
+async fn upload(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(sha256): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let sha256 = address(&sha256)?;
+    let territory = upload_territory(&user, query.as_deref())?;
+    if let Some(stored) = stored_photo(&state.pool, sha256).await? {
+        return Ok((StatusCode::OK, Json(stored)).into_response());
+    }
+    // Everything here is decided from the headers: an oversized photo is
+    // refused before a byte of its body is read.
+    let range = chunk_range(&headers)?;
+    if range.total > state.max_photo_bytes {
+        return Err(ApiError::TooLarge {
+            field: range.field.to_string(),
+            message: format!(
+                "the photo is {} bytes; this server accepts photos of at most {} bytes \
+                 (the phone app shrinks photos to about 0.5 MB before sending them)",
+                range.total, state.max_photo_bytes
+            ),
+        });
+    }
+    let length = range.end - range.start;
+    let chunk = axum::body::to_bytes(body, length as usize)
+        .await
+        .map_err(|_| {
+            ApiError::bad_request(
+                "body",
+                format!("is longer than the {length} bytes Content-Range announces, or was cut"),
+            )
+        })?;
+    if chunk.len() as u64 != length {
+        return Err(ApiError::bad_request(
+            "body",
+            format!(
+                "holds {} bytes; Content-Range announces {length}",
+                chunk.len()
+            ),
+        ));
+    }
+    let device = match user.0.credential {
+        Credential::Device { device_id } => Some(device_id),
+        Credential::Session { .. } => None,
+    };
+
+    let mut tx = state.pool.begin().await?;
+    if range.start == 0 {
+        sqlx::query(&format!(
+            "DELETE FROM photo_uploads WHERE updated_at < now() - interval '{ABANDONED_AFTER}'"
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    // The upsert locks the upload's row: concurrent chunks of one upload queue here.
+    let expected_size: i32 = sqlx::query_scalar(
+        "INSERT INTO photo_uploads (sha256, account_id, territory_id, device_id, expected_size) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (sha256, account_id) DO UPDATE \
+           SET territory_id = $3, device_id = $4, updated_at = now() \
+         RETURNING expected_size",
+    )
+    .bind(sha256)
+    .bind(user.0.account_id)
+    .bind(territory)
+    .bind(device)
+    .bind(range.total as i32)
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut offset: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(length(data)), 0)::bigint FROM photo_upload_chunks \
+         WHERE sha256 = $1 AND account_id = $2",
+    )
+    .bind(sha256)
+    .bind(user.0.account_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if i64::from(expected_size) != range.total as i64 {
+        // The same address cannot have two sizes: what was received belongs to
+        // a client's mistake. Start again.
+        sqlx::query("DELETE FROM photo_upload_chunks WHERE sha256 = $1 AND account_id = $2")
+            .bind(sha256)
+            .bind(user.0.account_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE photo_uploads SET expected_size = $3 WHERE sha256 = $1 AND account_id = $2",
+        )
+        .bind(sha256)
+        .bind(user.0.account_id)
+        .bind(range.total as i32)
+        .execute(&mut *tx)
+        .await?;
+        offset = 0;
+    }
+    if range.start as i64 != offset {
+        tx.commit().await?;
+        let mut response = ApiError::Conflict {
+            field: "Content-Range".to_string(),
+            message: format!(
+                "this upload has {offset} bytes so far; send the chunk starting at byte {offset}"
+            ),
+        }
+        .into_response();
+        response
+            .headers_mut()
+            .insert(UPLOAD_OFFSET, HeaderValue::from(offset));
+        return Ok(response);
+    }
+    sqlx::query(
+        "INSERT INTO photo_upload_chunks (sha256, account_id, byte_offset, data) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(sha256)
+    .bind(user.0.account_id)
+    .bind(offset as i32)
+    .bind(chunk.as_ref())
+    .execute(&mut *tx)
+    .await?;
+    offset += length as i64;
+    if (offset as u64) < range.total {
+        tx.commit().await?;
+        return Ok((
+            StatusCode::NO_CONTENT,
+            [(UPLOAD_OFFSET, offset.to_string())],
+        )
+            .into_response());
+    }
+
+    let chunks: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT data FROM photo_upload_chunks WHERE sha256 = $1 AND account_id = $2 \
+         ORDER BY byte_offset",
+    )
+    .bind(sha256)
+    .bind(user.0.account_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let photo = chunks.concat();
+    let address = sha256.to_string();
+    // Hashing and decoding are CPU work: off the async threads.
+    let verified = tokio::task::spawn_blocking(move || verify(&address, photo))
+        .await
+        .map_err(|error| ApiError::Internal(format!("photo verification task: {error}")))?;
+    sqlx::query("DELETE FROM photo_uploads WHERE sha256 = $1 AND account_id = $2")
+        .bind(sha256)
+        .bind(user.0.account_id)
+        .execute(&mut *tx)
+        .await?;
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(refusal) => {
+            // The partial upload goes with the refusal: resending the same
+            // bytes would be refused again.
+            tx.commit().await?;
+            return Err(refusal);
+        }
+    };
+    sqlx::query(
+        "INSERT INTO photos (sha256, territory_id, uploaded_by, device_id, size, width, height, \
+           content_type, data, thumbnail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (sha256) DO NOTHING",
+    )
+    .bind(sha256)
+    .bind(territory)
+    .bind(user.0.account_id)
+    .bind(device)
+    .bind(verified.data.len() as i32)
+    .bind(verified.width as i32)
+    .bind(verified.height as i32)
+    .bind(verified.content_type)
+    .bind(&verified.data)
+    .bind(&verified.thumbnail)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let stored = stored_photo(&state.pool, sha256)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("photo {sha256} vanished after storing")))?;
+    Ok((StatusCode::CREATED, Json(stored)).into_response())
+}
+
+/// A photo whose bytes were checked, with the thumbnail made from them.
+struct Verified {
+    data: Vec<u8>,
+    content_type: &'static str,
+    width: u32,
+    height: u32,
+    thumbnail: Vec<u8>,
+}
+
+/// Pixels beyond any camera's are refused before decoding: a small file
+/// must not make the server allocate gigabytes.
+const MAX_DECODED_EDGE: u32 = 20_000;
+const MAX_DECODE_ALLOC: u64 = 1 << 30;
+
+fn verify(sha256: &str, data: Vec<u8>) -> Result<Verified, ApiError> {
+    let actual: String = Sha256::digest(&data)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    if actual != sha256 {
+        return Err(ApiError::Unprocessable {
+            field: "sha256".to_string(),
+            message: format!(
+                "the bytes received hash to {actual}, not to the address {sha256}; the upload \
+                 was discarded, send the photo again"
+            ),
+        });
+    }
+    let mut reader = ImageReader::new(std::io::Cursor::new(&data))
+        .with_guessed_format()
+        .map_err(|error| ApiError::Internal(format!("reading a photo in memory: {error}")))?;
+    let content_type = match reader.format() {
+        Some(ImageFormat::Jpeg) => "image/jpeg",
+        Some(ImageFormat::Png) => "image/png",
+        _ => {
+            return Err(ApiError::UnsupportedMediaType {
+                field: "body".to_string(),
+                message: "this is not a photo: only JPEG and PNG images are accepted, and these \
+                          bytes are neither (whatever the file was named)"
+                    .to_string(),
+            })
+        }
+    };
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_DECODED_EDGE);
+    limits.max_image_height = Some(MAX_DECODED_EDGE);
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    reader.limits(limits);
+    let damaged = |error: image::ImageError| ApiError::Unprocessable {
+        field: "body".to_string(),
+        message: format!("this image cannot be decoded (damaged or incomplete): {error}"),
+    };
+    let mut decoder = reader.into_decoder().map_err(damaged)?;
+    let orientation = decoder.orientation().map_err(damaged)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(damaged)?;
+    let (width, height) = (image.width(), image.height());
+    // Photos from the phone library are upright already; other clients'
+    // may still carry an EXIF orientation, which the thumbnail applies.
+    image.apply_orientation(orientation);
+    if image.width().max(image.height()) > THUMBNAIL_EDGE {
+        image = image.thumbnail(THUMBNAIL_EDGE, THUMBNAIL_EDGE);
+    }
+    let mut thumbnail = Vec::new();
+    JpegEncoder::new_with_quality(&mut thumbnail, 80)
+        .encode_image(&image.into_rgb8())
+        .map_err(|error| ApiError::Internal(format!("encoding a thumbnail: {error}")))?;
+    Ok(Verified {
+        data,
+        content_type,
+        width,
+        height,
+        thumbnail,
+    })
+}
+
+/// A held photo's description, or None.
+async fn stored_photo(pool: &PgPool, sha256: &str) -> Result<Option<Value>, ApiError> {
+    Ok(sqlx::query_scalar(
+        "SELECT jsonb_build_object('sha256', sha256, 'territoryId', territory_id, \
+           'size', size, 'width', width, 'height', height, 'contentType', content_type, \
+           'createdAt', created_at) \
+         FROM photos WHERE sha256 = $1",
+    )
+    .bind(sha256)
+    .fetch_optional(pool)
+    .await?)
+}
+
+async fn photo(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(sha256): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    serve_image(
+        &state.pool,
+        &user,
+        &sha256,
+        &headers,
+        "data",
+        "content_type",
+    )
+    .await
+}
+
+async fn thumbnail(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(sha256): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    serve_image(
+        &state.pool,
+        &user,
+        &sha256,
+        &headers,
+        "thumbnail",
+        "'image/jpeg'",
+    )
+    .await
+}
+
+/// Serves the `column` of a photo to a member of its territory, with
+/// `content_type` (an SQL expression); 304 when the client's copy is current.
+async fn serve_image(
+    pool: &PgPool,
+    user: &AuthUser,
+    sha256: &str,
+    headers: &HeaderMap,
+    column: &str,
+    content_type: &str,
+) -> Result<Response, ApiError> {
+    let sha256 = address(sha256)?;
+    let territory: Option<Uuid> =
+        sqlx::query_scalar("SELECT territory_id FROM photos WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(pool)
+            .await?;
+    let territory = territory.ok_or_else(|| ApiError::NotFound(format!("photo {sha256}")))?;
+    user.require_member(territory)?;
+    let etag = format!("\"{sha256}\"");
+    let cache_headers = [
+        (header::ETAG, etag.clone()),
+        (header::CACHE_CONTROL, CACHE_CONTROL.to_string()),
+    ];
+    let current = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    if current {
+        return Ok((StatusCode::NOT_MODIFIED, cache_headers).into_response());
+    }
+    let (content_type, bytes): (String, Vec<u8>) = sqlx::query_as(&format!(
+        "SELECT {content_type}, {column} FROM photos WHERE sha256 = $1"
+    ))
+    .bind(sha256)
+    .fetch_one(pool)
+    .await?;
+    Ok((
+        cache_headers,
+        [
+            (header::CONTENT_TYPE, content_type),
+            // Served bytes are images only, whatever a browser might sniff.
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        bytes,
+    )
+        .into_response())
+}

@@ -1,0 +1,39 @@
+//! `/sync`: the automerge-repo WebSocket, authenticated before the upgrade.
+
+use axum::{
+    extract::{ws::rejection::WebSocketUpgradeRejection, State, WebSocketUpgrade},
+    http::{request::Parts, Method},
+    response::{IntoResponse, Response},
+};
+
+use super::{extractor::principal_from_request_parts, ApiError, AppState, Routes};
+
+/// Largest sync message accepted: a phone's notebook after weeks offline is far
+/// smaller; photos travel separately.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+pub fn routes() -> Routes {
+    Routes::new().route(Method::GET, "/sync", upgrade)
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    parts: Parts,
+    // Checked after authentication, so an anonymous caller learns nothing.
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    // Browsers cannot set headers on a WebSocket, so the credential may also
+    // come as `?token=`; it is never logged (request spans record the path only).
+    let principal = principal_from_request_parts(&parts, &state, true).await?;
+    let ws = ws.map_err(|rejection| ApiError::bad_request("upgrade", rejection.body_text()))?;
+    let connection_id = uuid::Uuid::new_v4();
+    tracing::info!(%connection_id, account = %principal.account_id, "sync connection authenticated");
+    Ok(ws
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| async move {
+            if let Err(error) = state.sync.accept(socket, principal, connection_id) {
+                tracing::warn!(%connection_id, %error, "sync connection refused");
+            }
+        })
+        .into_response())
+}

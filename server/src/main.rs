@@ -1,0 +1,137 @@
+//! `fieldnotes-server`: starts the sync server, with its own PostgreSQL cluster
+//! when no `DATABASE_URL` is given; `create-admin` bootstraps the first admin
+//! account on the same database.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Context;
+use clap::Parser;
+use fieldnotes_server::{
+    auth::admin, config::Command, connect_database, embedded_pg::EmbeddedPostgres, serve, Config,
+};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config::parse();
+    // Asked before the (slow) database start, so the prompt comes at once.
+    let admin_password = match &config.command {
+        Some(Command::CreateAdmin { .. }) => Some(read_password()?),
+        None => None,
+    };
+
+    let (database_url, embedded) = match &config.database_url {
+        Some(url) => (url.clone(), None),
+        None => {
+            let data_dir = std::path::absolute(config.data_dir.join("postgres"))
+                .context("resolving the data directory")?;
+            let embedded = EmbeddedPostgres::start(&data_dir)
+                .await
+                .context("starting the embedded PostgreSQL cluster")?;
+            (embedded.database_url(), Some(embedded))
+        }
+    };
+
+    let result = match (&config.command, admin_password) {
+        (
+            Some(Command::CreateAdmin {
+                email,
+                display_name,
+            }),
+            Some(password),
+        ) => create_admin(&config, &database_url, email, display_name, &password).await,
+        _ => run(&config, &database_url).await,
+    };
+    if let Some(embedded) = embedded {
+        if let Err(error) = embedded.stop().await {
+            tracing::warn!(%error, "stopping the embedded PostgreSQL cluster");
+        }
+    }
+    result
+}
+
+async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
+    let pool = connect_database(database_url, config.db_connections).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    // One machine-readable line on stdout: scripts and tests find the port here.
+    println!(
+        "{}",
+        serde_json::json!({ "listening": listener.local_addr()?.to_string() })
+    );
+    serve(pool, listener, config.max_photo_bytes, shutdown_signal()).await
+}
+
+async fn create_admin(
+    config: &Config,
+    database_url: &str,
+    email: &str,
+    display_name: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    let pool = connect_database(database_url, config.db_connections.min(2)).await?;
+    let account = admin::create_account(&pool, display_name, Some(email), Some(password), true)
+        .await
+        .context("creating the admin account")?;
+    println!(
+        "{}",
+        serde_json::json!({ "accountId": account, "email": email.trim(), "isAdmin": true })
+    );
+    Ok(())
+}
+
+/// The new admin's password from standard input: on a terminal, typed twice
+/// without echo; otherwise the first line (for scripts: `… < password-file`).
+fn read_password() -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let first = prompt_silently("Password for the new admin: ")?;
+    let second = prompt_silently("The same password again: ")?;
+    if first != second {
+        anyhow::bail!("the two passwords differ; nothing was created");
+    }
+    Ok(first)
+}
+
+fn prompt_silently(prompt: &str) -> anyhow::Result<String> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+
+    let stdin = std::io::stdin();
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let original = tcgetattr(&stdin).context("reading the terminal settings")?;
+    let mut silent = original.clone();
+    silent.local_flags.remove(LocalFlags::ECHO);
+    tcsetattr(&stdin, SetArg::TCSANOW, &silent).context("turning echo off")?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    // Echo comes back whatever happened to the read.
+    tcsetattr(&stdin, SetArg::TCSANOW, &original).context("turning echo back on")?;
+    eprintln!();
+    read.context("reading the password")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate.recv() => {},
+    }
+    tracing::info!("shutting down");
+}

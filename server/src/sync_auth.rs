@@ -1,0 +1,324 @@
+//! Authorisation on the sync channel.
+//!
+//! Every WebSocket on `/sync` is authenticated when it is opened (device
+//! credential or session token) and bound to a peer id derived from that
+//! credential (`device-<id>` / `session-<id>`), which samod enforces during its
+//! handshake. From then on:
+//! - the share policy ([`SyncAccess`] as a samod `SharePolicy`) decides per
+//!   document whether the peer may read it, write it, or not see it at all;
+//! - every incoming change is judged before samod applies it
+//!   ([`SyncAccess::authorize_incoming`], rules in `sync::authorize`): a refused
+//!   change gets an `error` message naming the reason and the connection closes,
+//!   with nothing applied or stored;
+//! - revoking a device closes its open connections at once, in every server
+//!   process (PostgreSQL `NOTIFY fieldnotes_device_revoked`).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use automerge::sync;
+use futures::Stream;
+use samod::{DocumentId, PeerId, ShareConfig};
+use sqlx::{postgres::PgListener, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    auth::{admin::DEVICE_REVOKED_CHANNEL, Credential, Principal, Role},
+    committed::CommittedDocs,
+};
+use ::sync::authorize::{authorize_notebook_changes, Decision, Refusal, WriterRights};
+
+/// How long an incoming change may wait for the changes it depends on to commit.
+const DEPENDENCY_WAIT: Duration = Duration::from_secs(60);
+/// How often open connections are re-checked against revocations, in case a
+/// notification was missed while the listener reconnected.
+const REVOCATION_SWEEP: Duration = Duration::from_secs(30);
+
+/// Why an incoming message was not handed to samod.
+#[derive(Debug, thiserror::Error)]
+pub enum IncomingError {
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
+    #[error("the changes this message depends on were not committed in time")]
+    DependenciesNotCommitted,
+    #[error("reading the committed document: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The peer id a credential must use in the automerge-repo handshake.
+pub fn peer_id_for(credential: &Credential) -> PeerId {
+    match credential {
+        Credential::Device { device_id } => PeerId::from(format!("device-{device_id}").as_str()),
+        Credential::Session { session_id } => {
+            PeerId::from(format!("session-{session_id}").as_str())
+        }
+    }
+}
+
+struct OpenConnection {
+    id: Uuid,
+    credential: Credential,
+    closed: CancellationToken,
+}
+
+#[derive(Default)]
+struct Registry {
+    /// Principals by peer id, for the share policy (samod knows peers by id only).
+    principals: HashMap<String, (Principal, usize)>,
+    connections: Vec<OpenConnection>,
+}
+
+/// The sync channel's view of who is connected and what they may do. Cheap to clone.
+#[derive(Clone)]
+pub struct SyncAccess {
+    pool: PgPool,
+    committed: CommittedDocs,
+    /// A std mutex: held only for map updates, never across an await.
+    registry: Arc<Mutex<Registry>>,
+}
+
+/// Deregisters a connection when the transport that owns it is dropped.
+pub struct ConnectionRegistration {
+    access: SyncAccess,
+    id: Uuid,
+    peer_id: String,
+    pub closed: CancellationToken,
+}
+
+impl Drop for ConnectionRegistration {
+    fn drop(&mut self) {
+        let mut registry = self.access.registry.lock().expect("sync registry poisoned");
+        registry.connections.retain(|c| c.id != self.id);
+        if let Some((_, count)) = registry.principals.get_mut(&self.peer_id) {
+            *count -= 1;
+            if *count == 0 {
+                registry.principals.remove(&self.peer_id);
+            }
+        }
+    }
+}
+
+impl SyncAccess {
+    pub fn new(pool: PgPool, committed: CommittedDocs) -> Self {
+        SyncAccess {
+            pool,
+            committed,
+            registry: Arc::default(),
+        }
+    }
+
+    /// Records an authenticated connection; its token is cancelled when the
+    /// credential is revoked.
+    pub fn register(&self, principal: &Principal, connection_id: Uuid) -> ConnectionRegistration {
+        let peer_id = peer_id_for(&principal.credential).to_string();
+        let closed = CancellationToken::new();
+        let mut registry = self.registry.lock().expect("sync registry poisoned");
+        registry
+            .principals
+            .entry(peer_id.clone())
+            .and_modify(|(current, count)| {
+                *current = principal.clone();
+                *count += 1;
+            })
+            .or_insert_with(|| (principal.clone(), 1));
+        registry.connections.push(OpenConnection {
+            id: connection_id,
+            credential: principal.credential.clone(),
+            closed: closed.clone(),
+        });
+        ConnectionRegistration {
+            access: self.clone(),
+            id: connection_id,
+            peer_id,
+            closed,
+        }
+    }
+
+    fn principal_of(&self, peer_id: &PeerId) -> Option<Principal> {
+        let registry = self.registry.lock().expect("sync registry poisoned");
+        registry
+            .principals
+            .get(&peer_id.to_string())
+            .map(|(principal, _)| principal.clone())
+    }
+
+    /// Closes every open connection of a revoked device.
+    pub fn close_device(&self, device_id: Uuid) -> usize {
+        let registry = self.registry.lock().expect("sync registry poisoned");
+        let mut closed = 0;
+        for connection in &registry.connections {
+            if connection.credential == (Credential::Device { device_id }) {
+                connection.closed.cancel();
+                closed += 1;
+            }
+        }
+        if closed > 0 {
+            tracing::info!(%device_id, connections = closed, "revoked device disconnected");
+        }
+        closed
+    }
+
+    /// What `peer_id` may do with `doc_id`.
+    async fn share_config(&self, doc_id: DocumentId, peer_id: PeerId) -> ShareConfig {
+        let Some(principal) = self.principal_of(&peer_id) else {
+            return ShareConfig::none();
+        };
+        let row: Result<Option<(Uuid, Option<Uuid>)>, _> =
+            sqlx::query_as("SELECT territory_id, owner_id FROM documents WHERE doc_id = $1")
+                .bind(doc_id.to_string())
+                .fetch_optional(&self.pool)
+                .await;
+        let config = match row {
+            // A document the server does not have: the peer is creating it. Its
+            // content is judged change by change on the way in.
+            Ok(None) => ShareConfig::read_write(),
+            Ok(Some((_, Some(owner)))) if owner == principal.account_id => {
+                ShareConfig::read_write()
+            }
+            Ok(Some((territory, _)))
+                if principal.is_admin
+                    || principal.has_role(territory, Role::Coordinator)
+                    || principal.has_role(territory, Role::RegieAuditor) =>
+            {
+                ShareConfig::read_only()
+            }
+            Ok(Some(_)) => ShareConfig::none(),
+            Err(error) => {
+                tracing::error!(%doc_id, %error, "share policy could not read the document; denying");
+                ShareConfig::none()
+            }
+        };
+        config.with_announce(false)
+    }
+
+    /// Judges an incoming message before samod sees it: changes must be ones
+    /// the connection's principal may make.
+    pub async fn authorize_incoming(
+        &self,
+        principal: &Principal,
+        message: &[u8],
+    ) -> Result<(), IncomingError> {
+        let Ok(envelope) = ::sync::wire::decode_envelope(message) else {
+            return Ok(()); // `wire::check_incoming` has already refused it
+        };
+        let (Some(doc_id), Some(data)) = (envelope.document_id, envelope.data) else {
+            return Ok(());
+        };
+        if !matches!(envelope.kind.as_str(), "sync" | "request") {
+            return Ok(());
+        }
+        let Ok(sync_message) = sync::Message::decode(&data) else {
+            return Ok(());
+        };
+        if sync_message.changes.is_empty() {
+            return Ok(());
+        }
+        let chunks: Vec<Vec<u8>> = sync_message.changes.iter().map(<[u8]>::to_vec).collect();
+        let rights = WriterRights {
+            account_id: principal.account_id,
+            notebook_territories: principal.territories_with(&[Role::Volunteer, Role::Coordinator]),
+        };
+        let decision = self
+            .committed
+            .wait_for(
+                &doc_id,
+                DEPENDENCY_WAIT,
+                |committed| match authorize_notebook_changes(committed, &chunks, &rights) {
+                    Decision::Allowed(_) => Some(Ok(())),
+                    Decision::Refused(refusal) => Some(Err(refusal)),
+                    Decision::MissingDependencies(_) => None,
+                },
+            )
+            .await?;
+        match decision {
+            Some(Ok(())) => Ok(()),
+            Some(Err(refusal)) => {
+                tracing::warn!(%doc_id, account = %principal.account_id, %refusal, "refusing changes");
+                Err(refusal.into())
+            }
+            None => Err(IncomingError::DependenciesNotCommitted),
+        }
+    }
+
+    /// Listens for revocations from any server process and closes the revoked
+    /// devices' connections; also sweeps periodically in case a notification was
+    /// lost while the listener reconnected. Runs until `stop` is cancelled.
+    pub async fn watch_revocations(self, stop: CancellationToken) {
+        let mut listener = loop {
+            match PgListener::connect_with(&self.pool).await {
+                Ok(mut listener) => match listener.listen(DEVICE_REVOKED_CHANNEL).await {
+                    Ok(()) => break listener,
+                    Err(error) => tracing::warn!(%error, "listening for revocations"),
+                },
+                Err(error) => tracing::warn!(%error, "connecting the revocation listener"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        };
+        let mut sweep = tokio::time::interval(REVOCATION_SWEEP);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                notification = listener.recv() => match notification {
+                    Ok(notification) => match Uuid::parse_str(notification.payload()) {
+                        Ok(device_id) => { self.close_device(device_id); }
+                        Err(_) => tracing::warn!("ignoring a malformed revocation notification"),
+                    },
+                    Err(error) => {
+                        tracing::warn!(%error, "revocation listener lost its connection; it reconnects");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                },
+                _ = sweep.tick() => self.sweep_revoked().await,
+            }
+        }
+    }
+
+    async fn sweep_revoked(&self) {
+        let devices: Vec<Uuid> = {
+            let registry = self.registry.lock().expect("sync registry poisoned");
+            registry
+                .connections
+                .iter()
+                .filter_map(|c| match c.credential {
+                    Credential::Device { device_id } => Some(device_id),
+                    Credential::Session { .. } => None,
+                })
+                .collect()
+        };
+        if devices.is_empty() {
+            return;
+        }
+        let revoked: Result<Vec<Uuid>, _> = sqlx::query_scalar(
+            "SELECT id FROM devices WHERE id = ANY($1) AND revoked_at IS NOT NULL",
+        )
+        .bind(&devices)
+        .fetch_all(&self.pool)
+        .await;
+        match revoked {
+            Ok(revoked) => {
+                for device_id in revoked {
+                    self.close_device(device_id);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "revocation sweep failed"),
+        }
+    }
+}
+
+impl samod::SharePolicy for SyncAccess {
+    fn share(
+        &self,
+        doc_id: DocumentId,
+        peer_id: PeerId,
+    ) -> impl Stream<Item = ShareConfig> + Send + 'static {
+        let access = self.clone();
+        futures::stream::once(async move { access.share_config(doc_id, peer_id).await })
+    }
+}

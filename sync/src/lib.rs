@@ -1,0 +1,36 @@
+//! The automerge document model of the field survey service.
+//!
+//! This crate decides which records live in which automerge document, reads a
+//! document into typed records (keeping every concurrent value automerge holds for
+//! a field edited on two phones at once), writes records into documents, and checks
+//! incoming changes against the rules a document must keep. It does no I/O: no
+//! network, no SQL, no files — so it can be tested and fuzzed on bytes alone.
+//!
+//! # Partitioning
+//! One **field notebook** per volunteer and territory holds that volunteer's
+//! sightings, degradation reports and timesheet entries (see [`notebook`]):
+//! - *permissions* follow the document: a volunteer writes their own notebook and
+//!   nobody else's, so the server can grant or refuse write access per document;
+//! - *sync cost*: a phone reconnecting after a day offline exchanges one document,
+//!   not one per record (automerge-repo syncs document by document);
+//! - *history growth* stays bounded by one person's work in one place.
+//!
+//! Coordinator decisions (identification verification, degradation follow-up,
+//! timesheet approval) never live in a notebook: they belong to a territory's
+//! review document, written only by coordinators, so a volunteer cannot approve
+//! their own hours by editing their own notebook.
+
+pub mod authorize;
+pub mod notebook;
+pub mod read;
+pub mod validate;
+pub mod wire;
+pub mod write;
+
+pub use notebook::{
+    read_notebook, Collection, NotebookHeader, NotebookRead, ReadRecord, RecordState,
+    NOTEBOOK_TYPE, SCHEMA_VERSION,
+};
+pub use read::FieldConflict;
+pub use validate::{check_header_unchanged, HeaderViolation};
+pub use write::{new_notebook, put_raw_record, put_record, set_field, WriteError};

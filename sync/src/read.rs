@@ -1,0 +1,111 @@
+//! Reading automerge values as JSON, keeping concurrent values.
+//!
+//! Phones write records as plain maps. The JavaScript automerge-repo stores
+//! strings as collaborative text and `Date`s as timestamps, the Rust client as
+//! scalar strings; both read back as the same JSON here, so validation sees one
+//! shape whichever client wrote the record.
+
+use automerge::{ObjId, ObjType, Prop, ReadDoc, ScalarValue, Value};
+use chrono::{DateTime, SecondsFormat};
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+
+/// A field that two (or more) phones set concurrently: automerge keeps every
+/// value; the inventory shows the winner and flags the field with all of them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldConflict {
+    /// JSON name of the field (e.g. `individualCount`).
+    pub field: String,
+    /// The value automerge resolves the field to; what the inventory row holds.
+    pub winner: Json,
+    /// Every concurrent value, the winner included, in automerge's op order.
+    pub values: Vec<Json>,
+}
+
+/// Reads the map at `obj` as a JSON object, reporting the fields that hold
+/// concurrent values. Conflicts are reported for the map's own fields; nested
+/// objects (photo lists) are read as their winning value.
+pub fn read_map_with_conflicts<D: ReadDoc>(
+    doc: &D,
+    obj: &ObjId,
+) -> (Map<String, Json>, Vec<FieldConflict>) {
+    let mut fields = Map::new();
+    let mut conflicts = Vec::new();
+    for key in doc.keys(obj) {
+        let all = match doc.get_all(obj, key.as_str()) {
+            Ok(all) => all,
+            Err(_) => continue,
+        };
+        let values: Vec<Json> = all
+            .iter()
+            .map(|(value, id)| value_to_json(doc, value, id))
+            .collect();
+        let Some(winner) = doc
+            .get(obj, key.as_str())
+            .ok()
+            .flatten()
+            .map(|(value, id)| value_to_json(doc, &value, &id))
+        else {
+            continue;
+        };
+        if values.len() > 1 {
+            conflicts.push(FieldConflict {
+                field: key.clone(),
+                winner: winner.clone(),
+                values,
+            });
+        }
+        fields.insert(key, winner);
+    }
+    (fields, conflicts)
+}
+
+/// Converts one automerge value (scalar or object) to JSON.
+pub fn value_to_json<D: ReadDoc>(doc: &D, value: &Value<'_>, id: &ObjId) -> Json {
+    match value {
+        Value::Scalar(scalar) => scalar_to_json(scalar),
+        Value::Object(ObjType::Text) => Json::String(doc.text(id).unwrap_or_default()),
+        Value::Object(ObjType::List) => {
+            let len = doc.length(id);
+            Json::Array(
+                (0..len)
+                    .filter_map(|i| doc.get(id, Prop::Seq(i)).ok().flatten())
+                    .map(|(v, child)| value_to_json(doc, &v, &child))
+                    .collect(),
+            )
+        }
+        Value::Object(ObjType::Map | ObjType::Table) => {
+            let mut map = Map::new();
+            for key in doc.keys(id) {
+                if let Ok(Some((v, child))) = doc.get(id, key.as_str()) {
+                    map.insert(key, value_to_json(doc, &v, &child));
+                }
+            }
+            Json::Object(map)
+        }
+    }
+}
+
+fn scalar_to_json(scalar: &ScalarValue) -> Json {
+    match scalar {
+        ScalarValue::Str(s) => Json::String(s.to_string()),
+        ScalarValue::Int(i) => Json::from(*i),
+        ScalarValue::Uint(u) => Json::from(*u),
+        ScalarValue::F64(f) => serde_json::Number::from_f64(*f)
+            .map(Json::Number)
+            .unwrap_or(Json::Null),
+        ScalarValue::Counter(c) => Json::from(i64::from(c)),
+        // Automerge timestamps are milliseconds since the epoch (a JS `Date`).
+        ScalarValue::Timestamp(ms) => DateTime::from_timestamp_millis(*ms)
+            .map(|t| Json::String(t.to_rfc3339_opts(SecondsFormat::Millis, true)))
+            .unwrap_or(Json::Null),
+        ScalarValue::Boolean(b) => Json::Bool(*b),
+        ScalarValue::Null => Json::Null,
+        ScalarValue::Bytes(bytes) => Json::String(hex(bytes)),
+        ScalarValue::Unknown { bytes, .. } => Json::String(hex(bytes)),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,319 @@
+//! The automerge-repo wire format, as far as the server must understand it:
+//! reading a message's envelope, checking that an incoming message is well
+//! formed down to its automerge changes, and encoding the `error` message that
+//! precedes closing a connection.
+//!
+//! Messages are CBOR maps (`type`, `senderId`, `targetId`, `documentId`, `data`);
+//! in `sync` and `request` messages `data` is an automerge sync message whose
+//! changes are length-delimited chunks. samod logs and skips a sync message it
+//! cannot decode and applies the readable part of a truncated chunk; the server
+//! wants a clear error and a closed connection instead, so it checks here first.
+
+use automerge::{
+    sync, Automerge, Bundle, Change, ChangeHash, LoadOptions, OnPartialLoad, VerificationMode,
+};
+
+/// The envelope of a samod / automerge-repo message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub kind: String,
+    pub sender_id: Option<String>,
+    pub document_id: Option<String>,
+    pub data: Option<Vec<u8>>,
+    /// The text of an `error` message.
+    pub message: Option<String>,
+}
+
+/// Why an incoming message is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolViolation {
+    #[error("not a CBOR map: {0}")]
+    NotAMap(String),
+    #[error("the message has no `type`")]
+    MissingType,
+    #[error("a `{0}` message needs a `{1}` field")]
+    MissingField(String, &'static str),
+    #[error("the automerge sync message of document {document_id} does not decode: {reason}")]
+    BadSyncMessage { document_id: String, reason: String },
+    #[error("change chunk {index} of document {document_id} is malformed: {reason}")]
+    BadChange {
+        document_id: String,
+        index: usize,
+        reason: String,
+    },
+}
+
+/// Decodes the envelope of a message (without checking `data`).
+pub fn decode_envelope(message: &[u8]) -> Result<Envelope, ProtocolViolation> {
+    let bad = |e: minicbor::decode::Error| ProtocolViolation::NotAMap(e.to_string());
+    let mut decoder = minicbor::Decoder::new(message);
+    let entries = decoder
+        .map()
+        .map_err(bad)?
+        .ok_or_else(|| ProtocolViolation::NotAMap("indefinite-length map".to_string()))?;
+    let mut envelope = Envelope {
+        kind: String::new(),
+        sender_id: None,
+        document_id: None,
+        data: None,
+        message: None,
+    };
+    let mut has_type = false;
+    for _ in 0..entries {
+        match decoder.str().map_err(bad)? {
+            "type" => {
+                envelope.kind = decoder.str().map_err(bad)?.to_string();
+                has_type = true;
+            }
+            "senderId" => envelope.sender_id = Some(decoder.str().map_err(bad)?.to_string()),
+            "documentId" => envelope.document_id = Some(decoder.str().map_err(bad)?.to_string()),
+            "data" => envelope.data = Some(decoder.bytes().map_err(bad)?.to_vec()),
+            "message" => envelope.message = Some(decoder.str().map_err(bad)?.to_string()),
+            _ => decoder.skip().map_err(bad)?,
+        }
+    }
+    if !has_type {
+        return Err(ProtocolViolation::MissingType);
+    }
+    Ok(envelope)
+}
+
+/// For `sync`/`request` messages: the document and the heads the sender announces.
+pub fn announced_heads(message: &[u8]) -> Option<(String, Vec<ChangeHash>)> {
+    let envelope = decode_envelope(message).ok()?;
+    if !matches!(envelope.kind.as_str(), "sync" | "request") {
+        return None;
+    }
+    let sync_message = sync::Message::decode(&envelope.data?).ok()?;
+    Some((envelope.document_id?, sync_message.heads))
+}
+
+/// Checks an incoming message down to its automerge changes. Messages of
+/// other types are left to samod, which closes the connection on what it
+/// cannot decode.
+pub fn check_incoming(message: &[u8]) -> Result<(), ProtocolViolation> {
+    let envelope = decode_envelope(message)?;
+    if !matches!(envelope.kind.as_str(), "sync" | "request") {
+        return Ok(());
+    }
+    let document_id = envelope
+        .document_id
+        .ok_or_else(|| ProtocolViolation::MissingField(envelope.kind.clone(), "documentId"))?;
+    let data = envelope
+        .data
+        .ok_or_else(|| ProtocolViolation::MissingField(envelope.kind.clone(), "data"))?;
+    let sync_message =
+        sync::Message::decode(&data).map_err(|error| ProtocolViolation::BadSyncMessage {
+            document_id: document_id.clone(),
+            reason: error.to_string(),
+        })?;
+    for (index, chunk) in sync_message.changes.iter().enumerate() {
+        check_chunk(chunk).map_err(|reason| ProtocolViolation::BadChange {
+            document_id: document_id.clone(),
+            index,
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
+/// A chunk of a sync message is a change (V1 messages), a bundle of changes, a
+/// run of changes laid end to end (V2: automerge 0.12 concatenates the changes
+/// it sends when they are under a third of the document) or a whole document.
+/// Each is parsed strictly on its own: a truncated or corrupt chunk fails, while
+/// a change whose parents live elsewhere passes.
+fn check_chunk(chunk: &[u8]) -> Result<(), String> {
+    let as_change = match Change::from_bytes(chunk.to_vec()) {
+        Ok(_) => return Ok(()),
+        Err(error) => error.to_string(),
+    };
+    if Bundle::try_from(chunk).is_ok() {
+        return Ok(());
+    }
+    if split_chunks(chunk).is_some_and(|changes| {
+        changes
+            .iter()
+            .all(|change| Change::from_bytes(change.to_vec()).is_ok())
+    }) {
+        return Ok(());
+    }
+    Automerge::load_with_options(
+        chunk,
+        LoadOptions::new()
+            .on_partial_load(OnPartialLoad::Error)
+            .verification_mode(VerificationMode::Check),
+    )
+    .map(|_| ())
+    .map_err(|_| as_change)
+}
+
+/// Splits bytes into automerge chunks by their headers (magic and checksum,
+/// 8 bytes; type, 1 byte; body length, unsigned LEB128), or None if they do not
+/// split exactly. Each part still has to parse (and match its checksum).
+fn split_chunks(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
+    const FIXED_HEADER: usize = 4 + 4 + 1;
+    let mut chunks = Vec::new();
+    while !bytes.is_empty() {
+        let (mut length, mut shift, mut at) = (0u64, 0u32, FIXED_HEADER);
+        loop {
+            let byte = *bytes.get(at)?;
+            at += 1;
+            length |= u64::from(byte & 0x7f).checked_shl(shift)?;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        let end = at.checked_add(usize::try_from(length).ok()?)?;
+        chunks.push(bytes.get(..end)?);
+        bytes = &bytes[end..];
+    }
+    Some(chunks)
+}
+
+/// The `error` message sent to a peer before its connection is closed.
+pub fn error_message(text: &str) -> Vec<u8> {
+    let mut buffer = Vec::new();
+    let mut encoder = minicbor::Encoder::new(&mut buffer);
+    encoder
+        .map(2)
+        .and_then(|e| e.str("type"))
+        .and_then(|e| e.str("error"))
+        .and_then(|e| e.str("message"))
+        .and_then(|e| e.str(text))
+        .expect("encoding into a Vec cannot fail");
+    buffer
+}
+
+/// Encodes a `sync` message (used by tests and tools that speak the protocol raw).
+pub fn sync_message(sender: &str, target: &str, document_id: &str, data: &[u8]) -> Vec<u8> {
+    let mut buffer = Vec::new();
+    let mut encoder = minicbor::Encoder::new(&mut buffer);
+    encoder
+        .map(5)
+        .and_then(|e| e.str("type"))
+        .and_then(|e| e.str("sync"))
+        .and_then(|e| e.str("documentId"))
+        .and_then(|e| e.str(document_id))
+        .and_then(|e| e.str("senderId"))
+        .and_then(|e| e.str(sender))
+        .and_then(|e| e.str("targetId"))
+        .and_then(|e| e.str(target))
+        .and_then(|e| e.str("data"))
+        .and_then(|e| e.bytes(data))
+        .expect("encoding into a Vec cannot fail");
+    buffer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::{sync::SyncDoc, transaction::Transactable, ROOT};
+
+    fn doc_with_two_changes() -> Automerge {
+        let mut doc = Automerge::new();
+        for value in [1, 2] {
+            doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+                tx.put(ROOT, "count", value).map(|_| ())
+            })
+            .unwrap();
+        }
+        doc
+    }
+
+    fn full_sync_message(doc: &Automerge) -> sync::Message {
+        // A peer that has nothing: after its first reply, we send every change.
+        let mut ours = sync::State::new();
+        let mut theirs = sync::State::new();
+        let empty = Automerge::new();
+        let first = doc.generate_sync_message(&mut ours).unwrap();
+        let mut empty_mut = empty.clone();
+        empty_mut.receive_sync_message(&mut theirs, first).unwrap();
+        let reply = empty_mut.generate_sync_message(&mut theirs).unwrap();
+        let mut doc = doc.clone();
+        doc.receive_sync_message(&mut ours, reply).unwrap();
+        doc.generate_sync_message(&mut ours).unwrap()
+    }
+
+    #[test]
+    fn a_well_formed_sync_message_passes_and_announces_its_heads() {
+        let doc = doc_with_two_changes();
+        let message = full_sync_message(&doc);
+        assert!(!message.changes.is_empty());
+        let wire = sync_message("phone", "server", "doc-1", &message.encode());
+        assert_eq!(check_incoming(&wire), Ok(()));
+        assert_eq!(
+            announced_heads(&wire),
+            Some(("doc-1".to_string(), doc.get_heads()))
+        );
+    }
+
+    #[test]
+    fn a_change_whose_parent_is_elsewhere_is_well_formed() {
+        let doc = doc_with_two_changes();
+        let last = doc.get_last_local_change().unwrap().raw_bytes().to_vec();
+        assert_eq!(check_chunk(&last), Ok(()));
+        assert!(check_chunk(&last[..last.len() - 3]).is_err());
+    }
+
+    #[test]
+    fn changes_laid_end_to_end_are_well_formed_and_a_cut_run_is_not() {
+        // What automerge 0.12 sends (V2) for a few changes the peer lacks.
+        let mut doc = doc_with_two_changes();
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "count", 3).map(|_| ()))
+            .unwrap();
+        let run: Vec<u8> = doc
+            .get_changes(&[])
+            .iter()
+            .skip(1)
+            .flat_map(|c| c.raw_bytes().to_vec())
+            .collect();
+        assert_eq!(check_chunk(&run), Ok(()));
+        assert!(check_chunk(&run[..run.len() - 3]).is_err());
+    }
+
+    #[test]
+    fn garbage_bytes_are_refused() {
+        assert!(matches!(
+            check_incoming(b"\x00\x01garbage"),
+            Err(ProtocolViolation::NotAMap(_))
+        ));
+    }
+
+    #[test]
+    fn a_truncated_change_is_refused_naming_the_document() {
+        let doc = doc_with_two_changes();
+        let mut message = full_sync_message(&doc);
+        let chunks: Vec<Vec<u8>> = message
+            .changes
+            .iter()
+            .map(|chunk| chunk[..chunk.len() / 2].to_vec())
+            .collect();
+        message.changes = chunks.into();
+        let wire = sync_message("phone", "server", "doc-1", &message.encode());
+        match check_incoming(&wire) {
+            Err(ProtocolViolation::BadChange { document_id, .. }) => {
+                assert_eq!(document_id, "doc-1")
+            }
+            other => panic!("expected a bad change, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_truncated_sync_message_is_refused() {
+        let doc = doc_with_two_changes();
+        let encoded = full_sync_message(&doc).encode();
+        let wire = sync_message("phone", "server", "doc-1", &encoded[..encoded.len() / 3]);
+        assert!(matches!(
+            check_incoming(&wire),
+            Err(ProtocolViolation::BadSyncMessage { .. })
+        ));
+    }
+
+    #[test]
+    fn the_error_message_is_a_samod_error() {
+        let envelope = decode_envelope(&error_message("bad change")).unwrap();
+        assert_eq!(envelope.kind, "error");
+        assert_eq!(envelope.message.as_deref(), Some("bad change"));
+    }
+}

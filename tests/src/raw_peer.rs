@@ -1,0 +1,129 @@
+//! A bare automerge-repo peer speaking the wire protocol by hand, so tests can
+//! send exactly the bytes they mean: the same changes twice, garbage, a
+//! truncated change.
+
+use std::time::Duration;
+
+use ::sync::wire::{decode_envelope, Envelope};
+use anyhow::{bail, Context};
+use automerge::{sync as automerge_sync, Automerge};
+use futures::{SinkExt, StreamExt};
+use mobile_bridge::DeviceCredential;
+use samod::DocumentId;
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    tungstenite::{client::IntoClientRequest, Message},
+    MaybeTlsStream, WebSocketStream,
+};
+use url::Url;
+
+pub struct RawPeer {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub peer_id: String,
+    pub server_peer_id: String,
+}
+
+/// A fresh automerge-repo document id.
+pub fn new_document_id() -> DocumentId {
+    DocumentId::try_from(uuid::Uuid::new_v4().as_bytes().to_vec())
+        .expect("16 bytes make a document id")
+}
+
+/// An automerge sync message carrying every change of `doc`, as a peer sends
+/// once it knows the other side has none of them.
+pub fn all_changes_message(doc: &Automerge) -> automerge_sync::Message {
+    automerge_sync::Message {
+        heads: doc.get_heads(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: doc
+            .get_changes(&[])
+            .iter()
+            .map(|change| change.raw_bytes().to_vec())
+            .collect::<Vec<_>>()
+            .into(),
+        flags: None,
+        version: automerge_sync::MessageVersion::V1,
+    }
+}
+
+impl RawPeer {
+    /// Connects with a device credential and completes the join/peer
+    /// handshake under the peer id the server binds to that device.
+    pub async fn connect(url: &Url, device: &DeviceCredential) -> anyhow::Result<RawPeer> {
+        let mut request = url.as_str().into_client_request()?;
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", device.secret).parse()?,
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        let peer_id = format!("device-{}", device.device_id);
+        let mut peer = RawPeer {
+            socket,
+            peer_id: peer_id.clone(),
+            server_peer_id: String::new(),
+        };
+        let mut join = Vec::new();
+        minicbor::Encoder::new(&mut join)
+            .map(3)?
+            .str("type")?
+            .str("join")?
+            .str("senderId")?
+            .str(&peer_id)?
+            .str("supportedProtocolVersions")?
+            .array(1)?
+            .str("1")?;
+        peer.send_bytes(join).await?;
+        let reply = peer
+            .next_envelope(Duration::from_secs(10))
+            .await?
+            .context("server closed during the handshake")?;
+        if reply.kind != "peer" {
+            bail!("expected a `peer` reply, got {reply:?}");
+        }
+        peer.server_peer_id = reply.sender_id.unwrap_or_default();
+        Ok(peer)
+    }
+
+    pub async fn send_bytes(&mut self, bytes: Vec<u8>) -> anyhow::Result<()> {
+        self.socket.send(Message::Binary(bytes.into())).await?;
+        Ok(())
+    }
+
+    /// Sends an automerge sync message about `document_id`.
+    pub async fn send_sync(&mut self, document_id: &DocumentId, data: &[u8]) -> anyhow::Result<()> {
+        let message = ::sync::wire::sync_message(
+            &self.peer_id,
+            &self.server_peer_id,
+            &document_id.to_string(),
+            data,
+        );
+        self.send_bytes(message).await
+    }
+
+    /// The next protocol message, or `None` once the server closed the connection.
+    pub async fn next_envelope(&mut self, timeout: Duration) -> anyhow::Result<Option<Envelope>> {
+        loop {
+            let frame = tokio::time::timeout(timeout, self.socket.next())
+                .await
+                .context("no message from the server in time")?;
+            match frame {
+                None | Some(Ok(Message::Close(_))) | Some(Err(_)) => return Ok(None),
+                Some(Ok(Message::Binary(bytes))) => return Ok(Some(decode_envelope(&bytes)?)),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Collects messages until the server closes the connection.
+    pub async fn messages_until_closed(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<Envelope>> {
+        let mut seen = Vec::new();
+        while let Some(envelope) = self.next_envelope(timeout).await? {
+            seen.push(envelope);
+        }
+        Ok(seen)
+    }
+}

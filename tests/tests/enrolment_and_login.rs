@@ -1,0 +1,625 @@
+//! Enrolling phones, logging in, revoking: each credential works exactly as
+//! long as it should, refusals say what to do without giving anything away,
+//! and no secret ever reaches the server's log.
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use fieldnotes_tests::{
+    accounts::{self, call},
+    init_test_logging, server_binary, ServerProcess, TestDatabase,
+};
+use reqwest::Method;
+use serde_json::{json, Value};
+use server::auth::{admin, AuthError, Role};
+use sqlx::postgres::PgListener;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+fn message(body: &Value) -> &str {
+    body["error"]["message"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_enrols_one_phone_and_is_refused_the_second_time() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+
+    let invite = json!({ "territoryId": f.territory_a, "displayName": "Lou" });
+    let (status, invitation) = call(
+        &server,
+        Method::POST,
+        "/api/invitations",
+        Some(&f.coordinator.token),
+        Some(&invite),
+    )
+    .await?;
+    assert_eq!(status, 201, "{invitation}");
+    let code = invitation["code"].as_str().unwrap();
+    let qr: Value = serde_json::from_str(invitation["qrPayload"].as_str().unwrap())?;
+    assert_eq!(qr["code"], code);
+
+    // Typed by hand: lower case, a space instead of the dash.
+    let typed = code.to_lowercase().replace('-', " ");
+    let (status, enrolled) = call(
+        &server,
+        Method::POST,
+        "/api/enrol",
+        None,
+        Some(&json!({ "code": typed, "deviceName": "Lou's phone" })),
+    )
+    .await?;
+    assert_eq!(status, 201, "{enrolled}");
+    assert_eq!(enrolled["territoryId"], f.territory_a.to_string());
+    let credential = enrolled["credential"].as_str().unwrap();
+    assert!(credential.starts_with("fnd_"));
+    let (status, me) = call(&server, Method::GET, "/api/me", Some(credential), None).await?;
+    assert_eq!(status, 200);
+    assert_eq!(me["displayName"], "Lou");
+    assert_eq!(me["memberships"][0]["role"], "volunteer");
+
+    let (status, again) = call(
+        &server,
+        Method::POST,
+        "/api/enrol",
+        None,
+        Some(&json!({ "code": code, "deviceName": "another phone" })),
+    )
+    .await?;
+    assert_eq!(status, 410);
+    assert!(message(&again).contains("already been used"), "{again}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_concurrent_redemptions_of_one_code_exactly_one_wins() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let invitation = admin::create_invitation(
+        &pool,
+        f.territory_a,
+        Role::Volunteer,
+        "Lou",
+        None,
+        f.coordinator.account_id,
+        chrono::Duration::hours(1),
+    )
+    .await?;
+
+    let attempts = (0..8).map(|i| {
+        let (pool, code) = (pool.clone(), invitation.code.clone());
+        tokio::spawn(
+            async move { admin::redeem_invitation(&pool, &code, &format!("phone {i}")).await },
+        )
+    });
+    let mut won = 0;
+    for attempt in attempts {
+        match attempt.await? {
+            Ok(_) => won += 1,
+            Err(AuthError::InvitationUsed) => {}
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let devices: i64 = sqlx::query_scalar("SELECT count(*) FROM devices WHERE name LIKE 'phone %'")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(devices, 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_unknown_or_mistyped_code_is_refused_saying_why() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let invitation = admin::create_invitation(
+        &pool,
+        f.territory_a,
+        Role::Volunteer,
+        "Lou",
+        None,
+        f.coordinator.account_id,
+        chrono::Duration::hours(1),
+    )
+    .await?;
+    sqlx::query("UPDATE invitations SET expires_at = now() - interval '1 minute' WHERE id = $1")
+        .bind(invitation.id)
+        .execute(&pool)
+        .await?;
+
+    let enrol = |code: &str| json!({ "code": code, "deviceName": "phone" });
+    let (status, body) = call(
+        &server,
+        Method::POST,
+        "/api/enrol",
+        None,
+        Some(&enrol(&invitation.code)),
+    )
+    .await?;
+    assert_eq!(status, 410);
+    assert!(message(&body).contains("expired"), "{body}");
+
+    let (status, body) = call(
+        &server,
+        Method::POST,
+        "/api/enrol",
+        None,
+        Some(&enrol("ABCDE-FGHJK")),
+    )
+    .await?;
+    assert_eq!(status, 401);
+    assert!(message(&body).contains("not known"), "{body}");
+
+    let (status, body) = call(
+        &server,
+        Method::POST,
+        "/api/enrol",
+        None,
+        Some(&enrol("ABCDE-FGHJO")),
+    )
+    .await?;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["field"], "code");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_is_refused_on_its_next_request_and_the_sync_channel_is_told(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let device = f.volunteer.device_id.unwrap();
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen(admin::DEVICE_REVOKED_CHANNEL).await?;
+
+    let (status, _) = call(
+        &server,
+        Method::GET,
+        "/api/me",
+        Some(&f.volunteer.token),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let revoke = format!("/api/devices/{device}/revoke");
+    let (status, body) = call(
+        &server,
+        Method::POST,
+        &revoke,
+        Some(&f.coordinator.token),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+
+    let notification = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await??;
+    assert_eq!(notification.payload(), device.to_string());
+    let (status, _) = call(
+        &server,
+        Method::GET,
+        "/api/me",
+        Some(&f.volunteer.token),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 401);
+    let (_, devices) = call(
+        &server,
+        Method::GET,
+        "/api/devices",
+        Some(&f.coordinator.token),
+        None,
+    )
+    .await?;
+    assert!(devices[0]["revokedAt"].is_string(), "{devices}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volunteer_revokes_their_own_lost_phone_from_another() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let second = admin::create_invitation(
+        &pool,
+        f.territory_a,
+        Role::Volunteer,
+        "Volunteer A",
+        Some(f.volunteer.account_id),
+        f.coordinator.account_id,
+        chrono::Duration::hours(1),
+    )
+    .await?;
+    let second = admin::redeem_invitation(&pool, &second.code, "tablet").await?;
+    assert_eq!(second.account_id, f.volunteer.account_id);
+
+    let lost = f.volunteer.device_id.unwrap();
+    let (status, _) = call(
+        &server,
+        Method::POST,
+        &format!("/api/devices/{lost}/revoke"),
+        Some(&second.credential),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &server,
+        Method::GET,
+        "/api/me",
+        Some(&f.volunteer.token),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 401, "the lost phone");
+    let (status, _) = call(
+        &server,
+        Method::GET,
+        "/api/me",
+        Some(&second.credential),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200, "the tablet");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_or_unknown_email_is_refused_alike() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let login = f.coordinator.login.as_ref().unwrap();
+
+    let (status, wrong_password) = call(
+        &server,
+        Method::POST,
+        "/api/auth/login",
+        None,
+        Some(&json!({ "email": login.email, "password": "not the password" })),
+    )
+    .await?;
+    assert_eq!(status, 401);
+    let (status, unknown_email) = call(
+        &server,
+        Method::POST,
+        "/api/auth/login",
+        None,
+        Some(&json!({ "email": "nobody@example.org", "password": login.password })),
+    )
+    .await?;
+    assert_eq!(status, 401);
+    assert_eq!(
+        wrong_password, unknown_email,
+        "the refusal does not say which part was wrong"
+    );
+
+    // Emails are case-insensitive.
+    let (status, session) = call(
+        &server,
+        Method::POST,
+        "/api/auth/login",
+        None,
+        Some(&json!({ "email": login.email.to_uppercase(), "password": login.password })),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    assert!(session["token"].as_str().unwrap().starts_with("fns_"));
+    assert!(session["expiresAt"].is_string());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_out_session_is_refused() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let token = Some(f.coordinator.token.as_str());
+
+    let (status, _) = call(&server, Method::POST, "/api/auth/logout", token, None).await?;
+    assert_eq!(status, 204);
+    let (status, body) = call(&server, Method::GET, "/api/me", token, None).await?;
+    assert_eq!(status, 401);
+    assert!(message(&body).contains("Bearer"), "{body}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_is_refused_naming_the_field() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let a = f.territory_a;
+    let admin_token = Some(f.admin.token.as_str());
+    let lambert93 = json!({ "type": "Polygon", "coordinates": [[[842000, 6519000], [843000, 6519000], [843000, 6520000], [842000, 6519000]]] });
+    let bowtie = json!({ "type": "Polygon", "coordinates": [[[4.8, 45.7], [4.9, 45.8], [4.9, 45.7], [4.8, 45.8], [4.8, 45.7]]] });
+
+    for (path, body, status, field) in [
+        (
+            "/api/territories",
+            json!({ "name": "T", "boundary": { "type": "Point", "coordinates": [4.8, 45.7] } }),
+            400,
+            "boundary",
+        ),
+        (
+            "/api/territories",
+            json!({ "name": "T", "boundary": { "type": "Polygon", "coordinates": "nope" } }),
+            400,
+            "boundary",
+        ),
+        (
+            "/api/territories",
+            json!({ "name": "T", "boundary": lambert93 }),
+            400,
+            "boundary",
+        ),
+        (
+            "/api/territories",
+            json!({ "name": "T", "boundary": bowtie }),
+            400,
+            "boundary",
+        ),
+        ("/api/territories", json!({ "name": "  " }), 400, "name"),
+        (
+            "/api/accounts",
+            json!({ "displayName": "", "email": "x@example.org", "password": "long enough password" }),
+            400,
+            "displayName",
+        ),
+        (
+            "/api/accounts",
+            json!({ "displayName": "X", "email": "not an email", "password": "long enough password" }),
+            400,
+            "email",
+        ),
+        (
+            "/api/accounts",
+            json!({ "displayName": "X", "email": "x@example.org", "password": "short" }),
+            400,
+            "password",
+        ),
+        (
+            "/api/accounts",
+            json!({ "displayName": "X", "password": "long enough password" }),
+            400,
+            "email",
+        ),
+        (
+            "/api/accounts",
+            json!({ "email": "x@example.org" }),
+            400,
+            "displayName",
+        ),
+        (
+            "/api/invitations",
+            json!({ "territoryId": a, "displayName": "Lou", "role": "king" }),
+            400,
+            "role",
+        ),
+        (
+            "/api/invitations",
+            json!({ "territoryId": a, "displayName": "Lou", "ttlHours": 0 }),
+            400,
+            "ttlHours",
+        ),
+        (
+            "/api/invitations",
+            json!({ "territoryId": "A", "displayName": "Lou" }),
+            400,
+            "territoryId",
+        ),
+        (
+            &format!("/api/territories/{a}/sites"),
+            json!({ "name": "Swapped", "decimalLatitude": 4.835, "decimalLongitude": 45.775 }),
+            400,
+            "decimalLatitude",
+        ),
+        (
+            &format!("/api/territories/{a}/sites"),
+            json!({ "name": "Pond", "decimalLatitude": 95, "decimalLongitude": 4.8 }),
+            400,
+            "decimalLatitude",
+        ),
+    ] {
+        let (got, response) = call(&server, Method::POST, path, admin_token, Some(&body)).await?;
+        assert_eq!(got, status, "{path} {body}: {response}");
+        assert_eq!(
+            response["error"]["field"], field,
+            "{path} {body}: {response}"
+        );
+        assert!(!message(&response).is_empty());
+    }
+
+    let taken = f.coordinator.login.as_ref().unwrap().email.to_uppercase();
+    let body = json!({ "displayName": "Twin", "email": taken, "password": "long enough password" });
+    let (status, response) = call(
+        &server,
+        Method::POST,
+        "/api/accounts",
+        admin_token,
+        Some(&body),
+    )
+    .await?;
+    assert_eq!(status, 409, "{response}");
+    assert_eq!(response["error"]["field"], "email");
+
+    let (status, response) = call(
+        &server,
+        Method::GET,
+        "/api/territories/not-a-uuid",
+        admin_token,
+        None,
+    )
+    .await?;
+    assert_eq!(status, 400);
+    assert_eq!(response["error"]["field"], "id");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_tokens_credentials_and_codes_never_reach_the_server_log() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let log = tempfile::NamedTempFile::new()?;
+    let server =
+        ServerProcess::start_logged(&db.url, log.path(), "debug,tower_http=trace,axum=trace")?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let login = f.coordinator.login.as_ref().unwrap();
+    let wrong_password = "not-the-password-but-close";
+
+    // A failed and a successful login, an invitation, an enrolment, requests
+    // with each kind of credential, a sync handshake with the token in the query.
+    call(
+        &server,
+        Method::POST,
+        "/api/auth/login",
+        None,
+        Some(&json!({ "email": login.email, "password": wrong_password })),
+    )
+    .await?;
+    let (_, session) = call(
+        &server,
+        Method::POST,
+        "/api/auth/login",
+        None,
+        Some(&json!({ "email": login.email, "password": login.password })),
+    )
+    .await?;
+    let session = session["token"].as_str().unwrap().to_string();
+    let invite = json!({ "territoryId": f.territory_a, "displayName": "Lou" });
+    let (_, invitation) = call(
+        &server,
+        Method::POST,
+        "/api/invitations",
+        Some(&session),
+        Some(&invite),
+    )
+    .await?;
+    let code = invitation["code"].as_str().unwrap().to_string();
+    let (_, enrolled) = call(
+        &server,
+        Method::POST,
+        "/api/enrol",
+        None,
+        Some(&json!({ "code": code, "deviceName": "phone" })),
+    )
+    .await?;
+    let credential = enrolled["credential"].as_str().unwrap().to_string();
+    call(&server, Method::GET, "/api/me", Some(&credential), None).await?;
+    call(&server, Method::GET, "/api/sightings", Some(&session), None).await?;
+    call(
+        &server,
+        Method::POST,
+        "/api/enrol",
+        None,
+        Some(&json!({ "code": code, "deviceName": "again" })),
+    )
+    .await?;
+    let new_password = "the auditor's new password";
+    call(&server, Method::POST, "/api/accounts", Some(&f.admin.token), Some(&json!({ "displayName": "Auditor", "email": "auditor@example.org", "password": new_password }))).await?;
+    let mut url = server.sync_url();
+    url.set_query(Some(&format!("token={credential}")));
+    if let Ok((mut socket, _)) =
+        tokio_tungstenite::connect_async(url.as_str().into_client_request()?).await
+    {
+        let _ = socket.close(None).await;
+    }
+    drop(server);
+
+    let text = std::fs::read_to_string(log.path())?;
+    assert!(
+        text.contains("/api/enrol"),
+        "the log holds the requests (is it written?):\n{text}"
+    );
+    for (what, secret) in [
+        ("the password", login.password.as_str()),
+        ("a wrong password", wrong_password),
+        ("a new account's password", new_password),
+        ("the session token", session.as_str()),
+        ("the fixture's session token", f.coordinator.token.as_str()),
+        ("the device credential", credential.as_str()),
+        ("the invitation code", code.as_str()),
+        (
+            "the invitation code without its dash",
+            &code.replace('-', ""),
+        ),
+    ] {
+        assert!(!text.contains(secret), "{what} is in the server log");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_admin_reads_the_password_from_stdin_and_the_admin_can_log_in() -> anyhow::Result<()>
+{
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let create_admin = |password: &'static str| -> anyhow::Result<std::process::Output> {
+        let mut child = Command::new(server_binary()?)
+            .args([
+                "create-admin",
+                "--email",
+                "Admin@Example.org",
+                "--display-name",
+                "Camille",
+            ])
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        writeln!(child.stdin.take().unwrap(), "{password}")?;
+        Ok(child.wait_with_output()?)
+    };
+
+    let short = create_admin("short")?;
+    assert!(!short.status.success());
+    assert!(
+        String::from_utf8_lossy(&short.stderr).contains("password"),
+        "{short:?}"
+    );
+
+    let created = create_admin("a passphrase typed once")?;
+    assert!(created.status.success(), "{created:?}");
+    let printed: Value = serde_json::from_slice(&created.stdout)?;
+    assert_eq!(printed["isAdmin"], true);
+
+    let pool = db.pool().await?;
+    let session = admin::login(&pool, "admin@example.org", "a passphrase typed once").await?;
+    let session = session.expect("the new admin logs in");
+    let principal = server::auth::authenticate(&pool, &session.token)
+        .await?
+        .unwrap();
+    assert!(principal.is_admin);
+    assert_eq!(principal.display_name, "Camille");
+
+    let again = create_admin("a passphrase typed once")?;
+    assert!(
+        !again.status.success(),
+        "a second admin with the same email"
+    );
+    Ok(())
+}

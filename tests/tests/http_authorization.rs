@@ -1,0 +1,695 @@
+//! The route table is the spec: for every route the router serves, what each
+//! kind of caller gets — anonymous, volunteer, coordinator, régie auditor,
+//! admin — acting in their own territory (A) and in another (B). Allowed means
+//! a 2xx; refused means 401 (no valid credential) or 403 (not their right).
+//! The table must list exactly the routes of `server::http::route_list()`.
+//!
+//! Beyond the table: what the allowed reads return is limited to the caller's
+//! territories, and a volunteer's drafts are theirs alone.
+
+use std::collections::BTreeSet;
+
+use fieldnotes_tests::{
+    accounts::{self, call, Actor, Fixture},
+    init_test_logging, ServerProcess, TestDatabase,
+};
+use mobile_bridge::photos::{process_photo, PhotoSettings};
+use reqwest::Method;
+use serde_json::{json, Value};
+use server::auth::{admin, Role};
+use sqlx::PgPool;
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// 2xx (101 for the WebSocket).
+    Allowed,
+    /// 401: no credential, or not a valid one.
+    Unauthenticated,
+    /// 403: a valid credential without the right.
+    Forbidden,
+}
+use Outcome::{Allowed as A, Forbidden as F, Unauthenticated as U};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    Volunteer,
+    Coordinator,
+    Auditor,
+    Admin,
+}
+/// The order of the columns of the table.
+const WHO: [Who; 5] = [
+    Who::Anonymous,
+    Who::Volunteer,
+    Who::Coordinator,
+    Who::Auditor,
+    Who::Admin,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Territory {
+    /// A: where the volunteer, coordinator and auditor hold their roles.
+    Own,
+    /// B: where none of them does (the admin's rights are global).
+    Other,
+}
+
+struct Row {
+    method: &'static str,
+    path: &'static str,
+    own: [Outcome; 5],
+    other: [Outcome; 5],
+}
+
+const fn row(
+    method: &'static str,
+    path: &'static str,
+    own: [Outcome; 5],
+    other: [Outcome; 5],
+) -> Row {
+    Row {
+        method,
+        path,
+        own,
+        other,
+    }
+}
+
+#[rustfmt::skip]
+const TABLE: &[Row] = &[
+    //                                                   in territory A (own)      in territory B (other)
+    //   method  path                                    anon vol coord aud adm    anon vol coord aud adm
+    row("GET",  "/health",                               [A,  A,  A,  A,  A],     [A,  A,  A,  A,  A]),
+    row("POST", "/api/auth/login",                       [A,  A,  A,  A,  A],     [A,  A,  A,  A,  A]),
+    // A device credential is not a session: a phone is revoked, not logged out.
+    row("POST", "/api/auth/logout",                      [U,  F,  A,  A,  A],     [U,  F,  A,  A,  A]),
+    row("GET",  "/api/me",                               [U,  A,  A,  A,  A],     [U,  A,  A,  A,  A]),
+    // Public: the invitation code is the secret.
+    row("POST", "/api/enrol",                            [A,  A,  A,  A,  A],     [A,  A,  A,  A,  A]),
+    row("POST", "/api/invitations",                      [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    // Everyone lists the devices they may see (their own at least).
+    row("GET",  "/api/devices",                          [U,  A,  A,  A,  A],     [U,  A,  A,  A,  A]),
+    // Target: another volunteer's phone in the territory.
+    row("POST", "/api/devices/{id}/revoke",              [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories",                      [U,  A,  A,  A,  A],     [U,  A,  A,  A,  A]),
+    row("POST", "/api/territories",                      [U,  F,  F,  F,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}",                 [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    // Adding a volunteer; only an admin grants the other roles.
+    row("POST", "/api/territories/{id}/members",         [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/sites",           [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("POST", "/api/territories/{id}/sites",           [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    row("POST", "/api/accounts",                         [U,  F,  F,  F,  A],     [U,  F,  F,  F,  A]),
+    // `?territory=` A or B.
+    row("GET",  "/api/sightings",                        [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/degradation-reports",              [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/timesheet-entries",                [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/invalid-records",                  [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    // The document in A is the volunteer's own notebook; the one in B is not.
+    row("GET",  "/api/documents/{doc_id}",               [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    // The WebSocket handshake authenticates; what a peer may sync is decided per document.
+    row("GET",  "/sync",                                 [U,  A,  A,  A,  A],     [U,  A,  A,  A,  A]),
+    // Uploading a photo filed under the territory (`?territory=`): its
+    // volunteers and coordinators; auditors write nothing. HEAD asks how much
+    // of an upload the server holds.
+    row("HEAD", "/api/photos/{sha256}",                  [U,  A,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    row("PUT",  "/api/photos/{sha256}",                  [U,  A,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    // A photo filed in the territory: any role there reads it.
+    row("GET",  "/api/photos/{sha256}",                  [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/photos/{sha256}/thumbnail",        [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
+];
+
+#[test]
+fn the_table_lists_every_route_the_router_serves_and_no_other() {
+    let served: BTreeSet<(String, &str)> = server::http::route_list()
+        .into_iter()
+        .map(|(method, path)| (method.as_str().to_string(), path))
+        .collect();
+    let mut listed = BTreeSet::new();
+    for row in TABLE {
+        assert!(
+            listed.insert((row.method.to_string(), row.path)),
+            "{} {} is in the table twice",
+            row.method,
+            row.path
+        );
+    }
+    let unlisted: Vec<_> = served.difference(&listed).collect();
+    let not_served: Vec<_> = listed.difference(&served).collect();
+    assert!(
+        unlisted.is_empty() && not_served.is_empty(),
+        "served but missing from the table: {unlisted:?}; in the table but not served: {not_served:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_allows_or_refuses_each_role_in_each_territory_as_the_table_says(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let fixture = accounts::seed(&pool).await?;
+
+    let mut mismatches = Vec::new();
+    let mut checked = 0;
+    for row in TABLE {
+        for (territory, expected) in [(Territory::Own, row.own), (Territory::Other, row.other)] {
+            for (who, expected) in WHO.into_iter().zip(expected) {
+                let (status, body) = perform(&server, &pool, &fixture, row, who, territory).await?;
+                let outcome = match status {
+                    // 101: a WebSocket handshake accepted.
+                    101 | 200..=299 => Some(Outcome::Allowed),
+                    401 => Some(Outcome::Unauthenticated),
+                    403 => Some(Outcome::Forbidden),
+                    _ => None,
+                };
+                checked += 1;
+                if outcome != Some(expected) {
+                    mismatches.push(format!(
+                        "{} {} as {who:?} in {territory:?} territory: expected {expected:?}, \
+                         got {status} {body}",
+                        row.method, row.path
+                    ));
+                }
+            }
+        }
+    }
+    assert_eq!(checked, TABLE.len() * 10);
+    assert!(
+        mismatches.is_empty(),
+        "{} of {checked} cases differ from the table:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+    Ok(())
+}
+
+/// Makes the request a row stands for, as `who`, aimed at `territory`;
+/// requests that consume something (a session, an invitation, a device) get a
+/// fresh one.
+async fn perform(
+    server: &ServerProcess,
+    pool: &PgPool,
+    fixture: &Fixture,
+    row: &Row,
+    who: Who,
+    territory: Territory,
+) -> anyhow::Result<(u16, Value)> {
+    let actor: Option<&Actor> = match who {
+        Who::Anonymous => None,
+        Who::Volunteer => Some(&fixture.volunteer),
+        Who::Coordinator => Some(&fixture.coordinator),
+        Who::Auditor => Some(&fixture.auditor),
+        Who::Admin => Some(&fixture.admin),
+    };
+    let token = actor.map(|actor| actor.token.clone());
+    let (territory_id, document, inside) = match territory {
+        Territory::Own => (fixture.territory_a, &fixture.document_a, (45.775, 4.835)),
+        Territory::Other => (fixture.territory_b, &fixture.document_b, (45.755, 4.845)),
+    };
+    let unique = Uuid::new_v4().simple().to_string();
+
+    let (path, token, body): (String, Option<String>, Option<Value>) = match (row.method, row.path)
+    {
+        ("GET", "/health" | "/api/me" | "/api/devices" | "/api/territories") => {
+            (row.path.to_string(), token, None)
+        }
+        ("POST", "/api/auth/login") => {
+            let login = fixture.coordinator.login.as_ref().expect("a password");
+            let body = json!({ "email": login.email, "password": login.password });
+            (row.path.to_string(), token, Some(body))
+        }
+        ("POST", "/api/auth/logout") => {
+            // Log out a session of its own, not the one the other rows use.
+            let token = match actor.and_then(|actor| actor.login.as_ref()) {
+                Some(login) => admin::login(pool, &login.email, &login.password)
+                    .await?
+                    .map(|session| session.token),
+                None => token,
+            };
+            (row.path.to_string(), token, None)
+        }
+        ("POST", "/api/enrol") => {
+            let invitation = admin::create_invitation(
+                pool,
+                territory_id,
+                Role::Volunteer,
+                "New volunteer",
+                None,
+                fixture.admin.account_id,
+                chrono::Duration::hours(1),
+            )
+            .await?;
+            let body = json!({ "code": invitation.code, "deviceName": "Fairphone" });
+            (row.path.to_string(), token, Some(body))
+        }
+        ("POST", "/api/invitations") => {
+            let body = json!({ "territoryId": territory_id, "displayName": "Lou" });
+            (row.path.to_string(), token, Some(body))
+        }
+        ("POST", "/api/devices/{id}/revoke") => {
+            let target =
+                accounts::device_actor(pool, territory_id, fixture.admin.account_id, "Target")
+                    .await?;
+            let device = target.device_id.expect("a device");
+            (format!("/api/devices/{device}/revoke"), token, None)
+        }
+        ("POST", "/api/territories") => {
+            let body = json!({ "name": format!("Territory {unique}") });
+            (row.path.to_string(), token, Some(body))
+        }
+        ("GET", "/api/territories/{id}") => {
+            (format!("/api/territories/{territory_id}"), token, None)
+        }
+        ("POST", "/api/territories/{id}/members") => {
+            let account = admin::create_account(pool, "Newcomer", None, None, false).await?;
+            let body = json!({ "accountId": account, "role": "volunteer" });
+            (
+                format!("/api/territories/{territory_id}/members"),
+                token,
+                Some(body),
+            )
+        }
+        ("GET", "/api/territories/{id}/sites") => (
+            format!("/api/territories/{territory_id}/sites"),
+            token,
+            None,
+        ),
+        ("POST", "/api/territories/{id}/sites") => {
+            let body = json!({
+                "name": format!("Site {unique}"),
+                "decimalLatitude": inside.0,
+                "decimalLongitude": inside.1,
+            });
+            (
+                format!("/api/territories/{territory_id}/sites"),
+                token,
+                Some(body),
+            )
+        }
+        ("POST", "/api/accounts") => {
+            let body = json!({
+                "displayName": "Auditor of the régie",
+                "email": format!("{unique}@example.org"),
+                "password": "a long enough password",
+            });
+            (row.path.to_string(), token, Some(body))
+        }
+        (
+            "GET",
+            "/api/sightings"
+            | "/api/degradation-reports"
+            | "/api/timesheet-entries"
+            | "/api/invalid-records",
+        ) => (
+            format!("{}?territory={territory_id}", row.path),
+            token,
+            None,
+        ),
+        ("GET", "/api/documents/{doc_id}") => (format!("/api/documents/{document}"), token, None),
+        ("GET", "/sync") => return sync_handshake(server, token.as_deref()).await,
+        ("HEAD", "/api/photos/{sha256}") => {
+            let sha256 = seed_photo(pool, territory_id, fixture.admin.account_id).await?;
+            let path = format!("/api/photos/{sha256}?territory={territory_id}");
+            return send_bytes(server, Method::HEAD, &path, token.as_deref(), None).await;
+        }
+        ("PUT", "/api/photos/{sha256}") => {
+            // A new photo each time: one already held is answered before any check of the body.
+            let pixels = image::RgbImage::from_fn(16, 16, |x, y| {
+                let seed = unique.as_bytes();
+                image::Rgb([seed[(x % 32) as usize], seed[(y % 32) as usize], x as u8])
+            });
+            let mut png = Vec::new();
+            pixels.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+            let photo = process_photo(&png, PhotoSettings::default())?;
+            let path = format!("/api/photos/{}?territory={territory_id}", photo.sha256);
+            return send_bytes(
+                server,
+                Method::PUT,
+                &path,
+                token.as_deref(),
+                Some(photo.jpeg),
+            )
+            .await;
+        }
+        ("GET", "/api/photos/{sha256}" | "/api/photos/{sha256}/thumbnail") => {
+            let sha256 = seed_photo(pool, territory_id, fixture.admin.account_id).await?;
+            let path = row.path.replace("{sha256}", &sha256);
+            return send_bytes(server, Method::GET, &path, token.as_deref(), None).await;
+        }
+        (method, path) => panic!("the table has {method} {path}, but this test cannot call it yet"),
+    };
+    let method = Method::from_bytes(row.method.as_bytes())?;
+    call(server, method, &path, token.as_deref(), body.as_ref()).await
+}
+
+/// A photo filed in `territory`, as an upload stores one; returns its address.
+async fn seed_photo(pool: &PgPool, territory: Uuid, uploader: Uuid) -> anyhow::Result<String> {
+    let sha256 = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    sqlx::query(
+        "INSERT INTO photos (sha256, territory_id, uploaded_by, size, width, height, \
+           content_type, data, thumbnail) \
+         VALUES ($1, $2, $3, 4, 1, 1, 'image/jpeg', '\\xffd8ffd9', '\\xffd8ffd9')",
+    )
+    .bind(&sha256)
+    .bind(territory)
+    .bind(uploader)
+    .execute(pool)
+    .await?;
+    Ok(sha256)
+}
+
+/// Sends `method path` with a raw `body`; returns the status and the body as
+/// JSON when it is JSON (photos are not).
+async fn send_bytes(
+    server: &ServerProcess,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut request = reqwest::Client::new().request(method, server.http_url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let body = serde_json::from_slice(&response.bytes().await?).unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+/// The status of a WebSocket handshake on `/sync` (101 is allowed).
+async fn sync_handshake(
+    server: &ServerProcess,
+    token: Option<&str>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut request = server.sync_url().as_str().into_client_request()?;
+    if let Some(token) = token {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((mut socket, response)) => {
+            let _ = socket.close(None).await;
+            Ok((response.status().as_u16(), Value::Null))
+        }
+        Err(tungstenite::Error::Http(response)) => {
+            let body = response
+                .body()
+                .as_deref()
+                .and_then(|bytes| serde_json::from_slice(bytes).ok())
+                .unwrap_or(Value::Null);
+            Ok((response.status().as_u16(), body))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_hold_only_the_callers_territories_and_devices() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+
+    let ids = |list: &Value, key: &str| -> BTreeSet<String> {
+        list.as_array()
+            .expect("a list")
+            .iter()
+            .map(|item| item[key].as_str().expect("an id").to_string())
+            .collect()
+    };
+    let a = f.territory_a.to_string();
+    let b = f.territory_b.to_string();
+
+    let (_, territories) = call(
+        &server,
+        Method::GET,
+        "/api/territories",
+        Some(&f.volunteer.token),
+        None,
+    )
+    .await?;
+    assert_eq!(ids(&territories, "id"), BTreeSet::from([a.clone()]));
+    assert_eq!(territories[0]["yourRoles"], json!(["volunteer"]));
+    let (_, territories) = call(
+        &server,
+        Method::GET,
+        "/api/territories",
+        Some(&f.admin.token),
+        None,
+    )
+    .await?;
+    assert!(ids(&territories, "id").is_superset(&BTreeSet::from([a.clone(), b.clone()])));
+
+    let volunteer_device = f.volunteer.device_id.unwrap().to_string();
+    let other_device = f.other_volunteer.device_id.unwrap().to_string();
+    let (_, devices) = call(
+        &server,
+        Method::GET,
+        "/api/devices",
+        Some(&f.volunteer.token),
+        None,
+    )
+    .await?;
+    assert_eq!(
+        ids(&devices, "id"),
+        BTreeSet::from([volunteer_device.clone()])
+    );
+    let (_, devices) = call(
+        &server,
+        Method::GET,
+        "/api/devices",
+        Some(&f.coordinator.token),
+        None,
+    )
+    .await?;
+    assert_eq!(
+        ids(&devices, "id"),
+        BTreeSet::from([volunteer_device.clone()])
+    );
+    let (_, devices) = call(
+        &server,
+        Method::GET,
+        "/api/devices",
+        Some(&f.auditor.token),
+        None,
+    )
+    .await?;
+    assert!(ids(&devices, "id").is_empty());
+    let (_, devices) = call(
+        &server,
+        Method::GET,
+        "/api/devices",
+        Some(&f.admin.token),
+        None,
+    )
+    .await?;
+    assert_eq!(
+        ids(&devices, "id"),
+        BTreeSet::from([volunteer_device, other_device])
+    );
+
+    let (status, me) = call(
+        &server,
+        Method::GET,
+        "/api/me",
+        Some(&f.volunteer.token),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200);
+    assert_eq!(me["accountId"], f.volunteer.account_id.to_string());
+    assert_eq!(me["credential"]["kind"], "device");
+    assert_eq!(
+        me["memberships"],
+        json!([{
+            "territoryId": a, "territoryName": "Friche de la Croix-Rousse", "role": "volunteer"
+        }])
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volunteer_sees_only_their_own_invalid_records_and_documents() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    // Another volunteer of A, with a draft of their own.
+    let neighbour =
+        accounts::device_actor(&pool, f.territory_a, f.coordinator.account_id, "Neighbour").await?;
+    let neighbours_notebook =
+        accounts::seed_document(&pool, f.territory_a, neighbour.account_id).await?;
+    accounts::seed_invalid_record(&pool, &f.document_a, f.territory_a).await?;
+    accounts::seed_invalid_record(&pool, &neighbours_notebook, f.territory_a).await?;
+    accounts::seed_invalid_record(&pool, &f.document_b, f.territory_b).await?;
+
+    let documents_listed = |body: Value| -> Vec<String> {
+        let mut docs: Vec<String> = body
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|record| record["documentId"].as_str().unwrap().to_string())
+            .collect();
+        docs.sort();
+        docs
+    };
+    let sorted = |mut docs: Vec<String>| {
+        docs.sort();
+        docs
+    };
+    for (who, token, expected) in [
+        ("volunteer", &f.volunteer.token, vec![f.document_a.clone()]),
+        (
+            "neighbour",
+            &neighbour.token,
+            vec![neighbours_notebook.clone()],
+        ),
+        (
+            "coordinator",
+            &f.coordinator.token,
+            sorted(vec![f.document_a.clone(), neighbours_notebook.clone()]),
+        ),
+        (
+            "auditor",
+            &f.auditor.token,
+            sorted(vec![f.document_a.clone(), neighbours_notebook.clone()]),
+        ),
+        (
+            "other volunteer",
+            &f.other_volunteer.token,
+            vec![f.document_b.clone()],
+        ),
+        (
+            "admin",
+            &f.admin.token,
+            sorted(vec![
+                f.document_a.clone(),
+                neighbours_notebook.clone(),
+                f.document_b.clone(),
+            ]),
+        ),
+    ] {
+        let (status, body) = call(
+            &server,
+            Method::GET,
+            "/api/invalid-records",
+            Some(token),
+            None,
+        )
+        .await?;
+        assert_eq!(status, 200, "{who}");
+        assert_eq!(
+            documents_listed(body),
+            expected,
+            "invalid records {who} sees"
+        );
+    }
+
+    let neighbours = format!("/api/documents/{neighbours_notebook}");
+    let (status, _) = call(
+        &server,
+        Method::GET,
+        &neighbours,
+        Some(&f.volunteer.token),
+        None,
+    )
+    .await?;
+    assert_eq!(
+        status, 403,
+        "a volunteer reads another volunteer's notebook"
+    );
+    let (status, _) = call(
+        &server,
+        Method::GET,
+        &neighbours,
+        Some(&neighbour.token),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200, "its owner reads it");
+    let (status, _) = call(
+        &server,
+        Method::GET,
+        &neighbours,
+        Some(&f.auditor.token),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200, "the territory's auditor reads it");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinators_enrol_and_add_volunteers_but_grant_no_other_role() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let a = f.territory_a;
+    let coordinator = Some(f.coordinator.token.as_str());
+
+    for role in ["coordinator", "regie_auditor"] {
+        let invite = json!({ "territoryId": a, "displayName": "Sam", "role": role });
+        let (status, _) = call(
+            &server,
+            Method::POST,
+            "/api/invitations",
+            coordinator,
+            Some(&invite),
+        )
+        .await?;
+        assert_eq!(status, 403, "a coordinator invites a {role}");
+        let (status, _) = call(
+            &server,
+            Method::POST,
+            "/api/invitations",
+            Some(&f.admin.token),
+            Some(&invite),
+        )
+        .await?;
+        assert_eq!(status, 201, "an admin invites a {role}");
+
+        let account = admin::create_account(&pool, "Sam", None, None, false).await?;
+        let member = json!({ "accountId": account, "role": role });
+        let path = format!("/api/territories/{a}/members");
+        let (status, _) = call(&server, Method::POST, &path, coordinator, Some(&member)).await?;
+        assert_eq!(status, 403, "a coordinator makes someone a {role}");
+    }
+
+    // A second phone for one of their volunteers: yes. For the admin — which
+    // would hand whoever redeems the code the admin's account — no.
+    let second_phone = json!({ "territoryId": a, "displayName": "Volunteer A", "accountId": f.volunteer.account_id });
+    let (status, _) = call(
+        &server,
+        Method::POST,
+        "/api/invitations",
+        coordinator,
+        Some(&second_phone),
+    )
+    .await?;
+    assert_eq!(status, 201);
+    let admins_phone =
+        json!({ "territoryId": a, "displayName": "Admin", "accountId": f.admin.account_id });
+    let (status, _) = call(
+        &server,
+        Method::POST,
+        "/api/invitations",
+        coordinator,
+        Some(&admins_phone),
+    )
+    .await?;
+    assert_eq!(status, 403);
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! Authorisation on the sync channel: a malicious automerge client tries each
+//! forbidden write; each is refused with a reason, the inventory is unchanged,
+//! and honest clients keep syncing. Revoking a device cuts its sync at once.
+
+use std::time::Duration;
+
+use automerge::Automerge;
+use fieldnotes_tests::{
+    eventually, init_test_logging, phones,
+    raw_peer::{new_document_id, RawPeer},
+    records, ServerProcess, TestDatabase,
+};
+use mobile_bridge::{Phone, PhoneError};
+use schemas::{FieldRecord, RecordKind};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use sync::{new_notebook, put_raw_record, set_field, NotebookHeader};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything the inventory holds, to compare before and after an attack.
+async fn inventory(pool: &PgPool) -> anyhow::Result<Value> {
+    Ok(sqlx::query_scalar(
+        "SELECT jsonb_build_object(\
+           'sightings', (SELECT COALESCE(jsonb_agg(to_jsonb(s) - 'materialised_at' ORDER BY id), '[]') FROM sightings s), \
+           'timesheets', (SELECT COALESCE(jsonb_agg(to_jsonb(t) - 'materialised_at' ORDER BY id), '[]') FROM timesheet_entries t), \
+           'invalid', (SELECT count(*) FROM invalid_records), \
+           'chunks', (SELECT count(*) FROM automerge_chunks))",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+/// The change chunks `after` has that `before` lacks, as a sync message.
+fn changes_since(before: &Automerge, after: &Automerge) -> Vec<u8> {
+    let mut message = fieldnotes_tests::raw_peer::all_changes_message(after);
+    message.changes = after
+        .get_changes(&before.get_heads())
+        .iter()
+        .map(|change| change.raw_bytes().to_vec())
+        .collect::<Vec<_>>()
+        .into();
+    message.encode()
+}
+
+/// Sends a forbidden change and expects an error naming `reason_contains`, then a close.
+async fn expect_refusal(
+    server: &ServerProcess,
+    device: &mobile_bridge::DeviceCredential,
+    doc_id: &samod::DocumentId,
+    message: &[u8],
+    reason_contains: &str,
+) -> anyhow::Result<()> {
+    let mut peer = RawPeer::connect(&server.sync_url(), device).await?;
+    peer.send_sync(doc_id, message).await?;
+    let replies = peer.messages_until_closed(TIMEOUT).await?;
+    let errors: Vec<String> = replies
+        .iter()
+        .filter(|m| m.kind == "error")
+        .filter_map(|m| m.message.clone())
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains(reason_contains)),
+        "expected an error containing {reason_contains:?}, got {replies:?}"
+    );
+    Ok(())
+}
+
+/// Fields drop in order: the server stops before its database is dropped.
+struct World {
+    server: ServerProcess,
+    _db: TestDatabase,
+    pool: PgPool,
+    territory: phones::Territory,
+    other_territory: phones::Territory,
+    alice: phones::Volunteer,
+    bob: phones::Volunteer,
+    /// Alice's notebook as the server holds it, with one sighting and one timesheet entry.
+    alice_phone: Phone,
+    alice_sighting: uuid::Uuid,
+    alice_timesheet: uuid::Uuid,
+}
+
+async fn world() -> anyhow::Result<World> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let territory = phones::territory(&pool, "Ruisseau des Planches").await?;
+    let other_territory = phones::territory(&pool, "Zone humide du Grand Large").await?;
+    let alice = phones::enrol_volunteer(&pool, &territory, "Alice").await?;
+    let bob = phones::enrol_volunteer(&pool, &territory, "Bob").await?;
+
+    let mut alice_phone = Phone::new_notebook(alice.notebook(), Some(alice.device.clone())).await?;
+    let sighting = records::sighting(alice.account_id, "Castor fiber", 1);
+    alice_phone.record(&sighting)?;
+    let timesheet = records::timesheet_json(alice.account_id);
+    let timesheet_id = uuid::Uuid::parse_str(timesheet["id"].as_str().unwrap())?;
+    alice_phone.record_raw(
+        RecordKind::TimesheetEntry,
+        &timesheet_id.to_string(),
+        &timesheet,
+    )?;
+    alice_phone.go_online(&server.sync_url()).await?;
+    alice_phone.wait_synced(TIMEOUT).await?;
+    eventually(TIMEOUT, "alice's records in the inventory", || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM sightings) + (SELECT count(*) FROM timesheet_entries)",
+        )
+        .fetch_one(&pool)
+        .await?;
+        Ok((n == 2).then_some(()))
+    })
+    .await?;
+    Ok(World {
+        server,
+        _db: db,
+        pool,
+        territory,
+        other_territory,
+        alice,
+        bob,
+        alice_phone,
+        alice_sighting: sighting.id(),
+        alice_timesheet: timesheet_id,
+    })
+}
+
+/// After an attack: nothing changed, and honest phones still sync.
+async fn honest_clients_keep_syncing(world: &World, before: &Value) -> anyhow::Result<()> {
+    assert_eq!(
+        &inventory(&world.pool).await?,
+        before,
+        "the inventory is unchanged"
+    );
+    world.alice_phone.record(&records::sighting(
+        world.alice.account_id,
+        "Anas platyrhynchos",
+        3,
+    ))?;
+    world.alice_phone.wait_synced(TIMEOUT).await?;
+    let mut bob_phone =
+        Phone::new_notebook(world.bob.notebook(), Some(world.bob.device.clone())).await?;
+    bob_phone.record(&records::sighting(world.bob.account_id, "Ardea cinerea", 1))?;
+    bob_phone.go_online(&world.server.sync_url()).await?;
+    bob_phone.wait_synced(TIMEOUT).await?;
+    eventually(TIMEOUT, "the honest sightings", || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sightings")
+            .fetch_one(&world.pool)
+            .await?;
+        Ok((n == 3).then_some(()))
+    })
+    .await?;
+    bob_phone.shut_down().await;
+    Ok(())
+}
+
+/// One field of Alice's notebook, as a forged edit sent over `device`'s connection.
+struct ForgedEdit<'a> {
+    kind: RecordKind,
+    record: uuid::Uuid,
+    field: &'a str,
+    value: Value,
+}
+
+/// Sends the forged edit, expects it refused with `reason_contains`, and checks
+/// that nothing changed and honest phones still sync.
+async fn forged_edit_is_refused(
+    world: &World,
+    device: &mobile_bridge::DeviceCredential,
+    edit: ForgedEdit<'_>,
+    reason_contains: &str,
+) -> anyhow::Result<()> {
+    let before = inventory(&world.pool).await?;
+    let original = world.alice_phone.read(Automerge::clone);
+    let mut forged = original.clone();
+    set_field(&mut forged, edit.kind, edit.record, edit.field, &edit.value)?;
+    expect_refusal(
+        &world.server,
+        device,
+        &world.alice_phone.notebook_id(),
+        &changes_since(&original, &forged),
+        reason_contains,
+    )
+    .await?;
+    honest_clients_keep_syncing(world, &before).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_another_volunteers_sighting_is_refused() -> anyhow::Result<()> {
+    let world = world().await?;
+    // Bob got hold of Alice's notebook bytes and edits her count.
+    let edit = ForgedEdit {
+        kind: RecordKind::Sighting,
+        record: world.alice_sighting,
+        field: "individualCount",
+        value: json!(99),
+    };
+    forged_edit_is_refused(
+        &world,
+        &world.bob.device,
+        edit,
+        "belongs to another volunteer",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_ones_own_timesheet_hours_is_refused() -> anyhow::Result<()> {
+    let world = world().await?;
+    let edit = ForgedEdit {
+        kind: RecordKind::TimesheetEntry,
+        record: world.alice_timesheet,
+        field: "approvalStatus",
+        value: json!("approved"),
+    };
+    forged_edit_is_refused(&world, &world.alice.device, edit, "coordinator's decision").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_a_validation_status_is_refused() -> anyhow::Result<()> {
+    let world = world().await?;
+    let edit = ForgedEdit {
+        kind: RecordKind::Sighting,
+        record: world.alice_sighting,
+        field: "identificationVerificationStatus",
+        value: json!("verified"),
+    };
+    forged_edit_is_refused(&world, &world.alice.device, edit, "coordinator's decision").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writing_into_another_territory_is_refused() -> anyhow::Result<()> {
+    let world = world().await?;
+    let before = inventory(&world.pool).await?;
+    let mut notebook = new_notebook(NotebookHeader {
+        territory_id: world.other_territory.id,
+        owner_id: world.bob.account_id,
+    });
+    let sighting = records::sighting_json(world.bob.account_id, "Alcedo atthis", 1);
+    put_raw_record(
+        &mut notebook,
+        RecordKind::Sighting,
+        sighting["id"].as_str().unwrap(),
+        &sighting,
+    )?;
+    expect_refusal(
+        &world.server,
+        &world.bob.device,
+        &new_document_id(),
+        &changes_since(&Automerge::new(), &notebook),
+        "territory",
+    )
+    .await?;
+    honest_clients_keep_syncing(&world, &before).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volunteer_cannot_fetch_another_volunteers_notebook() -> anyhow::Result<()> {
+    let world = world().await?;
+    let attempt = Phone::fetch_notebook(
+        &world.server.sync_url(),
+        Some(world.bob.device.clone()),
+        world.alice_phone.notebook_id(),
+    )
+    .await;
+    assert!(
+        matches!(attempt, Err(PhoneError::NotFound(_))),
+        "bob must not receive alice's notebook"
+    );
+    let _ = &world.territory;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_without_a_valid_credential_is_refused() -> anyhow::Result<()> {
+    let world = world().await?;
+    let forged = mobile_bridge::DeviceCredential {
+        device_id: world.alice.device.device_id,
+        secret: "fnd_not-the-real-credential".to_string(),
+    };
+    assert!(RawPeer::connect(&world.server.sync_url(), &forged)
+        .await
+        .is_err());
+    let response = reqwest::get(world.server.http_url("/sync")).await?;
+    assert_eq!(response.status().as_u16(), 401);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_device_closes_its_open_connection_and_refuses_the_next() -> anyhow::Result<()> {
+    let world = world().await?;
+    let mut open = RawPeer::connect(&world.server.sync_url(), &world.bob.device).await?;
+    let revoked = server::auth::admin::revoke_device(
+        &world.pool,
+        world.bob.device.device_id,
+        world.territory.coordinator,
+    )
+    .await?;
+    assert!(revoked);
+    let replies = open.messages_until_closed(TIMEOUT).await?;
+    assert!(
+        replies
+            .iter()
+            .any(|m| m.kind == "error"
+                && m.message.as_deref().is_some_and(|t| t.contains("revoked"))),
+        "the open connection is told and closed: {replies:?}"
+    );
+    assert!(
+        RawPeer::connect(&world.server.sync_url(), &world.bob.device)
+            .await
+            .is_err()
+    );
+    Ok(())
+}
