@@ -14,12 +14,12 @@
 //!   process (PostgreSQL `NOTIFY fieldnotes_device_revoked`).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use automerge::sync;
+use automerge::{sync, Automerge, ChangeHash, ReadDoc};
 use futures::Stream;
 use samod::{DocumentId, PeerId, ShareConfig};
 use sqlx::{postgres::PgListener, PgPool};
@@ -72,6 +72,21 @@ struct Registry {
     connections: Vec<OpenConnection>,
 }
 
+/// Per document, what this process handed to samod that PostgreSQL does not
+/// hold yet, as the incoming-change judge must know it.
+#[derive(Default)]
+struct InFlight {
+    /// Changes handed to samod and not committed yet. A change depending on one
+    /// of them is judged once it is committed, not taken for one whose history
+    /// never arrived (samod, which holds it, would apply that change at once).
+    admitted: HashSet<ChangeHash>,
+    /// Changes samod keeps unapplied until their dependencies arrive (the sync
+    /// protocol sends them ahead after a Bloom-filter false positive). They are
+    /// judged again with every later message, and apply with the one that
+    /// completes them, or refuse it.
+    waiting: HashMap<ChangeHash, Vec<u8>>,
+}
+
 /// The sync channel's view of who is connected and what they may do. Cheap to clone.
 #[derive(Clone)]
 pub struct SyncAccess {
@@ -79,6 +94,9 @@ pub struct SyncAccess {
     committed: CommittedDocs,
     /// A std mutex: held only for map updates, never across an await.
     registry: Arc<Mutex<Registry>>,
+    /// By document id. A std mutex, never held across an await; the per-document
+    /// committed-state lock serialises the judgements that update an entry.
+    in_flight: Arc<Mutex<HashMap<String, InFlight>>>,
 }
 
 /// Deregisters a connection when the transport that owns it is dropped.
@@ -108,6 +126,7 @@ impl SyncAccess {
             pool,
             committed,
             registry: Arc::default(),
+            in_flight: Arc::default(),
         }
     }
 
@@ -217,22 +236,16 @@ impl SyncAccess {
         if sync_message.changes.is_empty() {
             return Ok(());
         }
-        let chunks: Vec<Vec<u8>> = sync_message.changes.iter().map(<[u8]>::to_vec).collect();
+        let incoming: Vec<Vec<u8>> = sync_message.changes.iter().map(<[u8]>::to_vec).collect();
         let rights = WriterRights {
             account_id: principal.account_id,
             notebook_territories: principal.territories_with(&[Role::Volunteer, Role::Coordinator]),
         };
         let decision = self
             .committed
-            .wait_for(
-                &doc_id,
-                DEPENDENCY_WAIT,
-                |committed| match authorize_notebook_changes(committed, &chunks, &rights) {
-                    Decision::Allowed(_) => Some(Ok(())),
-                    Decision::Refused(refusal) => Some(Err(refusal)),
-                    Decision::MissingDependencies(_) => None,
-                },
-            )
+            .wait_for(&doc_id, DEPENDENCY_WAIT, |committed| {
+                self.judge(&doc_id, committed, &incoming, &rights)
+            })
             .await?;
         match decision {
             Some(Ok(())) => Ok(()),
@@ -242,6 +255,58 @@ impl SyncAccess {
             }
             None => Err(IncomingError::DependenciesNotCommitted),
         }
+    }
+
+    /// One judgement of `incoming` (with the changes still waiting in this
+    /// document) against its committed state; `None` to judge again after the
+    /// next commit. Runs under the document's committed-state lock.
+    fn judge(
+        &self,
+        doc_id: &str,
+        committed: &Automerge,
+        incoming: &[Vec<u8>],
+        rights: &WriterRights,
+    ) -> Option<Result<(), Refusal>> {
+        let mut in_flight = self.in_flight.lock().expect("in-flight map poisoned");
+        let entry = in_flight.entry(doc_id.to_string()).or_default();
+        entry
+            .admitted
+            .retain(|hash| committed.get_change_by_hash(hash).is_none());
+        let chunks: Vec<Vec<u8>> = entry
+            .waiting
+            .values()
+            .cloned()
+            .chain(incoming.iter().cloned())
+            .collect();
+        let outcome = match authorize_notebook_changes(committed, &entry.admitted, &chunks, rights)
+        {
+            Decision::Refused(refusal) => Some(Err(refusal)),
+            Decision::AwaitCommit => None,
+            Decision::Allowed {
+                applied,
+                waiting,
+                missing,
+            } => {
+                if !waiting.is_empty() {
+                    tracing::debug!(
+                        doc_id,
+                        waiting = waiting.len(),
+                        ?missing,
+                        "changes wait for dependencies the server has not received"
+                    );
+                }
+                entry.admitted.extend(applied);
+                entry.waiting = waiting
+                    .into_iter()
+                    .map(|change| (change.hash(), change.raw_bytes().to_vec()))
+                    .collect();
+                Some(Ok(()))
+            }
+        };
+        if entry.admitted.is_empty() && entry.waiting.is_empty() {
+            in_flight.remove(doc_id);
+        }
+        outcome
     }
 
     /// Listens for revocations from any server process and closes the revoked

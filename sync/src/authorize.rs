@@ -7,11 +7,13 @@
 //! decision (verification, approval, follow-up status), which belong in the
 //! territory's review documents, not in a volunteer's notebook.
 
-use automerge::{Automerge, ChangeHash, ReadDoc};
+use std::collections::HashSet;
+
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::{check_header_unchanged, read_notebook};
+use crate::{check_header_unchanged, read_notebook, wire::chunk_changes};
 
 /// Fields that are coordinator decisions: a notebook record never carries them.
 pub const COORDINATOR_FIELDS: &[&str] = &[
@@ -48,6 +50,10 @@ pub enum Refusal {
     HeaderChanged { field: &'static str },
     #[error("a document must be a field notebook with a valid header: {0}")]
     NotANotebook(String),
+    #[error("these changes depend on changes the server has never received, and a new notebook must be sent from its beginning")]
+    UnknownHistory,
+    #[error("more than {limit} changes are waiting for changes the server has never received; send those first")]
+    TooManyWaiting { limit: usize },
     #[error("`{field}` of {collection}/{record} is a coordinator's decision and cannot be set from a notebook")]
     CoordinatorField {
         collection: &'static str,
@@ -56,51 +62,118 @@ pub enum Refusal {
     },
 }
 
+/// How many changes may wait, per notebook, for dependencies the server has
+/// not received. A Bloom-filter false positive leaves a handful; thousands mean
+/// a peer sends changes whose history it never sends.
+pub const MAX_WAITING_CHANGES: usize = 10_000;
+
 /// The outcome of applying incoming changes to the committed document.
 #[derive(Debug)]
 pub enum Decision {
-    /// The changes are allowed; the document as it would be after them.
-    Allowed(Box<Automerge>),
+    /// Every change that applies is allowed. Changes whose dependencies are
+    /// missing cannot be judged yet: automerge keeps them unapplied until the
+    /// dependencies arrive, and they must be judged again, with those, then.
+    Allowed {
+        /// Changes that `committed` lacked and that now apply.
+        applied: Vec<ChangeHash>,
+        /// Incoming changes still waiting for a dependency.
+        waiting: Vec<Change>,
+        /// The dependencies they wait for.
+        missing: Vec<ChangeHash>,
+    },
     Refused(Refusal),
-    /// Some changes depend on changes not yet committed: decide again once they are.
-    MissingDependencies(Vec<ChangeHash>),
+    /// Some changes depend on ones the server accepted but has not committed:
+    /// decide again once those are committed.
+    AwaitCommit,
 }
 
-/// Decides whether `chunks` (change chunks of a sync message) may be applied to
-/// `committed`, the document as the server has stored it.
+/// Decides whether `chunks` (the change chunks of a sync message, after those
+/// still waiting from earlier messages) may be applied to `committed`, the
+/// document as the server has stored it.
+///
+/// Only the document's established owner may leave changes waiting: once a
+/// dependency arrives automerge applies whatever waited for it, so a waiting
+/// change is judged with the owner's rights when it becomes applicable.
+/// `uncommitted` are the changes the server accepted before and has not
+/// committed yet.
 pub fn authorize_notebook_changes(
     committed: &Automerge,
+    uncommitted: &HashSet<ChangeHash>,
     chunks: &[Vec<u8>],
     rights: &WriterRights,
 ) -> Decision {
     let mut after = committed.clone();
-    let mut incoming = Vec::new();
     for chunk in chunks {
         // Chunks have passed `wire::check_incoming`; what still fails to load
         // cannot be judged and is refused.
         if let Err(error) = after.load_incremental(chunk) {
             return Decision::Refused(Refusal::NotANotebook(error.to_string()));
         }
-        if let Ok(change) = automerge::Change::from_bytes(chunk.clone()) {
-            incoming.push(change.hash());
-        }
     }
     let missing = after.get_missing_deps(&[]);
-    if !missing.is_empty() {
-        return Decision::MissingDependencies(missing);
+    if missing.iter().any(|hash| uncommitted.contains(hash)) {
+        return Decision::AwaitCommit;
     }
-    if incoming
-        .iter()
-        .all(|hash| committed.get_change_by_hash(hash).is_some())
-        && after.get_heads() == committed.get_heads()
-    {
-        // Nothing new: a duplicate is harmless.
-        return Decision::Allowed(Box::new(after));
+    let waiting = if missing.is_empty() {
+        Vec::new()
+    } else {
+        match waiting_changes(&after, chunks) {
+            Ok(waiting) => waiting,
+            Err(refusal) => return Decision::Refused(refusal),
+        }
+    };
+    if !waiting.is_empty() {
+        if waiting.len() > MAX_WAITING_CHANGES {
+            return Decision::Refused(Refusal::TooManyWaiting {
+                limit: MAX_WAITING_CHANGES,
+            });
+        }
+        match read_notebook(committed).header {
+            Ok(header) if header.owner_id == rights.account_id => {}
+            Ok(header) => {
+                return Decision::Refused(Refusal::NotYourNotebook {
+                    owner: header.owner_id,
+                })
+            }
+            Err(_) => return Decision::Refused(Refusal::UnknownHistory),
+        }
+    }
+    if after.get_heads() == committed.get_heads() {
+        // Nothing new applies: a duplicate, or only changes that wait.
+        return Decision::Allowed {
+            applied: Vec::new(),
+            waiting,
+            missing,
+        };
     }
     match check(committed, &after, rights) {
-        Ok(()) => Decision::Allowed(Box::new(after)),
+        Ok(()) => Decision::Allowed {
+            applied: after
+                .get_changes_meta(&committed.get_heads())
+                .iter()
+                .map(|change| change.hash)
+                .collect(),
+            waiting,
+            missing,
+        },
         Err(refusal) => Decision::Refused(refusal),
     }
+}
+
+/// The changes in `chunks` that `after` holds unapplied, each once.
+fn waiting_changes(after: &Automerge, chunks: &[Vec<u8>]) -> Result<Vec<Change>, Refusal> {
+    let mut waiting: Vec<Change> = Vec::new();
+    for chunk in chunks {
+        for change in chunk_changes(chunk).map_err(Refusal::NotANotebook)? {
+            let hash = change.hash();
+            if after.get_change_by_hash(&hash).is_none()
+                && !waiting.iter().any(|w| w.hash() == hash)
+            {
+                waiting.push(change);
+            }
+        }
+    }
+    Ok(waiting)
 }
 
 fn check(before: &Automerge, after: &Automerge, rights: &WriterRights) -> Result<(), Refusal> {
@@ -204,10 +277,18 @@ mod tests {
         phone: &Automerge,
         rights: &WriterRights,
     ) -> Result<(), Refusal> {
-        match authorize_notebook_changes(committed, &chunks_after(phone, committed), rights) {
-            Decision::Allowed(_) => Ok(()),
+        match authorize_notebook_changes(
+            committed,
+            &HashSet::new(),
+            &chunks_after(phone, committed),
+            rights,
+        ) {
+            Decision::Allowed { waiting, .. } => {
+                assert!(waiting.is_empty(), "unexpected waiting changes {waiting:?}");
+                Ok(())
+            }
             Decision::Refused(refusal) => Err(refusal),
-            Decision::MissingDependencies(m) => panic!("unexpected missing deps {m:?}"),
+            Decision::AwaitCommit => panic!("nothing is uncommitted here"),
         }
     }
 
@@ -326,23 +407,151 @@ mod tests {
         }
     }
 
-    #[test]
-    fn changes_that_depend_on_uncommitted_ones_wait() {
-        let (doc, header) = owned_notebook();
-        let mut phone = doc.clone();
+    /// A new notebook; the same with one sighting (whose key is `SIGHTING`);
+    /// that sighting's change alone; the header.
+    fn notebook_and_last_change() -> (Automerge, Automerge, Vec<u8>, NotebookHeader) {
+        let (created, header) = owned_notebook();
+        let mut phone = created.clone();
         put_raw_record(
             &mut phone,
             RecordKind::Sighting,
-            "k",
+            &SIGHTING.to_string(),
             &sighting_json(header.owner_id),
         )
         .unwrap();
-        // Only the last change, without the notebook's creation it depends on.
-        let last = vec![phone.get_last_local_change().unwrap().raw_bytes().to_vec()];
+        let last = phone.get_last_local_change().unwrap().raw_bytes().to_vec();
+        (created, phone, last, header)
+    }
+
+    const SIGHTING: Uuid = Uuid::from_u128(0x5167);
+
+    #[test]
+    fn the_owners_change_that_arrives_before_its_dependency_waits() {
+        let (created, with_sighting, _, header) = notebook_and_last_change();
+        let mut phone = with_sighting.clone();
+        put_raw_record(
+            &mut phone,
+            RecordKind::Sighting,
+            "k2",
+            &sighting_json(header.owner_id),
+        )
+        .unwrap();
+        let last = phone.get_last_local_change().unwrap().clone();
+        let rights = rights(header.owner_id, header.territory_id);
+        match authorize_notebook_changes(
+            &created,
+            &HashSet::new(),
+            &[last.raw_bytes().to_vec()],
+            &rights,
+        ) {
+            Decision::Allowed {
+                waiting, missing, ..
+            } => {
+                assert_eq!(
+                    waiting.iter().map(Change::hash).collect::<Vec<_>>(),
+                    vec![last.hash()]
+                );
+                assert_eq!(missing, with_sighting.get_heads());
+            }
+            other => panic!("expected waiting changes, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_change_depending_on_an_accepted_uncommitted_one_awaits_its_commit() {
+        let (created, with_sighting, sighting_change, header) = notebook_and_last_change();
+        let mut phone = with_sighting.clone();
+        put_raw_record(
+            &mut phone,
+            RecordKind::Sighting,
+            "k2",
+            &sighting_json(header.owner_id),
+        )
+        .unwrap();
+        let last = phone.get_last_local_change().unwrap().raw_bytes().to_vec();
+        let accepted = automerge::Change::from_bytes(sighting_change)
+            .unwrap()
+            .hash();
+        assert!(matches!(
+            authorize_notebook_changes(
+                &created,
+                &HashSet::from([accepted]),
+                &[last],
+                &rights(header.owner_id, header.territory_id)
+            ),
+            Decision::AwaitCommit
+        ));
+    }
+
+    #[test]
+    fn changes_without_a_known_beginning_are_refused() {
+        let (_, _, last, header) = notebook_and_last_change();
         let rights = rights(header.owner_id, header.territory_id);
         assert!(matches!(
-            authorize_notebook_changes(&Automerge::new(), &last, &rights),
-            Decision::MissingDependencies(_)
+            authorize_notebook_changes(&Automerge::new(), &HashSet::new(), &[last], &rights),
+            Decision::Refused(Refusal::UnknownHistory)
+        ));
+    }
+
+    #[test]
+    fn only_the_owner_may_leave_changes_waiting() {
+        let (created, phone, _, header) = notebook_and_last_change();
+        let mut later = phone.clone();
+        put_raw_record(
+            &mut later,
+            RecordKind::Sighting,
+            "k2",
+            &sighting_json(header.owner_id),
+        )
+        .unwrap();
+        let last = later.get_last_local_change().unwrap().raw_bytes().to_vec();
+        let stranger = rights(Uuid::new_v4(), header.territory_id);
+        assert_eq!(
+            match authorize_notebook_changes(&created, &HashSet::new(), &[last], &stranger) {
+                Decision::Refused(refusal) => Some(refusal),
+                _ => None,
+            },
+            Some(Refusal::NotYourNotebook {
+                owner: header.owner_id
+            })
+        );
+    }
+
+    #[test]
+    fn a_waiting_change_is_judged_once_its_dependency_arrives() {
+        let (created, with_sighting, sighting_change, header) = notebook_and_last_change();
+        let mut forbidden = with_sighting.clone();
+        set_field(
+            &mut forbidden,
+            RecordKind::Sighting,
+            SIGHTING,
+            "identificationVerificationStatus",
+            &json!("verified"),
+        )
+        .unwrap();
+        let forbidden_change = forbidden
+            .get_last_local_change()
+            .unwrap()
+            .raw_bytes()
+            .to_vec();
+        let rights = rights(header.owner_id, header.territory_id);
+        assert!(matches!(
+            authorize_notebook_changes(&created, &HashSet::new(), std::slice::from_ref(&forbidden_change), &rights),
+            Decision::Allowed { ref waiting, .. } if waiting.len() == 1
+        ));
+        // The dependency alone would be fine; with the change that waited for it, it is not.
+        assert!(matches!(
+            authorize_notebook_changes(&created, &HashSet::new(), std::slice::from_ref(&sighting_change), &rights),
+            Decision::Allowed { ref waiting, .. } if waiting.is_empty()
+        ));
+        assert!(matches!(
+            authorize_notebook_changes(
+                &created,
+                &HashSet::new(),
+                &[forbidden_change, sighting_change],
+                &rights
+            ),
+            Decision::Refused(Refusal::CoordinatorField { .. })
         ));
     }
 }

@@ -147,6 +147,29 @@ fn check_chunk(chunk: &[u8]) -> Result<(), String> {
     .map_err(|_| as_change)
 }
 
+/// The individual changes a chunk carries (see [`check_chunk`] for the forms a
+/// chunk takes), so that the ones that cannot apply yet can be kept apart.
+pub fn chunk_changes(chunk: &[u8]) -> Result<Vec<Change>, String> {
+    if let Ok(change) = Change::from_bytes(chunk.to_vec()) {
+        return Ok(vec![change]);
+    }
+    if let Ok(bundle) = Bundle::try_from(chunk) {
+        return bundle.to_changes().map_err(|e| e.to_string());
+    }
+    if let Some(parts) = split_chunks(chunk) {
+        if let Ok(changes) = parts
+            .iter()
+            .map(|part| Change::from_bytes(part.to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            return Ok(changes);
+        }
+    }
+    Automerge::load(chunk)
+        .map(|doc| doc.get_changes(&[]))
+        .map_err(|e| e.to_string())
+}
+
 /// Splits bytes into automerge chunks by their headers (magic and checksum,
 /// 8 bytes; type, 1 byte; body length, unsigned LEB128), or None if they do not
 /// split exactly. Each part still has to parse (and match its checksum).

@@ -313,3 +313,127 @@ async fn revoking_a_device_closes_its_open_connection_and_refuses_the_next() -> 
     );
     Ok(())
 }
+
+/// Waits for a sync message from the server in which it asks for `wanted`
+/// (the `need` of the automerge sync protocol); fails on an error or a close.
+async fn expect_need(
+    peer: &mut RawPeer,
+    wanted: automerge::ChangeHash,
+) -> anyhow::Result<Vec<::sync::wire::Envelope>> {
+    let mut seen = Vec::new();
+    loop {
+        let Some(envelope) = peer.next_envelope(TIMEOUT).await? else {
+            anyhow::bail!(
+                "the server closed the connection instead of asking for {wanted}: {seen:?}"
+            );
+        };
+        if envelope.kind == "sync" {
+            let data = envelope.data.as_deref().unwrap_or_default();
+            let message = automerge::sync::Message::decode(data)?;
+            if message.need.contains(&wanted) {
+                return Ok(seen);
+            }
+        }
+        anyhow::ensure!(envelope.kind != "error", "refused: {envelope:?}");
+        seen.push(envelope);
+    }
+}
+
+/// The hash of the one change `after` has beyond `before`.
+fn only_change(before: &Automerge, after: &Automerge) -> automerge::ChangeHash {
+    let changes = after.get_changes(&before.get_heads());
+    assert_eq!(changes.len(), 1, "one change");
+    changes[0].hash()
+}
+
+/// The automerge sync protocol sends a change before its dependency whenever
+/// the receiver's Bloom filter gives a false positive for the dependency (about
+/// 1 % of changes): the receiver keeps the change and asks for what it lacks.
+/// The server must do the same, not wait for a dependency that only its own
+/// request would bring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_sent_before_its_dependency_waits_for_it_and_then_both_are_stored(
+) -> anyhow::Result<()> {
+    let world = world().await?;
+    let original = world.alice_phone.read(Automerge::clone);
+    let mut first = original.clone();
+    sync::put_record(
+        &mut first,
+        &records::sighting(world.alice.account_id, "Lutra lutra", 1),
+    )?;
+    let mut second = first.clone();
+    sync::put_record(
+        &mut second,
+        &records::sighting(world.alice.account_id, "Alcedo atthis", 2),
+    )?;
+    let doc_id = world.alice_phone.notebook_id();
+    let mut peer = RawPeer::connect(&world.server.sync_url(), &world.alice.device).await?;
+    peer.send_sync(&doc_id, &changes_since(&first, &second))
+        .await?;
+    expect_need(&mut peer, only_change(&original, &first)).await?;
+    peer.send_sync(&doc_id, &changes_since(&original, &first))
+        .await?;
+    eventually(TIMEOUT, "both sightings in the inventory", || async {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT scientific_name FROM sightings \
+             WHERE scientific_name IN ('Lutra lutra', 'Alcedo atthis') ORDER BY 1",
+        )
+        .fetch_all(&world.pool)
+        .await?;
+        Ok((names.len() == 2).then_some(names))
+    })
+    .await?;
+    Ok(())
+}
+
+/// A forbidden change whose dependency is missing cannot be judged yet; it
+/// must not slip in unjudged when the dependency arrives, on this connection
+/// or another one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_change_waiting_for_its_dependency_is_refused_when_it_arrives(
+) -> anyhow::Result<()> {
+    let world = world().await?;
+    let before = inventory(&world.pool).await?;
+    let original = world.alice_phone.read(Automerge::clone);
+    let mut harmless = original.clone();
+    set_field(
+        &mut harmless,
+        RecordKind::TimesheetEntry,
+        world.alice_timesheet,
+        "notes",
+        &json!("compté deux fois"),
+    )?;
+    let mut forbidden = harmless.clone();
+    set_field(
+        &mut forbidden,
+        RecordKind::TimesheetEntry,
+        world.alice_timesheet,
+        "approvalStatus",
+        &json!("approved"),
+    )?;
+    let doc_id = world.alice_phone.notebook_id();
+    let mut peer = RawPeer::connect(&world.server.sync_url(), &world.alice.device).await?;
+    peer.send_sync(&doc_id, &changes_since(&harmless, &forbidden))
+        .await?;
+    expect_need(&mut peer, only_change(&original, &harmless)).await?;
+    peer.send_sync(&doc_id, &changes_since(&original, &harmless))
+        .await?;
+    let replies = peer.messages_until_closed(TIMEOUT).await?;
+    assert!(
+        replies.iter().any(|m| m.kind == "error"
+            && m.message
+                .as_deref()
+                .is_some_and(|t| t.contains("coordinator's decision"))),
+        "the dependency completes a forbidden change: {replies:?}"
+    );
+    // The same dependency alone, on a new connection, is refused for the same reason.
+    expect_refusal(
+        &world.server,
+        &world.alice.device,
+        &doc_id,
+        &changes_since(&original, &harmless),
+        "coordinator's decision",
+    )
+    .await?;
+    honest_clients_keep_syncing(&world, &before).await
+}
