@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use ::sync::wire::{decode_envelope, Envelope};
 use anyhow::{bail, Context};
-use automerge::{sync as automerge_sync, Automerge};
+use automerge::{
+    sync::{self as automerge_sync, SyncDoc},
+    Automerge,
+};
 use futures::{SinkExt, StreamExt};
 use mobile_bridge::DeviceCredential;
 use samod::DocumentId;
@@ -51,16 +54,21 @@ impl RawPeer {
     /// Connects with a device credential and completes the join/peer
     /// handshake under the peer id the server binds to that device.
     pub async fn connect(url: &Url, device: &DeviceCredential) -> anyhow::Result<RawPeer> {
-        let mut request = url.as_str().into_client_request()?;
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", device.secret).parse()?,
-        );
-        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
         let peer_id = format!("device-{}", device.device_id);
+        RawPeer::connect_as(url, &device.secret, &peer_id).await
+    }
+
+    /// Connects with a bearer `token` (a device credential or a session token)
+    /// under `peer_id`, which must be the one the server binds to that token.
+    pub async fn connect_as(url: &Url, token: &str, peer_id: &str) -> anyhow::Result<RawPeer> {
+        let mut request = url.as_str().into_client_request()?;
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
+        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
         let mut peer = RawPeer {
             socket,
-            peer_id: peer_id.clone(),
+            peer_id: peer_id.to_string(),
             server_peer_id: String::new(),
         };
         let mut join = Vec::new();
@@ -69,7 +77,7 @@ impl RawPeer {
             .str("type")?
             .str("join")?
             .str("senderId")?
-            .str(&peer_id)?
+            .str(peer_id)?
             .str("supportedProtocolVersions")?
             .array(1)?
             .str("1")?;
@@ -111,6 +119,43 @@ impl RawPeer {
                 None | Some(Ok(Message::Close(_))) | Some(Err(_)) => return Ok(None),
                 Some(Ok(Message::Binary(bytes))) => return Ok(Some(decode_envelope(&bytes)?)),
                 Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Syncs `document_id` from the server into an empty document, as a reader
+    /// does: the document once it holds everything the server announced, or
+    /// None when the server answers that it has no such document for this peer.
+    pub async fn fetch(
+        &mut self,
+        document_id: &DocumentId,
+        timeout: Duration,
+    ) -> anyhow::Result<Option<Automerge>> {
+        let mut doc = Automerge::new();
+        let mut state = automerge_sync::State::new();
+        if let Some(message) = doc.generate_sync_message(&mut state) {
+            self.send_sync(document_id, &message.encode()).await?;
+        }
+        loop {
+            let envelope = self
+                .next_envelope(timeout)
+                .await?
+                .context("the server closed the connection during the fetch")?;
+            match envelope.kind.as_str() {
+                "doc-unavailable" => return Ok(None),
+                "error" => bail!("the server refused the fetch: {envelope:?}"),
+                "sync" => {
+                    let data = envelope.data.context("a sync message carries data")?;
+                    doc.receive_sync_message(&mut state, automerge_sync::Message::decode(&data)?)?;
+                    if let Some(reply) = doc.generate_sync_message(&mut state) {
+                        self.send_sync(document_id, &reply.encode()).await?;
+                    }
+                    let heads = doc.get_heads();
+                    if !heads.is_empty() && state.their_heads.as_ref() == Some(&heads) {
+                        return Ok(Some(doc));
+                    }
+                }
+                _ => {}
             }
         }
     }

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use automerge::Automerge;
 use fieldnotes_tests::{
-    eventually, init_test_logging, phones,
+    accounts, eventually, init_test_logging, phones,
     raw_peer::{new_document_id, RawPeer},
     records, ServerProcess, TestDatabase,
 };
 use mobile_bridge::{Phone, PhoneError};
 use schemas::{FieldRecord, RecordKind};
 use serde_json::{json, Value};
+use server::auth::Role;
 use sqlx::PgPool;
 use sync::{new_notebook, put_raw_record, set_field, NotebookHeader};
 
@@ -436,4 +437,66 @@ async fn a_forbidden_change_waiting_for_its_dependency_is_refused_when_it_arrive
     )
     .await?;
     honest_clients_keep_syncing(&world, &before).await
+}
+
+/// Opens a sync connection with a web session, under the peer id the server
+/// binds to it (`session-<id>`, as `/api/me` tells).
+async fn connect_session(server: &ServerProcess, token: &str) -> anyhow::Result<RawPeer> {
+    let me: Value = reqwest::Client::new()
+        .get(server.http_url("/api/me"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let session_id = me["credential"]["id"].as_str().unwrap_or_default();
+    RawPeer::connect_as(&server.sync_url(), token, &format!("session-{session_id}")).await
+}
+
+/// The share policy: the territory's coordinators and auditors read a
+/// volunteer's notebook over sync (read-only; writes are refused by the
+/// change judge, see above); the coordinator of another territory does not get
+/// it, even though the notebook's owner is by then cached from the readers before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_territorys_coordinators_and_auditors_read_its_notebooks_over_sync_and_no_one_else(
+) -> anyhow::Result<()> {
+    let world = world().await?;
+    let doc_id = world.alice_phone.notebook_id();
+    let readers = [
+        (world.territory.id, Role::Coordinator, true),
+        (world.territory.id, Role::RegieAuditor, true),
+        (world.other_territory.id, Role::Coordinator, false),
+        (world.territory.id, Role::Volunteer, false),
+    ];
+    for (territory, role, may_read) in readers {
+        let actor =
+            accounts::password_actor(&world.pool, "Reader", Some((territory, role)), false).await?;
+        let mut peer = connect_session(&world.server, &actor.token).await?;
+        let fetched = peer.fetch(&doc_id, TIMEOUT).await?;
+        let sightings: Vec<String> = fetched
+            .as_ref()
+            .map(|doc| {
+                sync::read_notebook(doc)
+                    .records
+                    .into_iter()
+                    .filter(|r| r.kind == RecordKind::Sighting)
+                    .map(|r| r.key)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if may_read {
+            assert_eq!(
+                sightings,
+                vec![world.alice_sighting.to_string()],
+                "a {role:?} of the notebook's territory reads it"
+            );
+        } else {
+            assert!(
+                fetched.is_none(),
+                "a {role:?} of {territory} must not receive the notebook"
+            );
+        }
+    }
+    Ok(())
 }
