@@ -7,7 +7,7 @@ use futures::{SinkExt, StreamExt};
 use samod::{PeerId, Repo, Transport};
 
 use crate::{
-    auth::Principal,
+    auth::{Credential, Principal},
     committed::CommittedDocs,
     durability,
     storage::PgStorage,
@@ -99,6 +99,10 @@ impl SyncRepo {
         let sink = Arc::new(tokio::sync::Mutex::new(sink));
         let registration = Arc::new(self.access.register(&principal, connection_id));
         let peer_id = sync_auth::peer_id_for(&principal.credential);
+        let goodbye = match principal.credential {
+            Credential::Device { .. } => "this device's credential was revoked",
+            Credential::Session { .. } => "this session ended (logged out or expired)",
+        };
         let principal = Arc::new(principal);
 
         let access = self.access.clone();
@@ -135,7 +139,7 @@ impl SyncRepo {
         let revoked_sink = sink.clone();
         let revoked = futures::stream::once(async move {
             registration.closed.cancelled().await;
-            say_goodbye(&revoked_sink, "this device's credential was revoked").await;
+            say_goodbye(&revoked_sink, goodbye).await;
             // Keeps the registration alive exactly as long as the connection.
             drop(registration);
             Err(TransportError::Revoked)

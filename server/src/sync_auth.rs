@@ -10,8 +10,10 @@
 //!   ([`SyncAccess::authorize_incoming`], rules in `sync::authorize`): a refused
 //!   change gets an `error` message naming the reason and the connection closes,
 //!   with nothing applied or stored;
-//! - revoking a device closes its open connections at once, in every server
-//!   process (PostgreSQL `NOTIFY fieldnotes_device_revoked`).
+//! - revoking a device, or logging a session out, closes its open connections
+//!   at once, in every server process (PostgreSQL `NOTIFY
+//!   fieldnotes_device_revoked` / `fieldnotes_session_ended`); a periodic sweep
+//!   also closes connections of sessions that expired.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -28,7 +30,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
-    auth::{admin::DEVICE_REVOKED_CHANNEL, Credential, Principal, Role},
+    auth::{
+        admin::{DEVICE_REVOKED_CHANNEL, SESSION_ENDED_CHANNEL},
+        Credential, Principal, Role,
+    },
     committed::CommittedDocs,
 };
 use ::sync::authorize::{authorize_notebook_changes, Decision, Refusal, WriterRights};
@@ -188,18 +193,23 @@ impl SyncAccess {
             .map(|(principal, _)| principal.clone())
     }
 
-    /// Closes every open connection of a revoked device.
-    pub fn close_device(&self, device_id: Uuid) -> usize {
+    /// Closes every open connection made with `credential` (a revoked device,
+    /// an ended session).
+    pub fn close_credential(&self, credential: &Credential) -> usize {
         let registry = self.registry.lock().expect("sync registry poisoned");
         let mut closed = 0;
         for connection in &registry.connections {
-            if connection.credential == (Credential::Device { device_id }) {
+            if connection.credential == *credential {
                 connection.closed.cancel();
                 closed += 1;
             }
         }
         if closed > 0 {
-            tracing::info!(%device_id, connections = closed, "revoked device disconnected");
+            tracing::info!(
+                ?credential,
+                connections = closed,
+                "revoked credential disconnected"
+            );
         }
         closed
     }
@@ -372,13 +382,15 @@ impl SyncAccess {
         outcome
     }
 
-    /// Listens for revocations from any server process and closes the revoked
-    /// devices' connections; also sweeps periodically in case a notification was
-    /// lost while the listener reconnected. Runs until `stop` is cancelled.
+    /// Listens for revoked devices and ended sessions from any server process
+    /// and closes their connections; also sweeps periodically in case a
+    /// notification was lost while the listener reconnected, and to close
+    /// sessions that expired. Runs until `stop` is cancelled.
     pub async fn watch_revocations(self, stop: CancellationToken) {
+        let channels = [DEVICE_REVOKED_CHANNEL, SESSION_ENDED_CHANNEL];
         let mut listener = loop {
             match PgListener::connect_with(&self.pool).await {
-                Ok(mut listener) => match listener.listen(DEVICE_REVOKED_CHANNEL).await {
+                Ok(mut listener) => match listener.listen_all(channels).await {
                     Ok(()) => break listener,
                     Err(error) => tracing::warn!(%error, "listening for revocations"),
                 },
@@ -394,10 +406,18 @@ impl SyncAccess {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 notification = listener.recv() => match notification {
-                    Ok(notification) => match Uuid::parse_str(notification.payload()) {
-                        Ok(device_id) => { self.close_device(device_id); }
-                        Err(_) => tracing::warn!("ignoring a malformed revocation notification"),
-                    },
+                    Ok(notification) => {
+                        let id = Uuid::parse_str(notification.payload());
+                        match (notification.channel(), id) {
+                            (DEVICE_REVOKED_CHANNEL, Ok(device_id)) => {
+                                self.close_credential(&Credential::Device { device_id });
+                            }
+                            (SESSION_ENDED_CHANNEL, Ok(session_id)) => {
+                                self.close_credential(&Credential::Session { session_id });
+                            }
+                            _ => tracing::warn!("ignoring a malformed revocation notification"),
+                        }
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "revocation listener lost its connection; it reconnects");
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -409,30 +429,38 @@ impl SyncAccess {
     }
 
     async fn sweep_revoked(&self) {
-        let devices: Vec<Uuid> = {
+        let (devices, sessions): (Vec<Uuid>, Vec<Uuid>) = {
             let registry = self.registry.lock().expect("sync registry poisoned");
-            registry
-                .connections
-                .iter()
-                .filter_map(|c| match c.credential {
-                    Credential::Device { device_id } => Some(device_id),
-                    Credential::Session { .. } => None,
-                })
-                .collect()
+            let (mut devices, mut sessions) = (Vec::new(), Vec::new());
+            for connection in &registry.connections {
+                match connection.credential {
+                    Credential::Device { device_id } => devices.push(device_id),
+                    Credential::Session { session_id } => sessions.push(session_id),
+                }
+            }
+            (devices, sessions)
         };
-        if devices.is_empty() {
+        if devices.is_empty() && sessions.is_empty() {
             return;
         }
-        let revoked: Result<Vec<Uuid>, _> = sqlx::query_scalar(
-            "SELECT id FROM devices WHERE id = ANY($1) AND revoked_at IS NOT NULL",
+        let ended: Result<Vec<(Uuid, bool)>, _> = sqlx::query_as(
+            "SELECT id, true FROM devices WHERE id = ANY($1) AND revoked_at IS NOT NULL \
+             UNION ALL \
+             SELECT id, false FROM sessions WHERE id = ANY($2) \
+               AND (revoked_at IS NOT NULL OR expires_at <= now())",
         )
         .bind(&devices)
+        .bind(&sessions)
         .fetch_all(&self.pool)
         .await;
-        match revoked {
-            Ok(revoked) => {
-                for device_id in revoked {
-                    self.close_device(device_id);
+        match ended {
+            Ok(ended) => {
+                for (id, is_device) in ended {
+                    self.close_credential(&if is_device {
+                        Credential::Device { device_id: id }
+                    } else {
+                        Credential::Session { session_id: id }
+                    });
                 }
             }
             Err(error) => tracing::warn!(%error, "revocation sweep failed"),

@@ -500,3 +500,39 @@ async fn the_territorys_coordinators_and_auditors_read_its_notebooks_over_sync_a
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_out_closes_the_sessions_open_sync_connection_and_refuses_the_next(
+) -> anyhow::Result<()> {
+    let world = world().await?;
+    let coordinator = accounts::password_actor(
+        &world.pool,
+        "Coralie",
+        Some((world.territory.id, Role::Coordinator)),
+        false,
+    )
+    .await?;
+    let mut open = connect_session(&world.server, &coordinator.token).await?;
+    let peer_id = open.peer_id.clone();
+    reqwest::Client::new()
+        .post(world.server.http_url("/api/auth/logout"))
+        .bearer_auth(&coordinator.token)
+        .send()
+        .await?
+        .error_for_status()?;
+    let replies = open.messages_until_closed(TIMEOUT).await?;
+    assert!(
+        replies.iter().any(|m| m.kind == "error"
+            && m.message
+                .as_deref()
+                .is_some_and(|t| t.contains("session ended"))),
+        "the open connection is told and closed: {replies:?}"
+    );
+    assert!(
+        RawPeer::connect_as(&world.server.sync_url(), &coordinator.token, &peer_id)
+            .await
+            .is_err(),
+        "the ended session cannot open a new sync connection"
+    );
+    Ok(())
+}

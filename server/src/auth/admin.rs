@@ -18,6 +18,9 @@ pub const MAX_INVITATION_TTL: chrono::Duration = chrono::Duration::days(30);
 /// The PostgreSQL channel [`revoke_device`] notifies with the device id; the
 /// sync channel listens on it to close that device's open connections at once.
 pub const DEVICE_REVOKED_CHANNEL: &str = "fieldnotes_device_revoked";
+/// The PostgreSQL channel [`logout`] notifies with the session id, so that the
+/// session's open sync connections close too.
+pub const SESSION_ENDED_CHANNEL: &str = "fieldnotes_session_ended";
 
 const MAX_NAME_CHARS: usize = 200;
 
@@ -503,10 +506,22 @@ pub async fn login(
 
 /// Ends a session; its token is refused from now on.
 pub async fn logout(pool: &PgPool, session_id: Uuid) -> Result<(), AuthError> {
-    sqlx::query("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
-        .bind(session_id)
-        .execute(pool)
-        .await?;
+    let mut tx = pool.begin().await?;
+    let ended =
+        sqlx::query("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+    if ended {
+        sqlx::query("SELECT pg_notify($1, $2::text)")
+            .bind(SESSION_ENDED_CHANNEL)
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
