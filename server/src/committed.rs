@@ -104,6 +104,28 @@ impl CommittedDocs {
             }
         }
     }
+
+    /// Reloads the committed state of `doc_id` if another server process has
+    /// committed to it since this one last read it.
+    pub async fn refresh(&self, doc_id: &str) -> Result<(), sqlx::Error> {
+        let slot = self.slot(doc_id);
+        let mut state = slot.state.lock().await;
+        let Some(cached) = state.as_ref() else {
+            return Ok(()); // loaded fresh at its next use
+        };
+        let revision: i64 = sqlx::query_scalar("SELECT revision FROM documents WHERE doc_id = $1")
+            .bind(doc_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .unwrap_or(0);
+        if revision != cached.revision {
+            let mut conn = self.pool.acquire().await?;
+            *state = Some(load_committed(&mut conn, doc_id).await?);
+            drop(state);
+            slot.committed.notify_waiters();
+        }
+        Ok(())
+    }
 }
 
 /// Reads a document's committed chunks and revision inside `conn`'s transaction.

@@ -84,6 +84,15 @@ struct Registry {
     connections: Vec<OpenConnection>,
 }
 
+/// The outcome of one judgement of an incoming message.
+enum Verdict {
+    Allowed,
+    Refused(Refusal),
+    /// Some changes would be left waiting for dependencies: first reload the
+    /// committed state if another server process has written since.
+    CheckOtherProcesses,
+}
+
 /// Per document, what this process handed to samod that PostgreSQL does not
 /// hold yet, as the incoming-change judge must know it.
 #[derive(Default)]
@@ -314,32 +323,54 @@ impl SyncAccess {
             account_id: principal.account_id,
             notebook_territories: principal.territories_with(&[Role::Volunteer, Role::Coordinator]),
         };
-        let decision = self
-            .committed
-            .wait_for(&doc_id, DEPENDENCY_WAIT, |committed| {
-                self.judge(&doc_id, committed, &incoming, &rights)
-            })
-            .await?;
-        match decision {
-            Some(Ok(())) => Ok(()),
-            Some(Err(refusal)) => {
-                tracing::warn!(%doc_id, account = %principal.account_id, %refusal, "refusing changes");
-                Err(refusal.into())
-            }
-            None => Err(IncomingError::DependenciesNotCommitted),
+        let mut checked_other_processes = false;
+        loop {
+            let verdict = self
+                .committed
+                .wait_for(&doc_id, DEPENDENCY_WAIT, |committed| {
+                    self.judge(
+                        &doc_id,
+                        committed,
+                        &incoming,
+                        &rights,
+                        checked_other_processes,
+                    )
+                })
+                .await?;
+            return match verdict {
+                Some(Verdict::Allowed) => Ok(()),
+                Some(Verdict::Refused(refusal)) => {
+                    tracing::warn!(%doc_id, account = %principal.account_id, %refusal, "refusing changes");
+                    Err(refusal.into())
+                }
+                Some(Verdict::CheckOtherProcesses) if !checked_other_processes => {
+                    self.committed.refresh(&doc_id).await?;
+                    checked_other_processes = true;
+                    continue;
+                }
+                Some(Verdict::CheckOtherProcesses) | None => {
+                    Err(IncomingError::DependenciesNotCommitted)
+                }
+            };
         }
     }
 
     /// One judgement of `incoming` (with the changes still waiting in this
     /// document) against its committed state; `None` to judge again after the
     /// next commit. Runs under the document's committed-state lock.
+    ///
+    /// Changes may be left waiting only once `committed` is known to include
+    /// what other server processes committed (`checked_other_processes`):
+    /// samod may have loaded their changes, and would apply at once a change
+    /// this judgement took for one whose dependencies never arrived.
     fn judge(
         &self,
         doc_id: &str,
         committed: &Automerge,
         incoming: &[Vec<u8>],
         rights: &WriterRights,
-    ) -> Option<Result<(), Refusal>> {
+        checked_other_processes: bool,
+    ) -> Option<Verdict> {
         let mut in_flight = self.in_flight.lock().expect("in-flight map poisoned");
         let entry = in_flight.entry(doc_id.to_string()).or_default();
         entry
@@ -353,8 +384,13 @@ impl SyncAccess {
             .collect();
         let outcome = match authorize_notebook_changes(committed, &entry.admitted, &chunks, rights)
         {
-            Decision::Refused(refusal) => Some(Err(refusal)),
+            Decision::Refused(refusal) => Some(Verdict::Refused(refusal)),
             Decision::AwaitCommit => None,
+            Decision::Allowed { waiting, .. }
+                if !waiting.is_empty() && !checked_other_processes =>
+            {
+                Some(Verdict::CheckOtherProcesses)
+            }
             Decision::Allowed {
                 applied,
                 waiting,
@@ -373,7 +409,7 @@ impl SyncAccess {
                     .into_iter()
                     .map(|change| (change.hash(), change.raw_bytes().to_vec()))
                     .collect();
-                Some(Ok(()))
+                Some(Verdict::Allowed)
             }
         };
         if entry.admitted.is_empty() && entry.waiting.is_empty() {

@@ -70,7 +70,7 @@ async fn expect_refusal(
 /// Fields drop in order: the server stops before its database is dropped.
 struct World {
     server: ServerProcess,
-    _db: TestDatabase,
+    db: TestDatabase,
     pool: PgPool,
     territory: phones::Territory,
     other_territory: phones::Territory,
@@ -115,7 +115,7 @@ async fn world() -> anyhow::Result<World> {
     .await?;
     Ok(World {
         server,
-        _db: db,
+        db,
         pool,
         territory,
         other_territory,
@@ -535,4 +535,54 @@ async fn logging_out_closes_the_sessions_open_sync_connection_and_refuses_the_ne
         "the ended session cannot open a new sync connection"
     );
     Ok(())
+}
+
+/// Two server processes share the database. When a change arrives whose
+/// dependency this process has not seen, another process may have committed
+/// it (and samod here may have loaded it, and would apply the change at once):
+/// the change is judged against the database's latest state, not left waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_change_whose_dependency_another_server_process_committed_is_refused_at_once(
+) -> anyhow::Result<()> {
+    let world = world().await?;
+    let other_process = ServerProcess::start(&world.db.url)?;
+    let original = world.alice_phone.read(Automerge::clone);
+    let mut harmless = original.clone();
+    set_field(
+        &mut harmless,
+        RecordKind::TimesheetEntry,
+        world.alice_timesheet,
+        "notes",
+        &json!("compté deux fois"),
+    )?;
+    let mut forbidden = harmless.clone();
+    set_field(
+        &mut forbidden,
+        RecordKind::TimesheetEntry,
+        world.alice_timesheet,
+        "approvalStatus",
+        &json!("approved"),
+    )?;
+    let doc_id = world.alice_phone.notebook_id();
+    let mut elsewhere = RawPeer::connect(&other_process.sync_url(), &world.alice.device).await?;
+    elsewhere
+        .send_sync(&doc_id, &changes_since(&original, &harmless))
+        .await?;
+    eventually(TIMEOUT, "the other process committed the note", || async {
+        let notes: Option<String> =
+            sqlx::query_scalar("SELECT notes FROM timesheet_entries WHERE id = $1")
+                .bind(world.alice_timesheet)
+                .fetch_one(&world.pool)
+                .await?;
+        Ok((notes.as_deref() == Some("compté deux fois")).then_some(()))
+    })
+    .await?;
+    expect_refusal(
+        &world.server,
+        &world.alice.device,
+        &doc_id,
+        &changes_since(&harmless, &forbidden),
+        "coordinator's decision",
+    )
+    .await
 }
