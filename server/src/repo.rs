@@ -121,7 +121,7 @@ impl SyncRepo {
                     let verdict = match sync::wire::check_incoming(&bytes) {
                         Err(violation) => Err(TransportError::Protocol(violation)),
                         Ok(()) => access
-                            .authorize_incoming(&principal, &bytes)
+                            .authorize_incoming(&principal, connection_id, &bytes)
                             .await
                             .map_err(TransportError::Refused),
                     };

@@ -97,10 +97,13 @@ enum Verdict {
 /// hold yet, as the incoming-change judge must know it.
 #[derive(Default)]
 struct InFlight {
-    /// Changes handed to samod and not committed yet. A change depending on one
-    /// of them is judged once it is committed, not taken for one whose history
-    /// never arrived (samod, which holds it, would apply that change at once).
-    admitted: HashSet<ChangeHash>,
+    /// Changes handed to samod and not committed yet, with the connection that
+    /// delivered each. A change depending on one of them is judged once it is
+    /// committed, not taken for one whose history never arrived (samod, which
+    /// holds it, would apply that change at once). samod drops the messages it
+    /// still buffers for a connection that closes, so an entry whose
+    /// connection has closed may never commit: see [`SyncAccess::forget_dropped`].
+    admitted: HashMap<ChangeHash, Uuid>,
     /// Changes samod keeps unapplied until their dependencies arrive (the sync
     /// protocol sends them ahead after a Bloom-filter false positive). They are
     /// judged again with every later message, and apply with the one that
@@ -123,6 +126,8 @@ pub struct SyncAccess {
     /// them once per notebook, not once per (notebook, peer) pair. samod asks
     /// about every pair: 40 000 of them when 200 phones reconnect at once.
     notebook_owners: Arc<Mutex<HashMap<String, OwnerCell>>>,
+    /// How long an incoming change may wait for the changes it depends on to commit.
+    dependency_wait: Duration,
 }
 
 /// A notebook's (territory, owner), read once.
@@ -164,7 +169,15 @@ impl SyncAccess {
             registry: Arc::default(),
             in_flight: Arc::default(),
             notebook_owners: Arc::default(),
+            dependency_wait: DEPENDENCY_WAIT,
         }
+    }
+
+    /// Replaces how long an incoming change waits for its dependencies to
+    /// commit (tests shorten it).
+    pub fn with_dependency_wait(mut self, wait: Duration) -> Self {
+        self.dependency_wait = wait;
+        self
     }
 
     /// Records an authenticated connection; its token is cancelled when the
@@ -301,6 +314,7 @@ impl SyncAccess {
     pub async fn authorize_incoming(
         &self,
         principal: &Principal,
+        connection_id: Uuid,
         message: &[u8],
     ) -> Result<(), IncomingError> {
         let Ok(envelope) = ::sync::wire::decode_envelope(message) else {
@@ -324,14 +338,15 @@ impl SyncAccess {
             notebook_territories: principal.territories_with(&[Role::Volunteer, Role::Coordinator]),
         };
         let mut checked_other_processes = false;
+        let mut forgot_dropped = false;
         loop {
             let verdict = self
                 .committed
-                .wait_for(&doc_id, DEPENDENCY_WAIT, |committed| {
+                .wait_for(&doc_id, self.dependency_wait, |committed| {
                     self.judge(
                         &doc_id,
                         committed,
-                        &incoming,
+                        (connection_id, &incoming),
                         &rights,
                         checked_other_processes,
                     )
@@ -348,11 +363,43 @@ impl SyncAccess {
                     checked_other_processes = true;
                     continue;
                 }
+                None if !forgot_dropped && self.forget_dropped(&doc_id) => {
+                    forgot_dropped = true;
+                    continue;
+                }
                 Some(Verdict::CheckOtherProcesses) | None => {
                     Err(IncomingError::DependenciesNotCommitted)
                 }
             };
         }
+    }
+
+    /// After a dependant waited [`Self::dependency_wait`] in vain: forgets the
+    /// uncommitted changes of `doc_id` whose connection has closed, as samod
+    /// dropped them with that connection's buffered messages (had it applied
+    /// them, they would have committed by now). Whether any was forgotten.
+    fn forget_dropped(&self, doc_id: &str) -> bool {
+        let open: HashSet<Uuid> = {
+            let registry = self.registry.lock().expect("sync registry poisoned");
+            registry.connections.iter().map(|c| c.id).collect()
+        };
+        let mut in_flight = self.in_flight.lock().expect("in-flight map poisoned");
+        let Some(entry) = in_flight.get_mut(doc_id) else {
+            return false;
+        };
+        let before = entry.admitted.len();
+        entry
+            .admitted
+            .retain(|_, connection| open.contains(connection));
+        let forgotten = before - entry.admitted.len();
+        if forgotten > 0 {
+            tracing::info!(
+                doc_id,
+                forgotten,
+                "forgetting accepted changes that samod dropped with their closed connection"
+            );
+        }
+        forgotten > 0
     }
 
     /// One judgement of `incoming` (with the changes still waiting in this
@@ -367,7 +414,7 @@ impl SyncAccess {
         &self,
         doc_id: &str,
         committed: &Automerge,
-        incoming: &[Vec<u8>],
+        (connection_id, incoming): (Uuid, &[Vec<u8>]),
         rights: &WriterRights,
         checked_other_processes: bool,
     ) -> Option<Verdict> {
@@ -375,15 +422,19 @@ impl SyncAccess {
         let entry = in_flight.entry(doc_id.to_string()).or_default();
         entry
             .admitted
-            .retain(|hash| committed.get_change_by_hash(hash).is_none());
+            .retain(|hash, _| committed.get_change_by_hash(hash).is_none());
         let chunks: Vec<Vec<u8>> = entry
             .waiting
             .values()
             .cloned()
             .chain(incoming.iter().cloned())
             .collect();
-        let outcome = match authorize_notebook_changes(committed, &entry.admitted, &chunks, rights)
-        {
+        let outcome = match authorize_notebook_changes(
+            committed,
+            |hash| entry.admitted.contains_key(hash),
+            &chunks,
+            rights,
+        ) {
             Decision::Refused(refusal) => Some(Verdict::Refused(refusal)),
             Decision::AwaitCommit => None,
             Decision::Allowed { waiting, .. }
@@ -404,7 +455,9 @@ impl SyncAccess {
                         "changes wait for dependencies the server has not received"
                     );
                 }
-                entry.admitted.extend(applied);
+                entry
+                    .admitted
+                    .extend(applied.into_iter().map(|hash| (hash, connection_id)));
                 entry.waiting = waiting
                     .into_iter()
                     .map(|change| (change.hash(), change.raw_bytes().to_vec()))

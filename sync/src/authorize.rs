@@ -7,8 +7,6 @@
 //! decision (verification, approval, follow-up status), which belong in the
 //! territory's review documents, not in a volunteer's notebook.
 
-use std::collections::HashSet;
-
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -94,11 +92,11 @@ pub enum Decision {
 /// Only the document's established owner may leave changes waiting: once a
 /// dependency arrives automerge applies whatever waited for it, so a waiting
 /// change is judged with the owner's rights when it becomes applicable.
-/// `uncommitted` are the changes the server accepted before and has not
+/// `uncommitted` tells the changes the server accepted before and has not
 /// committed yet.
 pub fn authorize_notebook_changes(
     committed: &Automerge,
-    uncommitted: &HashSet<ChangeHash>,
+    uncommitted: impl Fn(&ChangeHash) -> bool,
     chunks: &[Vec<u8>],
     rights: &WriterRights,
 ) -> Decision {
@@ -111,7 +109,7 @@ pub fn authorize_notebook_changes(
         }
     }
     let missing = after.get_missing_deps(&[]);
-    if missing.iter().any(|hash| uncommitted.contains(hash)) {
+    if missing.iter().any(&uncommitted) {
         return Decision::AwaitCommit;
     }
     let waiting = if missing.is_empty() {
@@ -279,7 +277,7 @@ mod tests {
     ) -> Result<(), Refusal> {
         match authorize_notebook_changes(
             committed,
-            &HashSet::new(),
+            |_: &ChangeHash| false,
             &chunks_after(phone, committed),
             rights,
         ) {
@@ -440,7 +438,7 @@ mod tests {
         let rights = rights(header.owner_id, header.territory_id);
         match authorize_notebook_changes(
             &created,
-            &HashSet::new(),
+            |_: &ChangeHash| false,
             &[last.raw_bytes().to_vec()],
             &rights,
         ) {
@@ -475,7 +473,7 @@ mod tests {
         assert!(matches!(
             authorize_notebook_changes(
                 &created,
-                &HashSet::from([accepted]),
+                |hash: &ChangeHash| *hash == accepted,
                 &[last],
                 &rights(header.owner_id, header.territory_id)
             ),
@@ -488,7 +486,7 @@ mod tests {
         let (_, _, last, header) = notebook_and_last_change();
         let rights = rights(header.owner_id, header.territory_id);
         assert!(matches!(
-            authorize_notebook_changes(&Automerge::new(), &HashSet::new(), &[last], &rights),
+            authorize_notebook_changes(&Automerge::new(), |_: &ChangeHash| false, &[last], &rights),
             Decision::Refused(Refusal::UnknownHistory)
         ));
     }
@@ -507,7 +505,7 @@ mod tests {
         let last = later.get_last_local_change().unwrap().raw_bytes().to_vec();
         let stranger = rights(Uuid::new_v4(), header.territory_id);
         assert_eq!(
-            match authorize_notebook_changes(&created, &HashSet::new(), &[last], &stranger) {
+            match authorize_notebook_changes(&created, |_: &ChangeHash| false, &[last], &stranger) {
                 Decision::Refused(refusal) => Some(refusal),
                 _ => None,
             },
@@ -536,18 +534,18 @@ mod tests {
             .to_vec();
         let rights = rights(header.owner_id, header.territory_id);
         assert!(matches!(
-            authorize_notebook_changes(&created, &HashSet::new(), std::slice::from_ref(&forbidden_change), &rights),
+            authorize_notebook_changes(&created, |_: &ChangeHash| false, std::slice::from_ref(&forbidden_change), &rights),
             Decision::Allowed { ref waiting, .. } if waiting.len() == 1
         ));
         // The dependency alone would be fine; with the change that waited for it, it is not.
         assert!(matches!(
-            authorize_notebook_changes(&created, &HashSet::new(), std::slice::from_ref(&sighting_change), &rights),
+            authorize_notebook_changes(&created, |_: &ChangeHash| false, std::slice::from_ref(&sighting_change), &rights),
             Decision::Allowed { ref waiting, .. } if waiting.is_empty()
         ));
         assert!(matches!(
             authorize_notebook_changes(
                 &created,
-                &HashSet::new(),
+                |_: &ChangeHash| false,
                 &[forbidden_change, sighting_change],
                 &rights
             ),

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use automerge::Automerge;
 use fieldnotes_tests::{
     accounts, eventually, init_test_logging, phones,
@@ -13,7 +14,11 @@ use fieldnotes_tests::{
 use mobile_bridge::{Phone, PhoneError};
 use schemas::{FieldRecord, RecordKind};
 use serde_json::{json, Value};
-use server::auth::Role;
+use server::{
+    auth::Role,
+    committed::CommittedDocs,
+    sync_auth::{IncomingError, SyncAccess},
+};
 use sqlx::PgPool;
 use sync::{new_notebook, put_raw_record, set_field, NotebookHeader};
 
@@ -585,4 +590,61 @@ async fn a_forbidden_change_whose_dependency_another_server_process_committed_is
         "coordinator's decision",
     )
     .await
+}
+
+/// samod drops the messages it still buffers for a connection that closes, so
+/// a change the judge accepted on such a connection may never commit. A change
+/// depending on it must not wait for it forever (each retry would time out the
+/// same way): once a wait has passed with that connection closed, the dropped
+/// change is forgotten, and the dependant waits for it as for any change the
+/// server never received. The judge is driven directly here, without samod,
+/// so that nothing it accepts is ever stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_accepted_on_a_connection_that_closed_before_it_was_stored_stops_holding_back_its_dependants(
+) -> anyhow::Result<()> {
+    let world = world().await?;
+    let judge = SyncAccess::new(world.pool.clone(), CommittedDocs::new(world.pool.clone()))
+        .with_dependency_wait(Duration::from_secs(1));
+    let alice = server::auth::authenticate(&world.pool, &world.alice.device.secret)
+        .await?
+        .context("alice's device credential authenticates")?;
+    let original = world.alice_phone.read(Automerge::clone);
+    let mut first = original.clone();
+    sync::put_record(
+        &mut first,
+        &records::sighting(world.alice.account_id, "Lutra lutra", 1),
+    )?;
+    let mut second = first.clone();
+    sync::put_record(
+        &mut second,
+        &records::sighting(world.alice.account_id, "Alcedo atthis", 2),
+    )?;
+    let doc_id = world.alice_phone.notebook_id().to_string();
+    let message = |sync_message: Vec<u8>| {
+        ::sync::wire::sync_message("device-test", "server", &doc_id, &sync_message)
+    };
+
+    let (dropped, resent) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let dropped_registration = judge.register(&alice, dropped);
+    let _resent_registration = judge.register(&alice, resent);
+    judge
+        .authorize_incoming(&alice, dropped, &message(changes_since(&original, &first)))
+        .await?;
+    // While its connection is open, samod may still apply the first change:
+    // the dependant waits for it to commit, and is turned away after the wait.
+    let dependant = message(changes_since(&first, &second));
+    assert!(matches!(
+        judge.authorize_incoming(&alice, resent, &dependant).await,
+        Err(IncomingError::DependenciesNotCommitted)
+    ));
+    drop(dropped_registration);
+    judge
+        .authorize_incoming(&alice, resent, &dependant)
+        .await
+        .context("the dependant waits for the dropped change instead of being turned away")?;
+    judge
+        .authorize_incoming(&alice, resent, &message(changes_since(&original, &first)))
+        .await
+        .context("the dropped change, sent again, completes the dependant")?;
+    Ok(())
 }
