@@ -192,10 +192,24 @@ impl Device {
     /// Goes online if needed and waits until the server acknowledged everything
     /// this phone holds (or `timeout` passes).
     pub async fn sync(&mut self, timeout: Duration) -> Result<SyncStatus, DeviceError> {
+        self.start_sync(timeout)?.await
+    }
+
+    /// Goes online if needed and returns the wait for the server's
+    /// acknowledgement of everything this phone holds, which does not hold the
+    /// device: an app records while it waits.
+    pub fn start_sync(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<
+        impl std::future::Future<Output = Result<SyncStatus, DeviceError>> + Send + 'static,
+        DeviceError,
+    > {
         if !self.sync.is_online() {
             self.go_online()?;
         }
-        Ok(self.sync.synced(timeout).await?)
+        let synced = self.sync.synced(timeout);
+        Ok(async move { Ok(synced.await?) })
     }
 
     /// The current sync status. `pending_records` is counted now rather than

@@ -179,8 +179,8 @@ pub struct DeviceIdentity {
 /// An enrolled phone: its store, notebook and sync client.
 ///
 /// Methods block (see the module's notes) and may be called from several
-/// threads; calls on one device run one at a time, and [`FieldDevice::sync`]
-/// holds the device until the server has answered or the timeout passed.
+/// threads; calls on one device run one at a time, except that
+/// [`FieldDevice::sync`] releases the device while it waits for the server.
 #[derive(uniffi::Object)]
 pub struct FieldDevice {
     // Declared before the runtime: dropped first, while its tasks can still run.
@@ -339,10 +339,15 @@ impl FieldDevice {
 
     /// Goes online if needed and waits until the server has acknowledged
     /// everything this phone holds, at most `timeout_secs` seconds.
+    /// The device is free meanwhile: captures from other threads go on.
     pub fn sync(&self, timeout_secs: u32) -> Result<DeviceStatus, FieldError> {
-        let mut device = self.device();
         let timeout = Duration::from_secs(timeout_secs.into());
-        let status = self.runtime.block_on(device.sync(timeout))?;
+        let synced = {
+            let mut device = self.device();
+            let _runtime = self.runtime.enter();
+            device.start_sync(timeout)?
+        };
+        let status = self.runtime.block_on(synced)?;
         Ok(status.into())
     }
 }

@@ -218,28 +218,35 @@ impl SyncClient {
     }
 
     /// Waits until the server acknowledged everything held when this was called
-    /// (and whatever was added meanwhile), then persists the sync state.
-    pub(crate) async fn synced(&self, timeout: Duration) -> Result<SyncStatus, SyncTimeout> {
+    /// (and whatever was added meanwhile), then persists the sync state. The
+    /// future does not borrow the client, so captures go on while it waits.
+    pub(crate) fn synced(
+        &self,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<SyncStatus, SyncTimeout>> + Send + 'static {
+        let shared = self.shared.clone();
         let started = Utc::now();
-        let mut status = self.shared.status.subscribe();
-        let waited = tokio::time::timeout(
-            timeout,
-            status.wait_for(|s| {
-                s.connected
-                    && s.unacknowledged_changes == 0
-                    && s.last_sync.is_some_and(|t| t >= started)
-            }),
-        )
-        .await;
-        let result = match waited {
-            Ok(Ok(status)) => Ok(status.clone()),
-            _ => Err(SyncTimeout {
+        async move {
+            let mut status = shared.status.subscribe();
+            let waited = tokio::time::timeout(
                 timeout,
-                status: self.status(),
-            }),
-        };
-        self.shared.persist();
-        result
+                status.wait_for(|s| {
+                    s.connected
+                        && s.unacknowledged_changes == 0
+                        && s.last_sync.is_some_and(|t| t >= started)
+                }),
+            )
+            .await;
+            let result = match waited {
+                Ok(Ok(status)) => Ok(status.clone()),
+                _ => Err(SyncTimeout {
+                    timeout,
+                    status: shared.status.borrow().clone(),
+                }),
+            };
+            shared.persist();
+            result
+        }
     }
 }
 
