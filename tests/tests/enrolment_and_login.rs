@@ -623,3 +623,78 @@ async fn create_admin_reads_the_password_from_stdin_and_the_admin_can_log_in() -
     );
     Ok(())
 }
+
+/// Online password guessing is throttled per email, across server processes
+/// (the count is in the database) and whether or not the email has an account;
+/// other accounts are unaffected, and the window's end lifts the throttle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_login_attempts_for_one_email_are_throttled() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let other_process = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let target = f
+        .coordinator
+        .login
+        .as_ref()
+        .expect("the coordinator has a password");
+    let bystander = f
+        .auditor
+        .login
+        .as_ref()
+        .expect("the auditor has a password");
+    let login = |server: &ServerProcess, email: &str, password: &str| {
+        let request = reqwest::Client::new()
+            .post(server.http_url("/api/auth/login"))
+            .json(&json!({ "email": email, "password": password }));
+        async move {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            let body: Value = response.json().await?;
+            anyhow::Ok((status, retry_after, body))
+        }
+    };
+
+    for attempt in 0..admin::MAX_LOGIN_ATTEMPTS {
+        // Alternating processes: the count is shared.
+        let via = if attempt % 2 == 0 {
+            &server
+        } else {
+            &other_process
+        };
+        let (status, _, _) = login(via, &target.email, "not the password").await?;
+        assert_eq!(status, 401, "attempt {attempt}");
+    }
+    let (status, retry_after, body) = login(&server, &target.email, &target.password).await?;
+    assert_eq!(status, 429, "even the right password waits: {body}");
+    assert!(message(&body).contains("too many login attempts"), "{body}");
+    let retry_after = retry_after.expect("a Retry-After header");
+    assert!(
+        retry_after > 0 && retry_after <= admin::LOGIN_WINDOW.num_seconds() as u64,
+        "{retry_after}"
+    );
+
+    // Unknown emails are counted the same way: the throttle tells nothing.
+    for _ in 0..admin::MAX_LOGIN_ATTEMPTS {
+        login(&server, "nobody@example.org", "guess").await?;
+    }
+    let (status, _, _) = login(&server, "nobody@example.org", "guess").await?;
+    assert_eq!(status, 429);
+
+    let (status, _, _) = login(&other_process, &bystander.email, &bystander.password).await?;
+    assert_eq!(status, 200, "another account logs in as usual");
+
+    // The window ends: the right password works again.
+    sqlx::query("UPDATE login_attempts SET window_started = now() - interval '1 hour'")
+        .execute(&pool)
+        .await?;
+    let (status, _, body) = login(&server, &target.email, &target.password).await?;
+    assert_eq!(status, 200, "{body}");
+    Ok(())
+}

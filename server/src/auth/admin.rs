@@ -471,13 +471,49 @@ pub async fn revoke_device(
     Ok(revoked)
 }
 
+/// Password login attempts allowed per email in one [`LOGIN_WINDOW`].
+pub const MAX_LOGIN_ATTEMPTS: i32 = 10;
+/// The window over which login attempts are counted.
+pub const LOGIN_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
+
 /// Checks an email and password; a new session if they match an active
 /// account, None otherwise — without saying which of the two was wrong.
+/// At most [`MAX_LOGIN_ATTEMPTS`] per email in a [`LOGIN_WINDOW`] (counted in
+/// the database, so across server processes, and before the costly password
+/// check): online guessing of one account's password stays slow.
 pub async fn login(
     pool: &PgPool,
     email: &str,
     password: &str,
 ) -> Result<Option<SessionToken>, AuthError> {
+    let email_key = email.trim().to_lowercase();
+    let window_seconds = LOGIN_WINDOW.num_seconds() as f64;
+    sqlx::query(
+        "DELETE FROM login_attempts WHERE window_started < now() - make_interval(secs => $1)",
+    )
+    .bind(window_seconds)
+    .execute(pool)
+    .await?;
+    // Counted before checking, atomically: parallel guesses count each.
+    let (attempts, window_started): (i32, DateTime<Utc>) = sqlx::query_as(
+        "INSERT INTO login_attempts AS a (email_key, attempts, window_started) \
+         VALUES ($1, 1, now()) \
+         ON CONFLICT (email_key) DO UPDATE SET \
+           attempts = CASE WHEN a.window_started < now() - make_interval(secs => $2) \
+                      THEN 1 ELSE a.attempts + 1 END, \
+           window_started = CASE WHEN a.window_started < now() - make_interval(secs => $2) \
+                            THEN now() ELSE a.window_started END \
+         RETURNING attempts, window_started",
+    )
+    .bind(&email_key)
+    .bind(window_seconds)
+    .fetch_one(pool)
+    .await?;
+    if attempts > MAX_LOGIN_ATTEMPTS {
+        let retry_after =
+            (window_started + LOGIN_WINDOW - Utc::now()).max(chrono::Duration::seconds(1));
+        return Err(AuthError::TooManyAttempts { retry_after });
+    }
     let account: Option<(Uuid, Option<String>)> = sqlx::query_as(
         "SELECT id, password_hash FROM accounts \
          WHERE lower(email) = lower($1) AND disabled_at IS NULL",
@@ -490,6 +526,10 @@ pub async fn login(
     let (Some(account), true) = (account, matches) else {
         return Ok(None);
     };
+    sqlx::query("DELETE FROM login_attempts WHERE email_key = $1")
+        .bind(&email_key)
+        .execute(pool)
+        .await?;
     let token = secret::new_credential(secret::SESSION_PREFIX);
     let expires_at = Utc::now() + SESSION_TTL;
     sqlx::query(

@@ -132,6 +132,9 @@ pub enum AuthError {
     InvitationUsed,
     #[error("this invitation has expired; ask the coordinator for a new one")]
     InvitationExpired,
+    /// Too many password logins for one email in a short time.
+    #[error("too many login attempts for this email; try again in {} minutes", (retry_after.num_seconds() + 59) / 60)]
+    TooManyAttempts { retry_after: chrono::Duration },
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("password hashing: {0}")]

@@ -5,7 +5,10 @@
 //! secret: a refused password, token or invitation code is never echoed back.
 
 use axum::{
-    http::{header::WWW_AUTHENTICATE, HeaderValue, StatusCode},
+    http::{
+        header::{RETRY_AFTER, WWW_AUTHENTICATE},
+        HeaderValue, StatusCode,
+    },
     response::{IntoResponse, Response},
     Json,
 };
@@ -45,6 +48,12 @@ pub enum ApiError {
     /// Existed once, cannot be used any more (a redeemed or expired invitation).
     #[error("{0}")]
     Gone(String),
+    /// Throttled (too many login attempts); the client may retry after that long.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal: {0}")]
@@ -77,6 +86,10 @@ impl From<AuthError> for ApiError {
             error @ (AuthError::InvitationUsed | AuthError::InvitationExpired) => {
                 ApiError::Gone(error.to_string())
             }
+            error @ AuthError::TooManyAttempts { retry_after } => ApiError::TooManyRequests {
+                message: error.to_string(),
+                retry_after: retry_after.to_std().unwrap_or_default(),
+            },
             AuthError::Database(error) => ApiError::Database(error),
             AuthError::Hashing(error) => ApiError::Internal(error),
         }
@@ -121,6 +134,9 @@ impl IntoResponse for ApiError {
                 message.clone(),
             ),
             ApiError::Gone(message) => (StatusCode::GONE, None, message.clone()),
+            ApiError::TooManyRequests { message, .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, None, message.clone())
+            }
             ApiError::Database(error) => {
                 tracing::error!(%error, "database error while serving a request");
                 internal()
@@ -135,6 +151,11 @@ impl IntoResponse for ApiError {
             Json(json!({ "error": { "field": field, "message": message } })),
         )
             .into_response();
+        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
