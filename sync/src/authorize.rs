@@ -423,17 +423,23 @@ mod tests {
 
     const SIGHTING: Uuid = Uuid::from_u128(0x5167);
 
-    #[test]
-    fn the_owners_change_that_arrives_before_its_dependency_waits() {
-        let (created, with_sighting, _, header) = notebook_and_last_change();
-        let mut phone = with_sighting.clone();
+    /// `doc` with one more sighting, in one change.
+    fn with_second_sighting(doc: &Automerge, owner: Uuid) -> Automerge {
+        let mut phone = doc.clone();
         put_raw_record(
             &mut phone,
             RecordKind::Sighting,
             "k2",
-            &sighting_json(header.owner_id),
+            &sighting_json(owner),
         )
         .unwrap();
+        phone
+    }
+
+    #[test]
+    fn the_owners_change_that_arrives_before_its_dependency_waits() {
+        let (created, with_sighting, _, header) = notebook_and_last_change();
+        let phone = with_second_sighting(&with_sighting, header.owner_id);
         let last = phone.get_last_local_change().unwrap().clone();
         let rights = rights(header.owner_id, header.territory_id);
         match authorize_notebook_changes(
@@ -458,14 +464,7 @@ mod tests {
     #[test]
     fn a_change_depending_on_an_accepted_uncommitted_one_awaits_its_commit() {
         let (created, with_sighting, sighting_change, header) = notebook_and_last_change();
-        let mut phone = with_sighting.clone();
-        put_raw_record(
-            &mut phone,
-            RecordKind::Sighting,
-            "k2",
-            &sighting_json(header.owner_id),
-        )
-        .unwrap();
+        let phone = with_second_sighting(&with_sighting, header.owner_id);
         let last = phone.get_last_local_change().unwrap().raw_bytes().to_vec();
         let accepted = automerge::Change::from_bytes(sighting_change)
             .unwrap()
@@ -494,14 +493,7 @@ mod tests {
     #[test]
     fn only_the_owner_may_leave_changes_waiting() {
         let (created, phone, _, header) = notebook_and_last_change();
-        let mut later = phone.clone();
-        put_raw_record(
-            &mut later,
-            RecordKind::Sighting,
-            "k2",
-            &sighting_json(header.owner_id),
-        )
-        .unwrap();
+        let later = with_second_sighting(&phone, header.owner_id);
         let last = later.get_last_local_change().unwrap().raw_bytes().to_vec();
         let stranger = rights(Uuid::new_v4(), header.territory_id);
         assert_eq!(

@@ -320,6 +320,46 @@ async fn revoking_a_device_closes_its_open_connection_and_refuses_the_next() -> 
     Ok(())
 }
 
+/// Alice's notebook as the server holds it; then with a harmless edit of her
+/// timesheet entry (a note); then with a forbidden one on top (approving it).
+fn harmless_then_forbidden(world: &World) -> anyhow::Result<(Automerge, Automerge, Automerge)> {
+    let original = world.alice_phone.read(Automerge::clone);
+    let mut harmless = original.clone();
+    set_field(
+        &mut harmless,
+        RecordKind::TimesheetEntry,
+        world.alice_timesheet,
+        "notes",
+        &json!("compté deux fois"),
+    )?;
+    let mut forbidden = harmless.clone();
+    set_field(
+        &mut forbidden,
+        RecordKind::TimesheetEntry,
+        world.alice_timesheet,
+        "approvalStatus",
+        &json!("approved"),
+    )?;
+    Ok((original, harmless, forbidden))
+}
+
+/// Alice's notebook as the server holds it; then with one new sighting; then
+/// with a second one on top.
+fn two_new_sightings(world: &World) -> anyhow::Result<(Automerge, Automerge, Automerge)> {
+    let original = world.alice_phone.read(Automerge::clone);
+    let mut first = original.clone();
+    sync::put_record(
+        &mut first,
+        &records::sighting(world.alice.account_id, "Lutra lutra", 1),
+    )?;
+    let mut second = first.clone();
+    sync::put_record(
+        &mut second,
+        &records::sighting(world.alice.account_id, "Alcedo atthis", 2),
+    )?;
+    Ok((original, first, second))
+}
+
 /// Waits for a sync message from the server in which it asks for `wanted`
 /// (the `need` of the automerge sync protocol); fails on an error or a close.
 async fn expect_need(
@@ -361,17 +401,7 @@ fn only_change(before: &Automerge, after: &Automerge) -> automerge::ChangeHash {
 async fn a_change_sent_before_its_dependency_waits_for_it_and_then_both_are_stored(
 ) -> anyhow::Result<()> {
     let world = world().await?;
-    let original = world.alice_phone.read(Automerge::clone);
-    let mut first = original.clone();
-    sync::put_record(
-        &mut first,
-        &records::sighting(world.alice.account_id, "Lutra lutra", 1),
-    )?;
-    let mut second = first.clone();
-    sync::put_record(
-        &mut second,
-        &records::sighting(world.alice.account_id, "Alcedo atthis", 2),
-    )?;
+    let (original, first, second) = two_new_sightings(&world)?;
     let doc_id = world.alice_phone.notebook_id();
     let mut peer = RawPeer::connect(&world.server.sync_url(), &world.alice.device).await?;
     peer.send_sync(&doc_id, &changes_since(&first, &second))
@@ -400,23 +430,7 @@ async fn a_forbidden_change_waiting_for_its_dependency_is_refused_when_it_arrive
 ) -> anyhow::Result<()> {
     let world = world().await?;
     let before = inventory(&world.pool).await?;
-    let original = world.alice_phone.read(Automerge::clone);
-    let mut harmless = original.clone();
-    set_field(
-        &mut harmless,
-        RecordKind::TimesheetEntry,
-        world.alice_timesheet,
-        "notes",
-        &json!("compté deux fois"),
-    )?;
-    let mut forbidden = harmless.clone();
-    set_field(
-        &mut forbidden,
-        RecordKind::TimesheetEntry,
-        world.alice_timesheet,
-        "approvalStatus",
-        &json!("approved"),
-    )?;
+    let (original, harmless, forbidden) = harmless_then_forbidden(&world)?;
     let doc_id = world.alice_phone.notebook_id();
     let mut peer = RawPeer::connect(&world.server.sync_url(), &world.alice.device).await?;
     peer.send_sync(&doc_id, &changes_since(&harmless, &forbidden))
@@ -551,23 +565,7 @@ async fn a_forbidden_change_whose_dependency_another_server_process_committed_is
 ) -> anyhow::Result<()> {
     let world = world().await?;
     let other_process = ServerProcess::start(&world.db.url)?;
-    let original = world.alice_phone.read(Automerge::clone);
-    let mut harmless = original.clone();
-    set_field(
-        &mut harmless,
-        RecordKind::TimesheetEntry,
-        world.alice_timesheet,
-        "notes",
-        &json!("compté deux fois"),
-    )?;
-    let mut forbidden = harmless.clone();
-    set_field(
-        &mut forbidden,
-        RecordKind::TimesheetEntry,
-        world.alice_timesheet,
-        "approvalStatus",
-        &json!("approved"),
-    )?;
+    let (original, harmless, forbidden) = harmless_then_forbidden(&world)?;
     let doc_id = world.alice_phone.notebook_id();
     let mut elsewhere = RawPeer::connect(&other_process.sync_url(), &world.alice.device).await?;
     elsewhere
@@ -608,17 +606,7 @@ async fn a_change_accepted_on_a_connection_that_closed_before_it_was_stored_stop
     let alice = server::auth::authenticate(&world.pool, &world.alice.device.secret)
         .await?
         .context("alice's device credential authenticates")?;
-    let original = world.alice_phone.read(Automerge::clone);
-    let mut first = original.clone();
-    sync::put_record(
-        &mut first,
-        &records::sighting(world.alice.account_id, "Lutra lutra", 1),
-    )?;
-    let mut second = first.clone();
-    sync::put_record(
-        &mut second,
-        &records::sighting(world.alice.account_id, "Alcedo atthis", 2),
-    )?;
+    let (original, first, second) = two_new_sightings(&world)?;
     let doc_id = world.alice_phone.notebook_id().to_string();
     let message = |sync_message: Vec<u8>| {
         ::sync::wire::sync_message("device-test", "server", &doc_id, &sync_message)

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{secret, AuthError, Role};
@@ -461,11 +461,7 @@ pub async fn revoke_device(
     .rows_affected()
         == 1;
     if revoked {
-        sqlx::query("SELECT pg_notify($1, $2::text)")
-            .bind(DEVICE_REVOKED_CHANNEL)
-            .bind(device_id)
-            .execute(&mut *tx)
-            .await?;
+        notify(&mut tx, DEVICE_REVOKED_CHANNEL, device_id).await?;
     }
     tx.commit().await?;
     Ok(revoked)
@@ -555,13 +551,20 @@ pub async fn logout(pool: &PgPool, session_id: Uuid) -> Result<(), AuthError> {
             .rows_affected()
             == 1;
     if ended {
-        sqlx::query("SELECT pg_notify($1, $2::text)")
-            .bind(SESSION_ENDED_CHANNEL)
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
+        notify(&mut tx, SESSION_ENDED_CHANNEL, session_id).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Sends `id` on `channel` when `tx` commits (a listener hears of a revocation
+/// exactly when it takes effect).
+async fn notify(tx: &mut PgConnection, channel: &str, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2::text)")
+        .bind(channel)
+        .bind(id)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
