@@ -10,12 +10,14 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use automerge::Automerge;
 use sqlx::{PgConnection, PgPool};
 use sync::NotebookHeader;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OnceCell};
+use uuid::Uuid;
 
 use crate::materialise::Fingerprints;
 
@@ -45,6 +47,45 @@ pub struct CommittedDocs {
     pool: PgPool,
     /// A std mutex: it is held only to look up or insert an `Arc`, never across an await.
     slots: Arc<Mutex<HashMap<String, Arc<DocSlot>>>>,
+    /// Territory and owner of documents, for the share policy, which samod
+    /// asks about every (document, peer) pair: 40 000 of them when 200 phones
+    /// reconnect at once. A std mutex, as `slots`.
+    owners: Arc<Mutex<HashMap<String, Arc<OwnerSlot>>>>,
+}
+
+/// A document's row as the share policy reads it: None if the server has no
+/// such document, else its territory and, once it is a notebook, its owner.
+pub type DocumentRow = Option<(Uuid, Option<Uuid>)>;
+
+/// What is known of one document's owner.
+#[derive(Default)]
+pub struct OwnerSlot {
+    /// Fixed once the notebook is stored (its header cannot change), so kept
+    /// for good; set by materialisation or by the first read that finds it.
+    notebook: OnceCell<(Uuid, Uuid)>,
+    /// The last read that found no owner, and when: reused for
+    /// [`UNKNOWN_OWNER_REUSE`], so that a storm of new notebooks costs one
+    /// read per notebook and second, not one per (notebook, peer) pair.
+    unknown: Mutex<Option<(Instant, DocumentRow)>>,
+}
+
+/// How long a read that found no owner answers for all peers.
+const UNKNOWN_OWNER_REUSE: Duration = Duration::from_secs(1);
+/// How often a share decision waiting for a notebook's owner looks again, for
+/// notebooks another server process stores (this one's commits wake it at once).
+const OWNER_RECHECK: Duration = Duration::from_secs(30);
+/// Pauses between attempts to read a document's owner: sharing waits for the
+/// answer, and a denial would stand until the peer reconnects.
+const OWNER_READ_RETRIES: [Duration; 3] = [
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+];
+
+/// Why a read did not set an [`OwnerSlot`]'s notebook.
+enum NoOwner {
+    Row(DocumentRow),
+    Database(sqlx::Error),
 }
 
 impl CommittedDocs {
@@ -52,6 +93,7 @@ impl CommittedDocs {
         CommittedDocs {
             pool,
             slots: Arc::default(),
+            owners: Arc::default(),
         }
     }
 
@@ -101,6 +143,84 @@ impl CommittedDocs {
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Ok(None);
+            }
+        }
+    }
+
+    fn owner_slot(&self, doc_id: &str) -> Arc<OwnerSlot> {
+        let mut owners = self.owners.lock().expect("owner map poisoned");
+        owners.entry(doc_id.to_string()).or_default().clone()
+    }
+
+    /// Records the owner of a notebook this process just committed.
+    pub fn remember_owner(&self, doc_id: &str, header: &NotebookHeader) {
+        let _ = self
+            .owner_slot(doc_id)
+            .notebook
+            .set((header.territory_id, header.owner_id));
+    }
+
+    /// Territory and owner of `doc_id`, from memory for a known notebook. A
+    /// failed read is retried a few times before the error is returned.
+    pub async fn document_row(&self, doc_id: &str) -> Result<DocumentRow, sqlx::Error> {
+        let slot = self.owner_slot(doc_id);
+        let mut retries = OWNER_READ_RETRIES.iter();
+        loop {
+            // Concurrent callers queue here; each finds what the one before read.
+            let read = slot
+                .notebook
+                .get_or_try_init(|| async {
+                    let recent = *slot.unknown.lock().expect("owner slot poisoned");
+                    if let Some((at, row)) = recent {
+                        if at.elapsed() < UNKNOWN_OWNER_REUSE {
+                            return Err(NoOwner::Row(row));
+                        }
+                    }
+                    let row: DocumentRow = sqlx::query_as(
+                        "SELECT territory_id, owner_id FROM documents WHERE doc_id = $1",
+                    )
+                    .bind(doc_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(NoOwner::Database)?;
+                    match row {
+                        Some((territory, Some(owner))) => Ok((territory, owner)),
+                        other => {
+                            *slot.unknown.lock().expect("owner slot poisoned") =
+                                Some((Instant::now(), other));
+                            Err(NoOwner::Row(other))
+                        }
+                    }
+                })
+                .await;
+            match read {
+                Ok(&(territory, owner)) => return Ok(Some((territory, Some(owner)))),
+                Err(NoOwner::Row(row)) => return Ok(row),
+                Err(NoOwner::Database(error)) => match retries.next() {
+                    Some(pause) => {
+                        tracing::warn!(doc_id, %error, "could not read the document's owner; retrying");
+                        tokio::time::sleep(*pause).await;
+                    }
+                    None => return Err(error),
+                },
+            }
+        }
+    }
+
+    /// Returns once `doc_id` is a stored notebook with an owner: at once after
+    /// this process commits it, within [`OWNER_RECHECK`] after another does.
+    pub async fn wait_for_owner(&self, doc_id: &str) {
+        let slot = self.slot(doc_id);
+        loop {
+            let committed = slot.committed.notified();
+            tokio::pin!(committed);
+            committed.as_mut().enable();
+            if let Ok(Some((_, Some(_)))) = self.document_row(doc_id).await {
+                return;
+            }
+            tokio::select! {
+                () = committed => {}
+                () = tokio::time::sleep(OWNER_RECHECK) => {}
             }
         }
     }

@@ -86,6 +86,9 @@ pub async fn store_chunk(
     current.revision = revision + 1;
     materialise(&mut tx, doc_id, &mut current).await?;
     tx.commit().await?;
+    if let Some(header) = &current.header {
+        committed.remember_owner(doc_id, header);
+    }
     *state = Some(current);
     drop(state);
     slot.committed.notify_waiters();

@@ -25,7 +25,6 @@ use automerge::{sync, Automerge, ChangeHash, ReadDoc};
 use futures::Stream;
 use samod::{DocumentId, PeerId, ShareConfig};
 use sqlx::{postgres::PgListener, PgPool};
-use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -40,12 +39,6 @@ use ::sync::authorize::{authorize_notebook_changes, Decision, Refusal, WriterRig
 
 /// How long an incoming change may wait for the changes it depends on to commit.
 const DEPENDENCY_WAIT: Duration = Duration::from_secs(60);
-/// Pauses between attempts to read a document's owner for the share policy.
-const SHARE_POLICY_RETRIES: [Duration; 3] = [
-    Duration::from_millis(200),
-    Duration::from_secs(1),
-    Duration::from_secs(3),
-];
 /// How often open connections are re-checked against revocations, in case a
 /// notification was missed while the listener reconnected.
 const REVOCATION_SWEEP: Duration = Duration::from_secs(30);
@@ -121,23 +114,8 @@ pub struct SyncAccess {
     /// By document id. A std mutex, never held across an await; the per-document
     /// committed-state lock serialises the judgements that update an entry.
     in_flight: Arc<Mutex<HashMap<String, InFlight>>>,
-    /// Territory and owner of each notebook, by document id: fixed once the
-    /// notebook exists (its header cannot change), so the share policy reads
-    /// them once per notebook, not once per (notebook, peer) pair. samod asks
-    /// about every pair: 40 000 of them when 200 phones reconnect at once.
-    notebook_owners: Arc<Mutex<HashMap<String, OwnerCell>>>,
     /// How long an incoming change may wait for the changes it depends on to commit.
     dependency_wait: Duration,
-}
-
-/// A notebook's (territory, owner), read once.
-type OwnerCell = Arc<OnceCell<(Uuid, Uuid)>>;
-
-/// A document's row as the share policy needs it, when it is not (yet) a
-/// notebook with an owner, whose answer is cached.
-enum Uncached {
-    Row(Option<(Uuid, Option<Uuid>)>),
-    Database(sqlx::Error),
 }
 
 /// Deregisters a connection when the transport that owns it is dropped.
@@ -168,7 +146,6 @@ impl SyncAccess {
             committed,
             registry: Arc::default(),
             in_flight: Arc::default(),
-            notebook_owners: Arc::default(),
             dependency_wait: DEPENDENCY_WAIT,
         }
     }
@@ -236,12 +213,16 @@ impl SyncAccess {
         closed
     }
 
-    /// What `peer_id` may do with `doc_id`.
-    async fn share_config(&self, doc_id: DocumentId, peer_id: PeerId) -> ShareConfig {
-        let Some(principal) = self.principal_of(&peer_id) else {
-            return ShareConfig::none();
+    /// What `peer_id` may do with `doc_id`, and whether that is final: a
+    /// decision taken before the document is a stored notebook with an owner
+    /// is taken again once it is.
+    async fn share_config(&self, doc_id: &DocumentId, peer_id: &PeerId) -> (ShareConfig, bool) {
+        let Some(principal) = self.principal_of(peer_id) else {
+            return (ShareConfig::none(), true);
         };
-        let config = match self.document_row(&doc_id.to_string()).await {
+        let row = self.committed.document_row(&doc_id.to_string()).await;
+        let is_notebook = matches!(row, Ok(Some((_, Some(_)))));
+        let config = match row {
             // A document the server does not have: the peer is creating it. Its
             // content is judged change by change on the way in.
             Ok(None) => ShareConfig::read_write(),
@@ -261,52 +242,7 @@ impl SyncAccess {
                 ShareConfig::none()
             }
         };
-        config.with_announce(false)
-    }
-
-    /// Territory and owner of `doc_id` (None: no such document), from memory
-    /// for a known notebook. A failed read is retried a few times: sharing
-    /// waits for this answer, and a denial would stand until the peer reconnects.
-    async fn document_row(
-        &self,
-        doc_id: &str,
-    ) -> Result<Option<(Uuid, Option<Uuid>)>, sqlx::Error> {
-        let cell = self
-            .notebook_owners
-            .lock()
-            .expect("notebook owner cache poisoned")
-            .entry(doc_id.to_string())
-            .or_default()
-            .clone();
-        let mut retries = SHARE_POLICY_RETRIES.iter();
-        loop {
-            let read = cell
-                .get_or_try_init(|| async {
-                    let row: Option<(Uuid, Option<Uuid>)> = sqlx::query_as(
-                        "SELECT territory_id, owner_id FROM documents WHERE doc_id = $1",
-                    )
-                    .bind(doc_id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(Uncached::Database)?;
-                    match row {
-                        Some((territory, Some(owner))) => Ok((territory, owner)),
-                        other => Err(Uncached::Row(other)),
-                    }
-                })
-                .await;
-            match read {
-                Ok(&(territory, owner)) => return Ok(Some((territory, Some(owner)))),
-                Err(Uncached::Row(row)) => return Ok(row),
-                Err(Uncached::Database(error)) => match retries.next() {
-                    Some(pause) => {
-                        tracing::warn!(doc_id, %error, "share policy could not read the document; retrying");
-                        tokio::time::sleep(*pause).await;
-                    }
-                    None => return Err(error),
-                },
-            }
-        }
+        (config.with_announce(false), is_notebook)
     }
 
     /// Judges an incoming message before samod sees it: changes must be ones
@@ -557,13 +493,41 @@ impl SyncAccess {
     }
 }
 
+/// Where a share-policy stream stands.
+enum ShareStep {
+    First,
+    WhenTheNotebookIsKnown,
+    Done,
+}
+
 impl samod::SharePolicy for SyncAccess {
+    /// samod asks about every (document, peer) pair, including while a peer
+    /// is creating a document the server cannot yet tell the owner of; that
+    /// first answer is replaced once the notebook is stored.
     fn share(
         &self,
         doc_id: DocumentId,
         peer_id: PeerId,
     ) -> impl Stream<Item = ShareConfig> + Send + 'static {
         let access = self.clone();
-        futures::stream::once(async move { access.share_config(doc_id, peer_id).await })
+        futures::stream::unfold(ShareStep::First, move |step| {
+            let (access, doc_id, peer_id) = (access.clone(), doc_id.clone(), peer_id.clone());
+            async move {
+                match step {
+                    ShareStep::First => {}
+                    ShareStep::WhenTheNotebookIsKnown => {
+                        access.committed.wait_for_owner(&doc_id.to_string()).await;
+                    }
+                    ShareStep::Done => return None,
+                }
+                let (config, is_notebook) = access.share_config(&doc_id, &peer_id).await;
+                let next = if is_notebook {
+                    ShareStep::Done
+                } else {
+                    ShareStep::WhenTheNotebookIsKnown
+                };
+                Some((config, next))
+            }
+        })
     }
 }

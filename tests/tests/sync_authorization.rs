@@ -636,3 +636,26 @@ async fn a_change_accepted_on_a_connection_that_closed_before_it_was_stored_stop
         .context("the dropped change, sent again, completes the dependant")?;
     Ok(())
 }
+
+/// samod asks the share policy about every (document, connection) pair,
+/// including while a document is being created and the server cannot yet
+/// tell whose it is. A volunteer connected at that moment must not keep the
+/// access granted then: once the notebook is stored, its owner decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notebook_created_while_another_volunteer_is_connected_is_not_shared_with_them(
+) -> anyhow::Result<()> {
+    let world = world().await?;
+    let mut bob = RawPeer::connect(&world.server.sync_url(), &world.bob.device).await?;
+    let carol = phones::enrol_volunteer(&world.pool, &world.territory, "Carol").await?;
+    let mut carol_phone = Phone::new_notebook(carol.notebook(), Some(carol.device.clone())).await?;
+    carol_phone.record(&records::sighting(carol.account_id, "Bufo bufo", 2))?;
+    carol_phone.go_online(&world.server.sync_url()).await?;
+    carol_phone.wait_synced(TIMEOUT).await?;
+    let fetched = bob.fetch(&carol_phone.notebook_id(), TIMEOUT).await?;
+    assert!(
+        fetched.is_none(),
+        "bob, connected while carol's notebook was created, must not receive it"
+    );
+    carol_phone.shut_down().await;
+    Ok(())
+}
