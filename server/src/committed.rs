@@ -69,6 +69,8 @@ pub struct OwnerSlot {
     unknown: Mutex<Option<(Instant, DocumentRow)>>,
 }
 
+/// How often [`CommittedDocs::wait_for`] looks again without a commit.
+const RECHECK: Duration = Duration::from_secs(1);
 /// How long a read that found no owner answers for all peers.
 const UNKNOWN_OWNER_REUSE: Duration = Duration::from_secs(1);
 /// How often a share decision waiting for a notebook's owner looks again, for
@@ -116,8 +118,8 @@ impl CommittedDocs {
     }
 
     /// Calls `check` on the committed state of `doc_id` (loading it when this
-    /// process holds none), and again after each commit, until it answers
-    /// `Some`; `Ok(None)` once `timeout` has passed.
+    /// process holds none), and again after each commit and every [`RECHECK`],
+    /// until it answers `Some`; `Ok(None)` once `timeout` has passed.
     pub async fn wait_for<T>(
         &self,
         doc_id: &str,
@@ -131,19 +133,25 @@ impl CommittedDocs {
             let notified = slot.committed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
-                let mut state = slot.state.lock().await;
-                if state.is_none() {
-                    let mut conn = self.pool.acquire().await?;
-                    *state = Some(load_committed(&mut conn, doc_id).await?);
-                }
-                if let Some(answer) = check(&state.as_ref().expect("loaded above").doc) {
-                    return Ok(Some(answer));
+            let answer = {
+                let state = slot.state.lock().await;
+                state.as_ref().map(|committed| check(&committed.doc))
+            };
+            match answer {
+                Some(Some(answer)) => return Ok(Some(answer)),
+                Some(None) => {}
+                None => {
+                    self.install_loaded(doc_id, &slot).await?;
+                    continue;
                 }
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            if tokio::time::Instant::now() >= deadline {
                 return Ok(None);
             }
+            // Woken by a commit, or at least every RECHECK: `check` may depend
+            // on more than this document's commits.
+            let wake = deadline.min(tokio::time::Instant::now() + RECHECK);
+            let _ = tokio::time::timeout_at(wake, notified).await;
         }
     }
 
@@ -229,8 +237,8 @@ impl CommittedDocs {
     /// committed to it since this one last read it.
     pub async fn refresh(&self, doc_id: &str) -> Result<(), sqlx::Error> {
         let slot = self.slot(doc_id);
-        let mut state = slot.state.lock().await;
-        let Some(cached) = state.as_ref() else {
+        let cached = slot.state.lock().await.as_ref().map(|c| c.revision);
+        let Some(cached) = cached else {
             return Ok(()); // loaded fresh at its next use
         };
         let revision: i64 = sqlx::query_scalar("SELECT revision FROM documents WHERE doc_id = $1")
@@ -238,9 +246,28 @@ impl CommittedDocs {
             .fetch_optional(&self.pool)
             .await?
             .unwrap_or(0);
-        if revision != cached.revision {
+        if revision != cached {
+            self.install_loaded(doc_id, &slot).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the committed state of `doc_id` and installs it in `slot` unless
+    /// the slot already holds a state as recent. The read happens without the
+    /// slot's lock: the futures that call this (a connection's incoming-change
+    /// judge, its reply gate) may stop being polled without being dropped,
+    /// and must never hold the lock across an await that could leave it held.
+    async fn install_loaded(&self, doc_id: &str, slot: &DocSlot) -> Result<(), sqlx::Error> {
+        let loaded = {
             let mut conn = self.pool.acquire().await?;
-            *state = Some(load_committed(&mut conn, doc_id).await?);
+            load_committed(&mut conn, doc_id).await?
+        };
+        let mut state = slot.state.lock().await;
+        let newer = state
+            .as_ref()
+            .is_none_or(|current| current.revision < loaded.revision);
+        if newer {
+            *state = Some(loaded);
             drop(state);
             slot.committed.notify_waiters();
         }

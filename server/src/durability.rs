@@ -18,6 +18,8 @@ use crate::committed::CommittedDocs;
 /// How long a message may wait for its changes to commit before the connection
 /// is closed instead (storage retries for longer, then stops the server).
 const GATE_TIMEOUT: Duration = Duration::from_secs(90);
+/// After this long, a waiting reply is reported in the log.
+const SLOW_COMMIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
@@ -42,12 +44,23 @@ pub async fn wait_until_durable(
     if heads.is_empty() {
         return Ok(());
     }
+    let started = std::time::Instant::now();
+    let mut reported = false;
     let durable = committed
         .wait_for(&doc_id, GATE_TIMEOUT, |doc| {
-            heads
+            let missing: Vec<_> = heads
                 .iter()
-                .all(|head| doc.get_change_by_hash(head).is_some())
-                .then_some(())
+                .filter(|head| doc.get_change_by_hash(head).is_none())
+                .collect();
+            if !missing.is_empty() && !reported && started.elapsed() > SLOW_COMMIT {
+                reported = true;
+                tracing::warn!(
+                    doc_id,
+                    ?missing,
+                    "a sync reply waits for changes still not committed"
+                );
+            }
+            missing.is_empty().then_some(())
         })
         .await
         .map_err(|source| GateError::Database {

@@ -89,6 +89,7 @@ pub async fn store_chunk(
     if let Some(header) = &current.header {
         committed.remember_owner(doc_id, header);
     }
+    tracing::debug!(doc_id, key, revision = current.revision, "chunk stored");
     *state = Some(current);
     drop(state);
     slot.committed.notify_waiters();

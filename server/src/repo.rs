@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use automerge::{ChangeHash, ReadDoc};
 use futures::{SinkExt, StreamExt};
-use samod::{PeerId, Repo, Transport};
+use samod::{DocumentId, PeerId, Repo, SearchState, Transport};
 
 use crate::{
     auth::{Credential, Principal},
@@ -21,6 +22,30 @@ pub struct SyncRepo {
     acceptor: Arc<samod::AcceptorHandle>,
     access: SyncAccess,
     committed: CommittedDocs,
+}
+
+/// samod's in-memory documents, as the incoming-change judge asks about them.
+pub struct SamodDocs(pub Repo);
+
+impl sync_auth::SamodDocuments for SamodDocs {
+    fn applied(&self, doc_id: &str, hashes: &[ChangeHash]) -> Vec<ChangeHash> {
+        let Ok(id) = doc_id.parse::<DocumentId>() else {
+            return Vec::new();
+        };
+        // The search's first state tells whether samod holds the document; a
+        // document it does not hold has nothing applied. (A search of an
+        // unloaded document starts loading it, as the incoming message would.)
+        match self.0.search(id) {
+            Ok((SearchState::Found(handle), _)) => handle.with_document(|doc| {
+                hashes
+                    .iter()
+                    .copied()
+                    .filter(|hash| doc.get_change_by_hash(hash).is_some())
+                    .collect()
+            }),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Sends an `error` message and a close frame: the peer learns why.
@@ -69,6 +94,7 @@ impl SyncRepo {
             .with_share_policy(access.clone())
             .load()
             .await;
+        access.attach_samod(Arc::new(SamodDocs(repo.clone())));
         let acceptor = repo
             .make_acceptor(url::Url::parse("fieldnotes://sync")?)
             .map_err(|_| anyhow::anyhow!("the sync repo stopped while starting"))?;

@@ -16,9 +16,9 @@
 //!   also closes connections of sessions that expired.
 
 use std::{
-    collections::{HashMap, HashSet},
-    sync::{Arc, Mutex},
-    time::Duration,
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant},
 };
 
 use automerge::{sync, Automerge, ChangeHash, ReadDoc};
@@ -39,6 +39,11 @@ use ::sync::authorize::{authorize_notebook_changes, Decision, Refusal, WriterRig
 
 /// How long an incoming change may wait for the changes it depends on to commit.
 const DEPENDENCY_WAIT: Duration = Duration::from_secs(60);
+/// How long after a connection closed its undelivered messages are surely
+/// discarded by samod (its document actors have processed the close).
+const DROP_GRACE: Duration = Duration::from_secs(2);
+/// How long the close time of a connection is remembered.
+const CLOSED_MEMORY: Duration = Duration::from_secs(600);
 /// How often open connections are re-checked against revocations, in case a
 /// notification was missed while the listener reconnected.
 const REVOCATION_SWEEP: Duration = Duration::from_secs(30);
@@ -75,6 +80,8 @@ struct Registry {
     /// Principals by peer id, for the share policy (samod knows peers by id only).
     principals: HashMap<String, (Principal, usize)>,
     connections: Vec<OpenConnection>,
+    /// When recent connections closed (kept [`CLOSED_MEMORY`]).
+    closed_at: HashMap<Uuid, Instant>,
 }
 
 /// The outcome of one judgement of an incoming message.
@@ -95,7 +102,7 @@ struct InFlight {
     /// committed, not taken for one whose history never arrived (samod, which
     /// holds it, would apply that change at once). samod drops the messages it
     /// still buffers for a connection that closes, so an entry whose
-    /// connection has closed may never commit: see [`SyncAccess::forget_dropped`].
+    /// connection has closed may never commit: see [`SyncAccess::dropped_by_samod`].
     admitted: HashMap<ChangeHash, Uuid>,
     /// Changes samod keeps unapplied until their dependencies arrive (the sync
     /// protocol sends them ahead after a Bloom-filter false positive). They are
@@ -116,6 +123,17 @@ pub struct SyncAccess {
     in_flight: Arc<Mutex<HashMap<String, InFlight>>>,
     /// How long an incoming change may wait for the changes it depends on to commit.
     dependency_wait: Duration,
+    /// What samod holds in memory; attached once the repo is built (which
+    /// needs this value as its share policy). Until then nothing is taken
+    /// for dropped.
+    samod: Arc<OnceLock<Arc<dyn SamodDocuments>>>,
+}
+
+/// What samod's in-memory documents hold: implemented in `repo`, the one
+/// place that touches samod's API.
+pub trait SamodDocuments: Send + Sync {
+    /// Those of `hashes` that samod's copy of `doc_id` has applied.
+    fn applied(&self, doc_id: &str, hashes: &[ChangeHash]) -> Vec<ChangeHash>;
 }
 
 /// Deregisters a connection when the transport that owns it is dropped.
@@ -130,6 +148,11 @@ impl Drop for ConnectionRegistration {
     fn drop(&mut self) {
         let mut registry = self.access.registry.lock().expect("sync registry poisoned");
         registry.connections.retain(|c| c.id != self.id);
+        let now = Instant::now();
+        registry
+            .closed_at
+            .retain(|_, at| now.duration_since(*at) < CLOSED_MEMORY);
+        registry.closed_at.insert(self.id, now);
         if let Some((_, count)) = registry.principals.get_mut(&self.peer_id) {
             *count -= 1;
             if *count == 0 {
@@ -147,7 +170,13 @@ impl SyncAccess {
             registry: Arc::default(),
             in_flight: Arc::default(),
             dependency_wait: DEPENDENCY_WAIT,
+            samod: Arc::default(),
         }
+    }
+
+    /// Lets the judge ask samod what it holds (see [`Self::dropped_by_samod`]).
+    pub fn attach_samod(&self, samod: Arc<dyn SamodDocuments>) {
+        let _ = self.samod.set(samod);
     }
 
     /// Replaces how long an incoming change waits for its dependencies to
@@ -274,7 +303,6 @@ impl SyncAccess {
             notebook_territories: principal.territories_with(&[Role::Volunteer, Role::Coordinator]),
         };
         let mut checked_other_processes = false;
-        let mut forgot_dropped = false;
         loop {
             let verdict = self
                 .committed
@@ -299,10 +327,6 @@ impl SyncAccess {
                     checked_other_processes = true;
                     continue;
                 }
-                None if !forgot_dropped && self.forget_dropped(&doc_id) => {
-                    forgot_dropped = true;
-                    continue;
-                }
                 Some(Verdict::CheckOtherProcesses) | None => {
                     Err(IncomingError::DependenciesNotCommitted)
                 }
@@ -310,37 +334,47 @@ impl SyncAccess {
         }
     }
 
-    /// After a dependant waited [`Self::dependency_wait`] in vain: forgets the
-    /// uncommitted changes of `doc_id` whose connection has closed, as samod
-    /// dropped them with that connection's buffered messages (had it applied
-    /// them, they would have committed by now). Whether any was forgotten.
-    fn forget_dropped(&self, doc_id: &str) -> bool {
-        let open: HashSet<Uuid> = {
+    /// Of the `awaited` uncommitted changes of a document, those samod dropped:
+    /// samod discards the messages it still buffers (while a share decision
+    /// or a load is pending) for a connection that closes, so a change the
+    /// judge let through on a connection closed for [`DROP_GRACE`] that samod
+    /// has not applied never will be; waiting for its commit would stall every
+    /// change depending on it.
+    fn dropped_by_samod(
+        &self,
+        doc_id: &str,
+        awaited: &[ChangeHash],
+        admitted: &HashMap<ChangeHash, Uuid>,
+    ) -> Vec<ChangeHash> {
+        let Some(samod) = self.samod.get() else {
+            return Vec::new();
+        };
+        let long_closed: Vec<ChangeHash> = {
             let registry = self.registry.lock().expect("sync registry poisoned");
-            registry.connections.iter().map(|c| c.id).collect()
+            awaited
+                .iter()
+                .copied()
+                .filter(|hash| {
+                    admitted
+                        .get(hash)
+                        .and_then(|connection| registry.closed_at.get(connection))
+                        .is_some_and(|at| at.elapsed() >= DROP_GRACE)
+                })
+                .collect()
         };
-        let mut in_flight = self.in_flight.lock().expect("in-flight map poisoned");
-        let Some(entry) = in_flight.get_mut(doc_id) else {
-            return false;
-        };
-        let before = entry.admitted.len();
-        entry
-            .admitted
-            .retain(|_, connection| open.contains(connection));
-        let forgotten = before - entry.admitted.len();
-        if forgotten > 0 {
-            tracing::info!(
-                doc_id,
-                forgotten,
-                "forgetting accepted changes that samod dropped with their closed connection"
-            );
+        if long_closed.is_empty() {
+            return Vec::new();
         }
-        forgotten > 0
+        let applied = samod.applied(doc_id, &long_closed);
+        long_closed
+            .into_iter()
+            .filter(|hash| !applied.contains(hash))
+            .collect()
     }
 
     /// One judgement of `incoming` (with the changes still waiting in this
     /// document) against its committed state; `None` to judge again after the
-    /// next commit. Runs under the document's committed-state lock.
+    /// next commit (or recheck). Runs under the document's committed-state lock.
     ///
     /// Changes may be left waiting only once `committed` is known to include
     /// what other server processes committed (`checked_other_processes`):
@@ -365,14 +399,38 @@ impl SyncAccess {
             .cloned()
             .chain(incoming.iter().cloned())
             .collect();
-        let outcome = match authorize_notebook_changes(
-            committed,
-            |hash| entry.admitted.contains_key(hash),
-            &chunks,
-            rights,
-        ) {
+        let decide = |admitted: &HashMap<ChangeHash, Uuid>| {
+            authorize_notebook_changes(
+                committed,
+                |hash| admitted.contains_key(hash),
+                &chunks,
+                rights,
+            )
+        };
+        let mut decision = decide(&entry.admitted);
+        if let Decision::AwaitCommit(awaited) = &decision {
+            let dropped = self.dropped_by_samod(doc_id, awaited, &entry.admitted);
+            if !dropped.is_empty() {
+                tracing::info!(
+                    doc_id,
+                    dropped = dropped.len(),
+                    "forgetting accepted changes that samod dropped with their closed connection"
+                );
+                entry.admitted.retain(|hash, _| !dropped.contains(hash));
+                decision = decide(&entry.admitted);
+            }
+        }
+        let outcome = match decision {
             Decision::Refused(refusal) => Some(Verdict::Refused(refusal)),
-            Decision::AwaitCommit => None,
+            Decision::AwaitCommit(awaited) => {
+                tracing::debug!(
+                    doc_id,
+                    %connection_id,
+                    ?awaited,
+                    "changes wait for the commit of changes accepted before"
+                );
+                None
+            }
             Decision::Allowed { waiting, .. }
                 if !waiting.is_empty() && !checked_other_processes =>
             {

@@ -80,9 +80,9 @@ pub enum Decision {
         missing: Vec<ChangeHash>,
     },
     Refused(Refusal),
-    /// Some changes depend on ones the server accepted but has not committed:
-    /// decide again once those are committed.
-    AwaitCommit,
+    /// Some changes depend on these, which the server accepted but has not
+    /// committed: decide again once they are.
+    AwaitCommit(Vec<ChangeHash>),
 }
 
 /// Decides whether `chunks` (the change chunks of a sync message, after those
@@ -109,8 +109,9 @@ pub fn authorize_notebook_changes(
         }
     }
     let missing = after.get_missing_deps(&[]);
-    if missing.iter().any(&uncommitted) {
-        return Decision::AwaitCommit;
+    let awaited: Vec<ChangeHash> = missing.iter().copied().filter(&uncommitted).collect();
+    if !awaited.is_empty() {
+        return Decision::AwaitCommit(awaited);
     }
     let waiting = if missing.is_empty() {
         Vec::new()
@@ -286,7 +287,7 @@ mod tests {
                 Ok(())
             }
             Decision::Refused(refusal) => Err(refusal),
-            Decision::AwaitCommit => panic!("nothing is uncommitted here"),
+            Decision::AwaitCommit(_) => panic!("nothing is uncommitted here"),
         }
     }
 
@@ -476,7 +477,7 @@ mod tests {
                 &[last],
                 &rights(header.owner_id, header.territory_id)
             ),
-            Decision::AwaitCommit
+            Decision::AwaitCommit(awaited) if awaited == vec![accepted]
         ));
     }
 

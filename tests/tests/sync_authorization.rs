@@ -2,7 +2,7 @@
 //! forbidden write; each is refused with a reason, the inventory is unchanged,
 //! and honest clients keep syncing. Revoking a device cuts its sync at once.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use automerge::Automerge;
@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use server::{
     auth::Role,
     committed::CommittedDocs,
+    repo::SamodDocs,
     sync_auth::{IncomingError, SyncAccess},
 };
 use sqlx::PgPool;
@@ -593,16 +594,18 @@ async fn a_forbidden_change_whose_dependency_another_server_process_committed_is
 /// samod drops the messages it still buffers for a connection that closes, so
 /// a change the judge accepted on such a connection may never commit. A change
 /// depending on it must not wait for it forever (each retry would time out the
-/// same way): once a wait has passed with that connection closed, the dropped
-/// change is forgotten, and the dependant waits for it as for any change the
-/// server never received. The judge is driven directly here, without samod,
+/// same way): once that connection has been closed a moment and samod does
+/// not hold the change, it is forgotten, and the dependant waits for it as for
+/// any change the server never received. The judge is driven directly here,
+/// with a samod repo that received nothing (as if it had dropped everything),
 /// so that nothing it accepts is ever stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_accepted_on_a_connection_that_closed_before_it_was_stored_stops_holding_back_its_dependants(
 ) -> anyhow::Result<()> {
     let world = world().await?;
     let judge = SyncAccess::new(world.pool.clone(), CommittedDocs::new(world.pool.clone()))
-        .with_dependency_wait(Duration::from_secs(1));
+        .with_dependency_wait(Duration::from_secs(10));
+    judge.attach_samod(Arc::new(SamodDocs(samod::Repo::build_tokio().load().await)));
     let alice = server::auth::authenticate(&world.pool, &world.alice.device.secret)
         .await?
         .context("alice's device credential authenticates")?;
@@ -620,6 +623,7 @@ async fn a_change_accepted_on_a_connection_that_closed_before_it_was_stored_stop
         .await?;
     // While its connection is open, samod may still apply the first change:
     // the dependant waits for it to commit, and is turned away after the wait.
+    // Once it is closed, the dependant is let through to wait for it.
     let dependant = message(changes_since(&first, &second));
     assert!(matches!(
         judge.authorize_incoming(&alice, resent, &dependant).await,
