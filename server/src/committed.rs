@@ -16,7 +16,7 @@ use std::{
 use automerge::Automerge;
 use sqlx::{PgConnection, PgPool};
 use sync::NotebookHeader;
-use tokio::sync::{Notify, OnceCell};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::materialise::Fingerprints;
@@ -62,13 +62,17 @@ pub type DocumentRow = Option<(Uuid, Option<Uuid>)>;
 pub struct OwnerSlot {
     /// Fixed once the notebook is stored (its header cannot change), so kept
     /// for good; set by materialisation or by the first read that finds it.
-    notebook: OnceCell<(Uuid, Uuid)>,
+    /// (A std mutex, not an async once-cell: its waiters would queue, see
+    /// [`lock_unqueued`].)
+    notebook: Mutex<Option<(Uuid, Uuid)>>,
     /// The last read that found no owner, and when: reused for
-    /// [`UNKNOWN_OWNER_REUSE`], so that a storm of new notebooks costs one
-    /// read per notebook and second, not one per (notebook, peer) pair.
+    /// [`UNKNOWN_OWNER_REUSE`], so that a storm of new notebooks costs about
+    /// one read per notebook and second, not one per (notebook, peer) pair.
     unknown: Mutex<Option<(Instant, DocumentRow)>>,
 }
 
+/// How often a connection's future tries again for a busy document lock.
+const LOCK_POLL: Duration = Duration::from_millis(2);
 /// How often [`CommittedDocs::wait_for`] looks again without a commit.
 const RECHECK: Duration = Duration::from_secs(1);
 /// How long a read that found no owner answers for all peers.
@@ -83,12 +87,6 @@ const OWNER_READ_RETRIES: [Duration; 3] = [
     Duration::from_secs(1),
     Duration::from_secs(3),
 ];
-
-/// Why a read did not set an [`OwnerSlot`]'s notebook.
-enum NoOwner {
-    Row(DocumentRow),
-    Database(sqlx::Error),
-}
 
 impl CommittedDocs {
     pub fn new(pool: PgPool) -> Self {
@@ -134,7 +132,7 @@ impl CommittedDocs {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let answer = {
-                let state = slot.state.lock().await;
+                let state = lock_unqueued(slot.as_ref()).await;
                 state.as_ref().map(|committed| check(&committed.doc))
             };
             match answer {
@@ -162,10 +160,11 @@ impl CommittedDocs {
 
     /// Records the owner of a notebook this process just committed.
     pub fn remember_owner(&self, doc_id: &str, header: &NotebookHeader) {
-        let _ = self
+        *self
             .owner_slot(doc_id)
             .notebook
-            .set((header.territory_id, header.owner_id));
+            .lock()
+            .expect("owner slot poisoned") = Some((header.territory_id, header.owner_id));
     }
 
     /// Territory and owner of `doc_id`, from memory for a known notebook. A
@@ -174,37 +173,31 @@ impl CommittedDocs {
         let slot = self.owner_slot(doc_id);
         let mut retries = OWNER_READ_RETRIES.iter();
         loop {
-            // Concurrent callers queue here; each finds what the one before read.
-            let read = slot
-                .notebook
-                .get_or_try_init(|| async {
-                    let recent = *slot.unknown.lock().expect("owner slot poisoned");
-                    if let Some((at, row)) = recent {
-                        if at.elapsed() < UNKNOWN_OWNER_REUSE {
-                            return Err(NoOwner::Row(row));
-                        }
-                    }
-                    let row: DocumentRow = sqlx::query_as(
-                        "SELECT territory_id, owner_id FROM documents WHERE doc_id = $1",
-                    )
+            if let Some((territory, owner)) = *slot.notebook.lock().expect("owner slot poisoned") {
+                return Ok(Some((territory, Some(owner))));
+            }
+            let recent = *slot.unknown.lock().expect("owner slot poisoned");
+            if let Some((at, row)) = recent {
+                if at.elapsed() < UNKNOWN_OWNER_REUSE {
+                    return Ok(row);
+                }
+            }
+            let read: Result<DocumentRow, sqlx::Error> =
+                sqlx::query_as("SELECT territory_id, owner_id FROM documents WHERE doc_id = $1")
                     .bind(doc_id)
                     .fetch_optional(&self.pool)
-                    .await
-                    .map_err(NoOwner::Database)?;
-                    match row {
-                        Some((territory, Some(owner))) => Ok((territory, owner)),
-                        other => {
-                            *slot.unknown.lock().expect("owner slot poisoned") =
-                                Some((Instant::now(), other));
-                            Err(NoOwner::Row(other))
-                        }
-                    }
-                })
-                .await;
+                    .await;
             match read {
-                Ok(&(territory, owner)) => return Ok(Some((territory, Some(owner)))),
-                Err(NoOwner::Row(row)) => return Ok(row),
-                Err(NoOwner::Database(error)) => match retries.next() {
+                Ok(Some((territory, Some(owner)))) => {
+                    *slot.notebook.lock().expect("owner slot poisoned") = Some((territory, owner));
+                    return Ok(Some((territory, Some(owner))));
+                }
+                Ok(row) => {
+                    *slot.unknown.lock().expect("owner slot poisoned") =
+                        Some((Instant::now(), row));
+                    return Ok(row);
+                }
+                Err(error) => match retries.next() {
                     Some(pause) => {
                         tracing::warn!(doc_id, %error, "could not read the document's owner; retrying");
                         tokio::time::sleep(*pause).await;
@@ -237,7 +230,10 @@ impl CommittedDocs {
     /// committed to it since this one last read it.
     pub async fn refresh(&self, doc_id: &str) -> Result<(), sqlx::Error> {
         let slot = self.slot(doc_id);
-        let cached = slot.state.lock().await.as_ref().map(|c| c.revision);
+        let cached = lock_unqueued(slot.as_ref())
+            .await
+            .as_ref()
+            .map(|c| c.revision);
         let Some(cached) = cached else {
             return Ok(()); // loaded fresh at its next use
         };
@@ -262,7 +258,7 @@ impl CommittedDocs {
             let mut conn = self.pool.acquire().await?;
             load_committed(&mut conn, doc_id).await?
         };
-        let mut state = slot.state.lock().await;
+        let mut state = lock_unqueued(slot).await;
         let newer = state
             .as_ref()
             .is_none_or(|current| current.revision < loaded.revision);
@@ -272,6 +268,23 @@ impl CommittedDocs {
             slot.committed.notify_waiters();
         }
         Ok(())
+    }
+}
+
+/// Takes `slot`'s lock without joining its wait queue. tokio's mutex hands
+/// the lock to the first queued waiter when it is released, even if that
+/// waiter's future is never polled again; a connection's incoming stream or
+/// reply sink can be left unpolled but alive when the connection dies, and a
+/// queued lock request inside it would then keep the lock from everyone
+/// (samod's storage writes and every later reply for that document). So the
+/// futures of connections poll for the lock instead; storage writes, which
+/// run in their own tasks, queue.
+async fn lock_unqueued(slot: &DocSlot) -> tokio::sync::MutexGuard<'_, Option<CommittedDoc>> {
+    loop {
+        if let Ok(guard) = slot.state.try_lock() {
+            return guard;
+        }
+        tokio::time::sleep(LOCK_POLL).await;
     }
 }
 
