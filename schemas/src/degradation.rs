@@ -10,10 +10,13 @@ use crate::checks::{
     self, LATITUDE_MAX, LATITUDE_MIN, LONGITUDE_MAX, LONGITUDE_MIN,
     MAX_COORDINATE_UNCERTAINTY_METERS, NOT_BLANK, SHA256_HEX,
 };
+use crate::limits::{MAX_PHOTOS_PER_RECORD, NAME_MAX_CHARS, TEXT_MAX_CHARS};
 use crate::{FieldProblem, FieldRecord, RecordKind};
 
 /// Long enough for a detailed account, short enough to read on a phone.
-const DESCRIPTION_MAX_CHARS: u64 = 5000;
+const DESCRIPTION_MAX_CHARS: u64 = TEXT_MAX_CHARS;
+/// Says in a few words what `other` means.
+const CATEGORY_DETAIL_MAX_CHARS: u64 = 500;
 
 /// What kind of damage was seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -37,7 +40,7 @@ pub struct DegradationReport {
     pub id: Uuid,
     /// The volunteer account that wrote the report.
     pub author_id: Uuid,
-    #[schemars(regex(pattern = NOT_BLANK))]
+    #[schemars(regex(pattern = NOT_BLANK), length(max = NAME_MAX_CHARS))]
     pub device_id: String,
     pub created_at: DateTime<Utc>,
     pub modified_at: DateTime<Utc>,
@@ -45,6 +48,7 @@ pub struct DegradationReport {
     pub category: DegradationCategory,
     /// Says what the damage is when `category` is `other`, so it can be triaged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = CATEGORY_DETAIL_MAX_CHARS))]
     pub category_detail: Option<String>,
     pub observed_at: DateTime<Utc>,
     /// WGS84 (EPSG:4326).
@@ -63,9 +67,13 @@ pub struct DegradationReport {
     pub description: String,
     /// SHA-256 (lowercase hex) of each photo's bytes; the photos travel separately.
     #[serde(default)]
-    #[schemars(inner(regex(pattern = SHA256_HEX)))]
+    #[schemars(
+        length(max = MAX_PHOTOS_PER_RECORD),
+        inner(regex(pattern = SHA256_HEX), length(max = 64))
+    )]
     pub photos: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = NAME_MAX_CHARS))]
     pub site: Option<String>,
 }
 

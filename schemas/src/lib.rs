@@ -9,6 +9,7 @@
 
 mod checks;
 mod degradation;
+pub mod limits;
 mod raw;
 mod sighting;
 mod timesheet;

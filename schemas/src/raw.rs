@@ -141,6 +141,10 @@ fn problem_from(error: &ValidationError<'_>, schema: &Value) -> FieldProblem {
             let chars = got.as_str().map_or(0, |s| s.chars().count());
             checks::max_chars_reason(*limit, chars)
         }
+        ValidationErrorKind::MaxItems { limit } => {
+            let items = got.as_array().map_or(0, Vec::len);
+            format!("must hold at most {limit} items (got {items})")
+        }
         ValidationErrorKind::Pattern { pattern } => {
             checks::pattern_reason(pattern, got.as_str().unwrap_or_default())
         }

@@ -9,10 +9,10 @@ use crate::checks::{
     self, LATITUDE_MAX, LATITUDE_MIN, LONGITUDE_MAX, LONGITUDE_MIN,
     MAX_COORDINATE_UNCERTAINTY_METERS, NOT_BLANK, SHA256_HEX,
 };
+use crate::limits::{
+    MAX_PHOTOS_PER_RECORD, NAME_MAX_CHARS, SCIENTIFIC_NAME_MAX_CHARS, TEXT_MAX_CHARS,
+};
 use crate::{FieldProblem, FieldRecord, RecordKind};
-
-/// Longest accepted scientific name; real ones with authorship stay far below.
-const SCIENTIFIC_NAME_MAX_CHARS: u64 = 300;
 
 /// Darwin Core `occurrenceStatus`: an absence ("searched here, not found") is data too.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -40,14 +40,16 @@ pub struct Sighting {
     pub id: Uuid,
     /// The volunteer account that wrote the record.
     pub author_id: Uuid,
-    #[schemars(regex(pattern = NOT_BLANK))]
+    #[schemars(regex(pattern = NOT_BLANK), length(max = NAME_MAX_CHARS))]
     pub device_id: String,
     pub created_at: DateTime<Utc>,
     pub modified_at: DateTime<Utc>,
 
-    /// Darwin Core `occurrenceID`: the identifier exported to GBIF / SINP.
+    /// Darwin Core `occurrenceID`: the identifier exported to GBIF / SINP. It is
+    /// `urn:uuid:<id>`, derived from the record's id, so no two records of the
+    /// service (whose ids are unique) can share one.
     #[serde(rename = "occurrenceID")]
-    #[schemars(regex(pattern = NOT_BLANK))]
+    #[schemars(regex(pattern = NOT_BLANK), length(max = NAME_MAX_CHARS))]
     pub occurrence_id: String,
     #[schemars(regex(pattern = NOT_BLANK), length(max = SCIENTIFIC_NAME_MAX_CHARS))]
     pub scientific_name: String,
@@ -56,6 +58,7 @@ pub struct Sighting {
     #[schemars(range(min = 1))]
     pub taxon_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = NAME_MAX_CHARS))]
     pub vernacular_name: Option<String>,
     pub event_date: DateTime<Utc>,
     /// WGS84 (EPSG:4326).
@@ -77,15 +80,22 @@ pub struct Sighting {
     pub occurrence_status: OccurrenceStatus,
     #[serde(default)]
     pub basis_of_record: BasisOfRecord,
-    #[schemars(regex(pattern = NOT_BLANK))]
+    /// Free text: a person, a pupil group, a display name. Who wrote the record
+    /// is `authorId`, which the server binds to the notebook's owner.
+    #[schemars(regex(pattern = NOT_BLANK), length(max = NAME_MAX_CHARS))]
     pub recorded_by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = NAME_MAX_CHARS))]
     pub site: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TEXT_MAX_CHARS))]
     pub notes: Option<String>,
     /// SHA-256 (lowercase hex) of each photo's bytes; the photos travel separately.
     #[serde(default)]
-    #[schemars(inner(regex(pattern = SHA256_HEX)))]
+    #[schemars(
+        length(max = MAX_PHOTOS_PER_RECORD),
+        inner(regex(pattern = SHA256_HEX), length(max = 64))
+    )]
     pub photos: Vec<String>,
 }
 
@@ -103,6 +113,33 @@ impl Sighting {
     }
 }
 
+impl Sighting {
+    /// The `occurrenceID` a sighting with this id carries.
+    pub fn occurrence_id_for(id: Uuid) -> String {
+        format!("urn:uuid:{id}")
+    }
+
+    /// An `occurrenceID` other than `urn:uuid:<id>` could be another record's.
+    fn occurrence_id_is_derived_from_the_id(&self) -> Option<FieldProblem> {
+        let derived = self
+            .occurrence_id
+            .get(..9)
+            .filter(|scheme| scheme.eq_ignore_ascii_case("urn:uuid:"))
+            .and_then(|_| Uuid::parse_str(&self.occurrence_id[9..]).ok())
+            == Some(self.id);
+        (!derived).then(|| {
+            FieldProblem::new(
+                "occurrenceID",
+                format!(
+                    "must be {}, derived from the record's id, so that no two records share it (got {})",
+                    Sighting::occurrence_id_for(self.id),
+                    checks::quoted(&self.occurrence_id)
+                ),
+            )
+        })
+    }
+}
+
 impl FieldRecord for Sighting {
     const KIND: RecordKind = RecordKind::Sighting;
 
@@ -114,6 +151,7 @@ impl FieldRecord for Sighting {
         let mut out = Vec::new();
         checks::metadata(&mut out, &self.device_id, self.created_at, self.modified_at);
         checks::not_blank(&mut out, "occurrenceID", &self.occurrence_id);
+        out.extend(self.occurrence_id_is_derived_from_the_id());
         checks::not_blank(&mut out, "scientificName", &self.scientific_name);
         checks::max_chars(
             &mut out,

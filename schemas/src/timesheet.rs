@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::checks::{self, NOT_BLANK};
+use crate::limits::{NAME_MAX_CHARS, TEXT_MAX_CHARS};
 use crate::{FieldProblem, FieldRecord, RecordKind};
 
 /// No single entry covers more than a day; longer work is one entry per day.
@@ -35,14 +36,16 @@ pub enum ActivityType {
 #[serde(rename_all = "camelCase")]
 pub struct TimesheetEntry {
     pub id: Uuid,
-    /// The account that wrote the entry (may be a team leader logging for others).
+    /// The account that wrote the entry: the notebook's owner (the server
+    /// refuses any other).
     pub author_id: Uuid,
-    #[schemars(regex(pattern = NOT_BLANK))]
+    #[schemars(regex(pattern = NOT_BLANK), length(max = NAME_MAX_CHARS))]
     pub device_id: String,
     pub created_at: DateTime<Utc>,
     pub modified_at: DateTime<Utc>,
 
-    /// Whose time this is.
+    /// Whose time this is: the notebook's owner too, since hours are valued in
+    /// grant files and nobody may declare them in another's name.
     pub volunteer_id: Uuid,
     pub work_date: NaiveDate,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,8 +57,10 @@ pub struct TimesheetEntry {
     pub duration_minutes: Option<i64>,
     pub activity: ActivityType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = NAME_MAX_CHARS))]
     pub site: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TEXT_MAX_CHARS))]
     pub notes: Option<String>,
 }
 

@@ -130,13 +130,22 @@ fn empty_description_is_refused() {
 }
 
 #[test]
-fn description_longer_than_5000_characters_is_refused() {
+fn description_longer_than_10000_characters_is_refused() {
     assert_eq!(
-        problems_of(&with(json!({"description": "x".repeat(5001)}))),
+        problems_of(&with(json!({"description": "x".repeat(10_001)}))),
         vec![problem(
             "description",
-            "must be at most 5000 characters long (got 5001)"
+            "must be at most 10000 characters long (got 10001)"
         )]
+    );
+}
+
+#[test]
+fn more_than_20_photos_are_refused() {
+    let photos: Vec<String> = (0..21).map(|i| format!("{i:064x}")).collect();
+    assert_eq!(
+        problems_of(&with(json!({"photos": photos}))),
+        vec![problem("photos", "must hold at most 20 items (got 21)")]
     );
 }
 

@@ -129,7 +129,7 @@ fn shipped_degradation_report_schema_accepts_good_records_and_refuses_bad_ones()
             json!({"category": "graffiti"}),
             json!({"category": null}),
             json!({"description": ""}),
-            json!({"description": "x".repeat(5001)}),
+            json!({"description": "x".repeat(10_001)}),
             json!({"observedAt": 1717311900}),
             json!({"decimalLatitude": -90.5}),
             json!({"deviceId": ""}),

@@ -453,3 +453,42 @@ fn a_review_is_written_with_darwin_core_names() {
         review
     );
 }
+
+#[test]
+fn the_occurrence_id_must_be_derived_from_the_record_id() {
+    let other = Uuid::new_v4();
+    assert_eq!(
+        problems_of(&with(json!({"occurrenceID": format!("urn:uuid:{other}")}))),
+        vec![problem(
+            "occurrenceID",
+            &format!(
+                "must be urn:uuid:cb7db288-570c-4013-85be-a0577fe4d082, derived from the record's id, \
+                 so that no two records share it (got \"urn:uuid:{other}\")"
+            )
+        )]
+    );
+    let upper = with(json!({"occurrenceID": "URN:UUID:CB7DB288-570C-4013-85BE-A0577FE4D082"}));
+    assert!(Sighting::from_raw(&upper).is_ok());
+}
+
+#[test]
+fn every_free_text_is_bounded() {
+    for (field, limit) in [
+        ("notes", 10_000),
+        ("site", 200),
+        ("recordedBy", 200),
+        ("vernacularName", 200),
+    ] {
+        assert_eq!(
+            problems_of(&with(json!({field: "x".repeat(limit + 1)}))),
+            vec![problem(
+                field,
+                &format!(
+                    "must be at most {limit} characters long (got {})",
+                    limit + 1
+                )
+            )],
+            "{field}"
+        );
+    }
+}

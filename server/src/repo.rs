@@ -62,6 +62,17 @@ async fn say_goodbye(
     let _ = sink.send(Message::Close(None)).await;
 }
 
+/// The document an `ephemeral` message is about (None for other messages).
+fn ephemeral_document(bytes: &[u8]) -> Option<String> {
+    let envelope = sync::wire::decode_envelope(bytes).ok()?;
+    if envelope.kind == "ephemeral" {
+        // Without a document id there is nobody to relay it to: dropped too.
+        Some(envelope.document_id.unwrap_or_default())
+    } else {
+        None
+    }
+}
+
 /// Errors a connection's byte stream can end with.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -144,6 +155,12 @@ impl SyncRepo {
                         Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_)) => return None,
                         Err(error) => return Some(Err(TransportError::WebSocket(error))),
                     };
+                    if let Some(doc_id) = ephemeral_document(&bytes) {
+                        if !access.may_send_ephemeral(&principal, &doc_id).await {
+                            tracing::debug!(%connection_id, %doc_id, "dropping an ephemeral message from a read-only peer");
+                            return None;
+                        }
+                    }
                     let verdict = match sync::wire::check_incoming(&bytes) {
                         Err(violation) => Err(TransportError::Protocol(violation)),
                         Ok(()) => access

@@ -274,6 +274,17 @@ impl SyncAccess {
         (config.with_announce(false), is_notebook)
     }
 
+    /// Whether an `ephemeral` message (presence, cursors: relayed by samod to
+    /// the document's other peers) from `principal` may be relayed: only the
+    /// notebook's owner may send them, so a read-only reader (an auditor, a
+    /// coordinator) cannot push messages to a volunteer's phone.
+    pub async fn may_send_ephemeral(&self, principal: &Principal, doc_id: &str) -> bool {
+        matches!(
+            self.committed.document_row(doc_id).await,
+            Ok(Some((_, Some(owner)))) if owner == principal.account_id
+        )
+    }
+
     /// Judges an incoming message before samod sees it: changes must be ones
     /// the connection's principal may make.
     pub async fn authorize_incoming(

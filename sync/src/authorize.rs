@@ -3,15 +3,30 @@
 //!
 //! A notebook belongs to one volunteer in one territory. Only its owner writes
 //! it; the owner must (still) hold a writing role in that territory; the header
-//! never changes after creation; and no record may carry a coordinator's
-//! decision (verification, approval, follow-up status), which belong in the
-//! territory's review documents, not in a volunteer's notebook.
+//! never changes after creation; no record may carry a coordinator's decision
+//! (verification, approval, follow-up status), which belong in the territory's
+//! review documents, not in a volunteer's notebook; every record names the
+//! owner as its author (and as the volunteer whose hours it declares); and
+//! nothing exceeds the size limits of `schemas::limits`.
+//!
+//! These rules hold for **every value a change writes** ([`crate::written`]),
+//! not just for the merged state: a value in a concurrent branch that loses
+//! the merge, or one a later change deletes, is still in the document, one
+//! deletion away from surfacing.
 
-use automerge::{Automerge, Change, ChangeHash, ReadDoc};
-use serde_json::Value as Json;
+use automerge::{Automerge, Change, ChangeHash, ObjType, ReadDoc, ScalarValue, ROOT};
+use schemas::limits::{
+    max_chars_of, max_item_chars_of, max_items_of, EXTRA_FIELD_MAX_CHARS, MAX_FIELDS_PER_RECORD,
+    MAX_RECORDS_PER_NOTEBOOK, NAME_MAX_CHARS,
+};
 use uuid::Uuid;
 
-use crate::{check_header_unchanged, read_notebook, wire::chunk_changes};
+use crate::{
+    check_header_unchanged, read_notebook,
+    wire::chunk_changes,
+    written::{written_by, Segment, TouchedObject, Written},
+    Collection, NotebookHeader,
+};
 
 /// Fields that are coordinator decisions: a notebook record never carries them.
 pub const COORDINATOR_FIELDS: &[&str] = &[
@@ -27,6 +42,24 @@ pub const COORDINATOR_FIELDS: &[&str] = &[
     "statusHistory",
 ];
 
+/// Record fields that name a person: in a notebook, always its owner.
+pub const OWNER_FIELDS: &[&str] = &["authorId", "volunteerId"];
+
+/// The root keys of a notebook's header.
+const HEADER_KEYS: [&str; 4] = ["type", "schemaVersion", "territoryId", "ownerId"];
+
+/// How many changes one judgement applies. A phone back from a day offline
+/// sends a few hundred; tens of thousands at once is a peer flooding the server.
+pub const MAX_CHANGES_PER_MESSAGE: usize = 10_000;
+
+/// Operations in one change. The longest legitimate change, a record whose
+/// free texts are all at their limit written by the JavaScript client (one
+/// operation per character), stays far below.
+pub const MAX_OPERATIONS_PER_CHANGE: usize = 100_000;
+
+/// A list the schema does not bound (one a client added of its own).
+pub const EXTRA_LIST_MAX_ITEMS: usize = 100;
+
 /// What the writer of a change may do, as the server established it from their credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriterRights {
@@ -38,16 +71,18 @@ pub struct WriterRights {
 /// Why a change is refused; the text is sent to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("this notebook belongs to another volunteer ({owner}); only its owner may change it")]
-    NotYourNotebook { owner: Uuid },
+    #[error("this notebook belongs to another volunteer; only its owner may change it")]
+    NotYourNotebook,
     #[error("you may not keep a notebook in territory {territory}")]
     TerritoryNotAllowed { territory: Uuid },
-    #[error("a new notebook must name you as its owner (ownerId {claimed} is not you)")]
-    OwnerMismatch { claimed: Uuid },
+    #[error("a new notebook must name you as its owner (`ownerId` must be your account id)")]
+    OwnerMismatch,
     #[error("the notebook's `{field}` cannot be changed")]
     HeaderChanged { field: &'static str },
     #[error("a document must be a field notebook with a valid header: {0}")]
     NotANotebook(String),
+    #[error("`{key}` is not part of a field notebook")]
+    NotPartOfANotebook { key: String },
     #[error("these changes depend on changes the server has never received, and a new notebook must be sent from its beginning")]
     UnknownHistory,
     #[error("more than {limit} changes are waiting for changes the server has never received; send those first")]
@@ -58,6 +93,37 @@ pub enum Refusal {
         record: String,
         field: String,
     },
+    #[error("`{field}` of {collection}/{record} must be your own account id: a notebook holds its owner's records and hours only")]
+    NotTheOwner {
+        collection: &'static str,
+        record: String,
+        field: &'static str,
+    },
+    #[error("`{location}` is {got} characters long; the limit is {limit}")]
+    TooLong {
+        location: String,
+        limit: u64,
+        got: usize,
+    },
+    #[error("`{location}` holds {got} items; the limit is {limit}")]
+    TooManyItems {
+        location: String,
+        limit: usize,
+        got: usize,
+    },
+    #[error("{collection}/{record} has {got} fields; the limit is {limit}")]
+    TooManyFields {
+        collection: &'static str,
+        record: String,
+        limit: usize,
+        got: usize,
+    },
+    #[error("the notebook would hold {got} records; the limit is {limit} per notebook")]
+    TooManyRecords { limit: usize, got: usize },
+    #[error("{got} changes at once; the limit is {limit} per message")]
+    TooManyChanges { limit: usize, got: usize },
+    #[error("a change of {got} operations; the limit is {limit} per change")]
+    ChangeTooLarge { limit: usize, got: usize },
 }
 
 /// How many changes may wait, per notebook, for dependencies the server has
@@ -129,11 +195,7 @@ pub fn authorize_notebook_changes(
         }
         match read_notebook(committed).header {
             Ok(header) if header.owner_id == rights.account_id => {}
-            Ok(header) => {
-                return Decision::Refused(Refusal::NotYourNotebook {
-                    owner: header.owner_id,
-                })
-            }
+            Ok(_) => return Decision::Refused(Refusal::NotYourNotebook),
             Err(_) => return Decision::Refused(Refusal::UnknownHistory),
         }
     }
@@ -187,12 +249,11 @@ fn check(before: &Automerge, after: &Automerge, rights: &WriterRights) -> Result
                 .join("; "),
         )
     })?;
-    match &was.header {
-        Ok(established) => {
+    let established = was.header.ok();
+    match &established {
+        Some(established) => {
             if established.owner_id != rights.account_id {
-                return Err(Refusal::NotYourNotebook {
-                    owner: established.owner_id,
-                });
+                return Err(Refusal::NotYourNotebook);
             }
             if let Some(violation) = check_header_unchanged(established, &header).first() {
                 return Err(Refusal::HeaderChanged {
@@ -200,11 +261,9 @@ fn check(before: &Automerge, after: &Automerge, rights: &WriterRights) -> Result
                 });
             }
         }
-        Err(_) => {
+        None => {
             if header.owner_id != rights.account_id {
-                return Err(Refusal::OwnerMismatch {
-                    claimed: header.owner_id,
-                });
+                return Err(Refusal::OwnerMismatch);
             }
         }
     }
@@ -213,29 +272,301 @@ fn check(before: &Automerge, after: &Automerge, rights: &WriterRights) -> Result
             territory: header.territory_id,
         });
     }
-    for record in &now.records {
-        let Json::Object(fields) = &record.raw else {
-            continue;
+    let new_changes = after.get_changes(&before.get_heads());
+    judge_written(established.as_ref(), after, &new_changes, rights)
+}
+
+/// Judges every value `changes` write (see [`crate::written`]), the ones
+/// the merge hides included.
+fn judge_written(
+    established: Option<&NotebookHeader>,
+    after: &Automerge,
+    changes: &[Change],
+    rights: &WriterRights,
+) -> Result<(), Refusal> {
+    if changes.len() > MAX_CHANGES_PER_MESSAGE {
+        return Err(Refusal::TooManyChanges {
+            limit: MAX_CHANGES_PER_MESSAGE,
+            got: changes.len(),
+        });
+    }
+    if let Some(change) = changes.iter().find(|c| c.len() > MAX_OPERATIONS_PER_CHANGE) {
+        return Err(Refusal::ChangeTooLarge {
+            limit: MAX_OPERATIONS_PER_CHANGE,
+            got: change.len(),
+        });
+    }
+    let judge = ValueJudge {
+        established,
+        rights,
+    };
+    let (values, touched) = written_by(after, changes).map_err(Refusal::NotANotebook)?;
+    for written in &values {
+        let value = match &written.value {
+            Written::Scalar(ScalarValue::Str(text)) => Value::Text(text),
+            Written::Scalar(ScalarValue::Bytes(bytes)) => Value::Bytes(bytes.len()),
+            Written::Scalar(_) => Value::OtherScalar,
+            // A text is judged by its content, below; other objects by their size.
+            Written::Object(ObjType::Text) => continue,
+            Written::Object(_) => Value::Object,
+            Written::Other => Value::Removal,
         };
-        let previous = was
-            .records
-            .iter()
-            .find(|r| r.kind == record.kind && r.key == record.key)
-            .map(|r| &r.raw);
-        for field in COORDINATOR_FIELDS {
-            let Some(value) = fields.get(*field) else {
-                continue;
-            };
-            if previous.and_then(|raw| raw.get(*field)) != Some(value) {
-                return Err(Refusal::CoordinatorField {
-                    collection: crate::Collection::of_kind(record.kind).key(),
-                    record: record.key.clone(),
-                    field: (*field).to_string(),
-                });
+        judge.value(&written.path, value)?;
+    }
+    let mut records_added = false;
+    for object in &touched {
+        match object.kind {
+            ObjType::Text => {
+                let text = after.text(&object.obj).unwrap_or_default();
+                judge.value(&object.path, Value::Text(&text))?;
             }
+            ObjType::List => judge_list_length(after, object)?,
+            ObjType::Map | ObjType::Table => match object.path.as_slice() {
+                [Segment::Key(_)] => records_added = true,
+                [Segment::Key(collection), Segment::Key(record)] => {
+                    let got = after.keys(&object.obj).count();
+                    if got > MAX_FIELDS_PER_RECORD {
+                        return Err(Refusal::TooManyFields {
+                            collection: collection_named(collection)?.key(),
+                            record: record.clone(),
+                            limit: MAX_FIELDS_PER_RECORD,
+                            got,
+                        });
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+    if records_added {
+        let got: usize = Collection::ALL
+            .iter()
+            .filter_map(|c| after.get(ROOT, c.key()).ok().flatten())
+            .map(|(_, obj)| after.length(&obj))
+            .sum();
+        if got > MAX_RECORDS_PER_NOTEBOOK {
+            return Err(Refusal::TooManyRecords {
+                limit: MAX_RECORDS_PER_NOTEBOOK,
+                got,
+            });
         }
     }
     Ok(())
+}
+
+/// A written value, as far as the rules look at it.
+#[derive(Debug, Clone, Copy)]
+enum Value<'a> {
+    Text(&'a str),
+    Bytes(usize),
+    OtherScalar,
+    /// A new map or list (texts are judged by their content).
+    Object,
+    /// A deletion, an increment, a mark.
+    Removal,
+}
+
+/// The rules for one value at one path of a notebook.
+struct ValueJudge<'a> {
+    /// The header as stored before these changes; none for a new notebook.
+    established: Option<&'a NotebookHeader>,
+    rights: &'a WriterRights,
+}
+
+impl ValueJudge<'_> {
+    fn value(&self, path: &[Segment], value: Value<'_>) -> Result<(), Refusal> {
+        let keys: Vec<&str> = path
+            .iter()
+            .map(|segment| match segment {
+                Segment::Key(key) => key.as_str(),
+                Segment::Element => "[]",
+            })
+            .collect();
+        match keys.as_slice() {
+            [] => Ok(()),
+            [key, rest @ ..] if HEADER_KEYS.contains(key) => self.header_value(key, rest, value),
+            [key, ..] if Collection::ALL.iter().all(|c| c.key() != *key) => {
+                Err(Refusal::NotPartOfANotebook {
+                    key: (*key).to_string(),
+                })
+            }
+            [collection] => match value {
+                Value::Object | Value::Removal => Ok(()),
+                _ => Err(Refusal::NotANotebook(format!(
+                    "`{collection}` must be a map of records"
+                ))),
+            },
+            [collection, record] => check_length(
+                &format!("{collection}/{record}"),
+                value,
+                EXTRA_FIELD_MAX_CHARS,
+            ),
+            [collection, record, field, rest @ ..] => {
+                let collection = collection_named(collection)?;
+                self.field_value(collection, record, field, rest, value)
+            }
+        }
+    }
+
+    fn header_value(&self, key: &str, rest: &[&str], value: Value<'_>) -> Result<(), Refusal> {
+        let field = HEADER_KEYS
+            .into_iter()
+            .find(|k| *k == key)
+            .expect("only header keys reach here");
+        let Some(established) = self.established else {
+            // A new notebook: it must be the writer's own, in their territory.
+            check_length(key, value, NAME_MAX_CHARS)?;
+            return match (field, value) {
+                ("ownerId", Value::Text(id))
+                    if Uuid::parse_str(id).ok() != Some(self.rights.account_id) =>
+                {
+                    Err(Refusal::OwnerMismatch)
+                }
+                ("territoryId", Value::Text(id)) => match Uuid::parse_str(id) {
+                    Ok(territory) if self.rights.notebook_territories.contains(&territory) => {
+                        Ok(())
+                    }
+                    Ok(territory) => Err(Refusal::TerritoryNotAllowed { territory }),
+                    Err(_) => Err(Refusal::NotANotebook(format!(
+                        "`territoryId` must be a UUID (got {})",
+                        shown(id)
+                    ))),
+                },
+                (
+                    "ownerId" | "territoryId",
+                    Value::OtherScalar | Value::Bytes(_) | Value::Object,
+                ) => Err(Refusal::NotANotebook(format!("`{field}` must be a UUID"))),
+                _ => Ok(()),
+            };
+        };
+        // An established header may be written again only with its own value.
+        let unchanged = rest.is_empty()
+            && match (field, value) {
+                ("ownerId", Value::Text(id)) => {
+                    Uuid::parse_str(id).ok() == Some(established.owner_id)
+                }
+                ("territoryId", Value::Text(id)) => {
+                    Uuid::parse_str(id).ok() == Some(established.territory_id)
+                }
+                _ => false,
+            };
+        if unchanged {
+            Ok(())
+        } else {
+            Err(Refusal::HeaderChanged { field })
+        }
+    }
+
+    fn field_value(
+        &self,
+        collection: Collection,
+        record: &str,
+        field: &str,
+        rest: &[&str],
+        value: Value<'_>,
+    ) -> Result<(), Refusal> {
+        if COORDINATOR_FIELDS.contains(&field) && !matches!(value, Value::Removal) {
+            return Err(Refusal::CoordinatorField {
+                collection: collection.key(),
+                record: record.to_string(),
+                field: field.to_string(),
+            });
+        }
+        if let Some(owner_field) = OWNER_FIELDS.iter().find(|f| **f == field) {
+            let names_the_owner = match value {
+                Value::Text(id) => Uuid::parse_str(id).ok() == Some(self.rights.account_id),
+                Value::Removal => true,
+                _ => false,
+            };
+            if !rest.is_empty() || !names_the_owner {
+                return Err(Refusal::NotTheOwner {
+                    collection: collection.key(),
+                    record: record.to_string(),
+                    field: owner_field,
+                });
+            }
+        }
+        let kind = collection.kind();
+        let limit = match rest {
+            [] => max_chars_of(kind, field),
+            ["[]"] => max_item_chars_of(kind, field),
+            _ => EXTRA_FIELD_MAX_CHARS,
+        };
+        check_length(
+            &format!("{}/{record}.{field}", collection.key()),
+            value,
+            limit,
+        )
+    }
+}
+
+fn check_length(location: &str, value: Value<'_>, limit: u64) -> Result<(), Refusal> {
+    let got = match value {
+        Value::Text(text) => text.chars().count(),
+        Value::Bytes(length) => length,
+        _ => return Ok(()),
+    };
+    if got as u64 > limit {
+        return Err(Refusal::TooLong {
+            location: location.to_string(),
+            limit,
+            got,
+        });
+    }
+    Ok(())
+}
+
+/// A list's length as the changes leave it: photos per record and the like.
+fn judge_list_length(after: &Automerge, list: &TouchedObject) -> Result<(), Refusal> {
+    let got = after.length(&list.obj);
+    let (location, limit) = match list.path.as_slice() {
+        [Segment::Key(collection), Segment::Key(record), Segment::Key(field)] => {
+            let limit = Collection::ALL
+                .iter()
+                .find(|c| c.key() == collection)
+                .and_then(|c| max_items_of(c.kind(), field))
+                .map_or(EXTRA_LIST_MAX_ITEMS, |limit| limit as usize);
+            (format!("{collection}/{record}.{field}"), limit)
+        }
+        path => (describe(path), EXTRA_LIST_MAX_ITEMS),
+    };
+    if got > limit {
+        return Err(Refusal::TooManyItems {
+            location,
+            limit,
+            got,
+        });
+    }
+    Ok(())
+}
+
+fn describe(path: &[Segment]) -> String {
+    path.iter()
+        .map(|segment| match segment {
+            Segment::Key(key) => key.as_str(),
+            Segment::Element => "[]",
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn collection_named(key: &str) -> Result<Collection, Refusal> {
+    Collection::ALL
+        .into_iter()
+        .find(|c| c.key() == key)
+        .ok_or_else(|| Refusal::NotPartOfANotebook {
+            key: key.to_string(),
+        })
+}
+
+/// A value as shown in a refusal: cut short, so an essay does not become the message.
+fn shown(text: &str) -> String {
+    let head: String = text.chars().take(40).collect();
+    if head.len() < text.len() {
+        format!("{head:?}…")
+    } else {
+        format!("{head:?}")
+    }
 }
 
 #[cfg(test)]
@@ -243,7 +574,7 @@ mod tests {
     use super::*;
     use crate::{new_notebook, put_raw_record, put_record, set_field, NotebookHeader};
     use schemas::{FieldRecord, RecordKind};
-    use serde_json::json;
+    use serde_json::{json, Value as Json};
 
     fn rights(account: Uuid, territory: Uuid) -> WriterRights {
         WriterRights {
@@ -338,9 +669,7 @@ mod tests {
         let other = rights(Uuid::new_v4(), header.territory_id);
         assert_eq!(
             decide(&committed, &phone, &other),
-            Err(Refusal::NotYourNotebook {
-                owner: header.owner_id
-            })
+            Err(Refusal::NotYourNotebook)
         );
     }
 
@@ -502,9 +831,7 @@ mod tests {
                 Decision::Refused(refusal) => Some(refusal),
                 _ => None,
             },
-            Some(Refusal::NotYourNotebook {
-                owner: header.owner_id
-            })
+            Some(Refusal::NotYourNotebook)
         );
     }
 
@@ -544,5 +871,258 @@ mod tests {
             ),
             Decision::Refused(Refusal::CoordinatorField { .. })
         ));
+    }
+
+    /// A notebook holding one (incomplete) sighting, its owner, and the owner's rights.
+    fn notebook_with_sighting() -> (Automerge, Uuid, WriterRights) {
+        let (created, header) = owned_notebook();
+        let mut doc = created.clone();
+        put_raw_record(
+            &mut doc,
+            RecordKind::Sighting,
+            &SIGHTING.to_string(),
+            &json!({"id": SIGHTING}),
+        )
+        .unwrap();
+        (
+            doc,
+            header.owner_id,
+            rights(header.owner_id, header.territory_id),
+        )
+    }
+
+    fn record_obj(doc: &Automerge, collection: &str, key: &str) -> automerge::ObjId {
+        let (_, coll) = doc.get(automerge::ROOT, collection).unwrap().unwrap();
+        doc.get(&coll, key).unwrap().unwrap().1
+    }
+
+    #[test]
+    fn a_record_in_another_volunteers_name_is_refused() {
+        let (committed, owner, rights) = notebook_with_sighting();
+        let mut phone = committed.clone();
+        put_raw_record(
+            &mut phone,
+            RecordKind::Sighting,
+            "k2",
+            &sighting_json(Uuid::new_v4()),
+        )
+        .unwrap();
+        let refusal = decide(&committed, &phone, &rights).unwrap_err();
+        assert!(
+            matches!(
+                refusal,
+                Refusal::NotTheOwner {
+                    field: "authorId",
+                    ..
+                }
+            ),
+            "{refusal:?}"
+        );
+        assert!(!refusal.to_string().contains(&owner.to_string()));
+
+        let mut hours = committed.clone();
+        let entry = json!({"id": Uuid::new_v4(), "authorId": owner, "volunteerId": Uuid::new_v4()});
+        put_raw_record(&mut hours, RecordKind::TimesheetEntry, "t", &entry).unwrap();
+        assert!(matches!(
+            decide(&committed, &hours, &rights),
+            Err(Refusal::NotTheOwner {
+                field: "volunteerId",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn an_author_written_as_collaborative_text_is_judged_by_its_content() {
+        use automerge::transaction::Transactable;
+        let (committed, owner, rights) = notebook_with_sighting();
+        let write_author = |author: Uuid| {
+            let mut phone = committed.clone();
+            let record = record_obj(&phone, "sightings", &SIGHTING.to_string());
+            phone
+                .transact::<_, _, automerge::AutomergeError>(|tx| {
+                    let text = tx.put_object(&record, "authorId", automerge::ObjType::Text)?;
+                    tx.splice_text(&text, 0, 0, &author.to_string())
+                })
+                .unwrap();
+            phone
+        };
+        assert_eq!(decide(&committed, &write_author(owner), &rights), Ok(()));
+        assert!(matches!(
+            decide(&committed, &write_author(Uuid::new_v4()), &rights),
+            Err(Refusal::NotTheOwner { .. })
+        ));
+    }
+
+    /// Two concurrent branches set `field`; the one with the greater actor wins.
+    fn concurrent_values(
+        committed: &Automerge,
+        field: &str,
+        loser: Json,
+        winner: Json,
+    ) -> Automerge {
+        let branch = |actor: u8, value: &Json| {
+            let mut phone = committed
+                .fork()
+                .with_actor(automerge::ActorId::from([actor; 16]));
+            set_field(&mut phone, RecordKind::Sighting, SIGHTING, field, value).unwrap();
+            phone
+        };
+        let mut merged = branch(0x01, &loser);
+        merged.merge(&mut branch(0xfe, &winner)).unwrap();
+        assert_eq!(
+            crate::read::value_to_json(
+                &merged,
+                &merged
+                    .get(
+                        record_obj(&merged, "sightings", &SIGHTING.to_string()),
+                        field
+                    )
+                    .unwrap()
+                    .unwrap()
+                    .0,
+                &automerge::ROOT
+            ),
+            winner,
+            "the test's winner must win the merge"
+        );
+        merged
+    }
+
+    #[test]
+    fn a_forbidden_value_in_a_branch_that_loses_the_merge_is_refused() {
+        let (committed, owner, rights) = notebook_with_sighting();
+        let merged = concurrent_values(
+            &committed,
+            "authorId",
+            json!(Uuid::new_v4().to_string()),
+            json!(owner.to_string()),
+        );
+        assert!(matches!(
+            decide(&committed, &merged, &rights),
+            Err(Refusal::NotTheOwner { .. })
+        ));
+        let merged = concurrent_values(&committed, "notes", json!("x".repeat(20_000)), json!("ok"));
+        assert!(matches!(
+            decide(&committed, &merged, &rights),
+            Err(Refusal::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn a_coordinator_value_hidden_by_a_later_deletion_is_refused() {
+        use automerge::transaction::Transactable;
+        let (committed, _, rights) = notebook_with_sighting();
+        let mut phone = committed.clone();
+        set_field(
+            &mut phone,
+            RecordKind::Sighting,
+            SIGHTING,
+            "approvalStatus",
+            &json!("approved"),
+        )
+        .unwrap();
+        let record = record_obj(&phone, "sightings", &SIGHTING.to_string());
+        phone
+            .transact::<_, _, automerge::AutomergeError>(|tx| tx.delete(&record, "approvalStatus"))
+            .unwrap();
+        assert!(read_notebook(&phone).records[0]
+            .raw
+            .get("approvalStatus")
+            .is_none());
+        assert!(matches!(
+            decide(&committed, &phone, &rights),
+            Err(Refusal::CoordinatorField { .. })
+        ));
+    }
+
+    #[test]
+    fn oversize_values_are_refused_naming_the_field_and_the_limit() {
+        let (committed, _, rights) = notebook_with_sighting();
+        let mut phone = committed.clone();
+        let notes = "é".repeat(schemas::limits::TEXT_MAX_CHARS as usize + 1);
+        set_field(
+            &mut phone,
+            RecordKind::Sighting,
+            SIGHTING,
+            "notes",
+            &json!(notes),
+        )
+        .unwrap();
+        let refusal = decide(&committed, &phone, &rights).unwrap_err();
+        assert_eq!(
+            refusal.to_string(),
+            format!("`sightings/{SIGHTING}.notes` is 10001 characters long; the limit is 10000")
+        );
+
+        let mut phone = committed.clone();
+        let photos: Vec<String> = (0..21).map(|i| format!("{i:064x}")).collect();
+        set_field(
+            &mut phone,
+            RecordKind::Sighting,
+            SIGHTING,
+            "photos",
+            &json!(photos),
+        )
+        .unwrap();
+        let refusal = decide(&committed, &phone, &rights).unwrap_err();
+        assert!(
+            matches!(
+                refusal,
+                Refusal::TooManyItems {
+                    limit: 20,
+                    got: 21,
+                    ..
+                }
+            ),
+            "{refusal:?}"
+        );
+
+        let mut phone = committed.clone();
+        set_field(
+            &mut phone,
+            RecordKind::Sighting,
+            SIGHTING,
+            "site",
+            &json!("s".repeat(201)),
+        )
+        .unwrap();
+        assert!(matches!(
+            decide(&committed, &phone, &rights),
+            Err(Refusal::TooLong { limit: 200, .. })
+        ));
+    }
+
+    #[test]
+    fn a_record_with_too_many_fields_is_refused() {
+        let (committed, _, rights) = notebook_with_sighting();
+        let mut phone = committed.clone();
+        let mut fields = serde_json::Map::new();
+        for i in 0..=schemas::limits::MAX_FIELDS_PER_RECORD {
+            fields.insert(format!("extra{i}"), json!(i));
+        }
+        put_raw_record(&mut phone, RecordKind::Sighting, "k", &Json::Object(fields)).unwrap();
+        assert!(matches!(
+            decide(&committed, &phone, &rights),
+            Err(Refusal::TooManyFields { limit: 64, .. })
+        ));
+    }
+
+    #[test]
+    fn keys_that_are_not_part_of_a_notebook_are_refused() {
+        use automerge::transaction::Transactable;
+        let (committed, _, rights) = notebook_with_sighting();
+        let mut phone = committed.clone();
+        phone
+            .transact::<_, _, automerge::AutomergeError>(|tx| {
+                tx.put(automerge::ROOT, "payload", "x".repeat(1000))
+            })
+            .unwrap();
+        assert_eq!(
+            decide(&committed, &phone, &rights),
+            Err(Refusal::NotPartOfANotebook {
+                key: "payload".to_string()
+            })
+        );
     }
 }

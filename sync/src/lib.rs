@@ -26,6 +26,7 @@ pub mod read;
 pub mod validate;
 pub mod wire;
 pub mod write;
+pub mod written;
 
 pub use notebook::{
     read_notebook, Collection, NotebookHeader, NotebookRead, ReadRecord, RecordState,

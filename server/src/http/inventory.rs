@@ -2,6 +2,11 @@
 //! territories where the caller holds a role (an admin reads all). A volunteer
 //! reads their territory's inventory, but among invalid records and documents
 //! only their own: those are drafts, not yet part of the shared inventory.
+//!
+//! Every row carries `warnings`: what is accepted but implausible, for a
+//! coordinator to look at (`code`, `field`, `message`): a point outside its
+//! territory beyond its uncertainty, a date in the future of when the server
+//! received the record, more than 24 hours declared by one volunteer on one day.
 
 use axum::{
     extract::{rejection::QueryRejection, Path, Query, State},
@@ -17,6 +22,17 @@ use crate::auth::Role;
 
 /// Roles that read everything in their territory, drafts included.
 const REVIEWERS: &[Role] = &[Role::Coordinator, Role::RegieAuditor];
+
+/// The warning of a point (`t.geom`) farther from its territory's boundary
+/// than its uncertainty radius; none when the territory has no boundary.
+const OUTSIDE_TERRITORY: &str = "(SELECT jsonb_build_object('code', 'outsideTerritory', \
+       'field', 'decimalLatitude', 'message', format(\
+         'the point is %s m outside the territory''s boundary, beyond its uncertainty (%s m)', \
+         round(ST_Distance(t.geom::geography, b.boundary::geography)::numeric), \
+         COALESCE(t.coordinate_uncertainty_m, 0))) \
+     FROM territories b WHERE b.id = t.territory_id AND b.boundary IS NOT NULL \
+       AND NOT ST_DWithin(t.geom::geography, b.boundary::geography, \
+                          COALESCE(t.coordinate_uncertainty_m, 0)))";
 
 const DEFAULT_LIMIT: i64 = 500;
 const MAX_LIMIT: i64 = 5000;
@@ -105,7 +121,8 @@ async fn sightings(
     list(
         &state,
         &user,
-        "SELECT jsonb_build_object(\
+        &format!(
+            "SELECT jsonb_build_object(\
            'id', t.id, 'territoryId', t.territory_id, 'documentId', t.doc_id, \
            'occurrenceID', t.occurrence_id, 'scientificName', t.scientific_name, \
            'taxonID', t.taxon_id, 'vernacularName', t.vernacular_name, 'eventDate', t.event_date, \
@@ -115,8 +132,16 @@ async fn sightings(
            'basisOfRecord', t.basis_of_record, 'recordedBy', t.recorded_by, 'site', t.site, \
            'notes', t.notes, 'photos', t.photos, 'authorId', t.author_id, 'deviceId', t.device_id, \
            'createdAt', t.created_at, 'modifiedAt', t.modified_at, \
-           'hasConflicts', t.has_conflicts, 'conflicts', t.conflicts) AS row \
+           'hasConflicts', t.has_conflicts, 'conflicts', t.conflicts, \
+           'warnings', to_jsonb(array_remove(ARRAY[\
+             {outside}, \
+             CASE WHEN t.event_date > t.materialised_at THEN jsonb_build_object(\
+               'code', 'futureDate', 'field', 'eventDate', \
+               'message', 'eventDate is later than when the server received the record') END\
+           ], NULL))) AS row \
          FROM sightings t",
+            outside = OUTSIDE_TERRITORY
+        ),
         &query,
     )
     .await
@@ -131,7 +156,8 @@ async fn degradation_reports(
     list(
         &state,
         &user,
-        "SELECT jsonb_build_object(\
+        &format!(
+            "SELECT jsonb_build_object(\
            'id', t.id, 'territoryId', t.territory_id, 'documentId', t.doc_id, \
            'category', t.category, 'categoryDetail', t.category_detail, \
            'observedAt', t.observed_at, 'decimalLatitude', ST_Y(t.geom), \
@@ -145,8 +171,16 @@ async fn degradation_reports(
              FROM degradation_status_history h WHERE h.report_id = t.id), \
            'authorId', t.author_id, 'deviceId', t.device_id, 'createdAt', t.created_at, \
            'modifiedAt', t.modified_at, 'hasConflicts', t.has_conflicts, \
-           'conflicts', t.conflicts) AS row \
+           'conflicts', t.conflicts, \
+           'warnings', to_jsonb(array_remove(ARRAY[\
+             {outside}, \
+             CASE WHEN t.observed_at > t.materialised_at THEN jsonb_build_object(\
+               'code', 'futureDate', 'field', 'observedAt', \
+               'message', 'observedAt is later than when the server received the report') END\
+           ], NULL))) AS row \
          FROM degradation_reports t",
+            outside = OUTSIDE_TERRITORY
+        ),
         &query,
     )
     .await
@@ -169,7 +203,15 @@ async fn timesheet_entries(
            'approvalStatus', t.approval_status, 'approvedBy', t.approved_by, \
            'approvedAt', t.approved_at, 'authorId', t.author_id, 'deviceId', t.device_id, \
            'createdAt', t.created_at, 'modifiedAt', t.modified_at, \
-           'hasConflicts', t.has_conflicts, 'conflicts', t.conflicts) AS row \
+           'hasConflicts', t.has_conflicts, 'conflicts', t.conflicts, \
+           'warnings', to_jsonb(array_remove(ARRAY[\
+             (SELECT jsonb_build_object('code', 'over24HoursADay', 'field', 'durationMinutes', \
+                'message', format('%s minutes declared by this volunteer on %s, more than 24 hours', \
+                  sum(o.duration_minutes), t.work_date)) \
+              FROM timesheet_entries o \
+              WHERE o.volunteer_id = t.volunteer_id AND o.work_date = t.work_date \
+              HAVING sum(o.duration_minutes) > 1440)\
+           ], NULL))) AS row \
          FROM timesheet_entries t",
         &query,
     )

@@ -1,0 +1,127 @@
+//! Every value a set of changes writes, wherever it lands in the document.
+//!
+//! Judging a notebook by its merged state misses what automerge keeps out of
+//! sight: the value of a concurrent branch that lost the merge, a value a later
+//! change deleted, a record created under a key another record won. Each of
+//! these is one deletion or one merge away from surfacing, so the server judges
+//! the operations themselves: every put, every object made, every text edited,
+//! located by its path from the document's root.
+
+use std::collections::HashMap;
+
+use automerge::{legacy, Automerge, Change, ObjId, ObjType, Prop, ReadDoc, ScalarValue};
+
+/// One step of a path from the document's root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// A map key.
+    Key(String),
+    /// An element of a list or a text, whatever its position.
+    Element,
+}
+
+/// What an operation leaves at its path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    Scalar(ScalarValue),
+    /// A new map, list or text.
+    Object(ObjType),
+    /// A deletion, an increment or a text mark: nothing new to judge by value.
+    Other,
+}
+
+/// A value written by one operation, or a text as the changes leave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenValue {
+    /// From the root down to the written key or element.
+    pub path: Vec<Segment>,
+    pub value: Written,
+}
+
+/// A list or text object the changes touched, with its path, so its size can
+/// be judged as the changes leave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TouchedObject {
+    pub path: Vec<Segment>,
+    pub obj: ObjId,
+    pub kind: ObjType,
+}
+
+/// What `changes` (all applied in `after`) write: every operation's value, and
+/// every list, text and map they touched. Objects are located in `after`,
+/// whose history holds them even where the merge hides them.
+pub fn written_by(
+    after: &Automerge,
+    changes: &[Change],
+) -> Result<(Vec<WrittenValue>, Vec<TouchedObject>), String> {
+    let mut paths: HashMap<String, (Vec<Segment>, ObjId, ObjType)> = HashMap::new();
+    let mut values = Vec::new();
+    let mut touched: HashMap<ObjId, TouchedObject> = HashMap::new();
+    for change in changes {
+        let start_op = change.start_op().get();
+        let actor = change.actor_id().to_hex_string();
+        for (index, op) in change.decode().operations.into_iter().enumerate() {
+            let (parent_path, parent, parent_kind) = locate(after, op.obj.to_string(), &mut paths)?;
+            touched
+                .entry(parent.clone())
+                .or_insert_with(|| TouchedObject {
+                    path: parent_path.clone(),
+                    obj: parent,
+                    kind: parent_kind,
+                });
+            if parent_kind == ObjType::Text {
+                // A text is judged whole, as the changes leave it.
+                continue;
+            }
+            let mut path = parent_path;
+            path.push(match &op.key {
+                legacy::Key::Map(name) => Segment::Key(name.to_string()),
+                legacy::Key::Seq(_) => Segment::Element,
+            });
+            let value = match &op.action {
+                legacy::OpType::Put(scalar) => Written::Scalar(scalar.clone()),
+                legacy::OpType::Make(_) => {
+                    // The new object, so that an empty one is judged too.
+                    let id = format!("{}@{actor}", start_op + index as u64);
+                    let (_, obj, kind) = locate(after, id, &mut paths)?;
+                    touched.entry(obj.clone()).or_insert_with(|| TouchedObject {
+                        path: path.clone(),
+                        obj,
+                        kind,
+                    });
+                    Written::Object(kind)
+                }
+                _ => Written::Other,
+            };
+            values.push(WrittenValue { path, value });
+        }
+    }
+    Ok((values, touched.into_values().collect()))
+}
+
+/// The path, id and type of the object an operation writes into.
+fn locate(
+    after: &Automerge,
+    text: String,
+    paths: &mut HashMap<String, (Vec<Segment>, ObjId, ObjType)>,
+) -> Result<(Vec<Segment>, ObjId, ObjType), String> {
+    if let Some(found) = paths.get(&text) {
+        return Ok(found.clone());
+    }
+    let (id, kind) = after
+        .import(&text)
+        .map_err(|error| format!("an operation writes into an unknown object {text}: {error}"))?;
+    let path = after
+        .parents(&id)
+        .map_err(|error| format!("object {text} cannot be located: {error}"))?
+        .path()
+        .into_iter()
+        .map(|(_, prop)| match prop {
+            Prop::Map(key) => Segment::Key(key),
+            Prop::Seq(_) => Segment::Element,
+        })
+        .collect::<Vec<_>>();
+    let found = (path, id, kind);
+    paths.insert(text, found.clone());
+    Ok(found)
+}
