@@ -32,7 +32,16 @@ pub struct Territory {
 }
 
 pub async fn territory(pool: &PgPool, name: &str) -> anyhow::Result<Territory> {
-    let id = admin::create_territory(pool, name, None).await?;
+    territory_within(pool, name, None).await
+}
+
+/// A territory with a GeoJSON (Multi)Polygon boundary, and its coordinator.
+pub async fn territory_within(
+    pool: &PgPool,
+    name: &str,
+    boundary: Option<&serde_json::Value>,
+) -> anyhow::Result<Territory> {
+    let id = admin::create_territory(pool, name, boundary).await?;
     let coordinator =
         admin::create_account(pool, &format!("Coordinator of {name}"), None, None, false).await?;
     admin::add_membership(pool, coordinator, id, Role::Coordinator, None).await?;

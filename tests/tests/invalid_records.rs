@@ -136,3 +136,140 @@ async fn bad_query_parameters_are_refused_naming_the_parameter() -> anyhow::Resu
     assert_eq!(status, 404);
     Ok(())
 }
+
+/// Two sightings can never share an `occurrenceID`: one copied from another
+/// record is listed as a problem of that field, and the database refuses a
+/// second row with the same identifier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sightings_never_share_an_occurrence_id() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let territory = phones::territory(&pool, "Berges du Rhône").await?;
+    let volunteer = phones::enrol_volunteer(&pool, &territory, "Yanis").await?;
+    let header = volunteer.notebook();
+    let mut phone = Phone::new_notebook(header, Some(volunteer.device.clone())).await?;
+    let first = records::sighting_json(header.owner_id, "Castor fiber", 1);
+    let mut copy = records::sighting_json(header.owner_id, "Castor fiber", 2);
+    copy["occurrenceID"] = first["occurrenceID"].clone();
+    for record in [&first, &copy] {
+        phone.record_raw(RecordKind::Sighting, record["id"].as_str().unwrap(), record)?;
+    }
+    phone.go_online(&server.sync_url()).await?;
+    phone.wait_synced(TIMEOUT).await?;
+    let token = volunteer.device.secret.as_str();
+    let invalid = eventually(TIMEOUT, "the copy listed as invalid", || async {
+        let (_, body) = server.get_json_as("/api/invalid-records", token).await?;
+        Ok((body.as_array().map(Vec::len) == Some(1)).then_some(body))
+    })
+    .await?;
+    assert_eq!(invalid[0]["recordKey"], copy["id"]);
+    assert_eq!(invalid[0]["problems"][0]["field"], "occurrenceID");
+    let (_, sightings) = server.get_json_as("/api/sightings", token).await?;
+    assert_eq!(sightings.as_array().map(Vec::len), Some(1));
+    assert_eq!(sightings[0]["occurrenceID"], first["occurrenceID"]);
+
+    let duplicate = sqlx::query(
+        "INSERT INTO sightings (id, territory_id, doc_id, occurrence_id, scientific_name, event_date, \
+           geom, occurrence_status, basis_of_record, recorded_by, author_id, device_id, created_at, modified_at) \
+         SELECT gen_random_uuid(), territory_id, doc_id, occurrence_id, scientific_name, event_date, \
+           geom, occurrence_status, basis_of_record, recorded_by, author_id, device_id, created_at, modified_at \
+         FROM sightings",
+    )
+    .execute(&pool)
+    .await;
+    assert!(
+        duplicate.is_err_and(|e| e.to_string().contains("sightings_occurrence_id_key")),
+        "the database refuses a second row with the same occurrenceID"
+    );
+    phone.shut_down().await;
+    Ok(())
+}
+
+/// What is accepted but implausible is kept, and shown with the record:
+/// a point outside the territory (beyond its uncertainty), a date later than
+/// its arrival on the server, more than 24 hours declared on one day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implausible_records_are_kept_with_their_warnings() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    // A square around the Parc de la Tête d'Or, where the sample records are.
+    let boundary = json!({"type": "MultiPolygon", "coordinates": [[[
+        [4.84, 45.77], [4.87, 45.77], [4.87, 45.79], [4.84, 45.79], [4.84, 45.77]
+    ]]]});
+    let territory =
+        phones::territory_within(&pool, "Parc de la Tête d'Or", Some(&boundary)).await?;
+    let volunteer = phones::enrol_volunteer(&pool, &territory, "Maëlle").await?;
+    let header = volunteer.notebook();
+    let mut phone = Phone::new_notebook(header, Some(volunteer.device.clone())).await?;
+
+    let inside = records::sighting_json(header.owner_id, "Parus major", 1);
+    let mut outside = records::sighting_json(header.owner_id, "Parus major", 2);
+    outside["decimalLatitude"] = json!(45.80); // about 1.1 km north of the boundary
+    let mut ahead = records::sighting_json(header.owner_id, "Parus major", 3);
+    ahead["eventDate"] = json!((chrono::Utc::now() + chrono::Duration::hours(3)).to_rfc3339());
+    for record in [&inside, &outside, &ahead] {
+        phone.record_raw(RecordKind::Sighting, record["id"].as_str().unwrap(), record)?;
+    }
+    // Two entries of 13 hours today; one of 13 hours the day before.
+    let mut entries_typed = Vec::new();
+    for days_ago in [0, 0, 1] {
+        let mut entry = records::timesheet_json(header.owner_id);
+        let object = entry.as_object_mut().unwrap();
+        object.remove("startedAt");
+        object.remove("endedAt");
+        object.insert("durationMinutes".into(), json!(13 * 60));
+        let day = chrono::Utc::now().date_naive() - chrono::Duration::days(days_ago);
+        object.insert("workDate".into(), json!(day.to_string()));
+        phone.record_raw(
+            RecordKind::TimesheetEntry,
+            entry["id"].as_str().unwrap(),
+            &entry,
+        )?;
+        entries_typed.push(entry);
+    }
+    phone.go_online(&server.sync_url()).await?;
+    phone.wait_synced(TIMEOUT).await?;
+    let token = volunteer.device.secret.as_str();
+    let sightings = eventually(TIMEOUT, "the three sightings", || async {
+        let (_, body) = server.get_json_as("/api/sightings", token).await?;
+        Ok((body.as_array().map(Vec::len) == Some(3)).then_some(body))
+    })
+    .await?;
+    let warnings_of = |rows: &Value, id: &Value| -> Vec<String> {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["id"] == *id)
+            .map(|row| {
+                row["warnings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|w| w["code"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap()
+    };
+    assert_eq!(warnings_of(&sightings, &inside["id"]), Vec::<String>::new());
+    assert_eq!(
+        warnings_of(&sightings, &outside["id"]),
+        ["outsideTerritory"]
+    );
+    assert_eq!(warnings_of(&sightings, &ahead["id"]), ["futureDate"]);
+
+    let (_, entries) = server.get_json_as("/api/timesheet-entries", token).await?;
+    assert_eq!(entries.as_array().map(Vec::len), Some(3));
+    for entry in &entries_typed[..2] {
+        assert_eq!(warnings_of(&entries, &entry["id"]), ["over24HoursADay"]);
+    }
+    assert_eq!(
+        warnings_of(&entries, &entries_typed[2]["id"]),
+        Vec::<String>::new()
+    );
+    phone.shut_down().await;
+    Ok(())
+}

@@ -57,7 +57,7 @@ async fn expect_refusal(
     doc_id: &samod::DocumentId,
     message: &[u8],
     reason_contains: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let mut peer = RawPeer::connect(&server.sync_url(), device).await?;
     peer.send_sync(doc_id, message).await?;
     let replies = peer.messages_until_closed(TIMEOUT).await?;
@@ -70,7 +70,7 @@ async fn expect_refusal(
         errors.iter().any(|e| e.contains(reason_contains)),
         "expected an error containing {reason_contains:?}, got {replies:?}"
     );
-    Ok(())
+    Ok(errors)
 }
 
 /// Fields drop in order: the server stops before its database is dropped.
@@ -191,6 +191,239 @@ async fn forged_edit_is_refused(
     )
     .await?;
     honest_clients_keep_syncing(world, &before).await
+}
+
+/// Sends the changes `forged` has beyond Alice's notebook over Alice's own
+/// device, expects them refused with `reason_contains`, and checks that
+/// nothing changed and honest phones still sync; returns the error texts.
+async fn alices_own_changes_are_refused(
+    world: &World,
+    original: &Automerge,
+    forged: &Automerge,
+    reason_contains: &str,
+) -> anyhow::Result<Vec<String>> {
+    let before = inventory(&world.pool).await?;
+    let errors = expect_refusal(
+        &world.server,
+        &world.alice.device,
+        &world.alice_phone.notebook_id(),
+        &changes_since(original, forged),
+        reason_contains,
+    )
+    .await?;
+    honest_clients_keep_syncing(world, &before).await?;
+    Ok(errors)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hours_declared_in_another_volunteers_name_are_refused_without_naming_anyone(
+) -> anyhow::Result<()> {
+    let world = world().await?;
+    let before = inventory(&world.pool).await?;
+    let original = world.alice_phone.read(Automerge::clone);
+    let doc_id = world.alice_phone.notebook_id();
+    for field in ["volunteerId", "authorId"] {
+        let mut forged = original.clone();
+        set_field(
+            &mut forged,
+            RecordKind::TimesheetEntry,
+            world.alice_timesheet,
+            field,
+            &json!(world.bob.account_id.to_string()),
+        )?;
+        let errors = expect_refusal(
+            &world.server,
+            &world.alice.device,
+            &doc_id,
+            &changes_since(&original, &forged),
+            &format!(
+                "`{field}` of timesheetEntries/{} must be your own account id",
+                world.alice_timesheet
+            ),
+        )
+        .await?;
+        assert!(
+            errors
+                .iter()
+                .all(|e| !e.contains(&world.bob.account_id.to_string())),
+            "{errors:?}"
+        );
+    }
+    // Bob editing Alice's notebook is told no, without learning her account id.
+    let mut forged = original.clone();
+    set_field(
+        &mut forged,
+        RecordKind::Sighting,
+        world.alice_sighting,
+        "individualCount",
+        &json!(7),
+    )?;
+    let errors = expect_refusal(
+        &world.server,
+        &world.bob.device,
+        &doc_id,
+        &changes_since(&original, &forged),
+        "belongs to another volunteer",
+    )
+    .await?;
+    assert!(
+        errors
+            .iter()
+            .all(|e| !e.contains(&world.alice.account_id.to_string())),
+        "{errors:?}"
+    );
+    honest_clients_keep_syncing(&world, &before).await
+}
+
+/// Two concurrent branches of Alice's notebook: one (losing the merge) sets
+/// a coordinator's decision on her timesheet entry, the other (winning)
+/// writes the entry again whole, so the merged entry shows no decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_value_in_a_concurrent_branch_that_loses_the_merge_is_refused(
+) -> anyhow::Result<()> {
+    let world = world().await?;
+    let original = world.alice_phone.read(Automerge::clone);
+    let mut losing = original
+        .fork()
+        .with_actor(automerge::ActorId::from([0x01; 16]));
+    set_field(
+        &mut losing,
+        RecordKind::TimesheetEntry,
+        world.alice_timesheet,
+        "approvalStatus",
+        &json!("approved"),
+    )?;
+    let mut winning = original
+        .fork()
+        .with_actor(automerge::ActorId::from([0xfe; 16]));
+    let entry = sync::read_notebook(&original)
+        .records
+        .into_iter()
+        .find(|r| r.kind == RecordKind::TimesheetEntry)
+        .context("alice's entry")?;
+    put_raw_record(
+        &mut winning,
+        RecordKind::TimesheetEntry,
+        &entry.key,
+        &entry.raw,
+    )?;
+    let mut merged = losing;
+    merged.merge(&mut winning)?;
+    let shown = sync::read_notebook(&merged);
+    assert!(
+        shown
+            .records
+            .iter()
+            .all(|r| r.raw.get("approvalStatus").is_none()),
+        "the decision must be hidden by the merge for this test to mean anything"
+    );
+    alices_own_changes_are_refused(&world, &original, &merged, "coordinator's decision").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_field_is_refused_naming_the_field_and_its_limit() -> anyhow::Result<()> {
+    let world = world().await?;
+    let original = world.alice_phone.read(Automerge::clone);
+    let mut forged = original.clone();
+    set_field(
+        &mut forged,
+        RecordKind::Sighting,
+        world.alice_sighting,
+        "notes",
+        &json!("n".repeat(3_000_000)),
+    )?;
+    alices_own_changes_are_refused(
+        &world,
+        &original,
+        &forged,
+        &format!(
+            "`sightings/{}.notes` is 3000000 characters long; the limit is 10000",
+            world.alice_sighting
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// An ephemeral message (presence, cursors) for `doc_id`, as automerge-repo sends it.
+fn ephemeral_message(peer: &RawPeer, doc_id: &samod::DocumentId, data: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    minicbor::Encoder::new(&mut bytes)
+        .map(7)
+        .and_then(|e| e.str("type")?.str("ephemeral"))
+        .and_then(|e| e.str("senderId")?.str(&peer.peer_id))
+        .and_then(|e| e.str("targetId")?.str(&peer.server_peer_id))
+        .and_then(|e| e.str("count")?.u64(1))
+        .and_then(|e| e.str("sessionId")?.str(&peer.peer_id))
+        .and_then(|e| e.str("documentId")?.str(&doc_id.to_string()))
+        .and_then(|e| e.str("data")?.bytes(data))
+        .expect("encoding into a Vec cannot fail");
+    bytes
+}
+
+/// A régie auditor reads Alice's notebook but may not push ephemeral
+/// messages to her phone; her own second device may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_peers_ephemeral_messages_are_not_relayed() -> anyhow::Result<()> {
+    let world = world().await?;
+    let doc_id = world.alice_phone.notebook_id();
+    let mut alice = RawPeer::connect(&world.server.sync_url(), &world.alice.device).await?;
+    alice
+        .fetch(&doc_id, TIMEOUT)
+        .await?
+        .context("alice reads her notebook")?;
+    let second_device =
+        phones::enrol_second_device(&world.pool, &world.territory, &world.alice).await?;
+    let mut second = RawPeer::connect(&world.server.sync_url(), &second_device).await?;
+    second
+        .fetch(&doc_id, TIMEOUT)
+        .await?
+        .context("her second device reads it")?;
+    let auditor = accounts::password_actor(
+        &world.pool,
+        "Régie du ruisseau",
+        Some((world.territory.id, Role::RegieAuditor)),
+        false,
+    )
+    .await?;
+    let mut reader = connect_session(&world.server, &auditor.token).await?;
+    reader
+        .fetch(&doc_id, TIMEOUT)
+        .await?
+        .context("the auditor reads it")?;
+
+    let from_auditor = ephemeral_message(&reader, &doc_id, b"from the auditor");
+    reader.send_bytes(from_auditor).await?;
+    // Once the auditor's next message is answered, the server has handled the first.
+    reader
+        .fetch(&doc_id, TIMEOUT)
+        .await?
+        .context("the auditor reads it again")?;
+    let from_second_device = ephemeral_message(&second, &doc_id, b"from alice's other phone");
+    second.send_bytes(from_second_device).await?;
+
+    let mut relayed = Vec::new();
+    loop {
+        let envelope = alice
+            .next_envelope(TIMEOUT)
+            .await?
+            .context("alice's connection closed")?;
+        if envelope.kind == "ephemeral" {
+            let data = envelope.data.unwrap_or_default();
+            let done = data == b"from alice's other phone";
+            relayed.push(String::from_utf8_lossy(&data).to_string());
+            if done {
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        relayed,
+        ["from alice's other phone"],
+        "only the owner's device is relayed"
+    );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -588,7 +821,8 @@ async fn a_forbidden_change_whose_dependency_another_server_process_committed_is
         &changes_since(&harmless, &forbidden),
         "coordinator's decision",
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// samod drops the messages it still buffers for a connection that closes, so
