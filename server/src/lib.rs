@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod committed;
 pub mod config;
+pub mod deliveries;
 pub mod durability;
 pub mod embedded_pg;
 pub mod http;
@@ -55,8 +56,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (fatal, mut fatal_rx) = storage::FatalStorageError::channel();
     let committed = committed::CommittedDocs::new(pool.clone());
-    let storage = storage::PgStorage::new(pool.clone(), committed.clone(), fatal);
     let access = sync_auth::SyncAccess::new(pool.clone(), committed.clone());
+    let storage =
+        storage::PgStorage::new(pool.clone(), committed.clone(), access.deliveries(), fatal);
     let stop_background = tokio_util::sync::CancellationToken::new();
     tokio::spawn(
         access

@@ -17,7 +17,11 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use sync::{check_header_unchanged, read_notebook, ReadRecord, RecordState};
 use uuid::Uuid;
 
-use crate::committed::{load_committed, CommittedDoc, CommittedDocs};
+use crate::{
+    auth::Credential,
+    committed::{load_committed, CommittedDoc, CommittedDocs},
+    deliveries::Deliveries,
+};
 
 /// Territory for documents whose header names none (created by the first migration).
 pub const DEFAULT_TERRITORY: Uuid = Uuid::nil();
@@ -29,8 +33,10 @@ pub struct Fingerprints(HashMap<(RecordKind, String), u64>);
 
 /// Stores one chunk of `doc_id` and brings the inventory in line with the
 /// document, in one transaction; storing the same chunk twice stores it once.
+/// A change's receipt (who delivered it, when) is stored with it.
 pub async fn store_chunk(
     committed: &CommittedDocs,
+    deliveries: &Deliveries,
     doc_id: &str,
     key: &str,
     data: &[u8],
@@ -85,7 +91,9 @@ pub async fn store_chunk(
     };
     current.revision = revision + 1;
     materialise(&mut tx, doc_id, &mut current).await?;
+    let received = store_receipts(&mut tx, deliveries, doc_id, key, data).await?;
     tx.commit().await?;
+    deliveries.forget(&received);
     if let Some(header) = &current.header {
         committed.remember_owner(doc_id, header);
     }
@@ -94,6 +102,51 @@ pub async fn store_chunk(
     drop(state);
     slot.committed.notify_waiters();
     Ok(())
+}
+
+/// Records who delivered the changes of an incremental chunk (compacted
+/// snapshots hold changes already received); returns their hashes.
+async fn store_receipts(
+    tx: &mut Transaction<'_, Postgres>,
+    deliveries: &Deliveries,
+    doc_id: &str,
+    key: &str,
+    data: &[u8],
+) -> Result<Vec<automerge::ChangeHash>, sqlx::Error> {
+    if !key.contains("/incremental/") {
+        return Ok(Vec::new());
+    }
+    let hashes: Vec<automerge::ChangeHash> = sync::wire::chunk_changes(data)
+        .unwrap_or_default()
+        .iter()
+        .map(automerge::Change::hash)
+        .collect();
+    let known = deliveries.of(&hashes);
+    if known.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<Json> = known
+        .iter()
+        .map(|(hash, delivery)| {
+            let (device, session) = match delivery.credential {
+                Credential::Device { device_id } => (Some(device_id), None),
+                Credential::Session { session_id } => (None, Some(session_id)),
+            };
+            json!({"hash": hash.to_string(), "account": delivery.account_id,
+                   "device": device, "session": session})
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO change_receipts (doc_id, change_hash, account_id, device_id, session_id) \
+         SELECT $1, r.hash, r.account, r.device, r.session \
+         FROM jsonb_to_recordset($2) AS r(hash text, account uuid, device uuid, session uuid) \
+         ON CONFLICT (doc_id, change_hash) DO NOTHING",
+    )
+    .bind(doc_id)
+    .bind(Json::Array(rows))
+    .execute(&mut **tx)
+    .await?;
+    Ok(known.into_iter().map(|(hash, _)| hash).collect())
 }
 
 /// Writes the inventory rows of every record that changed since `current` was

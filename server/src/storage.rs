@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::{committed::CommittedDocs, materialise};
+use crate::{committed::CommittedDocs, deliveries::Deliveries, materialise};
 
 /// How long storage keeps retrying before the server gives up and stops.
 const RETRY_BUDGET: Duration = Duration::from_secs(60);
@@ -65,14 +65,22 @@ impl FatalStorageReceiver {
 pub struct PgStorage {
     pool: PgPool,
     committed: CommittedDocs,
+    /// Who delivered the changes being stored, for their receipts.
+    deliveries: Deliveries,
     fatal: FatalStorageError,
 }
 
 impl PgStorage {
-    pub fn new(pool: PgPool, committed: CommittedDocs, fatal: FatalStorageError) -> Self {
+    pub fn new(
+        pool: PgPool,
+        committed: CommittedDocs,
+        deliveries: Deliveries,
+        fatal: FatalStorageError,
+    ) -> Self {
         PgStorage {
             pool,
             committed,
+            deliveries,
             fatal,
         }
     }
@@ -177,6 +185,7 @@ impl Storage for PgStorage {
                             .retrying("put", &key_text, || {
                                 materialise::store_chunk(
                                     &storage.committed,
+                                    &storage.deliveries,
                                     &doc_id,
                                     &key_text,
                                     &data,

@@ -34,6 +34,7 @@ use crate::{
         Credential, Principal, Role,
     },
     committed::CommittedDocs,
+    deliveries::{Deliveries, Delivery},
 };
 use ::sync::authorize::{authorize_notebook_changes, Decision, Refusal, WriterRights};
 
@@ -86,7 +87,8 @@ struct Registry {
 
 /// The outcome of one judgement of an incoming message.
 enum Verdict {
-    Allowed,
+    /// With the changes that now apply.
+    Allowed(Vec<ChangeHash>),
     Refused(Refusal),
     /// Some changes would be left waiting for dependencies: first reload the
     /// committed state if another server process has written since.
@@ -127,6 +129,8 @@ pub struct SyncAccess {
     /// needs this value as its share policy). Until then nothing is taken
     /// for dropped.
     samod: Arc<OnceLock<Arc<dyn SamodDocuments>>>,
+    /// Who delivered the changes accepted and not yet stored.
+    deliveries: Deliveries,
 }
 
 /// What samod's in-memory documents hold: implemented in `repo`, the one
@@ -171,7 +175,13 @@ impl SyncAccess {
             in_flight: Arc::default(),
             dependency_wait: DEPENDENCY_WAIT,
             samod: Arc::default(),
+            deliveries: Deliveries::default(),
         }
+    }
+
+    /// Who delivered the changes this judge accepted, for storage to record.
+    pub fn deliveries(&self) -> Deliveries {
+        self.deliveries.clone()
     }
 
     /// Lets the judge ask samod what it holds (see [`Self::dropped_by_samod`]).
@@ -328,7 +338,14 @@ impl SyncAccess {
                 })
                 .await?;
             return match verdict {
-                Some(Verdict::Allowed) => Ok(()),
+                Some(Verdict::Allowed(applied)) => {
+                    let delivery = Delivery {
+                        account_id: principal.account_id,
+                        credential: principal.credential.clone(),
+                    };
+                    self.deliveries.accepted(&applied, &delivery);
+                    Ok(())
+                }
                 Some(Verdict::Refused(refusal)) => {
                     tracing::warn!(%doc_id, account = %principal.account_id, %refusal, "refusing changes");
                     Err(refusal.into())
@@ -462,12 +479,12 @@ impl SyncAccess {
                 }
                 entry
                     .admitted
-                    .extend(applied.into_iter().map(|hash| (hash, connection_id)));
+                    .extend(applied.iter().map(|hash| (*hash, connection_id)));
                 entry.waiting = waiting
                     .into_iter()
                     .map(|change| (change.hash(), change.raw_bytes().to_vec()))
                     .collect();
-                Some(Verdict::Allowed)
+                Some(Verdict::Allowed(applied))
             }
         };
         if entry.admitted.is_empty() && entry.waiting.is_empty() {

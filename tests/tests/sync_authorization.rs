@@ -897,3 +897,72 @@ async fn a_notebook_created_while_another_volunteer_is_connected_is_not_shared_w
     carol_phone.shut_down().await;
     Ok(())
 }
+
+/// The server records, for each change, the device whose connection
+/// delivered it, whatever `deviceId` the records claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_change_is_recorded_as_delivered_by_the_device_that_sent_it() -> anyhow::Result<()> {
+    let world = world().await?;
+    let doc_id = world.alice_phone.notebook_id();
+    let path = format!("/api/documents/{doc_id}");
+    let token = world.alice.device.secret.clone();
+    let original = world.alice_phone.read(Automerge::clone);
+    let receipts = |document: &Value| -> Vec<(String, String)> {
+        document["receipts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["changeHash"].as_str().unwrap().to_string(),
+                    r["deviceId"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let (_, document) = world.server.get_json_as(&path, &token).await?;
+    let mut expected: Vec<(String, String)> = original
+        .get_changes(&[])
+        .iter()
+        .map(|c| {
+            (
+                c.hash().to_string(),
+                world.alice.device.device_id.to_string(),
+            )
+        })
+        .collect();
+    let mut got = receipts(&document);
+    expected.sort();
+    got.sort();
+    assert_eq!(
+        got, expected,
+        "every change of Alice's phone, delivered by it"
+    );
+
+    let second_device =
+        phones::enrol_second_device(&world.pool, &world.territory, &world.alice).await?;
+    let mut edited = original.clone();
+    set_field(
+        &mut edited,
+        RecordKind::Sighting,
+        world.alice_sighting,
+        "notes",
+        &json!("vu depuis le pont"),
+    )?;
+    let mut second = RawPeer::connect(&world.server.sync_url(), &second_device).await?;
+    second
+        .send_sync(&doc_id, &changes_since(&original, &edited))
+        .await?;
+    let hash = only_change(&original, &edited).to_string();
+    let receipt = eventually(
+        TIMEOUT,
+        "the receipt of the second device's change",
+        || async {
+            let (_, document) = world.server.get_json_as(&path, &token).await?;
+            Ok(receipts(&document).into_iter().find(|(h, _)| *h == hash))
+        },
+    )
+    .await?;
+    assert_eq!(receipt.1, second_device.device_id.to_string());
+    Ok(())
+}

@@ -260,7 +260,8 @@ async fn invalid_records(
     Ok(Json(rows))
 }
 
-/// A document's state on the server: revision and document-level problems.
+/// A document's state on the server: revision, document-level problems, and
+/// the receipt of every change (who delivered it, over which device or session).
 /// For its owner, the coordinators and auditors of its territory, and admins.
 async fn document(
     State(state): State<AppState>,
@@ -270,7 +271,11 @@ async fn document(
     let row: Option<(Uuid, Option<Uuid>, Value)> = sqlx::query_as(
         "SELECT territory_id, owner_id, jsonb_build_object('documentId', doc_id, \
            'territoryId', territory_id, 'ownerId', owner_id, 'kind', kind, 'revision', revision, \
-           'problems', problems, 'firstSeenAt', first_seen_at, 'updatedAt', updated_at) \
+           'problems', problems, 'firstSeenAt', first_seen_at, 'updatedAt', updated_at, \
+           'receipts', (SELECT COALESCE(jsonb_agg(jsonb_build_object('changeHash', r.change_hash, \
+               'accountId', r.account_id, 'deviceId', r.device_id, 'sessionId', r.session_id, \
+               'receivedAt', r.received_at) ORDER BY r.received_at, r.change_hash), '[]') \
+             FROM change_receipts r WHERE r.doc_id = documents.doc_id)) \
          FROM documents WHERE doc_id = $1",
     )
     .bind(&doc_id)
