@@ -22,6 +22,7 @@
 
 pub mod authorize;
 pub mod notebook;
+pub mod protocol;
 pub mod read;
 pub mod validate;
 pub mod wire;

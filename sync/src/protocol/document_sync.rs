@@ -1,0 +1,185 @@
+//! One (connection, document) pair's automerge sync, on the server's side.
+//!
+//! automerge's `receive_sync_message` applies a message's changes at once; the
+//! server must judge them first (`crate::authorize`) and store them before the
+//! peer is told they are in. So a message is decoded here, its changes are
+//! handed to the caller ([`IncomingSync::changes`]), and only what the caller
+//! accepted and committed is applied ([`DocumentSync::apply`]). Replies come
+//! from the committed document ([`DocumentSync::reply`]): the heads they
+//! announce are durable by construction.
+
+use automerge::{
+    sync::{self, SyncDoc},
+    Automerge, AutomergeError, ChangeHash,
+};
+
+/// Why the `data` of a `sync`/`request` message is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyncDataError {
+    #[error("the automerge sync message does not decode: {0}")]
+    Malformed(String),
+    #[error("the sync message carries {got} change chunks, over the limit of {limit}")]
+    TooManyChunks { limit: usize, got: usize },
+}
+
+/// A decoded automerge sync message, changes not applied yet.
+#[derive(Debug, Clone)]
+pub struct IncomingSync(sync::Message);
+
+impl IncomingSync {
+    /// Decodes a sync message carrying at most `max_chunks` change chunks.
+    pub fn decode(data: &[u8], max_chunks: usize) -> Result<IncomingSync, SyncDataError> {
+        let message = sync::Message::decode(data)
+            .map_err(|error| SyncDataError::Malformed(error.to_string()))?;
+        let got = message.changes.len();
+        if got > max_chunks {
+            return Err(SyncDataError::TooManyChunks {
+                limit: max_chunks,
+                got,
+            });
+        }
+        Ok(IncomingSync(message))
+    }
+
+    /// The change chunks, to be judged before anything is applied.
+    pub fn changes(&self) -> Vec<Vec<u8>> {
+        self.0.changes.iter().map(<[u8]>::to_vec).collect()
+    }
+
+    /// The heads the peer announces.
+    pub fn heads(&self) -> &[ChangeHash] {
+        &self.0.heads
+    }
+}
+
+/// The sync state of one peer on one document.
+#[derive(Debug, Default)]
+pub struct DocumentSync {
+    state: sync::State,
+}
+
+impl DocumentSync {
+    pub fn new() -> DocumentSync {
+        DocumentSync::default()
+    }
+
+    /// Applies a message the caller has judged and whose changes it has
+    /// stored: `doc` is the committed document, and the peer's state (what it
+    /// has and needs) is updated.
+    pub fn apply(
+        &mut self,
+        doc: &mut Automerge,
+        message: IncomingSync,
+    ) -> Result<(), AutomergeError> {
+        doc.receive_sync_message(&mut self.state, message.0)
+    }
+
+    /// The next message for this peer, from the committed document, if there
+    /// is anything to say (encoded: the `data` of a `sync` message).
+    pub fn reply(&mut self, doc: &Automerge) -> Option<Vec<u8>> {
+        doc.generate_sync_message(&mut self.state)
+            .map(sync::Message::encode)
+    }
+
+    /// The heads the peer last announced.
+    pub fn peer_heads(&self) -> Option<&[ChangeHash]> {
+        self.state.their_heads.as_deref()
+    }
+
+    /// Whether the peer is known to have exactly `doc`'s heads.
+    pub fn in_sync_with(&self, doc: &Automerge) -> bool {
+        self.peer_heads() == Some(doc.get_heads().as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::{transaction::Transactable, ReadDoc, ROOT};
+
+    fn with_count(doc: &mut Automerge, count: i64) {
+        doc.transact::<_, _, AutomergeError>(|tx| tx.put(ROOT, "count", count).map(|_| ()))
+            .unwrap();
+    }
+
+    /// A phone (plain automerge sync) and the server side (judge, then apply)
+    /// exchange messages until neither has anything to say.
+    fn converge(
+        phone: &mut Automerge,
+        server: &mut Automerge,
+        judge: impl Fn(&[Vec<u8>]) -> bool,
+    ) -> bool {
+        let mut phone_state = sync::State::new();
+        let mut peer = DocumentSync::new();
+        for _ in 0..10 {
+            let mut quiet = true;
+            if let Some(message) = phone.generate_sync_message(&mut phone_state) {
+                quiet = false;
+                let incoming = IncomingSync::decode(&message.encode(), 100).unwrap();
+                if !judge(&incoming.changes()) {
+                    return false;
+                }
+                peer.apply(server, incoming).unwrap();
+            }
+            if let Some(reply) = peer.reply(server) {
+                quiet = false;
+                phone
+                    .receive_sync_message(&mut phone_state, sync::Message::decode(&reply).unwrap())
+                    .unwrap();
+            }
+            if quiet {
+                return true;
+            }
+        }
+        panic!("no convergence in 10 rounds");
+    }
+
+    #[test]
+    fn a_phone_and_the_server_converge_through_judged_messages() {
+        let mut phone = Automerge::new();
+        with_count(&mut phone, 3);
+        let mut server = Automerge::new();
+        assert!(converge(&mut phone, &mut server, |_| true));
+        assert_eq!(server.get_heads(), phone.get_heads());
+        let value = server.get(ROOT, "count").unwrap().unwrap().0;
+        assert_eq!(value.as_i64(), Some(3));
+    }
+
+    #[test]
+    fn a_refused_message_leaves_the_committed_document_untouched() {
+        let mut phone = Automerge::new();
+        with_count(&mut phone, 3);
+        let mut server = Automerge::new();
+        let before = server.get_heads();
+        assert!(!converge(&mut phone, &mut server, |changes| changes.is_empty()));
+        assert_eq!(server.get_heads(), before);
+    }
+
+    #[test]
+    fn oversize_and_malformed_sync_data_are_refused_naming_why() {
+        let mut phone = Automerge::new();
+        with_count(&mut phone, 1);
+        with_count(&mut phone, 2);
+        let message = sync::Message {
+            heads: phone.get_heads(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: phone
+                .get_changes(&[])
+                .iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect::<Vec<_>>()
+                .into(),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        assert_eq!(
+            IncomingSync::decode(&message.encode(), 1).unwrap_err(),
+            SyncDataError::TooManyChunks { limit: 1, got: 2 }
+        );
+        assert!(matches!(
+            IncomingSync::decode(&[0x42, 0x01], 10),
+            Err(SyncDataError::Malformed(_))
+        ));
+    }
+}
