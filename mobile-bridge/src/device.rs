@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     phone::DeviceCredential,
+    repo_runtime::RepoRuntime,
     store::{Identity, Store, StoreError},
     sync_client::{sync_url, PendingPhotos, SyncClient, SyncStatus, SyncTimeout, DEFAULT_BACKOFF},
     ws_dialer::WireCounters,
@@ -50,6 +51,8 @@ pub struct Device {
     pub(crate) store: Store,
     pub(crate) identity: Identity,
     repo: Repo,
+    /// What `repo`'s tasks run on; dialing goes through it.
+    runtime: RepoRuntime,
     pub(crate) notebook: DocHandle,
     pub(crate) sync: SyncClient,
     backoff: BackoffConfig,
@@ -138,7 +141,9 @@ impl Device {
             Some(id) => id,
             None => store.create_notebook(&mut new_notebook(header))?,
         };
-        let repo = Repo::build_tokio()
+        let runtime = RepoRuntime::current();
+        let repo = runtime
+            .repo_builder()
             .with_storage(store.clone())
             .with_peer_id(identity.credential.peer_id())
             .load()
@@ -152,6 +157,7 @@ impl Device {
             store,
             identity,
             repo,
+            runtime,
             notebook,
             sync,
             backoff: DEFAULT_BACKOFF,
@@ -177,6 +183,7 @@ impl Device {
         let url = sync_url(&self.identity.server);
         self.sync.go_online(
             &self.repo,
+            &self.runtime,
             &url,
             &self.identity.credential,
             self.backoff.clone(),

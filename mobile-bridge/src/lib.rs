@@ -13,6 +13,7 @@ mod capture;
 mod device;
 mod phone;
 pub mod photos;
+mod repo_runtime;
 mod store;
 mod sync_client;
 mod ws_dialer;

@@ -11,6 +11,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::{
+    repo_runtime::RepoRuntime,
     sync_client,
     ws_dialer::{InvalidCredential, WireCounters},
 };
@@ -60,6 +61,7 @@ impl DeviceCredential {
 /// One device holding one notebook.
 pub struct Phone {
     repo: Repo,
+    runtime: RepoRuntime,
     notebook: DocHandle,
     counters: Arc<WireCounters>,
     credential: Option<DeviceCredential>,
@@ -67,16 +69,14 @@ pub struct Phone {
 }
 
 /// A repo whose peer id is the one the server expects for `credential`.
-async fn new_repo(credential: Option<&DeviceCredential>) -> Repo {
-    match credential {
-        Some(credential) => {
-            Repo::build_tokio()
-                .with_peer_id(credential.peer_id())
-                .load()
-                .await
-        }
-        None => Repo::build_tokio().load().await,
-    }
+async fn new_repo(credential: Option<&DeviceCredential>) -> (Repo, RepoRuntime) {
+    let runtime = RepoRuntime::current();
+    let builder = runtime.repo_builder();
+    let repo = match credential {
+        Some(credential) => builder.with_peer_id(credential.peer_id()).load().await,
+        None => builder.load().await,
+    };
+    (repo, runtime)
 }
 
 impl Phone {
@@ -86,13 +86,14 @@ impl Phone {
         header: NotebookHeader,
         credential: Option<DeviceCredential>,
     ) -> Result<Phone, PhoneError> {
-        let repo = new_repo(credential.as_ref()).await;
+        let (repo, runtime) = new_repo(credential.as_ref()).await;
         let notebook = repo
             .create(new_notebook(header))
             .await
             .map_err(|_| PhoneError::Stopped)?;
         Ok(Phone {
             repo,
+            runtime,
             notebook,
             counters: Arc::default(),
             credential,
@@ -107,9 +108,9 @@ impl Phone {
         credential: Option<DeviceCredential>,
         notebook: DocumentId,
     ) -> Result<Phone, PhoneError> {
-        let repo = new_repo(credential.as_ref()).await;
+        let (repo, runtime) = new_repo(credential.as_ref()).await;
         let counters = Arc::<WireCounters>::default();
-        let dialer = dial(&repo, url, credential.as_ref(), counters.clone()).await?;
+        let dialer = dial(&repo, &runtime, url, credential.as_ref(), counters.clone()).await?;
         let handle = repo
             .find(notebook.clone())
             .await
@@ -117,6 +118,7 @@ impl Phone {
             .ok_or(PhoneError::NotFound(notebook))?;
         Ok(Phone {
             repo,
+            runtime,
             notebook: handle,
             counters,
             credential,
@@ -170,6 +172,7 @@ impl Phone {
             self.dialer = Some(
                 dial(
                     &self.repo,
+                    &self.runtime,
                     url,
                     self.credential.as_ref(),
                     self.counters.clone(),
@@ -212,6 +215,7 @@ impl Phone {
 /// cannot reach its server should fail the test, not retry forever.
 async fn dial(
     repo: &Repo,
+    runtime: &RepoRuntime,
     url: &Url,
     credential: Option<&DeviceCredential>,
     counters: Arc<WireCounters>,
@@ -221,7 +225,7 @@ async fn dial(
         max_delay: Duration::from_secs(5),
         max_retries: Some(20),
     };
-    let dialer = sync_client::dial(repo, url, credential, counters, backoff)
+    let dialer = sync_client::dial(repo, runtime, url, credential, counters, backoff)
         .map_err(|_| PhoneError::Stopped)?;
     dialer
         .established()

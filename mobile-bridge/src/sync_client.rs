@@ -40,6 +40,7 @@ use url::Url;
 use crate::{
     capture::pending_records,
     phone::DeviceCredential,
+    repo_runtime::RepoRuntime,
     store::{Store, StoreError, SyncState},
     ws_dialer::{InvalidCredential, WireCounters, WsDialer},
 };
@@ -102,23 +103,24 @@ pub fn sync_url(server: &Url) -> Url {
     url
 }
 
-/// Starts a dialer with `credential` on `repo`; the connection is established in
-/// the background, with `backoff` between attempts.
+/// Starts a dialer with `credential` on `repo` (whose tasks run on `runtime`);
+/// the connection is established in the background, with `backoff` between
+/// attempts. The dialer is registered with the repo's tasks held off (see
+/// [`RepoRuntime`]), so its first attempt cannot fail for want of it.
 pub(crate) fn dial(
     repo: &Repo,
+    runtime: &RepoRuntime,
     url: &Url,
     credential: Option<&DeviceCredential>,
     counters: Arc<WireCounters>,
     backoff: BackoffConfig,
 ) -> Result<DialerHandle<InvalidCredential>, Stopped> {
-    repo.dial(
-        backoff,
-        Arc::new(WsDialer::new(
-            url.clone(),
-            credential.map(|c| c.secret.clone()),
-            counters,
-        )),
-    )
+    let dialer = Arc::new(WsDialer::new(
+        url.clone(),
+        credential.map(|c| c.secret.clone()),
+        counters,
+    ));
+    runtime.exclusively(|| repo.dial(backoff, dialer))
 }
 
 /// The sync side of a device: a status task always, a connection when online.
@@ -186,6 +188,7 @@ impl SyncClient {
     pub(crate) fn go_online(
         &mut self,
         repo: &Repo,
+        runtime: &RepoRuntime,
         url: &Url,
         credential: &DeviceCredential,
         backoff: BackoffConfig,
@@ -195,6 +198,7 @@ impl SyncClient {
         }
         let dialer = dial(
             repo,
+            runtime,
             url,
             Some(credential),
             self.shared.counters.clone(),
