@@ -1,12 +1,17 @@
 //! One (connection, document) pair's automerge sync, on the server's side.
 //!
-//! automerge's `receive_sync_message` applies a message's changes at once; the
+//! automerge's `receive_sync_message` applies a message's changes at once (and
+//! queues those whose dependencies are missing, inside the document); the
 //! server must judge them first (`crate::authorize`) and store them before the
 //! peer is told they are in. So a message is decoded here, its changes are
-//! handed to the caller ([`IncomingSync::changes`]), and only what the caller
-//! accepted and committed is applied ([`DocumentSync::apply`]). Replies come
-//! from the committed document ([`DocumentSync::reply`]): the heads they
-//! announce are durable by construction.
+//! handed to the caller ([`IncomingSync::changes`]), the caller applies to its
+//! committed document only what it accepted and stored, and the peer's state
+//! (what it has, what it needs) is updated from the message without its
+//! changes ([`DocumentSync::received`]). Replies come from the committed
+//! document ([`DocumentSync::reply`]): the heads they announce are durable by
+//! construction. A peer does not send a change twice on one connection, so the
+//! caller keeps the changes whose dependencies are missing and applies them
+//! once those arrive.
 
 use automerge::{
     sync::{self, SyncDoc},
@@ -63,14 +68,14 @@ impl DocumentSync {
         DocumentSync::default()
     }
 
-    /// Applies a message the caller has judged and whose changes it has
-    /// stored: `doc` is the committed document, and the peer's state (what it
-    /// has and needs) is updated.
-    pub fn apply(
+    /// Records what the peer said it has and needs. The message's changes
+    /// are not applied: the caller has applied (and stored) those it accepted.
+    pub fn received(
         &mut self,
         doc: &mut Automerge,
-        message: IncomingSync,
+        mut message: IncomingSync,
     ) -> Result<(), AutomergeError> {
+        message.0.changes = Vec::<Vec<u8>>::new().into();
         doc.receive_sync_message(&mut self.state, message.0)
     }
 
@@ -116,10 +121,14 @@ mod tests {
             if let Some(message) = phone.generate_sync_message(&mut phone_state) {
                 quiet = false;
                 let incoming = IncomingSync::decode(&message.encode(), 100).unwrap();
-                if !judge(&incoming.changes()) {
+                let changes = incoming.changes();
+                if !judge(&changes) {
                     return false;
                 }
-                peer.apply(server, incoming).unwrap();
+                for chunk in &changes {
+                    server.load_incremental(chunk).unwrap();
+                }
+                peer.received(server, incoming).unwrap();
             }
             if let Some(reply) = peer.reply(server) {
                 quiet = false;
