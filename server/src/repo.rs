@@ -209,6 +209,11 @@ impl SyncRepo {
         Ok(())
     }
 
+    /// Who is connected and what they may do.
+    pub fn access(&self) -> &SyncAccess {
+        &self.access
+    }
+
     /// Stops the repo: samod finishes pending storage writes first.
     pub async fn stop(&self) {
         self.acceptor.close();

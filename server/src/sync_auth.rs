@@ -49,6 +49,14 @@ const CLOSED_MEMORY: Duration = Duration::from_secs(600);
 /// notification was missed while the listener reconnected.
 const REVOCATION_SWEEP: Duration = Duration::from_secs(30);
 
+/// Open sync connections one credential may hold: a phone needs one, a
+/// browser a few tabs; dozens are an attack on what every connection costs.
+pub const MAX_CONNECTIONS_PER_CREDENTIAL: usize = 8;
+
+/// New notebooks one account may create per hour, counted per server process:
+/// a volunteer keeps one per territory, a few more after reinstalling.
+pub const MAX_NEW_DOCUMENTS_PER_HOUR: usize = 20;
+
 /// Why an incoming message was not handed to samod.
 #[derive(Debug, thiserror::Error)]
 pub enum IncomingError {
@@ -56,6 +64,8 @@ pub enum IncomingError {
     Refused(#[from] Refusal),
     #[error("the changes this message depends on were not committed in time")]
     DependenciesNotCommitted,
+    #[error("more than {limit} new documents in an hour from one account; try again later")]
+    TooManyNewDocuments { limit: usize },
     #[error("reading the committed document: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -83,6 +93,8 @@ struct Registry {
     connections: Vec<OpenConnection>,
     /// When recent connections closed (kept [`CLOSED_MEMORY`]).
     closed_at: HashMap<Uuid, Instant>,
+    /// The documents each account created in the last hour, and when.
+    created: HashMap<Uuid, HashMap<String, Instant>>,
 }
 
 /// The outcome of one judgement of an incoming message.
@@ -223,6 +235,36 @@ impl SyncAccess {
         }
     }
 
+    /// How many sync connections `credential` holds open in this process.
+    pub fn open_connections(&self, credential: &Credential) -> usize {
+        let registry = self.registry.lock().expect("sync registry poisoned");
+        registry
+            .connections
+            .iter()
+            .filter(|c| c.credential == *credential)
+            .count()
+    }
+
+    /// Whether `account` may create `doc_id`: it has created fewer than
+    /// [`MAX_NEW_DOCUMENTS_PER_HOUR`] others in the last hour (in this process).
+    fn may_create(&self, account: Uuid, doc_id: &str) -> bool {
+        let mut registry = self.registry.lock().expect("sync registry poisoned");
+        let hour = Duration::from_secs(3600);
+        let created = registry.created.entry(account).or_default();
+        created.retain(|_, at| at.elapsed() < hour);
+        created.contains_key(doc_id) || created.len() < MAX_NEW_DOCUMENTS_PER_HOUR
+    }
+
+    fn record_creation(&self, account: Uuid, doc_id: &str) {
+        let mut registry = self.registry.lock().expect("sync registry poisoned");
+        registry
+            .created
+            .entry(account)
+            .or_default()
+            .entry(doc_id.to_string())
+            .or_insert_with(Instant::now);
+    }
+
     fn principal_of(&self, peer_id: &PeerId) -> Option<Principal> {
         let registry = self.registry.lock().expect("sync registry poisoned");
         registry
@@ -319,6 +361,14 @@ impl SyncAccess {
             return Ok(());
         }
         let incoming: Vec<Vec<u8>> = sync_message.changes.iter().map(<[u8]>::to_vec).collect();
+        // A document the database does not know is being created by this message.
+        let creates = self.committed.document_row(&doc_id).await?.is_none();
+        if creates && !self.may_create(principal.account_id, &doc_id) {
+            tracing::warn!(%doc_id, account = %principal.account_id, "refusing a new document over the hourly limit");
+            return Err(IncomingError::TooManyNewDocuments {
+                limit: MAX_NEW_DOCUMENTS_PER_HOUR,
+            });
+        }
         let rights = WriterRights {
             account_id: principal.account_id,
             notebook_territories: principal.territories_with(&[Role::Volunteer, Role::Coordinator]),
@@ -344,6 +394,9 @@ impl SyncAccess {
                         credential: principal.credential.clone(),
                     };
                     self.deliveries.accepted(&applied, &delivery);
+                    if creates && !applied.is_empty() {
+                        self.record_creation(principal.account_id, &doc_id);
+                    }
                     Ok(())
                 }
                 Some(Verdict::Refused(refusal)) => {

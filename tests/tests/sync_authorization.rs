@@ -966,3 +966,88 @@ async fn each_change_is_recorded_as_delivered_by_the_device_that_sent_it() -> an
     assert_eq!(receipt.1, second_device.device_id.to_string());
     Ok(())
 }
+
+/// One credential cannot open sync connections without bound, nor create
+/// notebooks without bound; the limits are named, and an honest volunteer
+/// syncs meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_credential_can_open_only_so_many_connections_and_create_only_so_many_notebooks(
+) -> anyhow::Result<()> {
+    use server::sync_auth::{MAX_CONNECTIONS_PER_CREDENTIAL, MAX_NEW_DOCUMENTS_PER_HOUR};
+    let world = world().await?;
+    let before = inventory(&world.pool).await?;
+    let mut open = Vec::new();
+    for _ in 0..MAX_CONNECTIONS_PER_CREDENTIAL {
+        open.push(RawPeer::connect(&world.server.sync_url(), &world.bob.device).await?);
+    }
+    let upgrade = reqwest::Client::new()
+        .get(world.server.http_url("/sync"))
+        .bearer_auth(&world.bob.device.secret)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await?;
+    assert_eq!(upgrade.status(), 429);
+    let body: Value = upgrade.json().await?;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("the limit is {MAX_CONNECTIONS_PER_CREDENTIAL}"))),
+        "{body}"
+    );
+
+    let peer = &mut open[0];
+    let header = world.bob.notebook();
+    for created in 0..=MAX_NEW_DOCUMENTS_PER_HOUR {
+        let notebook = new_notebook(header);
+        let doc_id = new_document_id();
+        let message = fieldnotes_tests::raw_peer::all_changes_message(&notebook).encode();
+        peer.send_sync(&doc_id, &message).await?;
+        if created < MAX_NEW_DOCUMENTS_PER_HOUR {
+            eventually(TIMEOUT, "the new notebook stored", || async {
+                let stored: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM documents WHERE doc_id = $1)")
+                        .bind(doc_id.to_string())
+                        .fetch_one(&world.pool)
+                        .await?;
+                Ok(stored.then_some(()))
+            })
+            .await?;
+        }
+    }
+    let replies = peer.messages_until_closed(TIMEOUT).await?;
+    assert!(
+        replies.iter().any(|m| m.kind == "error"
+            && m.message.as_deref().is_some_and(|t| t.contains(&format!(
+                "more than {MAX_NEW_DOCUMENTS_PER_HOUR} new documents in an hour"
+            )))),
+        "{replies:?}"
+    );
+    let notebooks: i64 = sqlx::query_scalar("SELECT count(*) FROM documents WHERE owner_id = $1")
+        .bind(world.bob.account_id)
+        .fetch_one(&world.pool)
+        .await?;
+    assert_eq!(notebooks, MAX_NEW_DOCUMENTS_PER_HOUR as i64);
+    drop(open);
+    assert_eq!(
+        inventory(&world.pool).await?["sightings"],
+        before["sightings"]
+    );
+    // Another volunteer syncs as usual.
+    world.alice_phone.record(&records::sighting(
+        world.alice.account_id,
+        "Anas platyrhynchos",
+        3,
+    ))?;
+    world.alice_phone.wait_synced(TIMEOUT).await?;
+    eventually(TIMEOUT, "alice's new sighting", || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sightings")
+            .fetch_one(&world.pool)
+            .await?;
+        Ok((n == 2).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
