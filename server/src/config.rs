@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// The field survey sync server.
 // No Debug: the database URL may hold a password.
@@ -49,9 +49,27 @@ pub struct Config {
     )]
     pub max_photo_bytes: u64,
 
+    /// How logs are written to stderr: `text` for people (coloured only on a
+    /// terminal), `json` for log collectors (one object per line). Which
+    /// events: RUST_LOG (default `info`).
+    #[arg(
+        long,
+        env = "FIELDNOTES_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
+
     /// What to do; without a subcommand, serve.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Subcommand)]

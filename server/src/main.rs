@@ -7,19 +7,18 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::Context;
 use clap::Parser;
 use fieldnotes_server::{
-    auth::admin, config::Command, connect_database, embedded_pg::EmbeddedPostgres, serve, Config,
+    auth::admin,
+    config::{Command, LogFormat},
+    connect_database,
+    embedded_pg::EmbeddedPostgres,
+    serve, Config,
 };
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let config = Config::parse();
+    init_logging(config.log_format);
     // Asked before the (slow) database start, so the prompt comes at once.
     let admin_password = match &config.command {
         Some(Command::CreateAdmin { .. }) => Some(read_password()?),
@@ -54,6 +53,25 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     result
+}
+
+/// Logs on stderr, filtered by RUST_LOG (default `info`). Text is coloured
+/// only for a person at a terminal (and not with NO_COLOR set): a file, a pipe
+/// or journald gets plain text, not escape codes.
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+            logs.with_ansi(colour).init();
+        }
+        // Span fields (request id, path, connection id) come with each event.
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
 }
 
 async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {

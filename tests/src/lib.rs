@@ -215,10 +215,21 @@ impl ServerProcess {
         log: &Path,
         filter: &str,
     ) -> anyhow::Result<ServerProcess> {
+        Self::start_logged_with(database_url, log, filter, &[])
+    }
+
+    /// [`ServerProcess::start_logged`] with extra command-line arguments
+    /// (e.g. `--log-format json`).
+    pub fn start_logged_with(
+        database_url: &str,
+        log: &Path,
+        filter: &str,
+        args: &[&str],
+    ) -> anyhow::Result<ServerProcess> {
         Self::spawn(Launch {
             binary: None,
             database_url: Some(database_url.to_string()),
-            extra_args: Vec::new(),
+            extra_args: args.iter().map(ToString::to_string).collect(),
             log: Some(log.to_path_buf()),
             log_filter: Some(filter.to_string()),
         })
@@ -344,6 +355,50 @@ impl ServerProcess {
         Ok((status, response.json().await?))
     }
 
+    /// Sends `head` (request line and headers, each ending in CRLF, without
+    /// the blank line) and then `body` over a raw connection, as a client that
+    /// does not wait for `100 Continue` would; returns the response's status,
+    /// head and body as soon as the response is complete, even if the server
+    /// answered (and closed) before the body was through — which reqwest
+    /// reports as a failed write instead.
+    pub async fn send_raw(
+        &self,
+        head: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(u16, String, Vec<u8>)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let stream = tokio::net::TcpStream::connect(&self.addr).await?;
+        let (mut reader, mut writer) = stream.into_split();
+        writer
+            .write_all(format!("{head}Host: {}\r\n\r\n", self.addr).as_bytes())
+            .await?;
+        // Write errors are expected once the server has answered and closed.
+        let sending = tokio::spawn(async move {
+            let _ = writer.write_all(&body).await;
+            writer
+        });
+        let mut response = Vec::new();
+        let complete = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut buffer = [0u8; 8192];
+            loop {
+                if let Some(complete) = complete_response(&response) {
+                    return Some(complete);
+                }
+                match reader.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => response.extend_from_slice(&buffer[..n]),
+                }
+            }
+        })
+        .await;
+        sending.abort();
+        match complete {
+            Ok(Some(parts)) => Ok(parts),
+            Ok(None) => bail!("the connection closed before a whole response: {response:?}"),
+            Err(_) => bail!("no whole response within 30 s: {response:?}"),
+        }
+    }
+
     /// SIGKILL: no shutdown code runs, exactly as in a crash.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -386,6 +441,24 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Status, head and body of a whole HTTP/1.1 response (with Content-Length)
+/// at the start of `bytes`, once it is all there.
+fn complete_response(bytes: &[u8]) -> Option<(u16, String, Vec<u8>)> {
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&bytes[..end]).ok()?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let body = bytes.get(end + 4..end + 4 + length)?;
+    Some((status, head.to_string(), body.to_vec()))
 }
 
 /// Polls `check` until it returns `Some`, or fails after `timeout`.

@@ -698,3 +698,44 @@ async fn repeated_login_attempts_for_one_email_are_throttled() -> anyhow::Result
     assert_eq!(status, 200, "{body}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_to_a_file_are_plain_text_and_json_with_log_format_json() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+
+    // Text, written to a file: no terminal escape codes.
+    let log = tempfile::NamedTempFile::new()?;
+    let mut server = ServerProcess::start_logged(&db.url, log.path(), "info")?;
+    call(&server, Method::GET, "/health", None, None).await?;
+    server.terminate()?;
+    let text = std::fs::read_to_string(log.path())?;
+    assert!(
+        text.contains("serving HTTP API"),
+        "is the log written?\n{text}"
+    );
+    assert!(text.contains("INFO"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape codes in a log file:\n{text:?}"
+    );
+
+    // JSON: one object per line, with its level and message.
+    let log = tempfile::NamedTempFile::new()?;
+    let mut server =
+        ServerProcess::start_logged_with(&db.url, log.path(), "info", &["--log-format", "json"])?;
+    call(&server, Method::GET, "/health", None, None).await?;
+    server.terminate()?;
+    let text = std::fs::read_to_string(log.path())?;
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{e}: {line:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    assert!(
+        lines.iter().any(|line| line["level"] == "INFO"
+            && line["fields"]["message"] == "serving HTTP API and /sync"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    Ok(())
+}

@@ -693,3 +693,111 @@ async fn coordinators_enrol_and_add_volunteers_but_grant_no_other_role() -> anyh
     assert_eq!(status, 403);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_route_and_a_wrong_method_answer_a_json_error() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let client = reqwest::Client::new();
+
+    for (method, path, status) in [
+        (Method::GET, "/api/nowhere", 404),
+        (Method::POST, "/no/such/route", 404),
+        (Method::DELETE, "/api/territories", 405),
+        (Method::POST, "/health", 405),
+    ] {
+        let response = client
+            .request(method.clone(), server.http_url(path))
+            .send()
+            .await?;
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        let allow = response
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            content_type.starts_with("application/json"),
+            "{content_type}"
+        );
+        let body: Value = response.json().await?;
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(path), "{method} {path}: {body}");
+        assert!(body["error"].get("field").is_some(), "{body}");
+        match status {
+            405 => {
+                let allow = allow.unwrap_or_default();
+                assert!(allow.contains("GET"), "{method} {path}: Allow {allow:?}");
+                assert!(!allow.contains(method.as_str()), "Allow {allow:?}");
+            }
+            _ => assert_eq!(allow, None),
+        }
+    }
+    // A served path with a served method is unchanged.
+    let (status, _) = call(&server, Method::POST, "/api/territories", None, None).await?;
+    assert_eq!(status, 401);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_body_above_the_limit_gets_413_naming_the_limit() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let limit = server::http::MAX_JSON_BODY_BYTES;
+
+    // 100 MB declared: refused from the headers, before the body is read.
+    let hundred_mb = vec![b' '; 100 * 1024 * 1024];
+    let head = format!(
+        "POST /api/auth/login HTTP/1.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n",
+        hundred_mb.len()
+    );
+    let (status, _, body) = server.send_raw(&head, hundred_mb).await?;
+    let body: Value = serde_json::from_slice(&body)?;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["field"], "Content-Length", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&limit.to_string()), "{message}");
+    assert!(
+        message.contains(&(100 * 1024 * 1024).to_string()),
+        "{message}"
+    );
+
+    // Chunked, so no length is declared: refused once past the limit.
+    let chunk = vec![b' '; 64 * 1024];
+    let mut chunked = Vec::new();
+    for _ in 0..(limit / chunk.len() + 2) {
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(&chunk);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let head = "POST /api/auth/login HTTP/1.1\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked\r\n";
+    let (status, _, body) = server.send_raw(head, chunked).await?;
+    let body: Value = serde_json::from_slice(&body)?;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["field"], "body", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&limit.to_string()), "{message}");
+
+    // A body within the limit is read as before, and the server is none the worse.
+    let (status, body) = call(
+        &server,
+        Method::POST,
+        "/api/auth/login",
+        None,
+        Some(&json!({ "email": "nobody@example.org", "password": "not this one" })),
+    )
+    .await?;
+    assert_eq!(status, 401, "{body}");
+    Ok(())
+}

@@ -33,9 +33,16 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// No route serves this path (the path only: a query may hold a token).
+    #[error("no route {method} {path}")]
+    NoRoute { method: String, path: String },
+    /// The path is served, but not for this method.
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
     #[error("{field}: {message}")]
     Conflict { field: String, message: String },
-    /// Larger than the server accepts (a photo above the configured maximum).
+    /// Larger than the server accepts (a photo above the configured maximum,
+    /// a JSON body above [`super::MAX_JSON_BODY_BYTES`]).
     #[error("{field}: {message}")]
     TooLarge { field: String, message: String },
     /// Not of a type the route accepts (a text file sent as a photo).
@@ -115,6 +122,16 @@ impl IntoResponse for ApiError {
             ApiError::BadSecret(message) => (StatusCode::UNAUTHORIZED, None, message.clone()),
             ApiError::Forbidden(why) => (StatusCode::FORBIDDEN, None, why.clone()),
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, None, format!("{what} not found")),
+            ApiError::NoRoute { .. } => (
+                StatusCode::NOT_FOUND,
+                None,
+                format!("{self}: the routes are listed in the README (HTTP API)"),
+            ),
+            ApiError::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                None,
+                format!("{self}: the Allow header lists the methods it serves"),
+            ),
             ApiError::Conflict { field, message } => {
                 (StatusCode::CONFLICT, Some(field.clone()), message.clone())
             }

@@ -4,13 +4,19 @@
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Path, Request},
-    http::{header::AUTHORIZATION, request::Parts},
+    extract::{
+        rejection::{BytesRejection, FailedToBufferBody},
+        FromRequest, FromRequestParts, Path, Request,
+    },
+    http::{
+        header::{AUTHORIZATION, CONTENT_LENGTH},
+        request::Parts,
+    },
 };
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, MAX_JSON_BODY_BYTES};
 use crate::auth::{self, Principal, Role};
 
 /// The authenticated caller, from `Authorization: Bearer <token>`; refuses the
@@ -105,16 +111,36 @@ impl AuthUser {
 }
 
 /// A JSON request body of type `T`. Unlike axum's `Json`, a refusal names the
-/// field (`{"error": {"field": "role", …}}`), as every other error does.
+/// field (`{"error": {"field": "role", …}}`), as every other error does. A body
+/// above [`MAX_JSON_BODY_BYTES`] is refused with 413: before a byte of it is
+/// read when its `Content-Length` says so, else once the limit is passed.
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| ApiError::bad_request("body", rejection.body_text()))?;
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        if let Some(length) = declared.filter(|&n| n > MAX_JSON_BODY_BYTES as u64) {
+            return Err(too_large(
+                "Content-Length",
+                &format!("the body is {length} bytes"),
+            ));
+        }
+        // The router's `DefaultBodyLimit` is the same limit, so a body without
+        // a (truthful) Content-Length stops there.
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection {
+                    BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                        too_large("body", "the body is longer")
+                    }
+                    rejection => ApiError::bad_request("body", rejection.body_text()),
+                })?;
         let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(deserializer)
             .map(JsonBody)
@@ -133,6 +159,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 };
                 ApiError::bad_request(&field, message)
             })
+    }
+}
+
+/// `what` begins the message: "the body is … bytes".
+fn too_large(field: &str, what: &str) -> ApiError {
+    ApiError::TooLarge {
+        field: field.to_string(),
+        message: format!(
+            "{what}; this server accepts JSON bodies of at most {MAX_JSON_BODY_BYTES} bytes"
+        ),
     }
 }
 

@@ -6,12 +6,17 @@
 //! Every route except `/health`, `POST /api/auth/login` and `POST /api/enrol`
 //! authenticates its caller through [`extractor::AuthUser`] and then checks the
 //! caller's role in the territory concerned.
+//!
+//! Every answer that is not a success is an [`ApiError`], JSON, including a path
+//! no route serves (404) and a method a path does not serve (405, with `Allow`),
+//! which axum would otherwise answer with an empty body.
 
 use std::collections::BTreeMap;
 
 use axum::{
+    extract::DefaultBodyLimit,
     handler::Handler,
-    http::Method,
+    http::{Method, Uri},
     routing::{MethodFilter, MethodRouter},
     Router,
 };
@@ -48,6 +53,13 @@ pub mod territories;
 
 mod error;
 pub use error::ApiError;
+
+/// Largest JSON request body, in bytes; larger ones get 413 naming it. The
+/// largest body a client sends is a territory's GeoJSON boundary: a commune's
+/// outline at full detail is a few hundred kB. (axum's own default is the
+/// same, but a limit an error message names is stated here.) Photos are not
+/// JSON: their route reads its body under `--max-photo-bytes`.
+pub const MAX_JSON_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -120,6 +132,22 @@ fn routes() -> Routes {
         .merge(sync::routes())
 }
 
+/// A path no route serves.
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
+}
+
+/// A path served, but not for this method; axum adds the `Allow` header.
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
+}
+
 /// Every (method, path) the router serves, in registration order.
 pub fn route_list() -> Vec<(Method, &'static str)> {
     routes().served
@@ -128,6 +156,10 @@ pub fn route_list() -> Vec<(Method, &'static str)> {
 pub fn router(state: AppState) -> Router {
     routes()
         .into_router()
+        // After the routes: it applies to the method routers registered so far.
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(no_route)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |request: &axum::http::Request<_>| {
