@@ -6,6 +6,7 @@ use std::sync::Arc;
 use automerge::{ChangeHash, ReadDoc};
 use futures::{SinkExt, StreamExt};
 use samod::{DocumentId, PeerId, Repo, SearchState, Transport};
+use sync::protocol::Message as ProtocolMessage;
 
 use crate::{
     auth::{Credential, Principal},
@@ -57,20 +58,13 @@ async fn say_goodbye(
 ) {
     use axum::extract::ws::Message;
     let mut sink = sink.lock().await;
-    let error = sync::wire::error_message(reason);
+    let error = sync::protocol::encode(&ProtocolMessage::Error {
+        message: reason.to_string(),
+        sender_id: None,
+        target_id: None,
+    });
     let _ = sink.send(Message::Binary(error.into())).await;
     let _ = sink.send(Message::Close(None)).await;
-}
-
-/// The document an `ephemeral` message is about (None for other messages).
-fn ephemeral_document(bytes: &[u8]) -> Option<String> {
-    let envelope = sync::wire::decode_envelope(bytes).ok()?;
-    if envelope.kind == "ephemeral" {
-        // Without a document id there is nobody to relay it to: dropped too.
-        Some(envelope.document_id.unwrap_or_default())
-    } else {
-        None
-    }
 }
 
 /// Errors a connection's byte stream can end with.
@@ -155,16 +149,18 @@ impl SyncRepo {
                         Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_)) => return None,
                         Err(error) => return Some(Err(TransportError::WebSocket(error))),
                     };
-                    if let Some(doc_id) = ephemeral_document(&bytes) {
-                        if !access.may_send_ephemeral(&principal, &doc_id).await {
-                            tracing::debug!(%connection_id, %doc_id, "dropping an ephemeral message from a read-only peer");
-                            return None;
-                        }
-                    }
                     let verdict = match sync::wire::check_incoming(&bytes) {
                         Err(violation) => Err(TransportError::Protocol(violation)),
-                        Ok(()) => access
-                            .authorize_incoming(&principal, connection_id, &bytes)
+                        Ok(ProtocolMessage::Ephemeral { document_id, .. }) => {
+                            let doc_id = document_id.to_string();
+                            if !access.may_send_ephemeral(&principal, &doc_id).await {
+                                tracing::debug!(%connection_id, %doc_id, "dropping an ephemeral message from a read-only peer");
+                                return None;
+                            }
+                            Ok(())
+                        }
+                        Ok(message) => access
+                            .authorize_incoming(&principal, connection_id, &message)
                             .await
                             .map_err(TransportError::Refused),
                     };

@@ -37,6 +37,7 @@ use crate::{
     deliveries::{Deliveries, Delivery},
 };
 use ::sync::authorize::{authorize_notebook_changes, Decision, Refusal, WriterRights};
+use ::sync::protocol::Message as ProtocolMessage;
 
 /// How long an incoming change may wait for the changes it depends on to commit.
 const DEPENDENCY_WAIT: Duration = Duration::from_secs(60);
@@ -343,19 +344,20 @@ impl SyncAccess {
         &self,
         principal: &Principal,
         connection_id: Uuid,
-        message: &[u8],
+        message: &ProtocolMessage,
     ) -> Result<(), IncomingError> {
-        let Ok(envelope) = ::sync::wire::decode_envelope(message) else {
-            return Ok(()); // `wire::check_incoming` has already refused it
-        };
-        let (Some(doc_id), Some(data)) = (envelope.document_id, envelope.data) else {
-            return Ok(());
-        };
-        if !matches!(envelope.kind.as_str(), "sync" | "request") {
-            return Ok(());
+        let (ProtocolMessage::Sync {
+            document_id, data, ..
         }
-        let Ok(sync_message) = sync::Message::decode(&data) else {
+        | ProtocolMessage::Request {
+            document_id, data, ..
+        }) = message
+        else {
             return Ok(());
+        };
+        let doc_id = document_id.to_string();
+        let Ok(sync_message) = sync::Message::decode(data) else {
+            return Ok(()); // `wire::check_incoming` has already refused it
         };
         if sync_message.changes.is_empty() {
             return Ok(());

@@ -1,40 +1,32 @@
-//! The automerge-repo wire format, as far as the server must understand it:
-//! reading a message's envelope, checking that an incoming message is well
-//! formed down to its automerge changes, and encoding the `error` message that
-//! precedes closing a connection.
+//! Checking that an incoming automerge-repo message is well formed down to its
+//! automerge changes, before anything acts on it.
 //!
-//! Messages are CBOR maps (`type`, `senderId`, `targetId`, `documentId`, `data`);
-//! in `sync` and `request` messages `data` is an automerge sync message whose
-//! changes are length-delimited chunks. samod logs and skips a sync message it
-//! cannot decode and applies the readable part of a truncated chunk; the server
-//! wants a clear error and a closed connection instead, so it checks here first.
+//! The message itself is decoded by [`crate::protocol::message`] (every type,
+//! with limits, an error naming the field); in `sync` and `request` messages
+//! `data` is an automerge sync message whose changes are length-delimited
+//! chunks, each checked here. samod logs and skips a sync message it cannot
+//! decode and applies the readable part of a truncated chunk; the server wants
+//! a clear error and a closed connection instead, so it checks here first.
 
 use automerge::{
     sync, Automerge, Bundle, Change, ChangeHash, LoadOptions, OnPartialLoad, VerificationMode,
 };
 
-/// The envelope of a samod / automerge-repo message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
-    pub kind: String,
-    pub sender_id: Option<String>,
-    pub document_id: Option<String>,
-    pub data: Option<Vec<u8>>,
-    /// The text of an `error` message.
-    pub message: Option<String>,
-}
+use crate::{
+    authorize::MAX_CHANGES_PER_MESSAGE,
+    protocol::{decode, DecodeError, IncomingSync, Limits, Message, SyncDataError},
+};
 
 /// Why an incoming message is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolViolation {
-    #[error("not a CBOR map: {0}")]
-    NotAMap(String),
-    #[error("the message has no `type`")]
-    MissingType,
-    #[error("a `{0}` message needs a `{1}` field")]
-    MissingField(String, &'static str),
-    #[error("the automerge sync message of document {document_id} does not decode: {reason}")]
-    BadSyncMessage { document_id: String, reason: String },
+    #[error(transparent)]
+    Message(#[from] DecodeError),
+    #[error("the automerge sync message of document {document_id} is refused: {reason}")]
+    BadSyncMessage {
+        document_id: String,
+        reason: SyncDataError,
+    },
     #[error("change chunk {index} of document {document_id} is malformed: {reason}")]
     BadChange {
         document_id: String,
@@ -43,78 +35,49 @@ pub enum ProtocolViolation {
     },
 }
 
-/// Decodes the envelope of a message (without checking `data`).
-pub fn decode_envelope(message: &[u8]) -> Result<Envelope, ProtocolViolation> {
-    let bad = |e: minicbor::decode::Error| ProtocolViolation::NotAMap(e.to_string());
-    let mut decoder = minicbor::Decoder::new(message);
-    let entries = decoder
-        .map()
-        .map_err(bad)?
-        .ok_or_else(|| ProtocolViolation::NotAMap("indefinite-length map".to_string()))?;
-    let mut envelope = Envelope {
-        kind: String::new(),
-        sender_id: None,
-        document_id: None,
-        data: None,
-        message: None,
-    };
-    let mut has_type = false;
-    for _ in 0..entries {
-        match decoder.str().map_err(bad)? {
-            "type" => {
-                envelope.kind = decoder.str().map_err(bad)?.to_string();
-                has_type = true;
-            }
-            "senderId" => envelope.sender_id = Some(decoder.str().map_err(bad)?.to_string()),
-            "documentId" => envelope.document_id = Some(decoder.str().map_err(bad)?.to_string()),
-            "data" => envelope.data = Some(decoder.bytes().map_err(bad)?.to_vec()),
-            "message" => envelope.message = Some(decoder.str().map_err(bad)?.to_string()),
-            _ => decoder.skip().map_err(bad)?,
-        }
-    }
-    if !has_type {
-        return Err(ProtocolViolation::MissingType);
-    }
-    Ok(envelope)
-}
-
 /// For `sync`/`request` messages: the document and the heads the sender announces.
 pub fn announced_heads(message: &[u8]) -> Option<(String, Vec<ChangeHash>)> {
-    let envelope = decode_envelope(message).ok()?;
-    if !matches!(envelope.kind.as_str(), "sync" | "request") {
-        return None;
+    match decode(message, &Limits::default()).ok()? {
+        Message::Sync {
+            document_id, data, ..
+        }
+        | Message::Request {
+            document_id, data, ..
+        } => Some((
+            document_id.to_string(),
+            sync::Message::decode(&data).ok()?.heads,
+        )),
+        _ => None,
     }
-    let sync_message = sync::Message::decode(&envelope.data?).ok()?;
-    Some((envelope.document_id?, sync_message.heads))
 }
 
-/// Checks an incoming message down to its automerge changes. Messages of
-/// other types are left to samod, which closes the connection on what it
-/// cannot decode.
-pub fn check_incoming(message: &[u8]) -> Result<(), ProtocolViolation> {
-    let envelope = decode_envelope(message)?;
-    if !matches!(envelope.kind.as_str(), "sync" | "request") {
-        return Ok(());
+/// Decodes an incoming message and, for `sync`/`request`, checks its
+/// automerge sync message and every change chunk in it.
+pub fn check_incoming(bytes: &[u8]) -> Result<Message, ProtocolViolation> {
+    let message = decode(bytes, &Limits::default())?;
+    if let Message::Sync {
+        document_id, data, ..
     }
-    let document_id = envelope
-        .document_id
-        .ok_or_else(|| ProtocolViolation::MissingField(envelope.kind.clone(), "documentId"))?;
-    let data = envelope
-        .data
-        .ok_or_else(|| ProtocolViolation::MissingField(envelope.kind.clone(), "data"))?;
-    let sync_message =
-        sync::Message::decode(&data).map_err(|error| ProtocolViolation::BadSyncMessage {
-            document_id: document_id.clone(),
-            reason: error.to_string(),
+    | Message::Request {
+        document_id, data, ..
+    } = &message
+    {
+        let document_id = document_id.to_string();
+        let incoming = IncomingSync::decode(data, MAX_CHANGES_PER_MESSAGE).map_err(|reason| {
+            ProtocolViolation::BadSyncMessage {
+                document_id: document_id.clone(),
+                reason,
+            }
         })?;
-    for (index, chunk) in sync_message.changes.iter().enumerate() {
-        check_chunk(chunk).map_err(|reason| ProtocolViolation::BadChange {
-            document_id: document_id.clone(),
-            index,
-            reason,
-        })?;
+        for (index, chunk) in incoming.changes().iter().enumerate() {
+            check_chunk(chunk).map_err(|reason| ProtocolViolation::BadChange {
+                document_id: document_id.clone(),
+                index,
+                reason,
+            })?;
+        }
     }
-    Ok(())
+    Ok(message)
 }
 
 /// A chunk of a sync message is a change (V1 messages), a bundle of changes, a
@@ -194,44 +157,22 @@ fn split_chunks(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
     Some(chunks)
 }
 
-/// The `error` message sent to a peer before its connection is closed.
-pub fn error_message(text: &str) -> Vec<u8> {
-    let mut buffer = Vec::new();
-    let mut encoder = minicbor::Encoder::new(&mut buffer);
-    encoder
-        .map(2)
-        .and_then(|e| e.str("type"))
-        .and_then(|e| e.str("error"))
-        .and_then(|e| e.str("message"))
-        .and_then(|e| e.str(text))
-        .expect("encoding into a Vec cannot fail");
-    buffer
-}
-
-/// Encodes a `sync` message (used by tests and tools that speak the protocol raw).
-pub fn sync_message(sender: &str, target: &str, document_id: &str, data: &[u8]) -> Vec<u8> {
-    let mut buffer = Vec::new();
-    let mut encoder = minicbor::Encoder::new(&mut buffer);
-    encoder
-        .map(5)
-        .and_then(|e| e.str("type"))
-        .and_then(|e| e.str("sync"))
-        .and_then(|e| e.str("documentId"))
-        .and_then(|e| e.str(document_id))
-        .and_then(|e| e.str("senderId"))
-        .and_then(|e| e.str(sender))
-        .and_then(|e| e.str("targetId"))
-        .and_then(|e| e.str(target))
-        .and_then(|e| e.str("data"))
-        .and_then(|e| e.bytes(data))
-        .expect("encoding into a Vec cannot fail");
-    buffer
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{encode, DocumentId};
     use automerge::{sync::SyncDoc, transaction::Transactable, ROOT};
+
+    const DOC: DocumentId = DocumentId::from_bytes([3; 16]);
+
+    fn sync_message(data: &[u8]) -> Vec<u8> {
+        encode(&Message::Sync {
+            sender_id: "phone".into(),
+            target_id: "server".into(),
+            document_id: DOC,
+            data: data.to_vec(),
+        })
+    }
 
     fn doc_with_two_changes() -> Automerge {
         let mut doc = Automerge::new();
@@ -263,11 +204,11 @@ mod tests {
         let doc = doc_with_two_changes();
         let message = full_sync_message(&doc);
         assert!(!message.changes.is_empty());
-        let wire = sync_message("phone", "server", "doc-1", &message.encode());
-        assert_eq!(check_incoming(&wire), Ok(()));
+        let wire = sync_message(&message.encode());
+        assert!(matches!(check_incoming(&wire), Ok(Message::Sync { .. })));
         assert_eq!(
             announced_heads(&wire),
-            Some(("doc-1".to_string(), doc.get_heads()))
+            Some((DOC.to_string(), doc.get_heads()))
         );
     }
 
@@ -299,7 +240,7 @@ mod tests {
     fn garbage_bytes_are_refused() {
         assert!(matches!(
             check_incoming(b"\x00\x01garbage"),
-            Err(ProtocolViolation::NotAMap(_))
+            Err(ProtocolViolation::Message(DecodeError::NotAMap(_)))
         ));
     }
 
@@ -313,10 +254,10 @@ mod tests {
             .map(|chunk| chunk[..chunk.len() / 2].to_vec())
             .collect();
         message.changes = chunks.into();
-        let wire = sync_message("phone", "server", "doc-1", &message.encode());
+        let wire = sync_message(&message.encode());
         match check_incoming(&wire) {
             Err(ProtocolViolation::BadChange { document_id, .. }) => {
-                assert_eq!(document_id, "doc-1")
+                assert_eq!(document_id, DOC.to_string())
             }
             other => panic!("expected a bad change, got {other:?}"),
         }
@@ -326,17 +267,10 @@ mod tests {
     fn a_truncated_sync_message_is_refused() {
         let doc = doc_with_two_changes();
         let encoded = full_sync_message(&doc).encode();
-        let wire = sync_message("phone", "server", "doc-1", &encoded[..encoded.len() / 3]);
+        let wire = sync_message(&encoded[..encoded.len() / 3]);
         assert!(matches!(
             check_incoming(&wire),
             Err(ProtocolViolation::BadSyncMessage { .. })
         ));
-    }
-
-    #[test]
-    fn the_error_message_is_a_samod_error() {
-        let envelope = decode_envelope(&error_message("bad change")).unwrap();
-        assert_eq!(envelope.kind, "error");
-        assert_eq!(envelope.message.as_deref(), Some("bad change"));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ::sync::wire::{decode_envelope, Envelope};
+use ::sync::protocol::{self, Limits, Message as ProtocolMessage};
 use anyhow::{bail, Context};
 use automerge::{
     sync::{self as automerge_sync, SyncDoc},
@@ -19,6 +19,59 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
 };
 use url::Url;
+
+/// What tests look at in a message from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub kind: String,
+    pub sender_id: Option<String>,
+    pub document_id: Option<String>,
+    pub data: Option<Vec<u8>>,
+    /// The text of an `error` message.
+    pub message: Option<String>,
+}
+
+impl From<ProtocolMessage> for Envelope {
+    fn from(message: ProtocolMessage) -> Envelope {
+        let kind = message.kind().to_string();
+        let sender_id = message.sender_id().map(str::to_string);
+        let (document_id, data, text) = match message {
+            ProtocolMessage::Sync {
+                document_id, data, ..
+            }
+            | ProtocolMessage::Request {
+                document_id, data, ..
+            }
+            | ProtocolMessage::Ephemeral {
+                document_id, data, ..
+            } => (Some(document_id.to_string()), Some(data), None),
+            ProtocolMessage::DocUnavailable { document_id, .. }
+            | ProtocolMessage::RemoteHeadsChanged { document_id, .. } => {
+                (Some(document_id.to_string()), None, None)
+            }
+            ProtocolMessage::Error { message, .. } => (None, None, Some(message)),
+            _ => (None, None, None),
+        };
+        Envelope {
+            kind,
+            sender_id,
+            document_id,
+            data,
+            message: text,
+        }
+    }
+}
+
+/// A `sync` message about `document_id` (its base58check text), as a peer sends it.
+pub fn sync_message(sender: &str, target: &str, document_id: &str, data: &[u8]) -> Vec<u8> {
+    protocol::encode(&ProtocolMessage::Sync {
+        sender_id: sender.to_string(),
+        target_id: target.to_string(),
+        document_id: protocol::DocumentId::parse(document_id)
+            .expect("tests send well-formed document ids"),
+        data: data.to_vec(),
+    })
+}
 
 pub struct RawPeer {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -71,16 +124,11 @@ impl RawPeer {
             peer_id: peer_id.to_string(),
             server_peer_id: String::new(),
         };
-        let mut join = Vec::new();
-        minicbor::Encoder::new(&mut join)
-            .map(3)?
-            .str("type")?
-            .str("join")?
-            .str("senderId")?
-            .str(peer_id)?
-            .str("supportedProtocolVersions")?
-            .array(1)?
-            .str("1")?;
+        let join = protocol::encode(&ProtocolMessage::Join {
+            sender_id: peer_id.to_string(),
+            supported_protocol_versions: vec![protocol::PROTOCOL_VERSION.to_string()],
+            metadata: None,
+        });
         peer.send_bytes(join).await?;
         let reply = peer
             .next_envelope(Duration::from_secs(10))
@@ -100,7 +148,7 @@ impl RawPeer {
 
     /// Sends an automerge sync message about `document_id`.
     pub async fn send_sync(&mut self, document_id: &DocumentId, data: &[u8]) -> anyhow::Result<()> {
-        let message = ::sync::wire::sync_message(
+        let message = sync_message(
             &self.peer_id,
             &self.server_peer_id,
             &document_id.to_string(),
@@ -117,7 +165,9 @@ impl RawPeer {
                 .context("no message from the server in time")?;
             match frame {
                 None | Some(Ok(Message::Close(_))) | Some(Err(_)) => return Ok(None),
-                Some(Ok(Message::Binary(bytes))) => return Ok(Some(decode_envelope(&bytes)?)),
+                Some(Ok(Message::Binary(bytes))) => {
+                    return Ok(Some(protocol::decode(&bytes, &Limits::default())?.into()))
+                }
                 Some(Ok(_)) => continue,
             }
         }

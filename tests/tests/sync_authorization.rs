@@ -348,18 +348,15 @@ async fn an_oversize_field_is_refused_naming_the_field_and_its_limit() -> anyhow
 
 /// An ephemeral message (presence, cursors) for `doc_id`, as automerge-repo sends it.
 fn ephemeral_message(peer: &RawPeer, doc_id: &samod::DocumentId, data: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    minicbor::Encoder::new(&mut bytes)
-        .map(7)
-        .and_then(|e| e.str("type")?.str("ephemeral"))
-        .and_then(|e| e.str("senderId")?.str(&peer.peer_id))
-        .and_then(|e| e.str("targetId")?.str(&peer.server_peer_id))
-        .and_then(|e| e.str("count")?.u64(1))
-        .and_then(|e| e.str("sessionId")?.str(&peer.peer_id))
-        .and_then(|e| e.str("documentId")?.str(&doc_id.to_string()))
-        .and_then(|e| e.str("data")?.bytes(data))
-        .expect("encoding into a Vec cannot fail");
-    bytes
+    ::sync::protocol::encode(&::sync::protocol::Message::Ephemeral {
+        sender_id: peer.peer_id.clone(),
+        target_id: peer.server_peer_id.clone(),
+        count: 1,
+        session_id: peer.peer_id.clone(),
+        document_id: ::sync::protocol::DocumentId::parse(&doc_id.to_string())
+            .expect("samod's ids are base58check"),
+        data: data.to_vec(),
+    })
 }
 
 /// A régie auditor reads Alice's notebook but may not push ephemeral
@@ -599,7 +596,7 @@ fn two_new_sightings(world: &World) -> anyhow::Result<(Automerge, Automerge, Aut
 async fn expect_need(
     peer: &mut RawPeer,
     wanted: automerge::ChangeHash,
-) -> anyhow::Result<Vec<::sync::wire::Envelope>> {
+) -> anyhow::Result<Vec<fieldnotes_tests::raw_peer::Envelope>> {
     let mut seen = Vec::new();
     loop {
         let Some(envelope) = peer.next_envelope(TIMEOUT).await? else {
@@ -846,7 +843,13 @@ async fn a_change_accepted_on_a_connection_that_closed_before_it_was_stored_stop
     let (original, first, second) = two_new_sightings(&world)?;
     let doc_id = world.alice_phone.notebook_id().to_string();
     let message = |sync_message: Vec<u8>| {
-        ::sync::wire::sync_message("device-test", "server", &doc_id, &sync_message)
+        ::sync::wire::check_incoming(&fieldnotes_tests::raw_peer::sync_message(
+            "device-test",
+            "server",
+            &doc_id,
+            &sync_message,
+        ))
+        .expect("a well-formed sync message")
     };
 
     let (dropped, resent) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());

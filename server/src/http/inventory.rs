@@ -23,16 +23,27 @@ use crate::auth::Role;
 /// Roles that read everything in their territory, drafts included.
 const REVIEWERS: &[Role] = &[Role::Coordinator, Role::RegieAuditor];
 
-/// The warning of a point (`t.geom`) farther from its territory's boundary
-/// than its uncertainty radius; none when the territory has no boundary.
-const OUTSIDE_TERRITORY: &str = "(SELECT jsonb_build_object('code', 'outsideTerritory', \
-       'field', 'decimalLatitude', 'message', format(\
-         'the point is %s m outside the territory''s boundary, beyond its uncertainty (%s m)', \
-         round(ST_Distance(t.geom::geography, b.boundary::geography)::numeric), \
-         COALESCE(t.coordinate_uncertainty_m, 0))) \
-     FROM territories b WHERE b.id = t.territory_id AND b.boundary IS NOT NULL \
-       AND NOT ST_DWithin(t.geom::geography, b.boundary::geography, \
-                          COALESCE(t.coordinate_uncertainty_m, 0)))";
+/// The `warnings` of a located record `t` (sightings, reports): its point
+/// farther from its territory's boundary than its uncertainty radius (none
+/// when the territory has no boundary), and its date (`date_column`, the
+/// record's `date_field`) later than when the server received it.
+fn point_warnings(date_column: &str, date_field: &str) -> String {
+    format!(
+        "to_jsonb(array_remove(ARRAY[\
+           (SELECT jsonb_build_object('code', 'outsideTerritory', 'field', 'decimalLatitude', \
+              'message', format('the point is %s m outside the territory''s boundary, \
+                beyond its uncertainty (%s m)', \
+                round(ST_Distance(t.geom::geography, b.boundary::geography)::numeric), \
+                COALESCE(t.coordinate_uncertainty_m, 0))) \
+            FROM territories b WHERE b.id = t.territory_id AND b.boundary IS NOT NULL \
+              AND NOT ST_DWithin(t.geom::geography, b.boundary::geography, \
+                                 COALESCE(t.coordinate_uncertainty_m, 0))), \
+           CASE WHEN t.{date_column} > t.materialised_at THEN jsonb_build_object(\
+             'code', 'futureDate', 'field', '{date_field}', \
+             'message', '{date_field} is later than when the server received the record') END\
+         ], NULL))"
+    )
+}
 
 const DEFAULT_LIMIT: i64 = 500;
 const MAX_LIMIT: i64 = 5000;
@@ -133,14 +144,9 @@ async fn sightings(
            'notes', t.notes, 'photos', t.photos, 'authorId', t.author_id, 'deviceId', t.device_id, \
            'createdAt', t.created_at, 'modifiedAt', t.modified_at, \
            'hasConflicts', t.has_conflicts, 'conflicts', t.conflicts, \
-           'warnings', to_jsonb(array_remove(ARRAY[\
-             {outside}, \
-             CASE WHEN t.event_date > t.materialised_at THEN jsonb_build_object(\
-               'code', 'futureDate', 'field', 'eventDate', \
-               'message', 'eventDate is later than when the server received the record') END\
-           ], NULL))) AS row \
+           'warnings', {warnings}) AS row \
          FROM sightings t",
-            outside = OUTSIDE_TERRITORY
+            warnings = point_warnings("event_date", "eventDate")
         ),
         &query,
     )
@@ -172,14 +178,9 @@ async fn degradation_reports(
            'authorId', t.author_id, 'deviceId', t.device_id, 'createdAt', t.created_at, \
            'modifiedAt', t.modified_at, 'hasConflicts', t.has_conflicts, \
            'conflicts', t.conflicts, \
-           'warnings', to_jsonb(array_remove(ARRAY[\
-             {outside}, \
-             CASE WHEN t.observed_at > t.materialised_at THEN jsonb_build_object(\
-               'code', 'futureDate', 'field', 'observedAt', \
-               'message', 'observedAt is later than when the server received the report') END\
-           ], NULL))) AS row \
+           'warnings', {warnings}) AS row \
          FROM degradation_reports t",
-            outside = OUTSIDE_TERRITORY
+            warnings = point_warnings("observed_at", "observedAt")
         ),
         &query,
     )

@@ -8,7 +8,7 @@ use std::fmt;
 pub struct DocumentId([u8; 16]);
 
 impl DocumentId {
-    pub fn from_bytes(bytes: [u8; 16]) -> DocumentId {
+    pub const fn from_bytes(bytes: [u8; 16]) -> DocumentId {
         DocumentId(bytes)
     }
 

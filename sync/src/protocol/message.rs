@@ -496,8 +496,12 @@ impl<'b> Fields<'b> {
         })
     }
 
-    fn metadata(&self, decoder: &mut Decoder<'b>) -> Result<PeerMetadata, DecodeError> {
-        let field = "peerMetadata";
+    /// The number of entries of a nested map, within the limit.
+    fn map_header(
+        &self,
+        decoder: &mut Decoder<'b>,
+        field: &'static str,
+    ) -> Result<u64, DecodeError> {
         let length = decoder
             .map()
             .map_err(|_| self.wrong(field, "a map"))?
@@ -505,6 +509,12 @@ impl<'b> Fields<'b> {
         if length > self.limits.max_items as u64 {
             return Err(self.over(field, self.limits.max_items, "entries"));
         }
+        Ok(length)
+    }
+
+    fn metadata(&self, decoder: &mut Decoder<'b>) -> Result<PeerMetadata, DecodeError> {
+        let field = "peerMetadata";
+        let length = self.map_header(decoder, field)?;
         let mut metadata = PeerMetadata::default();
         for _ in 0..length {
             let key = decoder
@@ -538,13 +548,7 @@ impl<'b> Fields<'b> {
         decoder: &mut Decoder<'b>,
     ) -> Result<BTreeMap<StorageId, HeadsAt>, DecodeError> {
         let field = "newHeads";
-        let length = decoder
-            .map()
-            .map_err(|_| self.wrong(field, "a map"))?
-            .ok_or_else(|| self.wrong(field, "a map of definite length"))?;
-        if length > self.limits.max_items as u64 {
-            return Err(self.over(field, self.limits.max_items, "entries"));
-        }
+        let length = self.map_header(decoder, field)?;
         let mut new_heads = BTreeMap::new();
         for _ in 0..length {
             let storage = self.text(decoder, field, self.limits.max_id_chars)?;
