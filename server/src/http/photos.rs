@@ -197,6 +197,19 @@ fn chunk_range(headers: &HeaderMap) -> Result<ChunkRange, ApiError> {
     })
 }
 
+/// Reads and discards `body`, up to `limit` bytes.
+async fn drain(body: Body, limit: u64) {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    while let Some(Ok(bytes)) = stream.next().await {
+        read += bytes.len() as u64;
+        if read > limit {
+            return;
+        }
+    }
+}
+
 /// `PUT`: appends a chunk at the server's offset; stores the photo when the
 /// last byte is in.
 async fn upload(
@@ -210,6 +223,10 @@ async fn upload(
     let sha256 = address(&sha256)?;
     let territory = upload_territory(&user, query.as_deref())?;
     if let Some(stored) = stored_photo(&state.pool, sha256).await? {
+        // A client that sends the body anyway (without `Expect: 100-continue`)
+        // is read to its end, within the photo limit, so it gets this answer
+        // rather than a connection closed under the body it is still writing.
+        drain(body, state.max_photo_bytes).await;
         return Ok((StatusCode::OK, Json(stored)).into_response());
     }
     // Everything here is decided from the headers: an oversized photo is
