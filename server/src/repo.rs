@@ -121,14 +121,15 @@ impl SyncRepo {
         &self,
         socket: axum::extract::ws::WebSocket,
         principal: Principal,
-        connection_id: uuid::Uuid,
+        registration: sync_auth::ConnectionRegistration,
     ) -> anyhow::Result<()> {
+        let connection_id = registration.connection_id();
         use axum::extract::ws::Message;
         let (sink, stream) = socket.split();
         // Shared: samod writes through it, and so do the checks that must tell
         // the peer why it is being disconnected.
         let sink = Arc::new(tokio::sync::Mutex::new(sink));
-        let registration = Arc::new(self.access.register(&principal, connection_id));
+        let registration = Arc::new(registration);
         let peer_id = sync_auth::peer_id_for(&principal.credential);
         let goodbye = match principal.credential {
             Credential::Device { .. } => "this device's credential was revoked",

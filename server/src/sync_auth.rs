@@ -153,12 +153,27 @@ pub trait SamodDocuments: Send + Sync {
     fn applied(&self, doc_id: &str, hashes: &[ChangeHash]) -> Vec<ChangeHash>;
 }
 
+/// A credential holds as many open sync connections as it may.
+#[derive(Debug, thiserror::Error)]
+#[error("this credential already holds {open} open sync connections; the limit is {limit}")]
+pub struct TooManyConnections {
+    pub open: usize,
+    pub limit: usize,
+}
+
 /// Deregisters a connection when the transport that owns it is dropped.
 pub struct ConnectionRegistration {
     access: SyncAccess,
     id: Uuid,
     peer_id: String,
     pub closed: CancellationToken,
+}
+
+impl ConnectionRegistration {
+    /// The connection's id, for logs.
+    pub fn connection_id(&self) -> Uuid {
+        self.id
+    }
 }
 
 impl Drop for ConnectionRegistration {
@@ -209,12 +224,29 @@ impl SyncAccess {
         self
     }
 
-    /// Records an authenticated connection; its token is cancelled when the
-    /// credential is revoked.
-    pub fn register(&self, principal: &Principal, connection_id: Uuid) -> ConnectionRegistration {
+    /// Records an authenticated connection, within the credential's limit of
+    /// open connections (checked and taken under one lock, so parallel
+    /// upgrades cannot all pass); its token is cancelled when the credential
+    /// is revoked.
+    pub fn register(
+        &self,
+        principal: &Principal,
+        connection_id: Uuid,
+    ) -> Result<ConnectionRegistration, TooManyConnections> {
         let peer_id = peer_id_for(&principal.credential).to_string();
         let closed = CancellationToken::new();
         let mut registry = self.registry.lock().expect("sync registry poisoned");
+        let open = registry
+            .connections
+            .iter()
+            .filter(|c| c.credential == principal.credential)
+            .count();
+        if open >= MAX_CONNECTIONS_PER_CREDENTIAL {
+            return Err(TooManyConnections {
+                open,
+                limit: MAX_CONNECTIONS_PER_CREDENTIAL,
+            });
+        }
         registry
             .principals
             .entry(peer_id.clone())
@@ -228,42 +260,31 @@ impl SyncAccess {
             credential: principal.credential.clone(),
             closed: closed.clone(),
         });
-        ConnectionRegistration {
+        Ok(ConnectionRegistration {
             access: self.clone(),
             id: connection_id,
             peer_id,
             closed,
-        }
+        })
     }
 
-    /// How many sync connections `credential` holds open in this process.
-    pub fn open_connections(&self, credential: &Credential) -> usize {
-        let registry = self.registry.lock().expect("sync registry poisoned");
-        registry
-            .connections
-            .iter()
-            .filter(|c| c.credential == *credential)
-            .count()
-    }
-
-    /// Whether `account` may create `doc_id`: it has created fewer than
-    /// [`MAX_NEW_DOCUMENTS_PER_HOUR`] others in the last hour (in this process).
-    fn may_create(&self, account: Uuid, doc_id: &str) -> bool {
+    /// Takes one of `account`'s [`MAX_NEW_DOCUMENTS_PER_HOUR`] creations (in
+    /// this process) for `doc_id`, checked and taken under one lock so that
+    /// parallel connections cannot all pass; false when none is left. The same
+    /// document takes one, however many messages create it.
+    fn reserve_creation(&self, account: Uuid, doc_id: &str) -> bool {
         let mut registry = self.registry.lock().expect("sync registry poisoned");
         let hour = Duration::from_secs(3600);
         let created = registry.created.entry(account).or_default();
         created.retain(|_, at| at.elapsed() < hour);
-        created.contains_key(doc_id) || created.len() < MAX_NEW_DOCUMENTS_PER_HOUR
-    }
-
-    fn record_creation(&self, account: Uuid, doc_id: &str) {
-        let mut registry = self.registry.lock().expect("sync registry poisoned");
-        registry
-            .created
-            .entry(account)
-            .or_default()
-            .entry(doc_id.to_string())
-            .or_insert_with(Instant::now);
+        if created.contains_key(doc_id) {
+            return true;
+        }
+        if created.len() >= MAX_NEW_DOCUMENTS_PER_HOUR {
+            return false;
+        }
+        created.insert(doc_id.to_string(), Instant::now());
+        true
     }
 
     fn principal_of(&self, peer_id: &PeerId) -> Option<Principal> {
@@ -365,7 +386,7 @@ impl SyncAccess {
         let incoming: Vec<Vec<u8>> = sync_message.changes.iter().map(<[u8]>::to_vec).collect();
         // A document the database does not know is being created by this message.
         let creates = self.committed.document_row(&doc_id).await?.is_none();
-        if creates && !self.may_create(principal.account_id, &doc_id) {
+        if creates && !self.reserve_creation(principal.account_id, &doc_id) {
             tracing::warn!(%doc_id, account = %principal.account_id, "refusing a new document over the hourly limit");
             return Err(IncomingError::TooManyNewDocuments {
                 limit: MAX_NEW_DOCUMENTS_PER_HOUR,
@@ -396,9 +417,6 @@ impl SyncAccess {
                         credential: principal.credential.clone(),
                     };
                     self.deliveries.accepted(&applied, &delivery);
-                    if creates && !applied.is_empty() {
-                        self.record_creation(principal.account_id, &doc_id);
-                    }
                     Ok(())
                 }
                 Some(Verdict::Refused(refusal)) => {

@@ -57,6 +57,9 @@ pub const MAX_CHANGES_PER_MESSAGE: usize = 10_000;
 /// operation per character), stays far below.
 pub const MAX_OPERATIONS_PER_CHANGE: usize = 100_000;
 
+/// Characters of a UUID in its hyphenated form.
+const UUID_CHARS: u64 = 36;
+
 /// A list the schema does not bound (one a client added of its own).
 pub const EXTRA_LIST_MAX_ITEMS: usize = 100;
 
@@ -124,6 +127,20 @@ pub enum Refusal {
     TooManyChanges { limit: usize, got: usize },
     #[error("a change of {got} operations; the limit is {limit} per change")]
     ChangeTooLarge { limit: usize, got: usize },
+    #[error("`{location}` holds {what}, which are not part of a notebook")]
+    Unsupported {
+        location: String,
+        what: &'static str,
+    },
+    #[error("`{location}` must be a map ({what})")]
+    NotAMap {
+        location: String,
+        what: &'static str,
+    },
+    #[error(
+        "these changes cannot be applied to the document (they refer to objects it does not have)"
+    )]
+    Unapplicable,
 }
 
 /// How many changes may wait, per notebook, for dependencies the server has
@@ -166,6 +183,48 @@ pub fn authorize_notebook_changes(
     chunks: &[Vec<u8>],
     rights: &WriterRights,
 ) -> Decision {
+    // automerge panics on some malformed changes it accepts to parse (an
+    // operation on an object that does not exist): such a change is refused,
+    // and nothing shared is left half-updated (the judgement works on a copy).
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if let Err(refusal) = check_counts(chunks) {
+            return Decision::Refused(refusal);
+        }
+        decide(committed, &uncommitted, chunks, rights)
+    }))
+    .unwrap_or(Decision::Refused(Refusal::Unapplicable))
+}
+
+/// Changes per message and operations per change, counted before anything
+/// is loaded, so that an oversize message costs its parsing only.
+fn check_counts(chunks: &[Vec<u8>]) -> Result<(), Refusal> {
+    let mut changes = 0;
+    for chunk in chunks {
+        for change in chunk_changes(chunk).map_err(Refusal::NotANotebook)? {
+            changes += 1;
+            if changes > MAX_CHANGES_PER_MESSAGE {
+                return Err(Refusal::TooManyChanges {
+                    limit: MAX_CHANGES_PER_MESSAGE,
+                    got: changes,
+                });
+            }
+            if change.len() > MAX_OPERATIONS_PER_CHANGE {
+                return Err(Refusal::ChangeTooLarge {
+                    limit: MAX_OPERATIONS_PER_CHANGE,
+                    got: change.len(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn decide(
+    committed: &Automerge,
+    uncommitted: &impl Fn(&ChangeHash) -> bool,
+    chunks: &[Vec<u8>],
+    rights: &WriterRights,
+) -> Decision {
     let mut after = committed.clone();
     for chunk in chunks {
         // Chunks have passed `wire::check_incoming`; what still fails to load
@@ -175,7 +234,7 @@ pub fn authorize_notebook_changes(
         }
     }
     let missing = after.get_missing_deps(&[]);
-    let awaited: Vec<ChangeHash> = missing.iter().copied().filter(&uncommitted).collect();
+    let awaited: Vec<ChangeHash> = missing.iter().copied().filter(|h| uncommitted(h)).collect();
     if !awaited.is_empty() {
         return Decision::AwaitCommit(awaited);
     }
@@ -224,12 +283,11 @@ pub fn authorize_notebook_changes(
 /// The changes in `chunks` that `after` holds unapplied, each once.
 fn waiting_changes(after: &Automerge, chunks: &[Vec<u8>]) -> Result<Vec<Change>, Refusal> {
     let mut waiting: Vec<Change> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for chunk in chunks {
         for change in chunk_changes(chunk).map_err(Refusal::NotANotebook)? {
             let hash = change.hash();
-            if after.get_change_by_hash(&hash).is_none()
-                && !waiting.iter().any(|w| w.hash() == hash)
-            {
+            if after.get_change_by_hash(&hash).is_none() && seen.insert(hash) {
                 waiting.push(change);
             }
         }
@@ -284,18 +342,6 @@ fn judge_written(
     changes: &[Change],
     rights: &WriterRights,
 ) -> Result<(), Refusal> {
-    if changes.len() > MAX_CHANGES_PER_MESSAGE {
-        return Err(Refusal::TooManyChanges {
-            limit: MAX_CHANGES_PER_MESSAGE,
-            got: changes.len(),
-        });
-    }
-    if let Some(change) = changes.iter().find(|c| c.len() > MAX_OPERATIONS_PER_CHANGE) {
-        return Err(Refusal::ChangeTooLarge {
-            limit: MAX_OPERATIONS_PER_CHANGE,
-            got: change.len(),
-        });
-    }
     let judge = ValueJudge {
         established,
         rights,
@@ -304,11 +350,19 @@ fn judge_written(
     for written in &values {
         let value = match &written.value {
             Written::Scalar(ScalarValue::Str(text)) => Value::Text(text),
-            Written::Scalar(ScalarValue::Bytes(bytes)) => Value::Bytes(bytes.len()),
+            Written::Scalar(ScalarValue::Bytes(bytes) | ScalarValue::Unknown { bytes, .. }) => {
+                Value::Bytes(bytes.len())
+            }
             Written::Scalar(_) => Value::OtherScalar,
             // A text is judged by its content, below; other objects by their size.
             Written::Object(ObjType::Text) => continue,
-            Written::Object(_) => Value::Object,
+            Written::Object(kind) => Value::Object(*kind),
+            Written::Mark => {
+                return Err(Refusal::Unsupported {
+                    location: describe(&written.path),
+                    what: "marks",
+                })
+            }
             Written::Other => Value::Removal,
         };
         judge.value(&written.path, value)?;
@@ -317,6 +371,14 @@ fn judge_written(
     for object in &touched {
         match object.kind {
             ObjType::Text => {
+                if let Some(what) = object.foreign {
+                    return Err(Refusal::Unsupported {
+                        location: describe(&object.path),
+                        what,
+                    });
+                }
+                // Text inserted and deleted again is bounded like text that stays.
+                judge.value(&object.path, Value::Inserted(object.inserted_chars))?;
                 let text = after.text(&object.obj).unwrap_or_default();
                 judge.value(&object.path, Value::Text(&text))?;
             }
@@ -360,8 +422,10 @@ enum Value<'a> {
     Text(&'a str),
     Bytes(usize),
     OtherScalar,
+    /// The characters inserted into a text by the changes.
+    Inserted(usize),
     /// A new map or list (texts are judged by their content).
-    Object,
+    Object(ObjType),
     /// A deletion, an increment, a mark.
     Removal,
 }
@@ -391,16 +455,19 @@ impl ValueJudge<'_> {
                 })
             }
             [collection] => match value {
-                Value::Object | Value::Removal => Ok(()),
-                _ => Err(Refusal::NotANotebook(format!(
-                    "`{collection}` must be a map of records"
-                ))),
+                Value::Object(ObjType::Map) | Value::Removal => Ok(()),
+                _ => Err(Refusal::NotAMap {
+                    location: (*collection).to_string(),
+                    what: "of records",
+                }),
             },
-            [collection, record] => check_length(
-                &format!("{collection}/{record}"),
-                value,
-                EXTRA_FIELD_MAX_CHARS,
-            ),
+            [collection, record] => match value {
+                Value::Object(ObjType::Map) | Value::Removal => Ok(()),
+                _ => Err(Refusal::NotAMap {
+                    location: format!("{collection}/{record}"),
+                    what: "a record is a map of its fields",
+                }),
+            },
             [collection, record, field, rest @ ..] => {
                 let collection = collection_named(collection)?;
                 self.field_value(collection, record, field, rest, value)
@@ -415,7 +482,11 @@ impl ValueJudge<'_> {
             .expect("only header keys reach here");
         let Some(established) = self.established else {
             // A new notebook: it must be the writer's own, in their territory.
-            check_length(key, value, NAME_MAX_CHARS)?;
+            let limit = match field {
+                "ownerId" | "territoryId" => UUID_CHARS,
+                _ => NAME_MAX_CHARS,
+            };
+            check_length(key, value, limit)?;
             return match (field, value) {
                 ("ownerId", Value::Text(id))
                     if Uuid::parse_str(id).ok() != Some(self.rights.account_id) =>
@@ -434,7 +505,7 @@ impl ValueJudge<'_> {
                 },
                 (
                     "ownerId" | "territoryId",
-                    Value::OtherScalar | Value::Bytes(_) | Value::Object,
+                    Value::OtherScalar | Value::Bytes(_) | Value::Object(_),
                 ) => Err(Refusal::NotANotebook(format!("`{field}` must be a UUID"))),
                 _ => Ok(()),
             };
@@ -475,7 +546,8 @@ impl ValueJudge<'_> {
         if let Some(owner_field) = OWNER_FIELDS.iter().find(|f| **f == field) {
             let names_the_owner = match value {
                 Value::Text(id) => Uuid::parse_str(id).ok() == Some(self.rights.account_id),
-                Value::Removal => true,
+                // A text's content is judged apart; what is inserted is bounded below.
+                Value::Removal | Value::Inserted(_) => true,
                 _ => false,
             };
             if !rest.is_empty() || !names_the_owner {
@@ -503,7 +575,7 @@ impl ValueJudge<'_> {
 fn check_length(location: &str, value: Value<'_>, limit: u64) -> Result<(), Refusal> {
     let got = match value {
         Value::Text(text) => text.chars().count(),
-        Value::Bytes(length) => length,
+        Value::Bytes(length) | Value::Inserted(length) => length,
         _ => return Ok(()),
     };
     if got as u64 > limit {
@@ -1124,5 +1196,146 @@ mod tests {
                 key: "payload".to_string()
             })
         );
+    }
+
+    /// `committed` with one more change, made by `edit` in a transaction on
+    /// the sighting's record map.
+    fn edited(
+        committed: &Automerge,
+        edit: impl FnOnce(
+            &mut automerge::transaction::Transaction<'_>,
+            &automerge::ObjId,
+        ) -> Result<(), automerge::AutomergeError>,
+    ) -> Automerge {
+        let mut phone = committed.clone();
+        let record = record_obj(&phone, "sightings", &SIGHTING.to_string());
+        phone
+            .transact::<_, _, automerge::AutomergeError>(|tx| edit(tx, &record))
+            .unwrap();
+        phone
+    }
+
+    #[test]
+    fn a_change_on_an_object_the_document_does_not_have_is_refused_not_a_panic() {
+        let (committed, _, rights) = notebook_with_sighting();
+        let phone = edited(&committed, |tx, record| {
+            use automerge::transaction::Transactable;
+            tx.put(record, "notes", "x").map(|_| ())
+        });
+        let mut expanded = phone.get_last_local_change().unwrap().decode();
+        let actor = expanded.actor_id.clone();
+        for op in &mut expanded.operations {
+            op.obj = automerge::legacy::ObjectId::Id(automerge::legacy::OpId::new(9_999, &actor));
+        }
+        let forged = automerge::Change::from(expanded);
+        assert!(matches!(
+            authorize_notebook_changes(
+                &committed,
+                |_: &ChangeHash| false,
+                &[forged.raw_bytes().to_vec()],
+                &rights
+            ),
+            Decision::Refused(_)
+        ));
+    }
+
+    #[test]
+    fn texts_hold_characters_only_and_what_is_inserted_is_bounded() {
+        use automerge::transaction::Transactable;
+        let (committed, _, rights) = notebook_with_sighting();
+        let with_bytes = edited(&committed, |tx, record| {
+            let text = tx.put_object(record, "notes", automerge::ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, "ok")?;
+            tx.insert(&text, 1, ScalarValue::Bytes(vec![0; 50_000]))
+        });
+        assert!(matches!(
+            decide(&committed, &with_bytes, &rights),
+            Err(Refusal::Unsupported {
+                what: "values other than characters",
+                ..
+            })
+        ));
+        let inserted_then_deleted = edited(&committed, |tx, record| {
+            let text = tx.put_object(record, "notes", automerge::ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, &"x".repeat(20_000))?;
+            tx.splice_text(&text, 0, 20_000, "short")
+        });
+        assert!(matches!(
+            decide(&committed, &inserted_then_deleted, &rights),
+            Err(Refusal::TooLong { got: 20_005, .. })
+        ));
+        let marked = edited(&committed, |tx, record| {
+            let text = tx.put_object(record, "notes", automerge::ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, "bold")?;
+            tx.mark(
+                &text,
+                automerge::marks::Mark::new("bold".into(), true, 0, 4),
+                automerge::marks::ExpandMark::None,
+            )
+        });
+        assert!(matches!(
+            decide(&committed, &marked, &rights),
+            Err(Refusal::Unsupported { what: "marks", .. })
+        ));
+    }
+
+    #[test]
+    fn an_owner_text_cannot_pass_through_another_id() {
+        use automerge::transaction::Transactable;
+        let (committed, owner, rights) = notebook_with_sighting();
+        let detour = edited(&committed, |tx, record| {
+            let text = tx.put_object(record, "authorId", automerge::ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, &Uuid::new_v4().to_string())?;
+            tx.splice_text(&text, 0, 36, &owner.to_string())
+        });
+        assert!(matches!(
+            decide(&committed, &detour, &rights),
+            Err(Refusal::TooLong {
+                limit: 36,
+                got: 72,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn large_values_of_unknown_type_are_bounded_too() {
+        use automerge::transaction::Transactable;
+        let (committed, _, rights) = notebook_with_sighting();
+        let phone = edited(&committed, |tx, record| {
+            tx.put(
+                record,
+                "notes",
+                ScalarValue::Unknown {
+                    type_code: 14,
+                    bytes: vec![1; 20_000],
+                },
+            )
+        });
+        assert!(matches!(
+            decide(&committed, &phone, &rights),
+            Err(Refusal::TooLong { got: 20_000, .. })
+        ));
+    }
+
+    #[test]
+    fn a_record_must_be_a_map_of_fields() {
+        let (committed, _, rights) = notebook_with_sighting();
+        let mut phone = committed.clone();
+        put_raw_record(&mut phone, RecordKind::Sighting, "k", &json!({"id": "k"})).unwrap();
+        let collection = phone.get(automerge::ROOT, "sightings").unwrap().unwrap().1;
+        phone
+            .transact::<_, _, automerge::AutomergeError>(|tx| {
+                use automerge::transaction::Transactable;
+                let list = tx.put_object(&collection, "k", automerge::ObjType::List)?;
+                let item = tx.insert_object(&list, 0, automerge::ObjType::Map)?;
+                tx.put(&item, "authorId", Uuid::new_v4().to_string())?;
+                tx.put(&item, "approvalStatus", "approved").map(|_| ())
+            })
+            .unwrap();
+        assert!(matches!(
+            decide(&committed, &phone, &rights),
+            Err(Refusal::NotAMap { .. })
+        ));
     }
 }

@@ -26,7 +26,9 @@ pub enum Written {
     Scalar(ScalarValue),
     /// A new map, list or text.
     Object(ObjType),
-    /// A deletion, an increment or a text mark: nothing new to judge by value.
+    /// A text mark (formatting), which no notebook field has.
+    Mark,
+    /// A deletion or an increment: nothing new to judge by value.
     Other,
 }
 
@@ -45,6 +47,12 @@ pub struct TouchedObject {
     pub path: Vec<Segment>,
     pub obj: ObjId,
     pub kind: ObjType,
+    /// For a text: the characters the changes insert into it, deleted ones
+    /// included, so that text inserted then deleted is bounded too.
+    pub inserted_chars: usize,
+    /// For a text: something other than a character the changes put in it
+    /// (a number, bytes, a mark), which a field of a notebook never holds.
+    pub foreign: Option<&'static str>,
 }
 
 /// What `changes` (all applied in `after`) write: every operation's value, and
@@ -62,15 +70,29 @@ pub fn written_by(
         let actor = change.actor_id().to_hex_string();
         for (index, op) in change.decode().operations.into_iter().enumerate() {
             let (parent_path, parent, parent_kind) = locate(after, op.obj.to_string(), &mut paths)?;
-            touched
+            let object = touched
                 .entry(parent.clone())
                 .or_insert_with(|| TouchedObject {
                     path: parent_path.clone(),
                     obj: parent,
                     kind: parent_kind,
+                    inserted_chars: 0,
+                    foreign: None,
                 });
             if parent_kind == ObjType::Text {
-                // A text is judged whole, as the changes leave it.
+                // A text is judged by what is inserted and by its content.
+                match &op.action {
+                    legacy::OpType::Put(ScalarValue::Str(text)) => {
+                        object.inserted_chars += text.chars().count()
+                    }
+                    legacy::OpType::Put(_) | legacy::OpType::Make(_) => {
+                        object.foreign = Some("values other than characters")
+                    }
+                    legacy::OpType::MarkBegin(_) | legacy::OpType::MarkEnd(_) => {
+                        object.foreign = Some("marks")
+                    }
+                    legacy::OpType::Delete | legacy::OpType::Increment(_) => {}
+                }
                 continue;
             }
             let mut path = parent_path;
@@ -88,10 +110,13 @@ pub fn written_by(
                         path: path.clone(),
                         obj,
                         kind,
+                        inserted_chars: 0,
+                        foreign: None,
                     });
                     Written::Object(kind)
                 }
-                _ => Written::Other,
+                legacy::OpType::MarkBegin(_) | legacy::OpType::MarkEnd(_) => Written::Mark,
+                legacy::OpType::Delete | legacy::OpType::Increment(_) => Written::Other,
             };
             values.push(WrittenValue { path, value });
         }

@@ -853,8 +853,8 @@ async fn a_change_accepted_on_a_connection_that_closed_before_it_was_stored_stop
     };
 
     let (dropped, resent) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let dropped_registration = judge.register(&alice, dropped);
-    let _resent_registration = judge.register(&alice, resent);
+    let dropped_registration = judge.register(&alice, dropped)?;
+    let _resent_registration = judge.register(&alice, resent)?;
     judge
         .authorize_incoming(&alice, dropped, &message(changes_since(&original, &first)))
         .await?;

@@ -7,7 +7,6 @@ use axum::{
 };
 
 use super::{extractor::principal_from_request_parts, ApiError, AppState, Routes};
-use crate::sync_auth::MAX_CONNECTIONS_PER_CREDENTIAL;
 
 /// Largest sync message accepted: a phone's notebook after weeks offline is far
 /// smaller; photos travel separately.
@@ -27,22 +26,22 @@ async fn upgrade(
     // come as `?token=`; it is never logged (request spans record the path only).
     let principal = principal_from_request_parts(&parts, &state, true).await?;
     let ws = ws.map_err(|rejection| ApiError::bad_request("upgrade", rejection.body_text()))?;
-    let open = state.sync.access().open_connections(&principal.credential);
-    if open >= MAX_CONNECTIONS_PER_CREDENTIAL {
-        return Err(ApiError::TooManyRequests {
-            message: format!(
-                "this credential already holds {open} open sync connections; the limit is \
-                 {MAX_CONNECTIONS_PER_CREDENTIAL}"
-            ),
-            retry_after: std::time::Duration::from_secs(30),
-        });
-    }
     let connection_id = uuid::Uuid::new_v4();
+    // Taken before the upgrade, so parallel upgrades cannot pass the limit;
+    // given back if the upgrade fails (the registration is dropped with it).
+    let registration = state
+        .sync
+        .access()
+        .register(&principal, connection_id)
+        .map_err(|limit| ApiError::TooManyRequests {
+            message: limit.to_string(),
+            retry_after: std::time::Duration::from_secs(30),
+        })?;
     tracing::info!(%connection_id, account = %principal.account_id, "sync connection authenticated");
     Ok(ws
         .max_message_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
-            if let Err(error) = state.sync.accept(socket, principal, connection_id) {
+            if let Err(error) = state.sync.accept(socket, principal, registration) {
                 tracing::warn!(%connection_id, %error, "sync connection refused");
             }
         })
