@@ -102,6 +102,9 @@ struct Registry {
 enum Verdict {
     /// With the changes that now apply.
     Allowed(Vec<ChangeHash>),
+    /// The changes would create a document, and the writer has created as
+    /// many as it may this hour.
+    TooManyNewDocuments,
     Refused(Refusal),
     /// Some changes would be left waiting for dependencies: first reload the
     /// committed state if another server process has written since.
@@ -384,14 +387,6 @@ impl SyncAccess {
             return Ok(());
         }
         let incoming: Vec<Vec<u8>> = sync_message.changes.iter().map(<[u8]>::to_vec).collect();
-        // A document the database does not know is being created by this message.
-        let creates = self.committed.document_row(&doc_id).await?.is_none();
-        if creates && !self.reserve_creation(principal.account_id, &doc_id) {
-            tracing::warn!(%doc_id, account = %principal.account_id, "refusing a new document over the hourly limit");
-            return Err(IncomingError::TooManyNewDocuments {
-                limit: MAX_NEW_DOCUMENTS_PER_HOUR,
-            });
-        }
         let rights = WriterRights {
             account_id: principal.account_id,
             notebook_territories: principal.territories_with(&[Role::Volunteer, Role::Coordinator]),
@@ -422,6 +417,12 @@ impl SyncAccess {
                 Some(Verdict::Refused(refusal)) => {
                     tracing::warn!(%doc_id, account = %principal.account_id, %refusal, "refusing changes");
                     Err(refusal.into())
+                }
+                Some(Verdict::TooManyNewDocuments) => {
+                    tracing::warn!(%doc_id, account = %principal.account_id, "refusing a new document over the hourly limit");
+                    Err(IncomingError::TooManyNewDocuments {
+                        limit: MAX_NEW_DOCUMENTS_PER_HOUR,
+                    })
                 }
                 Some(Verdict::CheckOtherProcesses) if !checked_other_processes => {
                     self.committed.refresh(&doc_id).await?;
@@ -489,6 +490,10 @@ impl SyncAccess {
         rights: &WriterRights,
         checked_other_processes: bool,
     ) -> Option<Verdict> {
+        // Nothing stored yet: these changes create the document.
+        if committed.get_heads().is_empty() && !self.reserve_creation(rights.account_id, doc_id) {
+            return Some(Verdict::TooManyNewDocuments);
+        }
         let mut in_flight = self.in_flight.lock().expect("in-flight map poisoned");
         let entry = in_flight.entry(doc_id.to_string()).or_default();
         entry
