@@ -349,4 +349,40 @@ mod tests {
             Err(ConnectionError::WrongTarget("sync"))
         );
     }
+
+    #[test]
+    fn what_the_server_sends_is_addressed_from_it_to_the_joined_peer() {
+        let connection = connection();
+        let doc = DocumentId::from_bytes([5; 16]);
+        let limits = Limits::default();
+        let sent = [
+            connection.sync(doc, vec![0x42]),
+            connection.doc_unavailable(doc),
+            connection.ephemeral(&"device-2".to_string(), doc, 4, "s", vec![1]),
+            connection.error("refused"),
+        ];
+        let decoded: Vec<Message> = sent.iter().map(|b| decode(b, &limits).unwrap()).collect();
+        assert_eq!(
+            decoded[0],
+            Message::Sync {
+                sender_id: "server".into(),
+                target_id: "device-1".into(),
+                document_id: doc,
+                data: vec![0x42]
+            }
+        );
+        assert_eq!(decoded[1].kind(), "doc-unavailable");
+        assert_eq!(decoded[1].target_id(), Some("device-1"));
+        // A relayed ephemeral message keeps its original sender.
+        assert_eq!(decoded[2].sender_id(), Some("device-2"));
+        assert_eq!(decoded[2].target_id(), Some("device-1"));
+        assert_eq!(
+            decoded[3],
+            Message::Error {
+                message: "refused".into(),
+                sender_id: Some("server".into()),
+                target_id: Some("device-1".into())
+            }
+        );
+    }
 }

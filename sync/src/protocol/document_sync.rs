@@ -121,6 +121,7 @@ mod tests {
             if let Some(message) = phone.generate_sync_message(&mut phone_state) {
                 quiet = false;
                 let incoming = IncomingSync::decode(&message.encode(), 100).unwrap();
+                assert_eq!(incoming.heads(), phone.get_heads().as_slice());
                 let changes = incoming.changes();
                 if !judge(&changes) {
                     return false;
@@ -137,6 +138,10 @@ mod tests {
                     .unwrap();
             }
             if quiet {
+                assert!(
+                    peer.in_sync_with(server),
+                    "the server knows the phone has its heads"
+                );
                 return true;
             }
         }
