@@ -445,7 +445,7 @@ impl Drop for ServerProcess {
 
 /// Status, head and body of a whole HTTP/1.1 response (with Content-Length)
 /// at the start of `bytes`, once it is all there.
-fn complete_response(bytes: &[u8]) -> Option<(u16, String, Vec<u8>)> {
+pub fn complete_response(bytes: &[u8]) -> Option<(u16, String, Vec<u8>)> {
     let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&bytes[..end]).ok()?;
     let status = head.split(' ').nth(1)?.parse().ok()?;

@@ -178,7 +178,7 @@ async fn raw_put(
                 Ok(0) | Err(_) => break,
                 Ok(n) => response.extend_from_slice(&buffer[..n]),
             }
-            if complete_response(&response).is_some() {
+            if fieldnotes_tests::complete_response(&response).is_some() {
                 break;
             }
         }
@@ -186,26 +186,9 @@ async fn raw_put(
     .await;
     sending.abort();
     read?;
-    let (status, body) = complete_response(&response)
+    let (status, _, body) = fieldnotes_tests::complete_response(&response)
         .ok_or_else(|| anyhow::anyhow!("incomplete response: {response:?}"))?;
-    Ok(Some((status, json(body))))
-}
-
-/// The status and body of a whole HTTP/1.1 response with a Content-Length.
-fn complete_response(response: &[u8]) -> Option<(u16, &[u8])> {
-    let end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&response[..end]).ok()?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    let length: usize = head
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    let body = response.get(end + 4..end + 4 + length)?;
-    Some((status, body))
+    Ok(Some((status, json(&body))))
 }
 
 async fn stored_photos(pool: &PgPool, sha256: &str) -> anyhow::Result<(i64, i64)> {
