@@ -49,6 +49,16 @@ pub struct Config {
     )]
     pub max_photo_bytes: u64,
 
+    /// Seconds a document no sync connection holds stays in memory after
+    /// its last message; then it is dropped, and loaded again when needed.
+    #[arg(
+        long,
+        env = "FIELDNOTES_DOCUMENT_IDLE_SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub document_idle_secs: u64,
+
     /// How logs are written to stderr: `text` for people (coloured only on a
     /// terminal), `json` for log collectors (one object per line). Which
     /// events: RUST_LOG (default `info`).

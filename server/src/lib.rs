@@ -3,22 +3,17 @@
 //! transaction — into the PostGIS inventory coordinators and régies read.
 //!
 //! Data path (see `docs/ARCHITECTURE.md`): phone → `/sync` WebSocket
-//! ([`http::sync`]) → samod repo ([`repo`]) → [`storage::PgStorage`] → one
-//! transaction storing the chunk and updating the inventory ([`materialise`]) →
-//! the acknowledgement leaves only once that transaction committed
-//! ([`durability`]).
+//! ([`http::sync`]) → the sync core ([`sync`]): the connection checks each
+//! message, the document's owner judges its changes, a committer stores them
+//! with the inventory rows they change ([`materialise`]) in one transaction,
+//! and only then does the reply announcing them leave.
 
 pub mod auth;
-pub mod committed;
 pub mod config;
-pub mod deliveries;
-pub mod durability;
 pub mod embedded_pg;
 pub mod http;
 pub mod materialise;
-pub mod repo;
-pub mod storage;
-pub mod sync_auth;
+pub mod sync;
 
 use std::net::SocketAddr;
 
@@ -45,32 +40,34 @@ pub async fn connect_database(database_url: &str, max_connections: u32) -> anyho
     Ok(pool)
 }
 
+/// What the service is told at start beyond its database and socket.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Photos larger than this are refused.
+    pub max_photo_bytes: u64,
+    pub sync: sync::SyncSettings,
+}
+
 /// Runs the service on `listener` until `shutdown` resolves or storage fails
 /// for good; returns an error in the latter case so the process exits non-zero.
-/// Photos larger than `max_photo_bytes` are refused.
 pub async fn serve(
     pool: PgPool,
     listener: TcpListener,
-    max_photo_bytes: u64,
+    options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (fatal, mut fatal_rx) = storage::FatalStorageError::channel();
-    let committed = committed::CommittedDocs::new(pool.clone());
-    let access = sync_auth::SyncAccess::new(pool.clone(), committed.clone());
-    let storage =
-        storage::PgStorage::new(pool.clone(), committed.clone(), access.deliveries(), fatal);
+    let (fatal, mut fatal_rx) = sync::store::FatalStorageError::channel();
+    let core = sync::SyncCore::start(pool.clone(), options.sync, fatal).await?;
     let stop_background = tokio_util::sync::CancellationToken::new();
     tokio::spawn(
-        access
+        core.access()
             .clone()
             .watch_revocations(stop_background.child_token()),
     );
-    let sync_repo = repo::SyncRepo::start(storage, access, committed.clone()).await?;
     let state = http::AppState {
         pool,
-        sync: sync_repo.clone(),
-        committed,
-        max_photo_bytes,
+        sync: core.clone(),
+        max_photo_bytes: options.max_photo_bytes,
     };
     let app = http::router(state);
     let local: SocketAddr = listener.local_addr()?;
@@ -78,7 +75,7 @@ pub async fn serve(
 
     let storage_failed = async move {
         let reason = fatal_rx.wait().await;
-        tracing::error!(%reason, "storage failed permanently; stopping so nothing is acknowledged unsaved");
+        tracing::error!(%reason, "storage failed permanently; stopping");
         reason
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -94,9 +91,9 @@ pub async fn serve(
     };
     let _ = stop_tx.send(());
     stop_background.cancel();
-    sync_repo.stop().await;
-    // Open WebSockets keep axum's graceful shutdown waiting; the repo has stopped
-    // and flushed, so what is left to wait for holds nothing worth keeping.
+    core.stop();
+    // Open WebSockets keep axum's graceful shutdown waiting; the core told
+    // them to close, and nothing unstored was acknowledged.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
     outcome
 }

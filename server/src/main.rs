@@ -11,7 +11,9 @@ use fieldnotes_server::{
     config::{Command, LogFormat},
     connect_database,
     embedded_pg::EmbeddedPostgres,
-    serve, Config,
+    serve,
+    sync::SyncSettings,
+    Config, ServeOptions,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -84,7 +86,13 @@ async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
         "{}",
         serde_json::json!({ "listening": listener.local_addr()?.to_string() })
     );
-    serve(pool, listener, config.max_photo_bytes, shutdown_signal()).await
+    let options = ServeOptions {
+        max_photo_bytes: config.max_photo_bytes,
+        sync: SyncSettings {
+            document_idle: std::time::Duration::from_secs(config.document_idle_secs),
+        },
+    };
+    serve(pool, listener, options, shutdown_signal()).await
 }
 
 async fn create_admin(

@@ -11,17 +11,12 @@ use std::{
     hash::{Hash, Hasher},
 };
 
+use automerge::Automerge;
 use schemas::{FieldProblem, RecordKind};
 use serde_json::{json, Value as Json};
 use sqlx::{PgConnection, Postgres, Transaction};
-use sync::{check_header_unchanged, read_notebook, ReadRecord, RecordState};
+use sync::{check_header_unchanged, read_notebook, NotebookHeader, ReadRecord, RecordState};
 use uuid::Uuid;
-
-use crate::{
-    auth::Credential,
-    committed::{load_committed, CommittedDoc, CommittedDocs},
-    deliveries::Deliveries,
-};
 
 /// Territory for documents whose header names none (created by the first migration).
 pub const DEFAULT_TERRITORY: Uuid = Uuid::nil();
@@ -31,127 +26,66 @@ pub const DEFAULT_TERRITORY: Uuid = Uuid::nil();
 #[derive(Debug, Default)]
 pub struct Fingerprints(HashMap<(RecordKind, String), u64>);
 
-/// Stores one chunk of `doc_id` and brings the inventory in line with the
-/// document, in one transaction; storing the same chunk twice stores it once.
-/// A change's receipt (who delivered it, when) is stored with it.
-pub async fn store_chunk(
-    committed: &CommittedDocs,
-    deliveries: &Deliveries,
-    doc_id: &str,
-    key: &str,
-    data: &[u8],
-) -> Result<(), sqlx::Error> {
-    let slot = committed.slot(doc_id);
-    let mut state = slot.state.lock().await;
-    // Taken out: if anything below fails, the slot is left empty and the next
-    // user reloads the committed state from the database.
-    let cached = state.take();
-
-    let mut tx = committed.pool().begin().await?;
-    sqlx::query(
-        "INSERT INTO documents (doc_id, territory_id) VALUES ($1, $2) ON CONFLICT (doc_id) DO NOTHING",
-    )
-    .bind(doc_id)
-    .bind(DEFAULT_TERRITORY)
-    .execute(&mut *tx)
-    .await?;
-    // The row lock serialises writers of this document across server processes.
-    let revision: i64 =
-        sqlx::query_scalar("SELECT revision FROM documents WHERE doc_id = $1 FOR UPDATE")
-            .bind(doc_id)
-            .fetch_one(&mut *tx)
-            .await?;
-    let inserted = sqlx::query(
-        "INSERT INTO automerge_chunks (key, doc_id, data) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(key)
-    .bind(doc_id)
-    .bind(data)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        tx.commit().await?;
-        *state = cached;
-        tracing::debug!("chunk already stored");
-        return Ok(());
-    }
-
-    let mut current = match cached {
-        Some(doc) if doc.revision == revision => {
-            let mut doc = doc;
-            if let Err(error) = doc.doc.load_incremental(data) {
-                tracing::error!(%error, "a chunk samod stored does not load");
-            }
-            doc
-        }
-        // Cold, or another process wrote since: the stored chunks (this one
-        // included, inside this transaction) are the truth.
-        _ => load_committed(&mut tx, doc_id).await?,
-    };
-    current.revision = revision + 1;
-    materialise(&mut tx, doc_id, &mut current).await?;
-    let received = store_receipts(&mut tx, deliveries, doc_id, key, data).await?;
-    tx.commit().await?;
-    deliveries.forget(&received);
-    if let Some(header) = &current.header {
-        committed.remember_owner(doc_id, header);
-    }
-    tracing::debug!(doc_id, key, revision = current.revision, "chunk stored");
-    *state = Some(current);
-    drop(state);
-    slot.committed.notify_waiters();
-    Ok(())
+/// A document as committed in PostgreSQL at `revision`, with what the
+/// inventory holds of it.
+pub struct CommittedDoc {
+    pub doc: Automerge,
+    /// `documents.revision` this state corresponds to (0: not stored yet). A
+    /// different revision in the database means another server process
+    /// wrote: reload before use.
+    pub revision: i64,
+    /// What the inventory holds for each record, so only changed records are rewritten.
+    pub fingerprints: Fingerprints,
+    /// The header established when the notebook was first stored, if any.
+    pub header: Option<NotebookHeader>,
 }
 
-/// Records who delivered the changes of an incremental chunk (compacted
-/// snapshots hold changes already received); returns their hashes.
-async fn store_receipts(
-    tx: &mut Transaction<'_, Postgres>,
-    deliveries: &Deliveries,
+impl CommittedDoc {
+    /// Whether PostgreSQL holds this document at all.
+    pub fn is_stored(&self) -> bool {
+        self.revision > 0
+    }
+}
+
+/// Reads a document's committed chunks and revision; a document never stored
+/// reads as empty at revision 0.
+pub async fn load_committed(
+    conn: &mut PgConnection,
     doc_id: &str,
-    key: &str,
-    data: &[u8],
-) -> Result<Vec<automerge::ChangeHash>, sqlx::Error> {
-    if !key.contains("/incremental/") {
-        return Ok(Vec::new());
+) -> Result<CommittedDoc, sqlx::Error> {
+    let (revision, owner, territory): (i64, Option<Uuid>, Uuid) =
+        sqlx::query_as("SELECT revision, owner_id, territory_id FROM documents WHERE doc_id = $1")
+            .bind(doc_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .unwrap_or((0, None, DEFAULT_TERRITORY));
+    let chunks: Vec<(Vec<u8>,)> =
+        sqlx::query_as("SELECT data FROM automerge_chunks WHERE doc_id = $1 ORDER BY key")
+            .bind(doc_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut doc = Automerge::new();
+    for (data,) in chunks {
+        if let Err(error) = doc.load_incremental(&data) {
+            // Stored chunks hold only changes automerge produced and the
+            // judge accepted; one that does not load is reported, not fatal.
+            tracing::error!(doc_id, %error, "a stored chunk does not load");
+        }
     }
-    let hashes: Vec<automerge::ChangeHash> = sync::wire::chunk_changes(data)
-        .unwrap_or_default()
-        .iter()
-        .map(automerge::Change::hash)
-        .collect();
-    let known = deliveries.of(&hashes);
-    if known.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows: Vec<Json> = known
-        .iter()
-        .map(|(hash, delivery)| {
-            let (device, session) = match delivery.credential {
-                Credential::Device { device_id } => (Some(device_id), None),
-                Credential::Session { session_id } => (None, Some(session_id)),
-            };
-            json!({"hash": hash.to_string(), "account": delivery.account_id,
-                   "device": device, "session": session})
-        })
-        .collect();
-    sqlx::query(
-        "INSERT INTO change_receipts (doc_id, change_hash, account_id, device_id, session_id) \
-         SELECT $1, r.hash, r.account, r.device, r.session \
-         FROM jsonb_to_recordset($2) AS r(hash text, account uuid, device uuid, session uuid) \
-         ON CONFLICT (doc_id, change_hash) DO NOTHING",
-    )
-    .bind(doc_id)
-    .bind(Json::Array(rows))
-    .execute(&mut **tx)
-    .await?;
-    Ok(known.into_iter().map(|(hash, _)| hash).collect())
+    Ok(CommittedDoc {
+        doc,
+        revision,
+        fingerprints: Fingerprints::default(),
+        header: owner.map(|owner_id| NotebookHeader {
+            territory_id: territory,
+            owner_id,
+        }),
+    })
 }
 
 /// Writes the inventory rows of every record that changed since `current` was
-/// last materialised, and the document's own row.
-async fn materialise(
+/// last materialised, and the document's own row (at `current.revision`).
+pub async fn materialise(
     tx: &mut Transaction<'_, Postgres>,
     doc_id: &str,
     current: &mut CommittedDoc,

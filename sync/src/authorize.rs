@@ -163,9 +163,6 @@ pub enum Decision {
         missing: Vec<ChangeHash>,
     },
     Refused(Refusal),
-    /// Some changes depend on these, which the server accepted but has not
-    /// committed: decide again once they are.
-    AwaitCommit(Vec<ChangeHash>),
 }
 
 /// Decides whether `chunks` (the change chunks of a sync message, after those
@@ -175,11 +172,8 @@ pub enum Decision {
 /// Only the document's established owner may leave changes waiting: once a
 /// dependency arrives automerge applies whatever waited for it, so a waiting
 /// change is judged with the owner's rights when it becomes applicable.
-/// `uncommitted` tells the changes the server accepted before and has not
-/// committed yet.
 pub fn authorize_notebook_changes(
     committed: &Automerge,
-    uncommitted: impl Fn(&ChangeHash) -> bool,
     chunks: &[Vec<u8>],
     rights: &WriterRights,
 ) -> Decision {
@@ -190,7 +184,7 @@ pub fn authorize_notebook_changes(
         if let Err(refusal) = check_counts(chunks) {
             return Decision::Refused(refusal);
         }
-        decide(committed, &uncommitted, chunks, rights)
+        decide(committed, chunks, rights)
     }))
     .unwrap_or(Decision::Refused(Refusal::Unapplicable))
 }
@@ -219,25 +213,16 @@ fn check_counts(chunks: &[Vec<u8>]) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn decide(
-    committed: &Automerge,
-    uncommitted: &impl Fn(&ChangeHash) -> bool,
-    chunks: &[Vec<u8>],
-    rights: &WriterRights,
-) -> Decision {
+fn decide(committed: &Automerge, chunks: &[Vec<u8>], rights: &WriterRights) -> Decision {
     let mut after = committed.clone();
     for chunk in chunks {
-        // Chunks have passed `wire::check_incoming`; what still fails to load
+        // Chunks have passed `check_counts` (`wire::chunk_changes`); what still fails to load
         // cannot be judged and is refused.
         if let Err(error) = after.load_incremental(chunk) {
             return Decision::Refused(Refusal::NotANotebook(error.to_string()));
         }
     }
     let missing = after.get_missing_deps(&[]);
-    let awaited: Vec<ChangeHash> = missing.iter().copied().filter(|h| uncommitted(h)).collect();
-    if !awaited.is_empty() {
-        return Decision::AwaitCommit(awaited);
-    }
     let waiting = if missing.is_empty() {
         Vec::new()
     } else {
@@ -679,18 +664,12 @@ mod tests {
         phone: &Automerge,
         rights: &WriterRights,
     ) -> Result<(), Refusal> {
-        match authorize_notebook_changes(
-            committed,
-            |_: &ChangeHash| false,
-            &chunks_after(phone, committed),
-            rights,
-        ) {
+        match authorize_notebook_changes(committed, &chunks_after(phone, committed), rights) {
             Decision::Allowed { waiting, .. } => {
                 assert!(waiting.is_empty(), "unexpected waiting changes {waiting:?}");
                 Ok(())
             }
             Decision::Refused(refusal) => Err(refusal),
-            Decision::AwaitCommit(_) => panic!("nothing is uncommitted here"),
         }
     }
 
@@ -844,12 +823,7 @@ mod tests {
         let phone = with_second_sighting(&with_sighting, header.owner_id);
         let last = phone.get_last_local_change().unwrap().clone();
         let rights = rights(header.owner_id, header.territory_id);
-        match authorize_notebook_changes(
-            &created,
-            |_: &ChangeHash| false,
-            &[last.raw_bytes().to_vec()],
-            &rights,
-        ) {
+        match authorize_notebook_changes(&created, &[last.raw_bytes().to_vec()], &rights) {
             Decision::Allowed {
                 waiting, missing, ..
             } => {
@@ -864,30 +838,11 @@ mod tests {
     }
 
     #[test]
-    fn a_change_depending_on_an_accepted_uncommitted_one_awaits_its_commit() {
-        let (created, with_sighting, sighting_change, header) = notebook_and_last_change();
-        let phone = with_second_sighting(&with_sighting, header.owner_id);
-        let last = phone.get_last_local_change().unwrap().raw_bytes().to_vec();
-        let accepted = automerge::Change::from_bytes(sighting_change)
-            .unwrap()
-            .hash();
-        assert!(matches!(
-            authorize_notebook_changes(
-                &created,
-                |hash: &ChangeHash| *hash == accepted,
-                &[last],
-                &rights(header.owner_id, header.territory_id)
-            ),
-            Decision::AwaitCommit(awaited) if awaited == vec![accepted]
-        ));
-    }
-
-    #[test]
     fn changes_without_a_known_beginning_are_refused() {
         let (_, _, last, header) = notebook_and_last_change();
         let rights = rights(header.owner_id, header.territory_id);
         assert!(matches!(
-            authorize_notebook_changes(&Automerge::new(), |_: &ChangeHash| false, &[last], &rights),
+            authorize_notebook_changes(&Automerge::new(), &[last], &rights),
             Decision::Refused(Refusal::UnknownHistory)
         ));
     }
@@ -899,7 +854,7 @@ mod tests {
         let last = later.get_last_local_change().unwrap().raw_bytes().to_vec();
         let stranger = rights(Uuid::new_v4(), header.territory_id);
         assert_eq!(
-            match authorize_notebook_changes(&created, |_: &ChangeHash| false, &[last], &stranger) {
+            match authorize_notebook_changes(&created, &[last], &stranger) {
                 Decision::Refused(refusal) => Some(refusal),
                 _ => None,
             },
@@ -926,21 +881,16 @@ mod tests {
             .to_vec();
         let rights = rights(header.owner_id, header.territory_id);
         assert!(matches!(
-            authorize_notebook_changes(&created, |_: &ChangeHash| false, std::slice::from_ref(&forbidden_change), &rights),
+            authorize_notebook_changes(&created, std::slice::from_ref(&forbidden_change), &rights),
             Decision::Allowed { ref waiting, .. } if waiting.len() == 1
         ));
         // The dependency alone would be fine; with the change that waited for it, it is not.
         assert!(matches!(
-            authorize_notebook_changes(&created, |_: &ChangeHash| false, std::slice::from_ref(&sighting_change), &rights),
+            authorize_notebook_changes(&created, std::slice::from_ref(&sighting_change), &rights),
             Decision::Allowed { ref waiting, .. } if waiting.is_empty()
         ));
         assert!(matches!(
-            authorize_notebook_changes(
-                &created,
-                |_: &ChangeHash| false,
-                &[forbidden_change, sighting_change],
-                &rights
-            ),
+            authorize_notebook_changes(&created, &[forbidden_change, sighting_change], &rights),
             Decision::Refused(Refusal::CoordinatorField { .. })
         ));
     }
@@ -1229,12 +1179,7 @@ mod tests {
         }
         let forged = automerge::Change::from(expanded);
         assert!(matches!(
-            authorize_notebook_changes(
-                &committed,
-                |_: &ChangeHash| false,
-                &[forged.raw_bytes().to_vec()],
-                &rights
-            ),
+            authorize_notebook_changes(&committed, &[forged.raw_bytes().to_vec()], &rights),
             Decision::Refused(_)
         ));
     }

@@ -208,6 +208,18 @@ impl ServerProcess {
         })
     }
 
+    /// Starts the server on `database_url` with extra command-line arguments
+    /// (e.g. `--document-idle-secs 1`).
+    pub fn start_with(database_url: &str, args: &[&str]) -> anyhow::Result<ServerProcess> {
+        Self::spawn(Launch {
+            binary: None,
+            database_url: Some(database_url.to_string()),
+            extra_args: args.iter().map(ToString::to_string).collect(),
+            log: None,
+            log_filter: None,
+        })
+    }
+
     /// Starts the server on `database_url` with its stderr appended to `log`,
     /// logging at `filter` (a RUST_LOG value): for tests that read the logs.
     pub fn start_logged(

@@ -2,7 +2,7 @@
 //! forbidden write; each is refused with a reason, the inventory is unchanged,
 //! and honest clients keep syncing. Revoking a device cuts its sync at once.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context;
 use automerge::Automerge;
@@ -14,12 +14,7 @@ use fieldnotes_tests::{
 use mobile_bridge::{Phone, PhoneError};
 use schemas::{FieldRecord, RecordKind};
 use serde_json::{json, Value};
-use server::{
-    auth::Role,
-    committed::CommittedDocs,
-    repo::SamodDocs,
-    sync_auth::{IncomingError, SyncAccess},
-};
+use server::auth::Role;
 use sqlx::PgPool;
 use sync::{new_notebook, put_raw_record, set_field, NotebookHeader};
 
@@ -789,8 +784,8 @@ async fn logging_out_closes_the_sessions_open_sync_connection_and_refuses_the_ne
 
 /// Two server processes share the database. When a change arrives whose
 /// dependency this process has not seen, another process may have committed
-/// it (and samod here may have loaded it, and would apply the change at once):
-/// the change is judged against the database's latest state, not left waiting.
+/// it: the change is judged against the database's latest state, not left
+/// waiting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forbidden_change_whose_dependency_another_server_process_committed_is_refused_at_once(
 ) -> anyhow::Result<()> {
@@ -822,66 +817,9 @@ async fn a_forbidden_change_whose_dependency_another_server_process_committed_is
     Ok(())
 }
 
-/// samod drops the messages it still buffers for a connection that closes, so
-/// a change the judge accepted on such a connection may never commit. A change
-/// depending on it must not wait for it forever (each retry would time out the
-/// same way): once that connection has been closed a moment and samod does
-/// not hold the change, it is forgotten, and the dependant waits for it as for
-/// any change the server never received. The judge is driven directly here,
-/// with a samod repo that received nothing (as if it had dropped everything),
-/// so that nothing it accepts is ever stored.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_accepted_on_a_connection_that_closed_before_it_was_stored_stops_holding_back_its_dependants(
-) -> anyhow::Result<()> {
-    let world = world().await?;
-    let judge = SyncAccess::new(world.pool.clone(), CommittedDocs::new(world.pool.clone()))
-        .with_dependency_wait(Duration::from_secs(10));
-    judge.attach_samod(Arc::new(SamodDocs(samod::Repo::build_tokio().load().await)));
-    let alice = server::auth::authenticate(&world.pool, &world.alice.device.secret)
-        .await?
-        .context("alice's device credential authenticates")?;
-    let (original, first, second) = two_new_sightings(&world)?;
-    let doc_id = world.alice_phone.notebook_id().to_string();
-    let message = |sync_message: Vec<u8>| {
-        ::sync::wire::check_incoming(&fieldnotes_tests::raw_peer::sync_message(
-            "device-test",
-            "server",
-            &doc_id,
-            &sync_message,
-        ))
-        .expect("a well-formed sync message")
-    };
-
-    let (dropped, resent) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let dropped_registration = judge.register(&alice, dropped)?;
-    let _resent_registration = judge.register(&alice, resent)?;
-    judge
-        .authorize_incoming(&alice, dropped, &message(changes_since(&original, &first)))
-        .await?;
-    // While its connection is open, samod may still apply the first change:
-    // the dependant waits for it to commit, and is turned away after the wait.
-    // Once it is closed, the dependant is let through to wait for it.
-    let dependant = message(changes_since(&first, &second));
-    assert!(matches!(
-        judge.authorize_incoming(&alice, resent, &dependant).await,
-        Err(IncomingError::DependenciesNotCommitted)
-    ));
-    drop(dropped_registration);
-    judge
-        .authorize_incoming(&alice, resent, &dependant)
-        .await
-        .context("the dependant waits for the dropped change instead of being turned away")?;
-    judge
-        .authorize_incoming(&alice, resent, &message(changes_since(&original, &first)))
-        .await
-        .context("the dropped change, sent again, completes the dependant")?;
-    Ok(())
-}
-
-/// samod asks the share policy about every (document, connection) pair,
-/// including while a document is being created and the server cannot yet
-/// tell whose it is. A volunteer connected at that moment must not keep the
-/// access granted then: once the notebook is stored, its owner decides.
+/// While a document is being created the server cannot yet tell whose it
+/// is. A volunteer connected at that moment must not be given it: once the
+/// notebook is stored, its owner decides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notebook_created_while_another_volunteer_is_connected_is_not_shared_with_them(
 ) -> anyhow::Result<()> {
@@ -976,7 +914,7 @@ async fn each_change_is_recorded_as_delivered_by_the_device_that_sent_it() -> an
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_credential_can_open_only_so_many_connections_and_create_only_so_many_notebooks(
 ) -> anyhow::Result<()> {
-    use server::sync_auth::{MAX_CONNECTIONS_PER_CREDENTIAL, MAX_NEW_DOCUMENTS_PER_HOUR};
+    use server::sync::access::{MAX_CONNECTIONS_PER_CREDENTIAL, MAX_NEW_DOCUMENTS_PER_HOUR};
     let world = world().await?;
     let before = inventory(&world.pool).await?;
     let mut open = Vec::new();

@@ -1,5 +1,6 @@
 //! `GET /health`: liveness and database reachability, for load balancers —
-//! public, and saying nothing about the data.
+//! public, and saying nothing about the data: how many documents and sync
+//! connections this process holds in memory, for operators watching load.
 
 use axum::{extract::State, http::Method, Json};
 use serde_json::{json, Value};
@@ -12,5 +13,12 @@ pub fn routes() -> Routes {
 
 async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     sqlx::query("SELECT 1").execute(&state.pool).await?;
-    Ok(Json(json!({ "status": "ok", "database": "ok" })))
+    Ok(Json(json!({
+        "status": "ok",
+        "database": "ok",
+        "sync": {
+            "liveDocuments": state.sync.live_documents(),
+            "openConnections": state.sync.access().open_connections(),
+        },
+    })))
 }

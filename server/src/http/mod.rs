@@ -22,7 +22,7 @@ use axum::{
 };
 use sqlx::PgPool;
 
-use crate::{committed::CommittedDocs, repo::SyncRepo};
+use crate::sync::SyncCore;
 
 /// `POST /api/accounts`: creating accounts (admin).
 pub mod accounts;
@@ -65,8 +65,7 @@ pub const MAX_JSON_BODY_BYTES: usize = 2 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
-    pub sync: SyncRepo,
-    pub committed: CommittedDocs,
+    pub sync: SyncCore,
     /// Largest photo accepted, in bytes (`--max-photo-bytes`).
     pub max_photo_bytes: u64,
 }

@@ -8,9 +8,10 @@ use axum::{
 
 use super::{extractor::principal_from_request_parts, ApiError, AppState, Routes};
 
-/// Largest sync message accepted: a phone's notebook after weeks offline is far
-/// smaller; photos travel separately.
-const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Largest WebSocket message read at all: above the protocol's own limit
+/// (`sync::protocol::Limits`), so that a message between the two is refused
+/// with an `error` naming that limit rather than a bare close.
+const MAX_FRAME_BYTES: usize = sync::protocol::Limits::DEFAULT_MAX_MESSAGE_BYTES + 1024 * 1024;
 
 pub fn routes() -> Routes {
     Routes::new().route(Method::GET, "/sync", upgrade)
@@ -39,11 +40,10 @@ async fn upgrade(
         })?;
     tracing::info!(%connection_id, account = %principal.account_id, "sync connection authenticated");
     Ok(ws
-        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
-            if let Err(error) = state.sync.accept(socket, principal, registration) {
-                tracing::warn!(%connection_id, %error, "sync connection refused");
-            }
+            state.sync.accept(socket, principal, registration);
         })
         .into_response())
 }

@@ -102,6 +102,11 @@ impl Connection {
         }
     }
 
+    /// The peer id the other side joined (or must join) as.
+    pub fn remote(&self) -> &PeerId {
+        &self.remote
+    }
+
     /// Whether the handshake is done.
     pub fn is_open(&self) -> bool {
         self.phase == Phase::Open

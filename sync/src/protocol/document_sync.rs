@@ -69,14 +69,24 @@ impl DocumentSync {
     }
 
     /// Records what the peer said it has and needs. The message's changes
-    /// are not applied: the caller has applied (and stored) those it accepted.
+    /// are not applied: the caller has applied those it accepted.
     pub fn received(
         &mut self,
         doc: &mut Automerge,
         mut message: IncomingSync,
     ) -> Result<(), AutomergeError> {
+        let carried_changes = !message.0.changes.is_empty();
+        let last_sent = self.state.last_sent_heads.clone();
         message.0.changes = Vec::<Vec<u8>>::new().into();
-        doc.receive_sync_message(&mut self.state, message.0)
+        doc.receive_sync_message(&mut self.state, message.0)?;
+        if carried_changes {
+            // Without changes and with heads equal to ours, automerge takes
+            // the message for one answering heads we sent, and would not
+            // announce them; here our heads equal the peer's only because the
+            // caller applied its changes, which the peer must hear were taken.
+            self.state.last_sent_heads = last_sent;
+        }
+        Ok(())
     }
 
     /// The next message for this peer, from the committed document, if there
@@ -157,6 +167,43 @@ mod tests {
         assert_eq!(server.get_heads(), phone.get_heads());
         let value = server.get(ROOT, "count").unwrap().unwrap().0;
         assert_eq!(value.as_i64(), Some(3));
+    }
+
+    #[test]
+    fn changes_taken_in_are_acknowledged_with_the_new_heads() {
+        let mut phone = Automerge::new();
+        with_count(&mut phone, 3);
+        let mut phone_state = sync::State::new();
+        let mut server = Automerge::new();
+        let mut peer = DocumentSync::new();
+        // The phone's opening message, and the server's answer (it has nothing).
+        let opening = phone.generate_sync_message(&mut phone_state).unwrap();
+        let incoming = IncomingSync::decode(&opening.encode(), 100).unwrap();
+        for chunk in incoming.changes() {
+            server.load_incremental(&chunk).unwrap();
+        }
+        peer.received(&mut server, incoming).unwrap();
+        if let Some(reply) = peer.reply(&server) {
+            phone
+                .receive_sync_message(&mut phone_state, sync::Message::decode(&reply).unwrap())
+                .unwrap();
+        }
+        // Until the server has taken the phone's changes in.
+        while server.get_heads() != phone.get_heads() {
+            let message = phone.generate_sync_message(&mut phone_state).unwrap();
+            let incoming = IncomingSync::decode(&message.encode(), 100).unwrap();
+            for chunk in incoming.changes() {
+                server.load_incremental(&chunk).unwrap();
+            }
+            peer.received(&mut server, incoming).unwrap();
+        }
+        let ack = peer
+            .reply(&server)
+            .expect("the server acknowledges what it took in");
+        assert_eq!(
+            sync::Message::decode(&ack).unwrap().heads,
+            phone.get_heads()
+        );
     }
 
     #[test]

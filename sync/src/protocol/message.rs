@@ -28,10 +28,15 @@ pub struct Limits {
     pub max_items: usize,
 }
 
+impl Limits {
+    /// The default of [`Limits::max_message_bytes`].
+    pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+}
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_message_bytes: 16 * 1024 * 1024,
+            max_message_bytes: Limits::DEFAULT_MAX_MESSAGE_BYTES,
             max_id_chars: 256,
             max_text_chars: 4096,
             max_items: 1024,

@@ -1,0 +1,280 @@
+//! One WebSocket on `/sync`: a reader that checks each message with the
+//! protocol engine and hands it to the document it is about, and a writer
+//! that sends what the documents' owners queue for this peer.
+//!
+//! A connection holds at most [`MAX_DOCUMENTS_PER_CONNECTION`] documents open.
+//! Its outgoing queue is bounded: a peer that does not read its messages is
+//! disconnected rather than let grow the server's memory. Whoever closes the
+//! connection (a refusal, a revocation, a protocol error) gives the reason,
+//! which the peer receives as an `error` message before the close frame.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::extract::ws::{Message as Frame, WebSocket};
+use futures::{SinkExt, StreamExt};
+use sync::protocol::{Connection, DocumentId, Incoming, Limits};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{
+    access::{peer_id_for, ConnectionRegistration, MAX_DOCUMENTS_PER_CONNECTION},
+    document::DocMessage,
+    Hub,
+};
+use crate::auth::{Credential, Principal};
+
+/// Messages waiting to be written to one peer.
+const OUTGOING_QUEUE: usize = 1024;
+/// How long writing one message may take before the peer is taken for gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a connection closes, given once.
+#[derive(Default)]
+struct Closing {
+    token: CancellationToken,
+    reason: Mutex<Option<String>>,
+}
+
+/// A connected peer, as documents' owners reach it.
+pub struct Peer {
+    pub connection_id: Uuid,
+    pub principal: Principal,
+    /// The connection's protocol state after the handshake: its encoders
+    /// address messages from this server to this peer.
+    pub protocol: Connection,
+    outgoing: mpsc::Sender<Vec<u8>>,
+    closing: Arc<Closing>,
+}
+
+impl Peer {
+    /// Queues `message` for the peer; a peer whose queue is full is not
+    /// reading, and is disconnected.
+    pub fn send(&self, message: Vec<u8>) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.outgoing.try_send(message) {
+            self.close("this connection does not read its messages; reconnect");
+        }
+    }
+
+    /// Closes the connection, telling the peer `reason`.
+    pub fn close(&self, reason: &str) {
+        close(&self.closing, reason);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closing.token.is_cancelled()
+    }
+}
+
+fn close(closing: &Closing, reason: &str) {
+    let mut current = closing.reason.lock().expect("closing reason poisoned");
+    if current.is_none() && !closing.token.is_cancelled() {
+        *current = Some(reason.to_string());
+    }
+    drop(current);
+    closing.token.cancel();
+}
+
+/// Serves one authenticated WebSocket until it closes.
+pub(super) async fn serve(
+    hub: Arc<Hub>,
+    socket: WebSocket,
+    principal: Principal,
+    registration: ConnectionRegistration,
+) {
+    let connection_id = registration.connection_id();
+    let (sink, mut stream) = socket.split();
+    let mut protocol = Connection::new(
+        hub.local_peer_id.clone(),
+        peer_id_for(&principal.credential),
+        hub.metadata.clone(),
+        Limits::default(),
+    );
+    let closing = Arc::new(Closing::default());
+    let (outgoing, queued) = mpsc::channel(OUTGOING_QUEUE);
+    let writer = tokio::spawn(write(sink, queued, closing.clone(), protocol.clone()));
+    let goodbye = match principal.credential {
+        Credential::Device { .. } => "this device's credential was revoked",
+        Credential::Session { .. } => "this session ended (logged out or expired)",
+    };
+    tracing::info!(%connection_id, "sync connection accepted");
+
+    let mut principal = Some(principal);
+    let mut peer: Option<Arc<Peer>> = None;
+    let mut open: HashSet<DocumentId> = HashSet::new();
+    loop {
+        let frame = tokio::select! {
+            frame = stream.next() => frame,
+            () = registration.revoked.cancelled() => {
+                close(&closing, goodbye);
+                break;
+            }
+            () = hub.stopping.cancelled() => {
+                close(&closing, "the server is stopping; reconnect in a moment");
+                break;
+            }
+            () = closing.token.cancelled() => break,
+        };
+        let bytes = match frame {
+            Some(Ok(Frame::Binary(bytes))) => bytes,
+            Some(Ok(Frame::Text(_))) => {
+                close(
+                    &closing,
+                    "text frames are not part of the automerge-repo protocol",
+                );
+                break;
+            }
+            Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
+            Some(Ok(Frame::Close(_))) | None => break,
+            Some(Err(error)) => {
+                tracing::debug!(%connection_id, %error, "sync connection lost");
+                break;
+            }
+        };
+        let incoming = match protocol.receive(&bytes) {
+            Ok(incoming) => incoming,
+            Err(error) => {
+                tracing::warn!(%connection_id, %error, "closing a sync connection");
+                close(&closing, &error.to_string());
+                break;
+            }
+        };
+        match incoming {
+            Incoming::Joined { reply, .. } => {
+                if let Some(principal) = principal.take() {
+                    peer = Some(Arc::new(Peer {
+                        connection_id,
+                        principal,
+                        protocol: protocol.clone(),
+                        outgoing: outgoing.clone(),
+                        closing: closing.clone(),
+                    }));
+                }
+                if outgoing.send(reply).await.is_err() {
+                    break;
+                }
+            }
+            Incoming::Sync {
+                document_id,
+                data,
+                is_request,
+            } => {
+                let Some(peer) = &peer else { continue };
+                if !open.contains(&document_id) {
+                    if open.len() >= MAX_DOCUMENTS_PER_CONNECTION {
+                        tracing::warn!(%connection_id, "a connection opens too many documents");
+                        close(
+                            &closing,
+                            &format!(
+                                "this connection holds {MAX_DOCUMENTS_PER_CONNECTION} documents open, \
+                                 the limit; close some before opening more"
+                            ),
+                        );
+                        break;
+                    }
+                    open.insert(document_id);
+                }
+                let message = DocMessage::Sync {
+                    peer: peer.clone(),
+                    data,
+                    is_request,
+                };
+                hub.dispatch(document_id, message).await;
+            }
+            Incoming::DocUnavailable { document_id } => {
+                if open.remove(&document_id) {
+                    hub.dispatch_if_live(document_id, DocMessage::Left { connection_id })
+                        .await;
+                }
+            }
+            Incoming::Ephemeral {
+                document_id,
+                count,
+                session_id,
+                data,
+            } => {
+                let Some(peer) = &peer else { continue };
+                if open.contains(&document_id) {
+                    let message = DocMessage::Ephemeral {
+                        peer: peer.clone(),
+                        count,
+                        session_id,
+                        data,
+                    };
+                    hub.dispatch_if_live(document_id, message).await;
+                }
+            }
+            // Accepted, not acted on: this server keeps no remote heads.
+            Incoming::RemoteSubscriptionChange { .. } | Incoming::RemoteHeadsChanged { .. } => {}
+            Incoming::Leave => break,
+            Incoming::PeerError { message } => {
+                tracing::warn!(%connection_id, %message, "the peer reported an error; closing");
+                break;
+            }
+        }
+    }
+    for document_id in open {
+        hub.dispatch_if_live(document_id, DocMessage::Left { connection_id })
+            .await;
+    }
+    closing.token.cancel();
+    drop(outgoing);
+    drop(peer);
+    let _ = writer.await;
+    tracing::info!(%connection_id, "sync connection closed");
+    drop(registration);
+}
+
+/// Writes queued messages until the connection closes; then what was queued
+/// before the close, the `error` naming why (if a reason was given), and
+/// the close frame.
+async fn write(
+    mut sink: futures::stream::SplitSink<WebSocket, Frame>,
+    mut queued: mpsc::Receiver<Vec<u8>>,
+    closing: Arc<Closing>,
+    protocol: Connection,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            message = queued.recv() => match message {
+                Some(bytes) => {
+                    if !send(&mut sink, bytes).await {
+                        closing.token.cancel();
+                        return;
+                    }
+                }
+                None => break,
+            },
+            () = closing.token.cancelled() => break,
+        }
+    }
+    while let Ok(bytes) = queued.try_recv() {
+        if !send(&mut sink, bytes).await {
+            return;
+        }
+    }
+    let reason = closing
+        .reason
+        .lock()
+        .expect("closing reason poisoned")
+        .take();
+    if let Some(reason) = reason {
+        if !send(&mut sink, protocol.error(&reason)).await {
+            return;
+        }
+    }
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Frame::Close(None))).await;
+}
+
+/// Sends one message; false if the peer is gone or does not take it in time.
+async fn send(sink: &mut futures::stream::SplitSink<WebSocket, Frame>, bytes: Vec<u8>) -> bool {
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, sink.send(Frame::Binary(bytes.into()))).await,
+        Ok(Ok(()))
+    )
+}

@@ -1,0 +1,557 @@
+//! One document's owner in this process: a task that holds the document as
+//! committed, the sync state of every connection that has it open, and the
+//! changes waiting for their dependencies.
+//!
+//! Everything about one document happens here, one batch of messages at a
+//! time: a message's changes are judged (`sync::authorize`) against the
+//! committed document before anything is applied, the accepted ones are
+//! handed to the store and, once stored, every peer of the document gets its
+//! reply generated from the committed state. So a reply never announces
+//! heads that are not durable, and the work of a message is proportional to
+//! the document's own peers. When no connection holds the document and none
+//! has written for the idle time, the task ends and the document leaves memory.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use automerge::{Automerge, Change, ChangeHash};
+use sync::{
+    authorize::{authorize_notebook_changes, Decision, WriterRights, MAX_CHANGES_PER_MESSAGE},
+    protocol::{DocumentId, DocumentSync, IncomingSync},
+    wire::chunk_changes,
+};
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::{
+    access::{access_for, Access, Delivery, MAX_NEW_DOCUMENTS_PER_HOUR},
+    connection::Peer,
+    store::{Commit, Committed},
+    Hub,
+};
+use crate::{auth::Role, materialise::CommittedDoc};
+
+/// Messages one batch takes at most: those that arrived together.
+const MAX_BATCH: usize = 256;
+/// How often a batch is judged again because another process committed first.
+const MAX_STALE_RETRIES: usize = 5;
+/// How long loading a document is retried before its peers are told to
+/// come back later.
+const LOAD_BUDGET: Duration = Duration::from_secs(30);
+
+/// What a document's owner is told.
+pub enum DocMessage {
+    /// An automerge sync message (`request`: the peer does not have the document).
+    Sync {
+        peer: Arc<Peer>,
+        data: Vec<u8>,
+        is_request: bool,
+    },
+    /// An ephemeral message, relayed to the document's other peers.
+    Ephemeral {
+        peer: Arc<Peer>,
+        count: u64,
+        session_id: String,
+        data: Vec<u8>,
+    },
+    /// The connection no longer holds the document (it left, or said it
+    /// does not have it).
+    Left { connection_id: Uuid },
+    /// Another server process committed the document at this revision.
+    Announced { revision: i64 },
+}
+
+/// A change waiting for a dependency, and the peer that delivered it (whose
+/// rights judge it once the dependency is here).
+#[derive(Clone)]
+struct Waiting {
+    change: Change,
+    from: Arc<Peer>,
+}
+
+struct PeerSync {
+    peer: Arc<Peer>,
+    sync: DocumentSync,
+}
+
+pub(super) struct DocumentOwner {
+    id: DocumentId,
+    key: String,
+    hub: Arc<Hub>,
+    generation: u64,
+    /// None until loaded, and after a failed commit left it unknown.
+    state: Option<CommittedDoc>,
+    peers: HashMap<Uuid, PeerSync>,
+    waiting: Vec<Waiting>,
+}
+
+impl DocumentOwner {
+    pub(super) fn spawn(
+        hub: Arc<Hub>,
+        id: DocumentId,
+        generation: u64,
+        messages: mpsc::Receiver<DocMessage>,
+    ) {
+        let owner = DocumentOwner {
+            id,
+            key: id.to_string(),
+            hub,
+            generation,
+            state: None,
+            peers: HashMap::new(),
+            waiting: Vec::new(),
+        };
+        let span = tracing::info_span!("document", doc_id = %owner.key);
+        tokio::spawn(owner.run(messages).instrument(span));
+    }
+
+    async fn run(mut self, mut messages: mpsc::Receiver<DocMessage>) {
+        loop {
+            let first = if self.peers.is_empty() {
+                match tokio::time::timeout(self.hub.settings.document_idle, messages.recv()).await {
+                    Ok(Some(message)) => message,
+                    Ok(None) => return,
+                    Err(_idle) => {
+                        if self.hub.evict(&self.id, self.generation, &messages) {
+                            tracing::debug!("idle document leaves memory");
+                            self.hand_over(messages);
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                match messages.recv().await {
+                    Some(message) => message,
+                    None => return,
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match messages.try_recv() {
+                    Ok(message) => batch.push(message),
+                    Err(_) => break,
+                }
+            }
+            self.handle(batch).await;
+        }
+    }
+
+    /// Messages that reached this owner after it was taken out of the map go
+    /// to the next one.
+    fn hand_over(self, mut messages: mpsc::Receiver<DocMessage>) {
+        messages.close();
+        let mut rest = Vec::new();
+        while let Ok(message) = messages.try_recv() {
+            rest.push(message);
+        }
+        if rest.is_empty() {
+            return;
+        }
+        let (hub, id) = (self.hub, self.id);
+        tokio::spawn(async move {
+            for message in rest {
+                hub.dispatch(id, message).await;
+            }
+        });
+    }
+
+    async fn handle(&mut self, batch: Vec<DocMessage>) {
+        if self.state.is_none() {
+            if let Err(reason) = self.load().await {
+                for message in batch {
+                    if let DocMessage::Sync { peer, .. } | DocMessage::Ephemeral { peer, .. } =
+                        message
+                    {
+                        peer.close(&reason);
+                    }
+                }
+                return;
+            }
+        }
+        let mut syncs = Vec::new();
+        let mut announced = None;
+        for message in batch {
+            match message {
+                DocMessage::Sync {
+                    peer,
+                    data,
+                    is_request,
+                } => syncs.push((peer, data, is_request)),
+                DocMessage::Ephemeral {
+                    peer,
+                    count,
+                    session_id,
+                    data,
+                } => self.relay(&peer, count, &session_id, data),
+                DocMessage::Left { connection_id } => {
+                    self.peers.remove(&connection_id);
+                }
+                DocMessage::Announced { revision } => {
+                    announced = Some(announced.unwrap_or(0).max(revision));
+                }
+            }
+        }
+        let behind = self.state.as_ref().map_or(0, |s| s.revision);
+        let mut reloaded = false;
+        if announced.is_some_and(|revision| revision > behind) {
+            match self.load().await {
+                Ok(()) => reloaded = true,
+                Err(reason) => {
+                    tracing::warn!(%reason, "could not load what another process committed");
+                }
+            }
+        }
+        if !syncs.is_empty() || (reloaded && !self.waiting.is_empty()) {
+            self.receive(&syncs, reloaded).await;
+        }
+        self.reply_to_peers();
+    }
+
+    /// Loads the document as committed, retrying while the database is
+    /// unreachable or the pool exhausted (messages wait meanwhile).
+    async fn load(&mut self) -> Result<(), String> {
+        let started = tokio::time::Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.hub.store.load(&self.key).await {
+                Ok(doc) => {
+                    self.state = Some(doc);
+                    return Ok(());
+                }
+                Err(error) if started.elapsed() < LOAD_BUDGET => {
+                    tracing::warn!(%error, ?backoff, "loading the document failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(error) => {
+                    tracing::error!(%error, "loading the document failed");
+                    self.state = None;
+                    return Err(
+                        "the server cannot read its storage now; try again later".to_string()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Judges the batch's sync messages, commits what they add, and judges
+    /// them again if another process committed first. `recheck_waiting`:
+    /// the document was reloaded, and changes that waited may apply now.
+    async fn receive(&mut self, syncs: &[(Arc<Peer>, Vec<u8>, bool)], mut recheck_waiting: bool) {
+        let mut checked_other_processes = false;
+        for _ in 0..MAX_STALE_RETRIES {
+            let Some(mut doc) = self.state.take() else {
+                return;
+            };
+            let heads_before = doc.doc.get_heads();
+            let waiting_before = self.waiting.clone();
+            let mut receipts = Vec::new();
+            let mut writers = Vec::new();
+            if recheck_waiting {
+                if let Some(from) = self.waiting.first().map(|w| w.from.clone()) {
+                    match self.judge(&mut doc, &from, Vec::new(), &mut receipts) {
+                        Ok(true) => writers.push(from),
+                        Ok(false) => {}
+                        Err(reason) => {
+                            self.waiting.clear();
+                            self.refuse(&from, &reason);
+                        }
+                    }
+                }
+            }
+            for (peer, data, is_request) in syncs {
+                if self.receive_one(&mut doc, peer, data, *is_request, &mut receipts) {
+                    writers.push(peer.clone());
+                }
+            }
+            // Changes left waiting for a dependency this process has not
+            // seen: another process may have committed it. Judged against
+            // that, they may be refused at once instead of waiting.
+            let newly_waiting = self.waiting.iter().any(|w| {
+                !waiting_before
+                    .iter()
+                    .any(|before| before.change.hash() == w.change.hash())
+            });
+            if newly_waiting && !checked_other_processes {
+                checked_other_processes = true;
+                match self.hub.store.revision(&self.key).await {
+                    Ok(revision) if revision != doc.revision => {
+                        tracing::debug!("another process committed; judging against its changes");
+                        self.waiting = waiting_before;
+                        if let Err(reason) = self.load().await {
+                            self.drop_writers(&writers, &reason);
+                            return;
+                        }
+                        recheck_waiting = true;
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "could not read the document's revision"),
+                }
+            }
+            if doc.doc.get_heads() == heads_before {
+                self.state = Some(doc);
+                return;
+            }
+            let chunk = doc.doc.save_after(&heads_before);
+            let (done, committed) = oneshot::channel();
+            self.hub
+                .store
+                .commit(Commit {
+                    doc_id: self.key.clone(),
+                    doc,
+                    chunk,
+                    receipts,
+                    done,
+                })
+                .await;
+            let outcome = committed
+                .await
+                .unwrap_or_else(|_| Committed::Failed("the server is stopping".into()));
+            match outcome {
+                Committed::Stored(doc) => {
+                    self.state = Some(*doc);
+                    return;
+                }
+                Committed::Stale => {
+                    tracing::debug!("another process committed first; judging again");
+                    self.waiting = waiting_before;
+                    if let Err(reason) = self.load().await {
+                        self.drop_writers(&writers, &reason);
+                        return;
+                    }
+                    recheck_waiting = true;
+                }
+                Committed::Failed(reason) => {
+                    // Nothing was acknowledged: the writers reconnect and
+                    // send their changes again.
+                    self.waiting = waiting_before;
+                    self.drop_writers(&writers, &reason);
+                    return;
+                }
+            }
+        }
+        tracing::warn!("other processes kept committing first; the writers retry later");
+        self.state = None;
+    }
+
+    fn drop_writers(&mut self, writers: &[Arc<Peer>], reason: &str) {
+        for peer in writers {
+            self.peers.remove(&peer.connection_id);
+            peer.close(reason);
+        }
+    }
+
+    /// Takes one sync message into `doc`; true if it added changes.
+    fn receive_one(
+        &mut self,
+        doc: &mut CommittedDoc,
+        peer: &Arc<Peer>,
+        data: &[u8],
+        is_request: bool,
+        receipts: &mut Vec<(ChangeHash, Delivery)>,
+    ) -> bool {
+        if peer.is_closed() {
+            return false;
+        }
+        let incoming = match IncomingSync::decode(data, MAX_CHANGES_PER_MESSAGE) {
+            Ok(incoming) => incoming,
+            Err(error) => {
+                self.refuse(peer, &error.to_string());
+                return false;
+            }
+        };
+        // Changes are judged whoever sends them: a writer without the right
+        // is refused with the reason, as it already knows the document.
+        let changes = incoming.changes();
+        let mut added = false;
+        if !changes.is_empty() {
+            match self.judge(doc, peer, changes, receipts) {
+                Ok(grew) => added = grew,
+                Err(reason) => {
+                    self.refuse(peer, &reason);
+                    return false;
+                }
+            }
+        }
+        let nothing_here = !doc.is_stored() && doc.doc.get_heads().is_empty();
+        if access_for(&peer.principal, doc) == Access::None || (is_request && nothing_here) {
+            self.peers.remove(&peer.connection_id);
+            peer.send(peer.protocol.doc_unavailable(self.id));
+            return added;
+        }
+        let entry = self
+            .peers
+            .entry(peer.connection_id)
+            .or_insert_with(|| PeerSync {
+                peer: peer.clone(),
+                sync: DocumentSync::new(),
+            });
+        if let Err(error) = entry.sync.received(&mut doc.doc, incoming) {
+            let reason = format!("the sync message does not apply: {error}");
+            self.refuse(peer, &reason);
+        }
+        added
+    }
+
+    /// Judges `changes` (with those still waiting) and applies the accepted
+    /// ones to `doc`; true if the document grew.
+    fn judge(
+        &mut self,
+        doc: &mut CommittedDoc,
+        peer: &Arc<Peer>,
+        changes: Vec<Vec<u8>>,
+        receipts: &mut Vec<(ChangeHash, Delivery)>,
+    ) -> Result<bool, String> {
+        let principal = &peer.principal;
+        let creating = !doc.is_stored() && doc.doc.get_heads().is_empty();
+        if creating
+            && !self
+                .hub
+                .access
+                .reserve_creation(principal.account_id, &self.key)
+        {
+            tracing::warn!(account = %principal.account_id, "refusing a new document over the hourly limit");
+            return Err(format!(
+                "more than {MAX_NEW_DOCUMENTS_PER_HOUR} new documents in an hour from one account; try again later"
+            ));
+        }
+        let rights = WriterRights {
+            account_id: principal.account_id,
+            notebook_territories: principal.territories_with(&[Role::Volunteer, Role::Coordinator]),
+        };
+        let chunks: Vec<Vec<u8>> = self
+            .waiting
+            .iter()
+            .map(|w| w.change.raw_bytes().to_vec())
+            .chain(changes)
+            .collect();
+        let (applied, waiting) = match authorize_notebook_changes(&doc.doc, &chunks, &rights) {
+            Decision::Refused(refusal) => {
+                tracing::warn!(account = %principal.account_id, %refusal, "refusing changes");
+                return Err(format!("refused: {refusal}"));
+            }
+            Decision::Allowed {
+                applied,
+                waiting,
+                missing,
+            } => {
+                if !waiting.is_empty() {
+                    tracing::debug!(
+                        waiting = waiting.len(),
+                        ?missing,
+                        "changes wait for their dependencies"
+                    );
+                }
+                (applied, waiting)
+            }
+        };
+        let delivered_by = |hash: &ChangeHash, waiting: &[Waiting]| {
+            waiting
+                .iter()
+                .find(|w| w.change.hash() == *hash)
+                .map_or_else(|| peer.clone(), |w| w.from.clone())
+        };
+        let applied_set: HashSet<ChangeHash> = applied.iter().copied().collect();
+        let mut seen = HashSet::new();
+        let to_apply: Vec<Change> = chunks
+            .iter()
+            .flat_map(|chunk| chunk_changes(chunk).unwrap_or_default())
+            .filter(|change| applied_set.contains(&change.hash()) && seen.insert(change.hash()))
+            .collect();
+        if let Err(error) = doc.doc.apply_changes(to_apply) {
+            // The judge applied the same changes to a copy; this cannot differ.
+            tracing::error!(%error, "accepted changes do not apply");
+            return Err(format!("the changes do not apply: {error}"));
+        }
+        receipts.extend(applied.iter().map(|hash| {
+            let from = delivered_by(hash, &self.waiting);
+            (*hash, Delivery::of(&from.principal))
+        }));
+        self.waiting = waiting
+            .into_iter()
+            .map(|change| Waiting {
+                from: delivered_by(&change.hash(), &self.waiting),
+                change,
+            })
+            .collect();
+        Ok(!applied.is_empty())
+    }
+
+    fn refuse(&mut self, peer: &Peer, reason: &str) {
+        tracing::warn!(connection_id = %peer.connection_id, %reason, "closing a sync connection");
+        self.peers.remove(&peer.connection_id);
+        peer.close(reason);
+    }
+
+    /// Ephemeral messages (presence, cursors) come only from the notebook's
+    /// owner, so a read-only reader cannot push messages to a volunteer's
+    /// phone; they go to the document's other peers.
+    fn relay(&self, from: &Peer, count: u64, session_id: &str, data: Vec<u8>) {
+        let Some(doc) = &self.state else { return };
+        let is_owner = doc
+            .header
+            .is_some_and(|header| header.owner_id == from.principal.account_id);
+        if !is_owner {
+            tracing::debug!(connection_id = %from.connection_id, "dropping an ephemeral message from a peer that does not own the document");
+            return;
+        }
+        for other in self.peers.values() {
+            if other.peer.connection_id != from.connection_id
+                && access_for(&other.peer.principal, doc) != Access::None
+            {
+                other.peer.send(other.peer.protocol.ephemeral(
+                    from.protocol.remote(),
+                    self.id,
+                    count,
+                    session_id,
+                    data.clone(),
+                ));
+            }
+        }
+    }
+
+    /// Gives every peer of the document what it lacks of the committed state
+    /// (the acknowledgement of its own changes, and the fan-out of others').
+    fn reply_to_peers(&mut self) {
+        let Some(doc) = &self.state else { return };
+        // The changes waiting for a dependency are queued in the copy replies
+        // are generated from, so the peer is asked for that dependency.
+        let with_waiting;
+        let source: &Automerge = if self.waiting.is_empty() {
+            &doc.doc
+        } else {
+            let mut copy = doc.doc.clone();
+            if let Err(error) = copy.apply_changes(self.waiting.iter().map(|w| w.change.clone())) {
+                tracing::warn!(%error, "waiting changes do not queue");
+            }
+            with_waiting = copy;
+            &with_waiting
+        };
+        let mut gone = Vec::new();
+        for (connection_id, peer) in &mut self.peers {
+            if peer.peer.is_closed() {
+                gone.push(*connection_id);
+                continue;
+            }
+            if access_for(&peer.peer.principal, doc) == Access::None {
+                // Granted while the document was being created, and not its
+                // owner's now that it is stored.
+                peer.peer.send(peer.peer.protocol.doc_unavailable(self.id));
+                gone.push(*connection_id);
+                continue;
+            }
+            if let Some(data) = peer.sync.reply(source) {
+                peer.peer.send(peer.peer.protocol.sync(self.id, data));
+            }
+        }
+        for connection_id in gone {
+            self.peers.remove(&connection_id);
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The sync core: automerge-repo over WebSocket on the `sync::protocol`
+//! engine, documents in PostgreSQL.
+//!
+//! - [`connection`]: one WebSocket — the handshake, the checks every message
+//!   passes, the limit of documents open at once, and the queue its replies
+//!   leave by;
+//! - [`document`]: one document's owner — judging incoming changes before
+//!   they are applied, committing them, and replying to every peer from the
+//!   committed state; it leaves memory once idle;
+//! - [`store`]: loading documents, and the committers that store accepted
+//!   changes with the inventory in shared transactions (group commit);
+//! - [`access`]: who may read or write a document, per-credential limits, and
+//!   closing the connections of revoked credentials.
+//!
+//! [`SyncCore`] holds the map from document id to its owner (the only place
+//! where all documents meet, touched once per message), and listens for the
+//! commits of other server processes on the same database so that their
+//! changes reach this process's connected peers.
+
+pub mod access;
+mod connection;
+mod document;
+pub mod store;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use sqlx::{postgres::PgListener, PgPool};
+use sync::protocol::{DocumentId, PeerId, PeerMetadata};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use access::{ConnectionRegistration, SyncAccess};
+use document::{DocMessage, DocumentOwner};
+use store::{FatalStorageError, Store, DOCUMENT_COMMITTED_CHANNEL};
+
+/// Messages waiting for one document's owner; past it, the connections
+/// sending more wait (and stop reading their sockets): back-pressure.
+const DOCUMENT_QUEUE: usize = 256;
+
+/// How the sync core is tuned.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncSettings {
+    /// How long a document no connection holds stays in memory after its
+    /// last message.
+    pub document_idle: Duration,
+}
+
+/// What every part of the core shares.
+pub(crate) struct Hub {
+    documents: Mutex<HashMap<DocumentId, OwnerEntry>>,
+    next_generation: AtomicU64,
+    store: Store,
+    access: SyncAccess,
+    settings: SyncSettings,
+    local_peer_id: PeerId,
+    metadata: PeerMetadata,
+    stopping: CancellationToken,
+}
+
+struct OwnerEntry {
+    generation: u64,
+    messages: mpsc::Sender<DocMessage>,
+}
+
+impl Hub {
+    /// The sending side of `id`'s owner, started if it is not live.
+    fn owner(self: &Arc<Self>, id: DocumentId) -> mpsc::Sender<DocMessage> {
+        let mut documents = self.documents.lock().expect("document map poisoned");
+        if let Some(entry) = documents.get(&id) {
+            if !entry.messages.is_closed() {
+                return entry.messages.clone();
+            }
+        }
+        let (messages, receiver) = mpsc::channel(DOCUMENT_QUEUE);
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        documents.insert(
+            id,
+            OwnerEntry {
+                generation,
+                messages: messages.clone(),
+            },
+        );
+        drop(documents);
+        DocumentOwner::spawn(self.clone(), id, generation, receiver);
+        messages
+    }
+
+    /// Hands `message` to `id`'s owner, waiting while its queue is full.
+    async fn dispatch(self: &Arc<Self>, id: DocumentId, mut message: DocMessage) {
+        loop {
+            match self.owner(id).send(message).await {
+                Ok(()) => return,
+                // That owner was leaving memory: the next one takes it.
+                Err(mpsc::error::SendError(back)) => message = back,
+            }
+        }
+    }
+
+    /// Hands `message` to `id`'s owner only if the document is live.
+    async fn dispatch_if_live(&self, id: DocumentId, message: DocMessage) {
+        let sender = {
+            let documents = self.documents.lock().expect("document map poisoned");
+            documents.get(&id).map(|entry| entry.messages.clone())
+        };
+        if let Some(sender) = sender {
+            let _ = sender.send(message).await;
+        }
+    }
+
+    /// Takes the owner of `id` out of the map if nothing waits in its queue;
+    /// a message sent meanwhile is handed over by the owner.
+    fn evict(&self, id: &DocumentId, generation: u64, queue: &mpsc::Receiver<DocMessage>) -> bool {
+        let mut documents = self.documents.lock().expect("document map poisoned");
+        if !queue.is_empty() {
+            return false;
+        }
+        if documents
+            .get(id)
+            .is_some_and(|e| e.generation == generation)
+        {
+            documents.remove(id);
+        }
+        true
+    }
+}
+
+/// The server's sync core. Cheap to clone.
+#[derive(Clone)]
+pub struct SyncCore {
+    hub: Arc<Hub>,
+}
+
+impl SyncCore {
+    /// Starts the core on `pool`: its committers, and the listener for other
+    /// processes' commits (until `stop`).
+    pub async fn start(
+        pool: PgPool,
+        settings: SyncSettings,
+        fatal: FatalStorageError,
+    ) -> anyhow::Result<SyncCore> {
+        // Each process its own peer id and commit announcements: several
+        // servers may share one database.
+        let process_id = Uuid::new_v4();
+        let store = Store::start(pool.clone(), process_id, fatal);
+        let storage_id = store.storage_id().await?;
+        let hub = Arc::new(Hub {
+            documents: Mutex::default(),
+            next_generation: AtomicU64::new(0),
+            store,
+            access: SyncAccess::new(pool.clone()),
+            settings,
+            local_peer_id: format!("fieldnotes-server-{process_id}"),
+            metadata: PeerMetadata {
+                storage_id: Some(storage_id),
+                is_ephemeral: Some(false),
+            },
+            stopping: CancellationToken::new(),
+        });
+        let core = SyncCore { hub };
+        tokio::spawn(core.clone().listen_for_commits(pool, process_id));
+        Ok(core)
+    }
+
+    /// Serves an authenticated WebSocket until it closes.
+    pub fn accept(
+        &self,
+        socket: axum::extract::ws::WebSocket,
+        principal: Principal,
+        registration: ConnectionRegistration,
+    ) {
+        let hub = self.hub.clone();
+        tokio::spawn(connection::serve(hub, socket, principal, registration));
+    }
+
+    /// Who is connected and what they may do.
+    pub fn access(&self) -> &SyncAccess {
+        &self.hub.access
+    }
+
+    /// Documents whose owner is in memory now.
+    pub fn live_documents(&self) -> usize {
+        self.hub
+            .documents
+            .lock()
+            .expect("document map poisoned")
+            .len()
+    }
+
+    /// Closes every connection; the document owners end once their queues
+    /// are drained. Nothing acknowledged is lost: replies leave only after
+    /// their commit.
+    pub fn stop(&self) {
+        self.hub.stopping.cancel();
+        self.hub
+            .documents
+            .lock()
+            .expect("document map poisoned")
+            .clear();
+    }
+
+    /// Tells the owners of live documents that another process committed
+    /// them, so they load the new changes and push them to their peers.
+    async fn listen_for_commits(self, pool: PgPool, process_id: Uuid) {
+        let stop = self.hub.stopping.clone();
+        let mut listener = loop {
+            match PgListener::connect_with(&pool).await {
+                Ok(mut listener) => match listener.listen(DOCUMENT_COMMITTED_CHANNEL).await {
+                    Ok(()) => break listener,
+                    Err(error) => tracing::warn!(%error, "listening for other processes' commits"),
+                },
+                Err(error) => tracing::warn!(%error, "connecting the commit listener"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        };
+        loop {
+            let notification = tokio::select! {
+                () = stop.cancelled() => return,
+                notification = listener.recv() => notification,
+            };
+            match notification {
+                Ok(notification) => {
+                    let Some(announced) =
+                        store::parse_announcement(notification.payload(), process_id)
+                    else {
+                        continue;
+                    };
+                    let Ok(id) = DocumentId::parse(&announced.doc_id) else {
+                        continue;
+                    };
+                    self.hub
+                        .dispatch_if_live(
+                            id,
+                            DocMessage::Announced {
+                                revision: announced.revision,
+                            },
+                        )
+                        .await;
+                }
+                Err(error) => {
+                    // sqlx reconnects at the next `recv`; commits announced
+                    // meanwhile are found by the next commit's revision check.
+                    tracing::warn!(%error, "commit listener lost its connection; it reconnects");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
