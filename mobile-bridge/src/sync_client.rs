@@ -6,8 +6,9 @@
 //!   the phone and the server talk about the same document id, and every change
 //!   the server sends lands in the store before anything counts it as held.
 //! - **Acknowledged** means: the server's shared heads on the live connection.
-//!   The server announces heads only once PostgreSQL holds them (its durability
-//!   gate), so they are a promise of durability, and they are persisted in the
+//!   The server announces heads only once PostgreSQL holds them (it generates
+//!   its replies from the committed document), so they are a promise of
+//!   durability, and they are persisted in the
 //!   store (`sync.v1.json`). They are recorded only when every change they name is
 //!   in the store, and only when they cover the previous acknowledgement, so the
 //!   record never goes backwards on a fresh connection.

@@ -73,6 +73,15 @@ pub fn sync_message(sender: &str, target: &str, document_id: &str, data: &[u8]) 
     })
 }
 
+/// A document a [`RawPeer`] keeps syncing after [`RawPeer::fetch_synced`]:
+/// the automerge sync state stays with the document, so each later `sync`
+/// message from the server is applied and answered as automerge-repo does.
+pub struct SyncedDoc {
+    pub document_id: DocumentId,
+    pub doc: Automerge,
+    state: automerge_sync::State,
+}
+
 pub struct RawPeer {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub peer_id: String,
@@ -114,10 +123,22 @@ impl RawPeer {
     /// Connects with a bearer `token` (a device credential or a session token)
     /// under `peer_id`, which must be the one the server binds to that token.
     pub async fn connect_as(url: &Url, token: &str, peer_id: &str) -> anyhow::Result<RawPeer> {
+        RawPeer::handshake(url, Some(token), peer_id).await
+    }
+
+    /// Connects without any credential, under any `peer_id`: for servers that
+    /// authenticate no one, such as the JS reference server.
+    pub async fn connect_anonymous(url: &Url, peer_id: &str) -> anyhow::Result<RawPeer> {
+        RawPeer::handshake(url, None, peer_id).await
+    }
+
+    async fn handshake(url: &Url, token: Option<&str>, peer_id: &str) -> anyhow::Result<RawPeer> {
         let mut request = url.as_str().into_client_request()?;
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse()?);
+        if let Some(token) = token {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse()?);
+        }
         let (socket, _) = tokio_tungstenite::connect_async(request).await?;
         let mut peer = RawPeer {
             socket,
@@ -163,12 +184,19 @@ impl RawPeer {
             let frame = tokio::time::timeout(timeout, self.socket.next())
                 .await
                 .context("no message from the server in time")?;
-            match frame {
-                None | Some(Ok(Message::Close(_))) | Some(Err(_)) => return Ok(None),
-                Some(Ok(Message::Binary(bytes))) => {
-                    return Ok(Some(protocol::decode(&bytes, &Limits::default())?.into()))
-                }
-                Some(Ok(_)) => continue,
+            if let Some(read) = read_frame(frame)? {
+                return Ok(read);
+            }
+        }
+    }
+
+    /// The next protocol message however long it takes, or `None` once the
+    /// server closed the connection. Cancel-safe: a peer can wait for it in
+    /// `tokio::select!` beside something else without losing a message.
+    pub async fn receive(&mut self) -> anyhow::Result<Option<Envelope>> {
+        loop {
+            if let Some(read) = read_frame(self.socket.next().await)? {
+                return Ok(read);
             }
         }
     }
@@ -181,9 +209,25 @@ impl RawPeer {
         document_id: &DocumentId,
         timeout: Duration,
     ) -> anyhow::Result<Option<Automerge>> {
-        let mut doc = Automerge::new();
-        let mut state = automerge_sync::State::new();
-        if let Some(message) = doc.generate_sync_message(&mut state) {
+        Ok(self
+            .fetch_synced(document_id, timeout)
+            .await?
+            .map(|synced| synced.doc))
+    }
+
+    /// [`RawPeer::fetch`], keeping the sync state with the document so that
+    /// [`RawPeer::apply_sync`] can go on receiving the document's changes.
+    pub async fn fetch_synced(
+        &mut self,
+        document_id: &DocumentId,
+        timeout: Duration,
+    ) -> anyhow::Result<Option<SyncedDoc>> {
+        let mut synced = SyncedDoc {
+            document_id: document_id.clone(),
+            doc: Automerge::new(),
+            state: automerge_sync::State::new(),
+        };
+        if let Some(message) = synced.doc.generate_sync_message(&mut synced.state) {
             self.send_sync(document_id, &message.encode()).await?;
         }
         loop {
@@ -194,20 +238,42 @@ impl RawPeer {
             match envelope.kind.as_str() {
                 "doc-unavailable" => return Ok(None),
                 "error" => bail!("the server refused the fetch: {envelope:?}"),
-                "sync" => {
-                    let data = envelope.data.context("a sync message carries data")?;
-                    doc.receive_sync_message(&mut state, automerge_sync::Message::decode(&data)?)?;
-                    if let Some(reply) = doc.generate_sync_message(&mut state) {
-                        self.send_sync(document_id, &reply.encode()).await?;
-                    }
-                    let heads = doc.get_heads();
-                    if !heads.is_empty() && state.their_heads.as_ref() == Some(&heads) {
-                        return Ok(Some(doc));
+                _ => {
+                    if self.apply_sync(&mut synced, &envelope).await? {
+                        let heads = synced.doc.get_heads();
+                        if !heads.is_empty() && synced.state.their_heads.as_ref() == Some(&heads) {
+                            return Ok(Some(synced));
+                        }
                     }
                 }
-                _ => {}
             }
         }
+    }
+
+    /// If `envelope` is a `sync` message about `synced`'s document, applies it
+    /// and sends the reply automerge's sync protocol asks for (if any); true if
+    /// it was one. Anything else is left for the caller.
+    pub async fn apply_sync(
+        &mut self,
+        synced: &mut SyncedDoc,
+        envelope: &Envelope,
+    ) -> anyhow::Result<bool> {
+        if envelope.kind != "sync"
+            || envelope.document_id.as_deref() != Some(synced.document_id.to_string().as_str())
+        {
+            return Ok(false);
+        }
+        let data = envelope
+            .data
+            .as_deref()
+            .context("a sync message carries data")?;
+        synced
+            .doc
+            .receive_sync_message(&mut synced.state, automerge_sync::Message::decode(data)?)?;
+        if let Some(reply) = synced.doc.generate_sync_message(&mut synced.state) {
+            self.send_sync(&synced.document_id, &reply.encode()).await?;
+        }
+        Ok(true)
     }
 
     /// Collects messages until the server closes the connection.
@@ -220,5 +286,19 @@ impl RawPeer {
             seen.push(envelope);
         }
         Ok(seen)
+    }
+}
+
+/// What one WebSocket frame read means: `Some(Some(_))` a protocol message,
+/// `Some(None)` the connection is over, `None` a frame to skip (ping, text).
+fn read_frame(
+    frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) -> anyhow::Result<Option<Option<Envelope>>> {
+    match frame {
+        None | Some(Ok(Message::Close(_))) | Some(Err(_)) => Ok(Some(None)),
+        Some(Ok(Message::Binary(bytes))) => Ok(Some(Some(
+            protocol::decode(&bytes, &Limits::default())?.into(),
+        ))),
+        Some(Ok(_)) => Ok(None),
     }
 }
