@@ -22,7 +22,7 @@ use schemas::limits::{
 use uuid::Uuid;
 
 use crate::{
-    check_header_unchanged, read_notebook,
+    check_header_unchanged, read_header,
     wire::chunk_changes,
     written::{written_by, Segment, TouchedObject, Written},
     Collection, NotebookHeader,
@@ -161,6 +161,10 @@ pub enum Decision {
         waiting: Vec<Change>,
         /// The dependencies they wait for.
         missing: Vec<ChangeHash>,
+        /// The committed document with the allowed changes applied, when no
+        /// change waits (a document with waiting changes holds them queued,
+        /// and is not one to commit): the caller need not apply them again.
+        applied_to: Option<Box<Automerge>>,
     },
     Refused(Refusal),
 }
@@ -237,7 +241,7 @@ fn decide(committed: &Automerge, chunks: &[Vec<u8>], rights: &WriterRights) -> D
                 limit: MAX_WAITING_CHANGES,
             });
         }
-        match read_notebook(committed).header {
+        match read_header(committed) {
             Ok(header) if header.owner_id == rights.account_id => {}
             Ok(_) => return Decision::Refused(Refusal::NotYourNotebook),
             Err(_) => return Decision::Refused(Refusal::UnknownHistory),
@@ -249,6 +253,7 @@ fn decide(committed: &Automerge, chunks: &[Vec<u8>], rights: &WriterRights) -> D
             applied: Vec::new(),
             waiting,
             missing,
+            applied_to: None,
         };
     }
     match check(committed, &after, rights) {
@@ -258,6 +263,7 @@ fn decide(committed: &Automerge, chunks: &[Vec<u8>], rights: &WriterRights) -> D
                 .iter()
                 .map(|change| change.hash)
                 .collect(),
+            applied_to: waiting.is_empty().then(|| Box::new(after)),
             waiting,
             missing,
         },
@@ -281,9 +287,8 @@ fn waiting_changes(after: &Automerge, chunks: &[Vec<u8>]) -> Result<Vec<Change>,
 }
 
 fn check(before: &Automerge, after: &Automerge, rights: &WriterRights) -> Result<(), Refusal> {
-    let was = read_notebook(before);
-    let now = read_notebook(after);
-    let header = now.header.clone().map_err(|problems| {
+    // The header only: the records are judged by what the changes write.
+    let header = read_header(after).map_err(|problems| {
         Refusal::NotANotebook(
             problems
                 .iter()
@@ -292,7 +297,7 @@ fn check(before: &Automerge, after: &Automerge, rights: &WriterRights) -> Result
                 .join("; "),
         )
     })?;
-    let established = was.header.ok();
+    let established = read_header(before).ok();
     match &established {
         Some(established) => {
             if established.owner_id != rights.account_id {
@@ -629,7 +634,9 @@ fn shown(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{new_notebook, put_raw_record, put_record, set_field, NotebookHeader};
+    use crate::{
+        new_notebook, put_raw_record, put_record, read_notebook, set_field, NotebookHeader,
+    };
     use schemas::{FieldRecord, RecordKind};
     use serde_json::{json, Value as Json};
 

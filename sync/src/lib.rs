@@ -30,7 +30,7 @@ pub mod write;
 pub mod written;
 
 pub use notebook::{
-    read_notebook, Collection, NotebookHeader, NotebookRead, ReadRecord, RecordState,
+    read_header, read_notebook, Collection, NotebookHeader, NotebookRead, ReadRecord, RecordState,
     NOTEBOOK_TYPE, SCHEMA_VERSION,
 };
 pub use read::FieldConflict;

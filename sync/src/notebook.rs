@@ -193,7 +193,8 @@ fn parse_keyed<R: FieldRecord>(key: &str, raw: &Json) -> Result<R, Vec<FieldProb
     Ok(record)
 }
 
-fn read_header<D: ReadDoc>(doc: &D) -> Result<NotebookHeader, Vec<FieldProblem>> {
+/// The notebook's header alone (cheap: the records are not read).
+pub fn read_header<D: ReadDoc>(doc: &D) -> Result<NotebookHeader, Vec<FieldProblem>> {
     let field = |name: &str| {
         doc.get(ROOT, name)
             .ok()

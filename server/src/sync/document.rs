@@ -431,43 +431,52 @@ impl DocumentOwner {
             .map(|w| w.change.raw_bytes().to_vec())
             .chain(changes)
             .collect();
-        let (applied, waiting) = match authorize_notebook_changes(&doc.doc, &chunks, &rights) {
-            Decision::Refused(refusal) => {
-                tracing::warn!(account = %principal.account_id, %refusal, "refusing changes");
-                return Err(format!("refused: {refusal}"));
-            }
-            Decision::Allowed {
-                applied,
-                waiting,
-                missing,
-            } => {
-                if !waiting.is_empty() {
-                    tracing::debug!(
-                        waiting = waiting.len(),
-                        ?missing,
-                        "changes wait for their dependencies"
-                    );
+        let (applied, waiting, applied_to) =
+            match authorize_notebook_changes(&doc.doc, &chunks, &rights) {
+                Decision::Refused(refusal) => {
+                    tracing::warn!(account = %principal.account_id, %refusal, "refusing changes");
+                    return Err(format!("refused: {refusal}"));
                 }
-                (applied, waiting)
-            }
-        };
+                Decision::Allowed {
+                    applied,
+                    waiting,
+                    missing,
+                } => {
+                    if !waiting.is_empty() {
+                        tracing::debug!(
+                            waiting = waiting.len(),
+                            ?missing,
+                            "changes wait for their dependencies"
+                        );
+                    }
+                    (applied, waiting)
+                }
+            };
         let delivered_by = |hash: &ChangeHash, waiting: &[Waiting]| {
             waiting
                 .iter()
                 .find(|w| w.change.hash() == *hash)
                 .map_or_else(|| peer.clone(), |w| w.from.clone())
         };
-        let applied_set: HashSet<ChangeHash> = applied.iter().copied().collect();
-        let mut seen = HashSet::new();
-        let to_apply: Vec<Change> = chunks
-            .iter()
-            .flat_map(|chunk| chunk_changes(chunk).unwrap_or_default())
-            .filter(|change| applied_set.contains(&change.hash()) && seen.insert(change.hash()))
-            .collect();
-        if let Err(error) = doc.doc.apply_changes(to_apply) {
-            // The judge applied the same changes to a copy; this cannot differ.
-            tracing::error!(%error, "accepted changes do not apply");
-            return Err(format!("the changes do not apply: {error}"));
+        match applied_to {
+            // The judge's copy is the committed document with exactly these changes.
+            Some(after) => doc.doc = *after,
+            None => {
+                let applied_set: HashSet<ChangeHash> = applied.iter().copied().collect();
+                let mut seen = HashSet::new();
+                let to_apply: Vec<Change> = chunks
+                    .iter()
+                    .flat_map(|chunk| chunk_changes(chunk).unwrap_or_default())
+                    .filter(|change| {
+                        applied_set.contains(&change.hash()) && seen.insert(change.hash())
+                    })
+                    .collect();
+                if let Err(error) = doc.doc.apply_changes(to_apply) {
+                    // The judge applied the same changes to a copy; this cannot differ.
+                    tracing::error!(%error, "accepted changes do not apply");
+                    return Err(format!("the changes do not apply: {error}"));
+                }
+            }
         }
         receipts.extend(applied.iter().map(|hash| {
             let from = delivered_by(hash, &self.waiting);
