@@ -441,6 +441,7 @@ impl DocumentOwner {
                     applied,
                     waiting,
                     missing,
+                    applied_to,
                 } => {
                     if !waiting.is_empty() {
                         tracing::debug!(
@@ -449,7 +450,7 @@ impl DocumentOwner {
                             "changes wait for their dependencies"
                         );
                     }
-                    (applied, waiting)
+                    (applied, waiting, applied_to)
                 }
             };
         let delivered_by = |hash: &ChangeHash, waiting: &[Waiting]| {
