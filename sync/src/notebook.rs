@@ -114,26 +114,31 @@ pub fn read_notebook<D: ReadDoc>(doc: &D) -> NotebookRead {
         else {
             continue;
         };
-        for key in doc.keys(&coll_obj) {
-            records.push(read_record(doc, collection, &coll_obj, key));
+        // One pass over the collection; see `read::read_map_with_conflicts`.
+        for item in doc.map_range(&coll_obj, ..) {
+            let (key, id, conflict) = (item.key.to_string(), item.id(), item.conflict);
+            let winner = (item.value.into_value(), id);
+            records.push(read_record(
+                doc, collection, &coll_obj, key, winner, conflict,
+            ));
         }
     }
     NotebookRead { header, records }
 }
 
+/// One record: `winner` is the value automerge resolves its key to;
+/// `conflict` tells whether phones created it concurrently.
 fn read_record<D: ReadDoc>(
     doc: &D,
     collection: Collection,
     coll_obj: &ObjId,
     key: String,
+    winner: (Value<'static>, ObjId),
+    conflict: bool,
 ) -> RecordState {
     let kind = collection.kind();
-    let all = doc.get_all(coll_obj, key.as_str()).unwrap_or_default();
-    let winner = doc.get(coll_obj, key.as_str()).ok().flatten();
-    let Some((Value::Object(ObjType::Map), record_obj)) = winner else {
-        let raw = winner
-            .map(|(v, id)| value_to_json(doc, &v, &id))
-            .unwrap_or(Json::Null);
+    let (Value::Object(ObjType::Map), record_obj) = winner else {
+        let raw = value_to_json(doc, &winner.0, &winner.1);
         return RecordState {
             kind,
             key,
@@ -144,6 +149,11 @@ fn read_record<D: ReadDoc>(
     };
     let (fields, mut conflicts) = read_map_with_conflicts(doc, &record_obj);
     let raw = Json::Object(fields);
+    let all = if conflict {
+        doc.get_all(coll_obj, key.as_str()).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     if all.len() > 1 {
         // Two phones created a record under the same key: keep every version.
         conflicts.insert(

@@ -31,24 +31,19 @@ pub fn read_map_with_conflicts<D: ReadDoc>(
 ) -> (Map<String, Json>, Vec<FieldConflict>) {
     let mut fields = Map::new();
     let mut conflicts = Vec::new();
-    for key in doc.keys(obj) {
-        let all = match doc.get_all(obj, key.as_str()) {
-            Ok(all) => all,
-            Err(_) => continue,
-        };
-        let values: Vec<Json> = all
-            .iter()
-            .map(|(value, id)| value_to_json(doc, value, id))
-            .collect();
-        let Some(winner) = doc
-            .get(obj, key.as_str())
-            .ok()
-            .flatten()
-            .map(|(value, id)| value_to_json(doc, &value, &id))
-        else {
-            continue;
-        };
-        if values.len() > 1 {
+    // One pass over the map (a lookup per field costs a seek each); the
+    // concurrent values are read only for the fields that have them.
+    for item in doc.map_range(obj, ..) {
+        let key = item.key.to_string();
+        let (id, conflict) = (item.id(), item.conflict);
+        let winner = value_to_json(doc, &item.value.into_value(), &id);
+        if conflict {
+            let values: Vec<Json> = doc
+                .get_all(obj, key.as_str())
+                .unwrap_or_default()
+                .iter()
+                .map(|(value, id)| value_to_json(doc, value, id))
+                .collect();
             conflicts.push(FieldConflict {
                 field: key.clone(),
                 winner: winner.clone(),
@@ -74,15 +69,15 @@ pub fn value_to_json<D: ReadDoc>(doc: &D, value: &Value<'_>, id: &ObjId) -> Json
                     .collect(),
             )
         }
-        Value::Object(ObjType::Map | ObjType::Table) => {
-            let mut map = Map::new();
-            for key in doc.keys(id) {
-                if let Ok(Some((v, child))) = doc.get(id, key.as_str()) {
-                    map.insert(key, value_to_json(doc, &v, &child));
-                }
-            }
-            Json::Object(map)
-        }
+        Value::Object(ObjType::Map | ObjType::Table) => Json::Object(
+            doc.map_range(id, ..)
+                .map(|item| {
+                    let child = item.id();
+                    let value = value_to_json(doc, &item.value.into_value(), &child);
+                    (item.key.to_string(), value)
+                })
+                .collect(),
+        ),
     }
 }
 
