@@ -8,6 +8,7 @@
 //! `cargo test` needs no database set up beforehand.
 
 pub mod accounts;
+pub mod bench;
 pub mod phones;
 pub mod raw_peer;
 pub mod records;
@@ -266,10 +267,20 @@ impl ServerProcess {
         database_url: &str,
         log: Option<&Path>,
     ) -> anyhow::Result<ServerProcess> {
+        Self::start_binary_with(binary, database_url, log, &[])
+    }
+
+    /// [`ServerProcess::start_binary`] with extra command-line arguments.
+    pub fn start_binary_with(
+        binary: &Path,
+        database_url: &str,
+        log: Option<&Path>,
+        args: &[&str],
+    ) -> anyhow::Result<ServerProcess> {
         Self::spawn(Launch {
             binary: Some(binary.to_path_buf()),
             database_url: Some(database_url.to_string()),
-            extra_args: Vec::new(),
+            extra_args: args.iter().map(ToString::to_string).collect(),
             log: log.map(Path::to_path_buf),
             log_filter: None,
         })

@@ -13,10 +13,8 @@
 
 use std::{
     collections::HashMap,
-    fs::File,
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{
         atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering},
         Arc,
@@ -26,10 +24,12 @@ use std::{
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
-use fieldnotes_tests::{ensure_js_dependencies, phones, records, ServerProcess, TestDatabase};
+use fieldnotes_tests::{
+    bench::{self, percentile, Cell, JsServer, LogLines},
+    phones, records, ServerProcess, TestDatabase,
+};
 use mobile_bridge::{DeviceCredential, Phone};
 use serde::Serialize;
-use serde_json::Value;
 use sync::NotebookHeader;
 use url::Url;
 use uuid::Uuid;
@@ -75,6 +75,17 @@ struct Args {
     /// Where the servers' stderr logs go (default: a new temporary directory, kept).
     #[arg(long)]
     log_dir: Option<PathBuf>,
+
+    /// Notebooks stored in the database before the storm besides the phones'
+    /// (ours only): what a region's server holds but is not syncing.
+    #[arg(long, default_value_t = 0)]
+    stored_notebooks: u64,
+
+    /// Our server's `--document-idle-secs`; when given, after the phones
+    /// leave the run waits until no document is live and samples the
+    /// server's memory again.
+    #[arg(long)]
+    idle_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,18 +97,7 @@ enum Target {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    // Before any thread exists: `TestDatabase` creates and drops its database
-    // through TEST_DATABASE_URL, and NO_COLOR keeps ANSI codes out of the
-    // servers' logs (the children inherit it).
-    std::env::set_var("TEST_DATABASE_URL", &args.database_url);
-    std::env::set_var("NO_COLOR", "1");
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    bench::init_process(&args.database_url);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -108,14 +108,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.phones == 0 || args.sightings == 0 {
         bail!("--phones and --sightings must be at least 1");
     }
-    let log_dir = match &args.log_dir {
-        Some(dir) => dir.clone(),
-        None => tempfile::Builder::new()
-            .prefix("reconnect-storm-")
-            .tempdir()?
-            .keep(),
-    };
-    std::fs::create_dir_all(&log_dir)?;
+    let log_dir = bench::log_dir(args.log_dir.as_deref(), "reconnect-storm-")?;
     let targets = match args.target {
         Target::Both => vec![Target::Ours, Target::Js],
         one => vec![one],
@@ -201,6 +194,12 @@ struct StormResult {
     server_log_warn_lines: usize,
     server_log_error_lines: usize,
     server_exit: String,
+    /// With `--stored-notebooks`: how many were stored before the storm.
+    stored_notebooks: u64,
+    /// With `--idle-secs`: live documents (from `/health`) and VmRSS once the
+    /// phones left and the idle time passed.
+    live_documents_after_idle: Option<u64>,
+    server_rss_after_idle_kib: Option<u64>,
 }
 
 /// The notebooks' owners: enrolled volunteers (our server authenticates every
@@ -268,23 +267,20 @@ async fn build_phones(args: &Args, owners: Owners) -> anyhow::Result<Vec<Phone>>
 }
 
 async fn storm_ours(args: &Args, log_dir: &Path) -> anyhow::Result<StormResult> {
-    let binary = match &args.server_bin {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("the executable has a directory")?
-            .join("fieldnotes-server"),
-    };
-    if !binary.exists() {
-        bail!(
-            "{} does not exist: cargo build --release -p fieldnotes-server --bin fieldnotes-server",
-            binary.display()
-        );
-    }
+    let binary = bench::server_binary(args.server_bin.as_deref())?;
     let db = TestDatabase::create().await?;
     let log = log_dir.join("ours-server.log");
-    let mut server = ServerProcess::start_binary(&binary, &db.url, Some(&log))?;
+    let idle = args.idle_secs.map(|secs| secs.to_string());
+    let server_args: Vec<&str> = match &idle {
+        Some(secs) => vec!["--document-idle-secs", secs],
+        None => Vec::new(),
+    };
+    let mut server = ServerProcess::start_binary_with(&binary, &db.url, Some(&log), &server_args)?;
     let pool = db.pool().await?;
+    if args.stored_notebooks > 0 {
+        eprintln!("[ours] storing {} other notebooks…", args.stored_notebooks);
+        store_notebooks(&pool, args.stored_notebooks).await?;
+    }
     eprintln!(
         "[ours] {} on {} (pid {}), database {}, log {}",
         binary.display(),
@@ -304,6 +300,20 @@ async fn storm_ours(args: &Args, log_dir: &Path) -> anyhow::Result<StormResult> 
         Some(&pool),
     )
     .await?;
+    result.stored_notebooks = args.stored_notebooks;
+    if let Some(idle) = args.idle_secs {
+        let deadline = Instant::now() + Duration::from_secs(idle + 60);
+        loop {
+            let (_, health) = server.get_json("/health").await?;
+            let live = health["sync"]["liveDocuments"].as_u64();
+            if live == Some(0) || Instant::now() > deadline {
+                result.live_documents_after_idle = live;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        result.server_rss_after_idle_kib = proc_status(server.pid()).get("VmRSS").copied();
+    }
     let status = server.terminate();
     result.server_exit = match status {
         Ok(status) => status.to_string(),
@@ -315,79 +325,67 @@ async fn storm_ours(args: &Args, log_dir: &Path) -> anyhow::Result<StormResult> 
     Ok(result)
 }
 
-async fn storm_js(args: &Args, log_dir: &Path) -> anyhow::Result<StormResult> {
-    let js = ensure_js_dependencies()?;
-    let data_dir = tempfile::Builder::new()
-        .prefix("reconnect-storm-js-")
-        .tempdir()?;
-    let log = log_dir.join("js-server.log");
-    let mut child = Command::new("node")
-        .arg(js.join("reference-sync-server.mjs"))
-        .arg("--data-dir")
-        .arg(data_dir.path())
-        .args(["--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(File::create(&log)?))
-        .spawn()
-        .context("running node (install Node.js)")?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = match lines.next() {
-        Some(line) => line?,
-        None => {
-            let status = child.wait()?;
-            bail!(
-                "the JS reference server exited before listening ({status}); see {}",
-                log.display()
-            );
-        }
+/// Stores `count` notebooks (one sighting each) the storm does not touch,
+/// straight into the tables the server loads documents from.
+async fn store_notebooks(pool: &sqlx::PgPool, count: u64) -> anyhow::Result<()> {
+    let header = NotebookHeader {
+        territory_id: Uuid::nil(),
+        owner_id: Uuid::new_v4(),
     };
-    std::thread::spawn(move || for _ in lines {});
-    let announced: Value = serde_json::from_str(&first)
-        .with_context(|| format!("the JS server's first line is not JSON: {first}"))?;
-    let port = announced["port"].as_u64().context("no port announced")?;
-    let pid = announced["pid"].as_u64().context("no pid announced")? as u32;
+    let mut doc = sync::new_notebook(header);
+    sync::put_record(
+        &mut doc,
+        &records::sighting(header.owner_id, "Parus major", 1),
+    )?;
+    let saved = doc.save();
+    let count = i64::try_from(count)?;
+    sqlx::query(
+        "INSERT INTO documents (doc_id, territory_id, owner_id, kind, revision) \
+         SELECT 'stored-' || g, $1, $2, 'notebook', 1 FROM generate_series(1, $3) g",
+    )
+    .bind(header.territory_id)
+    .bind(header.owner_id)
+    .bind(count)
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO automerge_chunks (key, doc_id, data) \
+         SELECT 'stored-' || g || '/snapshot/seed', 'stored-' || g, $1 FROM generate_series(1, $2) g",
+    )
+    .bind(&saved)
+    .bind(count)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+async fn storm_js(args: &Args, log_dir: &Path) -> anyhow::Result<StormResult> {
+    let log = log_dir.join("js-server.log");
+    let mut js = JsServer::start("reconnect-storm-js-", &log)?;
     eprintln!(
-        "[js] reference-sync-server.mjs on 127.0.0.1:{port} (node pid {pid}), data {}, log {}",
-        data_dir.path().display(),
+        "[js] reference-sync-server.mjs on 127.0.0.1:{} (node pid {}), data {}, log {}",
+        js.port,
+        js.pid,
+        js.data_dir().display(),
         log.display()
     );
-    let url = Url::parse(&format!("ws://127.0.0.1:{port}/sync"))?;
     let owners = Owners::Anonymous {
         territories: args.territories,
     };
-    let outcome = storm(args, "js", owners, url, pid, None).await;
-    let exit = stop_child(&mut child);
+    let outcome = storm(args, "js", owners, js.sync_url(), js.pid, None).await;
+    let exit = js.stop();
     let mut result = outcome?;
     result.server_exit = exit;
     finish_log(&mut result, &log);
     Ok(result)
 }
 
-/// SIGTERM (the JS server flushes its storage on it), then wait.
-fn stop_child(child: &mut Child) -> String {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    match child.wait() {
-        Ok(status) => status.to_string(),
-        Err(error) => format!("could not wait: {error}"),
-    }
-}
-
 fn finish_log(result: &mut StormResult, log: &Path) {
     result.server_log = log.display().to_string();
-    if let Ok(text) = std::fs::read_to_string(log) {
-        for line in text.lines() {
-            result.server_log_lines += 1;
-            if line.contains(" WARN ") {
-                result.server_log_warn_lines += 1;
-            } else if line.contains(" ERROR ") {
-                result.server_log_error_lines += 1;
-            }
-        }
-    }
+    let counts = LogLines::count(log);
+    result.server_log_lines = counts.lines;
+    result.server_log_warn_lines = counts.warn;
+    result.server_log_error_lines = counts.error;
 }
 
 /// One phone's outcome: when it was connected and when the server had confirmed everything.
@@ -602,11 +600,19 @@ async fn storm(
         inventory_complete_s,
         inventory_rows_at_end,
         all_present_s,
-        connect_p50_s: percentile(&connect_times, 50.0),
-        connect_p95_s: percentile(&connect_times, 95.0),
+        connect_p50_s: percentile(&connect_times, 50.0)
+            .as_ref()
+            .map(Duration::as_secs_f64),
+        connect_p95_s: percentile(&connect_times, 95.0)
+            .as_ref()
+            .map(Duration::as_secs_f64),
         connect_max_s: connect_times.last().map(Duration::as_secs_f64),
-        sync_p50_s: percentile(&sync_times, 50.0),
-        sync_p95_s: percentile(&sync_times, 95.0),
+        sync_p50_s: percentile(&sync_times, 50.0)
+            .as_ref()
+            .map(Duration::as_secs_f64),
+        sync_p95_s: percentile(&sync_times, 95.0)
+            .as_ref()
+            .map(Duration::as_secs_f64),
         sync_max_s: sync_times.last().map(Duration::as_secs_f64),
         wire_bytes_sent: sent,
         wire_bytes_received: received,
@@ -629,6 +635,9 @@ async fn storm(
         server_log_warn_lines: 0,
         server_log_error_lines: 0,
         server_exit: String::new(),
+        stored_notebooks: 0,
+        live_documents_after_idle: None,
+        server_rss_after_idle_kib: None,
     })
 }
 
@@ -658,15 +667,6 @@ async fn watch_server(pid: u32, start: Instant, samples: Arc<ServerSamples>) -> 
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// Nearest-rank percentile of sorted durations, in seconds.
-fn percentile(sorted: &[Duration], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64())
 }
 
 /// `VmHWM`, `VmRSS`, … of a process, in kiB.
@@ -809,9 +809,6 @@ impl CpuSnapshot {
     }
 }
 
-/// How one row of the results table is computed from a result.
-type Cell = Box<dyn Fn(&StormResult) -> String>;
-
 fn print_table(results: &[StormResult]) {
     fn secs(v: Option<f64>) -> String {
         v.map_or("—".to_string(), |s| format!("{s:.2} s"))
@@ -821,7 +818,7 @@ fn print_table(results: &[StormResult]) {
             format!("{:.1} MiB", k as f64 / 1024.0)
         })
     }
-    let rows: Vec<(&str, Cell)> = vec![
+    let rows: Vec<(&str, Cell<StormResult>)> = vec![
         (
             "phones × sightings",
             Box::new(|r| format!("{} × {} = {}", r.phones, r.sightings_per_phone, r.sightings)),
@@ -933,40 +930,8 @@ fn print_table(results: &[StormResult]) {
         ),
         ("server exit", Box::new(|r| r.server_exit.clone())),
     ];
-    let label_width = rows
-        .iter()
-        .map(|(l, _)| l.chars().count())
-        .max()
-        .unwrap_or(0);
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|(_, f)| results.iter().map(f).collect())
-        .collect();
-    let widths: Vec<usize> = (0..results.len())
-        .map(|i| {
-            cells
-                .iter()
-                .map(|row| row[i].chars().count())
-                .chain([results[i].target.len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
-    let mut header = format!("| {} |", pad("", label_width));
-    let mut rule = format!("|{}|", "-".repeat(label_width + 2));
-    for (r, w) in results.iter().zip(&widths) {
-        header += &format!(" {} |", pad(&r.target, *w));
-        rule += &format!("{}|", "-".repeat(w + 2));
-    }
-    println!("{header}\n{rule}");
-    for ((label, _), row) in rows.iter().zip(&cells) {
-        let mut line = format!("| {} |", pad(label, label_width));
-        for (cell, w) in row.iter().zip(&widths) {
-            line += &format!(" {} |", pad(cell, *w));
-        }
-        println!("{line}");
-    }
+    let headers: Vec<String> = results.iter().map(|r| r.target.clone()).collect();
+    bench::print_table(&headers, results, &rows);
     for r in results {
         for failure in &r.failure_samples {
             println!("[{}] {failure}", r.target);
