@@ -16,6 +16,28 @@ use url::Url;
 
 use crate::ensure_js_dependencies;
 
+/// The options every benchmark binary takes.
+#[derive(Debug, clap::Args)]
+pub struct CommonArgs {
+    /// Maintenance connection through which a fresh database is created (and
+    /// dropped afterwards) for our server.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub database_url: String,
+
+    /// The server binary (default: `fieldnotes-server` next to this executable,
+    /// i.e. the release build when this one is).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+
+    /// Print one JSON object per measurement (one a line) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Where the servers' stderr logs go (default: a new temporary directory, kept).
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+}
+
 /// Points `TestDatabase` at `database_url` (it creates and drops its
 /// databases through TEST_DATABASE_URL), keeps ANSI codes out of the servers'
 /// logs (the children inherit NO_COLOR) and sends our own tracing to stderr.

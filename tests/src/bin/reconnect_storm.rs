@@ -13,7 +13,7 @@
 
 use std::{
     collections::HashMap,
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     sync::{
         atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering},
@@ -50,19 +50,8 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Target::Ours)]
     target: Target,
 
-    /// Maintenance connection through which a fresh database is created (and
-    /// dropped afterwards) for our server.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    database_url: String,
-
-    /// The server binary (default: `fieldnotes-server` next to this executable,
-    /// i.e. the release build when this one is).
-    #[arg(long)]
-    server_bin: Option<PathBuf>,
-
-    /// Print one JSON object per target (one a line) instead of the table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    common: bench::CommonArgs,
 
     /// Territories the notebooks are spread over.
     #[arg(long, default_value_t = 5)]
@@ -71,10 +60,6 @@ struct Args {
     /// Give up on a phone (and on the inventory) after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
-
-    /// Where the servers' stderr logs go (default: a new temporary directory, kept).
-    #[arg(long)]
-    log_dir: Option<PathBuf>,
 
     /// Notebooks stored in the database before the storm besides the phones'
     /// (ours only): what a region's server holds but is not syncing.
@@ -97,7 +82,7 @@ enum Target {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    bench::init_process(&args.database_url);
+    bench::init_process(&args.common.database_url);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -108,7 +93,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.phones == 0 || args.sightings == 0 {
         bail!("--phones and --sightings must be at least 1");
     }
-    let log_dir = bench::log_dir(args.log_dir.as_deref(), "reconnect-storm-")?;
+    let log_dir = bench::log_dir(args.common.log_dir.as_deref(), "reconnect-storm-")?;
     let targets = match args.target {
         Target::Both => vec![Target::Ours, Target::Js],
         one => vec![one],
@@ -120,12 +105,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ => storm_js(&args, &log_dir).await,
         }
         .with_context(|| format!("storming the {} server", target_name(target)))?;
-        if args.json {
+        if args.common.json {
             println!("{}", serde_json::to_string(&result)?);
         }
         results.push(result);
     }
-    if !args.json {
+    if !args.common.json {
         print_table(&results);
     }
     Ok(())
@@ -267,7 +252,7 @@ async fn build_phones(args: &Args, owners: Owners) -> anyhow::Result<Vec<Phone>>
 }
 
 async fn storm_ours(args: &Args, log_dir: &Path) -> anyhow::Result<StormResult> {
-    let binary = bench::server_binary(args.server_bin.as_deref())?;
+    let binary = bench::server_binary(args.common.server_bin.as_deref())?;
     let db = TestDatabase::create().await?;
     let log = log_dir.join("ours-server.log");
     let idle = args.idle_secs.map(|secs| secs.to_string());

@@ -21,7 +21,7 @@
 //! ```
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -69,28 +69,13 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Target::Ours)]
     target: Target,
 
-    /// Maintenance connection through which a fresh database is created (and
-    /// dropped afterwards) for our server.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-    database_url: String,
-
-    /// The server binary (default: `fieldnotes-server` next to this executable,
-    /// i.e. the release build when this one is).
-    #[arg(long)]
-    server_bin: Option<PathBuf>,
-
-    /// Print one JSON object per run (one a line) instead of the table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    common: bench::CommonArgs,
 
     /// Count a change as failed for a peer that has not got it after this many
     /// seconds; also bounds each setup step.
     #[arg(long, default_value_t = 30)]
     timeout_secs: u64,
-
-    /// Where the servers' stderr logs go (default: a new temporary directory, kept).
-    #[arg(long)]
-    log_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -124,7 +109,7 @@ const FAILURE_SAMPLES: usize = 10;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    bench::init_process(&args.database_url);
+    bench::init_process(&args.common.database_url);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -142,7 +127,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.mode == Mode::Replica && args.target != Target::Ours {
         bail!("--mode replica measures our server only (two processes on one database)");
     }
-    let log_dir = bench::log_dir(args.log_dir.as_deref(), "sync-latency-")?;
+    let log_dir = bench::log_dir(args.common.log_dir.as_deref(), "sync-latency-")?;
     let runs = match (args.mode, args.target) {
         (Mode::Replica, _) => vec![(Mode::Replica, Target::Ours)],
         (Mode::Fanout, Target::Both) => {
@@ -164,12 +149,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 target_name(target)
             )
         })?;
-        if args.json {
+        if args.common.json {
             println!("{}", serde_json::to_string(&result)?);
         }
         results.push(result);
     }
-    if !args.json {
+    if !args.common.json {
         print_table(&results);
     }
     Ok(())
@@ -272,7 +257,7 @@ fn exit_text(status: anyhow::Result<std::process::ExitStatus>) -> String {
 
 /// Phone A on one server process records, phone B on another sees it.
 async fn replica(args: &Args, samples: usize, log_dir: &Path) -> anyhow::Result<LatencyResult> {
-    let binary = bench::server_binary(args.server_bin.as_deref())?;
+    let binary = bench::server_binary(args.common.server_bin.as_deref())?;
     let timeout = Duration::from_secs(args.timeout_secs);
     let db = TestDatabase::create().await?;
     let logs = [
@@ -389,7 +374,7 @@ struct Readers {
 }
 
 async fn fanout_ours(args: &Args, samples: usize, log_dir: &Path) -> anyhow::Result<LatencyResult> {
-    let binary = bench::server_binary(args.server_bin.as_deref())?;
+    let binary = bench::server_binary(args.common.server_bin.as_deref())?;
     let timeout = Duration::from_secs(args.timeout_secs);
     let db = TestDatabase::create().await?;
     let log = log_dir.join("fanout-ours-server.log");
