@@ -282,9 +282,7 @@ impl DocumentOwner {
                 match self.hub.store.revision(&self.key).await {
                     Ok(revision) if revision != doc.revision => {
                         tracing::debug!("another process committed; judging against its changes");
-                        self.waiting = waiting_before;
-                        if let Err(reason) = self.load().await {
-                            self.drop_writers(&writers, &reason);
+                        if !self.reload_for_another_pass(waiting_before, &writers).await {
                             return;
                         }
                         recheck_waiting = true;
@@ -320,9 +318,7 @@ impl DocumentOwner {
                 }
                 Committed::Stale => {
                     tracing::debug!("another process committed first; judging again");
-                    self.waiting = waiting_before;
-                    if let Err(reason) = self.load().await {
-                        self.drop_writers(&writers, &reason);
+                    if !self.reload_for_another_pass(waiting_before, &writers).await {
                         return;
                     }
                     recheck_waiting = true;
@@ -338,6 +334,24 @@ impl DocumentOwner {
         }
         tracing::warn!("other processes kept committing first; the writers retry later");
         self.state = None;
+    }
+
+    /// Before judging a batch again on what another process committed: the
+    /// waiting changes as they were before the pass, and the document
+    /// reloaded. False if it cannot be (the writers are told to come back).
+    async fn reload_for_another_pass(
+        &mut self,
+        waiting_before: Vec<Waiting>,
+        writers: &[Arc<Peer>],
+    ) -> bool {
+        self.waiting = waiting_before;
+        match self.load().await {
+            Ok(()) => true,
+            Err(reason) => {
+                self.drop_writers(writers, &reason);
+                false
+            }
+        }
     }
 
     fn drop_writers(&mut self, writers: &[Arc<Peer>], reason: &str) {
