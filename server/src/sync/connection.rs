@@ -8,22 +8,17 @@
 //! connection (a refusal, a revocation, a protocol error) gives the reason,
 //! which the peer receives as an `error` message before the close frame.
 
-use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use axum::extract::ws::{Message as Frame, WebSocket};
 use futures::{SinkExt, StreamExt};
 use sync::protocol::{Connection, DocumentId, Incoming, Limits};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::{
     access::{peer_id_for, ConnectionRegistration, MAX_DOCUMENTS_PER_CONNECTION},
     document::DocMessage,
+    peer::{close, Closing, Peer},
     Hub,
 };
 use crate::auth::{Credential, Principal};
@@ -32,52 +27,6 @@ use crate::auth::{Credential, Principal};
 const OUTGOING_QUEUE: usize = 1024;
 /// How long writing one message may take before the peer is taken for gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Why a connection closes, given once.
-#[derive(Default)]
-struct Closing {
-    token: CancellationToken,
-    reason: Mutex<Option<String>>,
-}
-
-/// A connected peer, as documents' owners reach it.
-pub struct Peer {
-    pub connection_id: Uuid,
-    pub principal: Principal,
-    /// The connection's protocol state after the handshake: its encoders
-    /// address messages from this server to this peer.
-    pub protocol: Connection,
-    outgoing: mpsc::Sender<Vec<u8>>,
-    closing: Arc<Closing>,
-}
-
-impl Peer {
-    /// Queues `message` for the peer; a peer whose queue is full is not
-    /// reading, and is disconnected.
-    pub fn send(&self, message: Vec<u8>) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.outgoing.try_send(message) {
-            self.close("this connection does not read its messages; reconnect");
-        }
-    }
-
-    /// Closes the connection, telling the peer `reason`.
-    pub fn close(&self, reason: &str) {
-        close(&self.closing, reason);
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.closing.token.is_cancelled()
-    }
-}
-
-fn close(closing: &Closing, reason: &str) {
-    let mut current = closing.reason.lock().expect("closing reason poisoned");
-    if current.is_none() && !closing.token.is_cancelled() {
-        *current = Some(reason.to_string());
-    }
-    drop(current);
-    closing.token.cancel();
-}
 
 /// Serves one authenticated WebSocket until it closes.
 pub(super) async fn serve(

@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use super::{
     access::{access_for, Access, Delivery, MAX_NEW_DOCUMENTS_PER_HOUR},
-    connection::Peer,
+    peer::Peer,
     store::{Commit, Committed},
     Hub,
 };

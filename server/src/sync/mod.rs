@@ -2,8 +2,9 @@
 //! engine, documents in PostgreSQL.
 //!
 //! - [`connection`]: one WebSocket — the handshake, the checks every message
-//!   passes, the limit of documents open at once, and the queue its replies
-//!   leave by;
+//!   passes, the limit of documents open at once;
+//! - [`peer`]: a connected peer as documents reach it — the bounded queue its
+//!   messages leave by, and closing it with a reason;
 //! - [`document`]: one document's owner — judging incoming changes before
 //!   they are applied, committing them, and replying to every peer from the
 //!   committed state; it leaves memory once idle;
@@ -20,6 +21,7 @@
 pub mod access;
 mod connection;
 mod document;
+mod peer;
 pub mod store;
 
 use std::{
