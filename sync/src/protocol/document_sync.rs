@@ -75,15 +75,18 @@ impl DocumentSync {
         doc: &mut Automerge,
         mut message: IncomingSync,
     ) -> Result<(), AutomergeError> {
-        let carried_changes = !message.0.changes.is_empty();
         let last_sent = self.state.last_sent_heads.clone();
+        // A peer with nothing is resynced from scratch, as automerge does.
+        let peer_has_nothing = message.0.heads.is_empty();
         message.0.changes = Vec::<Vec<u8>>::new().into();
         doc.receive_sync_message(&mut self.state, message.0)?;
-        if carried_changes {
-            // Without changes and with heads equal to ours, automerge takes
-            // the message for one answering heads we sent, and would not
-            // announce them; here our heads equal the peer's only because the
-            // caller applied its changes, which the peer must hear were taken.
+        // A message without changes whose heads equal ours makes automerge
+        // take our heads for announced, and say nothing more. Here our heads
+        // may equal the peer's only because the caller applied changes
+        // (this message's, or an earlier one's in the same batch) that the
+        // peer has not yet heard were taken: the heads are announced when
+        // they were, not when the peer has them.
+        if !peer_has_nothing {
             self.state.last_sent_heads = last_sent;
         }
         Ok(())
@@ -200,6 +203,47 @@ mod tests {
         let ack = peer
             .reply(&server)
             .expect("the server acknowledges what it took in");
+        assert_eq!(
+            sync::Message::decode(&ack).unwrap().heads,
+            phone.get_heads()
+        );
+    }
+
+    #[test]
+    fn changes_taken_in_a_batch_are_acknowledged_even_after_the_peer_repeats_its_heads() {
+        let mut phone = Automerge::new();
+        let mut phone_state = sync::State::new();
+        let mut server = Automerge::new();
+        let mut peer = DocumentSync::new();
+        // Opening exchange.
+        let opening = phone.generate_sync_message(&mut phone_state).unwrap();
+        peer.received(
+            &mut server,
+            IncomingSync::decode(&opening.encode(), 100).unwrap(),
+        )
+        .unwrap();
+        let answer = peer.reply(&server).unwrap();
+        phone
+            .receive_sync_message(&mut phone_state, sync::Message::decode(&answer).unwrap())
+            .unwrap();
+        // The phone sends a change, then (before any answer) its heads again.
+        with_count(&mut phone, 1);
+        let with_change = phone.generate_sync_message(&mut phone_state).unwrap();
+        let repeat = sync::Message {
+            changes: Vec::<Vec<u8>>::new().into(),
+            ..with_change.clone()
+        };
+        // Both are taken in one batch before anything is replied.
+        for message in [with_change, repeat] {
+            let incoming = IncomingSync::decode(&message.encode(), 100).unwrap();
+            for chunk in incoming.changes() {
+                server.load_incremental(&chunk).unwrap();
+            }
+            peer.received(&mut server, incoming).unwrap();
+        }
+        let ack = peer
+            .reply(&server)
+            .expect("the batch's changes are acknowledged");
         assert_eq!(
             sync::Message::decode(&ack).unwrap().heads,
             phone.get_heads()
