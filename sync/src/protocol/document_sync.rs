@@ -120,6 +120,16 @@ mod tests {
             .unwrap();
     }
 
+    /// The server takes `message` in as it would once judged: its changes
+    /// applied, then the peer's state updated.
+    fn take_in(server: &mut Automerge, peer: &mut DocumentSync, message: sync::Message) {
+        let incoming = IncomingSync::decode(&message.encode(), 100).unwrap();
+        for chunk in incoming.changes() {
+            server.load_incremental(&chunk).unwrap();
+        }
+        peer.received(server, incoming).unwrap();
+    }
+
     /// A phone (plain automerge sync) and the server side (judge, then apply)
     /// exchange messages until neither has anything to say.
     fn converge(
@@ -181,11 +191,7 @@ mod tests {
         let mut peer = DocumentSync::new();
         // The phone's opening message, and the server's answer (it has nothing).
         let opening = phone.generate_sync_message(&mut phone_state).unwrap();
-        let incoming = IncomingSync::decode(&opening.encode(), 100).unwrap();
-        for chunk in incoming.changes() {
-            server.load_incremental(&chunk).unwrap();
-        }
-        peer.received(&mut server, incoming).unwrap();
+        take_in(&mut server, &mut peer, opening);
         if let Some(reply) = peer.reply(&server) {
             phone
                 .receive_sync_message(&mut phone_state, sync::Message::decode(&reply).unwrap())
@@ -194,11 +200,7 @@ mod tests {
         // Until the server has taken the phone's changes in.
         while server.get_heads() != phone.get_heads() {
             let message = phone.generate_sync_message(&mut phone_state).unwrap();
-            let incoming = IncomingSync::decode(&message.encode(), 100).unwrap();
-            for chunk in incoming.changes() {
-                server.load_incremental(&chunk).unwrap();
-            }
-            peer.received(&mut server, incoming).unwrap();
+            take_in(&mut server, &mut peer, message);
         }
         let ack = peer
             .reply(&server)
@@ -217,11 +219,7 @@ mod tests {
         let mut peer = DocumentSync::new();
         // Opening exchange.
         let opening = phone.generate_sync_message(&mut phone_state).unwrap();
-        peer.received(
-            &mut server,
-            IncomingSync::decode(&opening.encode(), 100).unwrap(),
-        )
-        .unwrap();
+        take_in(&mut server, &mut peer, opening);
         let answer = peer.reply(&server).unwrap();
         phone
             .receive_sync_message(&mut phone_state, sync::Message::decode(&answer).unwrap())
@@ -235,11 +233,7 @@ mod tests {
         };
         // Both are taken in one batch before anything is replied.
         for message in [with_change, repeat] {
-            let incoming = IncomingSync::decode(&message.encode(), 100).unwrap();
-            for chunk in incoming.changes() {
-                server.load_incremental(&chunk).unwrap();
-            }
-            peer.received(&mut server, incoming).unwrap();
+            take_in(&mut server, &mut peer, message);
         }
         let ack = peer
             .reply(&server)
