@@ -4,7 +4,6 @@
 
 use std::{
     fs::File,
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
@@ -14,7 +13,7 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 use url::Url;
 
-use crate::ensure_js_dependencies;
+use crate::{ensure_js_dependencies, first_stdout_line};
 
 /// The options every benchmark binary takes.
 #[derive(Debug, clap::Args)]
@@ -111,20 +110,10 @@ impl JsServer {
             .stderr(Stdio::from(File::create(log)?))
             .spawn()
             .context("running node (install Node.js)")?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = match lines.next() {
-            Some(line) => line?,
-            None => {
-                let status = child.wait()?;
-                bail!(
-                    "the JS reference server exited before listening ({status}); see {}",
-                    log.display()
-                );
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let first = first_stdout_line(
+            &mut child,
+            &format!("the JS reference server (log {})", log.display()),
+        )?;
         // Held before the announcement is parsed: if it is garbled, dropping
         // the server stops the child.
         let mut server = JsServer {

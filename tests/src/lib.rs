@@ -324,23 +324,13 @@ impl ServerProcess {
         let mut child = command
             .spawn()
             .with_context(|| format!("spawning {}", binary.display()))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = match lines.next() {
-            Some(line) => line?,
-            None => {
-                let status = child.wait()?;
-                bail!("fieldnotes-server exited before listening ({status})");
-            }
-        };
+        let first = first_stdout_line(&mut child, "fieldnotes-server")?;
         let announced: Value = serde_json::from_str(&first)
             .with_context(|| format!("server's first line is not JSON: {first}"))?;
         let addr = announced["listening"]
             .as_str()
             .context("server did not announce its address")?
             .to_string();
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
         Ok(ServerProcess {
             child,
             addr,
@@ -464,6 +454,23 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The first line a server child writes to its piped stdout (where it
+/// announces its address); the rest is drained in the background so the
+/// child never blocks on a full pipe.
+pub fn first_stdout_line(child: &mut Child, what: &str) -> anyhow::Result<String> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = match lines.next() {
+        Some(line) => line?,
+        None => {
+            let status = child.wait()?;
+            bail!("{what} exited before listening ({status})");
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Ok(first)
 }
 
 /// Status, head and body of a whole HTTP/1.1 response (with Content-Length)
