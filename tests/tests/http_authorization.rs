@@ -2,7 +2,9 @@
 //! kind of caller gets — anonymous, volunteer, coordinator, régie auditor,
 //! admin — acting in their own territory (A) and in another (B). Allowed means
 //! a 2xx; refused means 401 (no valid credential) or 403 (not their right).
-//! The table must list exactly the routes of `server::http::route_list()`.
+//! The table must list exactly the routes of `server::http::route_list()`,
+//! and every answer met must be one the OpenAPI document describes (its
+//! status documented, its JSON body matching the documented schema).
 //!
 //! Beyond the table: what the allowed reads return is limited to the caller's
 //! territories, and a volunteer's drafts are theirs alone.
@@ -11,7 +13,9 @@ use std::collections::BTreeSet;
 
 use fieldnotes_tests::{
     accounts::{self, call, Actor, Fixture},
-    init_test_logging, ServerProcess, TestDatabase,
+    init_test_logging,
+    openapi::Spec,
+    ServerProcess, TestDatabase,
 };
 use mobile_bridge::photos::{process_photo, PhotoSettings};
 use reqwest::Method;
@@ -119,6 +123,8 @@ const TABLE: &[Row] = &[
     // A photo filed in the territory: any role there reads it.
     row("GET",  "/api/photos/{sha256}",                  [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
     row("GET",  "/api/photos/{sha256}/thumbnail",        [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    // Public: the OpenAPI document of these routes.
+    row("GET",  "/api/openapi.json",                     [A,  A,  A,  A,  A],     [A,  A,  A,  A,  A]),
 ];
 
 #[test]
@@ -152,13 +158,18 @@ async fn every_route_allows_or_refuses_each_role_in_each_territory_as_the_table_
     let server = ServerProcess::start(&db.url)?;
     let pool = db.pool().await?;
     let fixture = accounts::seed(&pool).await?;
+    let spec = Spec::built();
 
     let mut mismatches = Vec::new();
+    let mut undocumented = Vec::new();
     let mut checked = 0;
     for row in TABLE {
         for (territory, expected) in [(Territory::Own, row.own), (Territory::Other, row.other)] {
             for (who, expected) in WHO.into_iter().zip(expected) {
                 let (status, body) = perform(&server, &pool, &fixture, row, who, territory).await?;
+                if let Err(fault) = spec.check_answer(row.method, row.path, status, &body) {
+                    undocumented.push(format!("as {who:?} in {territory:?} territory: {fault}"));
+                }
                 let outcome = match status {
                     // 101: a WebSocket handshake accepted.
                     101 | 200..=299 => Some(Outcome::Allowed),
@@ -183,6 +194,12 @@ async fn every_route_allows_or_refuses_each_role_in_each_territory_as_the_table_
         "{} of {checked} cases differ from the table:\n{}",
         mismatches.len(),
         mismatches.join("\n")
+    );
+    assert!(
+        undocumented.is_empty(),
+        "{} of {checked} answers are not as the OpenAPI document says:\n{}",
+        undocumented.len(),
+        undocumented.join("\n")
     );
     Ok(())
 }
@@ -214,9 +231,10 @@ async fn perform(
 
     let (path, token, body): (String, Option<String>, Option<Value>) = match (row.method, row.path)
     {
-        ("GET", "/health" | "/api/me" | "/api/devices" | "/api/territories") => {
-            (row.path.to_string(), token, None)
-        }
+        (
+            "GET",
+            "/health" | "/api/me" | "/api/devices" | "/api/territories" | "/api/openapi.json",
+        ) => (row.path.to_string(), token, None),
         ("POST", "/api/auth/login") => {
             let login = fixture.coordinator.login.as_ref().expect("a password");
             let body = json!({ "email": login.email, "password": login.password });

@@ -18,7 +18,9 @@ use uuid::Uuid;
 
 /// A role someone holds in one territory. Admin is not one of them: it is
 /// global, on the account (`accounts.is_admin`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Records sightings, reports and hours from a phone.

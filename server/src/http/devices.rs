@@ -3,11 +3,15 @@
 //! closed (the sync channel listens for the revocation).
 
 use axum::{extract::State, http::Method, Json};
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
     extractor::{AuthUser, IdPath},
+    openapi::UNAUTHENTICATED,
     ApiError, AppState, Routes,
 };
 use crate::auth::{admin, Role};
@@ -18,8 +22,40 @@ pub fn routes() -> Routes {
         .route(Method::POST, "/api/devices/{id}/revoke", revoke)
 }
 
+/// An enrolled phone.
+// Documentation only: the query of `list` builds this JSON.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Device {
+    id: Uuid,
+    /// Its owner.
+    account_id: Uuid,
+    account_name: String,
+    name: String,
+    created_at: DateTime<Utc>,
+    /// When it last authenticated; null if never.
+    #[schema(required = true)]
+    last_seen_at: Option<DateTime<Utc>>,
+    /// Null while it may sync.
+    #[schema(required = true)]
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Lists the phones the caller may see
+///
 /// Your own devices; a coordinator also sees the devices of the volunteers of
 /// their territories (to revoke a lost one); an admin sees all.
+#[utoipa::path(
+    get,
+    path = "/api/devices",
+    operation_id = "listDevices",
+    responses(
+        (status = 200, description = "The devices, oldest first", body = [Device]),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn list(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
@@ -42,13 +78,39 @@ async fn list(
     Ok(Json(devices))
 }
 
-/// The device's owner, a coordinator of a territory where the owner
-/// volunteers, or an admin.
+/// A device revoked.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Revoked {
+    device_id: Uuid,
+    /// Always true (revoking a revoked device changes nothing).
+    revoked: bool,
+}
+
+/// Revokes a phone
+///
+/// Its credential is refused from now on and its open sync connections are
+/// closed. For the device's owner, a coordinator of a territory where the
+/// owner volunteers, or an admin.
+#[utoipa::path(
+    post,
+    path = "/api/devices/{id}/revoke",
+    operation_id = "revokeDevice",
+    params(("id" = Uuid, Path, description = "The device's id")),
+    responses(
+        (status = 200, description = "The device is revoked", body = Revoked),
+        (status = 400, description = "`id` is not a UUID", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "Neither the device's owner, nor a coordinator where its owner volunteers, nor an admin", body = ApiError),
+        (status = 404, description = "No such device", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn revoke(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
     IdPath(device): IdPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     let found: Option<(Uuid, bool)> = sqlx::query_as(
         "SELECT d.account_id, EXISTS ( \
            SELECT 1 FROM memberships m WHERE m.account_id = d.account_id \
@@ -72,5 +134,8 @@ async fn revoke(
     if newly {
         tracing::info!(%device, by = %principal.account_id, "device revoked");
     }
-    Ok(Json(json!({ "deviceId": device, "revoked": true })))
+    Ok(Json(Revoked {
+        device_id: device,
+        revoked: true,
+    }))
 }

@@ -4,12 +4,15 @@
 //! and that phone.
 
 use axum::{extract::State, http::Method, http::StatusCode, Json};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
     extractor::{AuthUser, JsonBody},
+    openapi::{BODY_TOO_LARGE, UNAUTHENTICATED},
     ApiError, AppState, Routes,
 };
 use crate::auth::{admin, Role};
@@ -24,27 +27,69 @@ pub fn routes() -> Routes {
         .route(Method::POST, "/api/enrol", enrol)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct InvitationRequest {
+    /// The territory the person joins.
     territory_id: Uuid,
+    /// The new person's name (trimmed, 1 to 200 characters); ignored with `accountId`.
+    #[schema(example = "Lou")]
     display_name: String,
+    /// Coordinators invite volunteers only; admins invite any role.
     #[serde(default = "volunteer")]
+    #[schema(default = "volunteer")]
     role: Role,
     /// Enrol another phone of this existing person instead of a new person.
     account_id: Option<Uuid>,
+    /// How long the code may be redeemed, from 1 to 720 hours (30 days).
+    #[schema(default = 72, minimum = 1, maximum = 720)]
     ttl_hours: Option<i64>,
+}
+
+/// A new single-use invitation.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Invitation {
+    id: Uuid,
+    /// The code the phone redeems (`POST /api/enrol`), shown once.
+    #[schema(example = "ABCDE-FGHJK")]
+    code: String,
+    expires_at: DateTime<Utc>,
+    territory_id: Uuid,
+    role: Role,
+    /// What a QR code of the invitation holds: `{"code": …}` as a JSON string
+    /// (the page showing it adds `"server"`).
+    qr_payload: String,
 }
 
 fn volunteer() -> Role {
     Role::Volunteer
 }
 
+/// Creates an invitation to enrol a phone
+///
+/// Coordinators invite volunteers of their territory (a second phone of one
+/// of them with `accountId`); admins invite anyone with any role.
+#[utoipa::path(
+    post,
+    path = "/api/invitations",
+    operation_id = "createInvitation",
+    request_body = InvitationRequest,
+    responses(
+        (status = 201, description = "The invitation, with its code", body = Invitation),
+        (status = 400, description = "A field is missing or invalid (named in `field`)", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "Not a coordinator of the territory (or an admin), or a role or account only an admin may invite", body = ApiError),
+        (status = 404, description = "No such territory or account", body = ApiError),
+        (status = 413, description = BODY_TOO_LARGE, body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn create_invitation(
     State(state): State<AppState>,
     user: AuthUser,
     JsonBody(request): JsonBody<InvitationRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Invitation>), ApiError> {
     let territory = request.territory_id;
     user.require_role(territory, &[Role::Coordinator], "invite people to it")?;
     if !user.0.is_admin {
@@ -99,39 +144,69 @@ async fn create_invitation(
     let qr_payload = json!({ "code": invitation.code }).to_string();
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "id": invitation.id,
-            "code": invitation.code,
-            "expiresAt": invitation.expires_at,
-            "territoryId": territory,
-            "role": request.role,
-            "qrPayload": qr_payload,
-        })),
+        Json(Invitation {
+            id: invitation.id,
+            code: invitation.code,
+            expires_at: invitation.expires_at,
+            territory_id: territory,
+            role: request.role,
+            qr_payload,
+        }),
     ))
 }
 
 /// No Debug: it holds the invitation code.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EnrolRequest {
+    /// The invitation's code, as printed or scanned.
+    #[schema(example = "ABCDE-FGHJK")]
     code: String,
+    /// A name for the phone (trimmed, 1 to 200 characters).
+    #[schema(example = "Camille's phone")]
     device_name: String,
 }
 
-/// Public: the code is the secret.
+/// A phone enrolled: its credential, shown once.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Enrolment {
+    account_id: Uuid,
+    device_id: Uuid,
+    /// The device credential (`fnd_…`): `Authorization: Bearer <credential>`.
+    credential: String,
+    territory_id: Uuid,
+}
+
+/// Enrols a phone with an invitation code
+///
+/// Public: the code is the secret. Each code is redeemed once.
+#[utoipa::path(
+    post,
+    path = "/api/enrol",
+    operation_id = "enrol",
+    request_body = EnrolRequest,
+    responses(
+        (status = 201, description = "The phone is enrolled", body = Enrolment),
+        (status = 400, description = "A field is missing or invalid (named in `field`)", body = ApiError),
+        (status = 401, description = "No invitation has this code", body = ApiError),
+        (status = 410, description = "The invitation was redeemed already, or has expired", body = ApiError),
+        (status = 413, description = BODY_TOO_LARGE, body = ApiError),
+    ),
+)]
 async fn enrol(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<EnrolRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Enrolment>), ApiError> {
     let device = admin::redeem_invitation(&state.pool, &request.code, &request.device_name).await?;
     tracing::info!(device = %device.device_id, account = %device.account_id, "phone enrolled");
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "accountId": device.account_id,
-            "deviceId": device.device_id,
-            "credential": device.credential,
-            "territoryId": device.territory_id,
-        })),
+        Json(Enrolment {
+            account_id: device.account_id,
+            device_id: device.device_id,
+            credential: device.credential,
+            territory_id: device.territory_id,
+        }),
     ))
 }

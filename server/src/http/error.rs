@@ -3,6 +3,9 @@
 //!
 //! Messages are written for the person at the other end and never contain a
 //! secret: a refused password, token or invitation code is never echoed back.
+//!
+//! In the OpenAPI document (`super::openapi`) that body is the schema
+//! `ApiError`: handlers' annotations say `body = ApiError` for their errors.
 
 use axum::{
     http::{
@@ -12,7 +15,11 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde_json::json;
+use serde::Serialize;
+use utoipa::{
+    openapi::{schema::Schema, RefOr},
+    PartialSchema, ToSchema,
+};
 
 use crate::auth::AuthError;
 
@@ -65,6 +72,39 @@ pub enum ApiError {
     Database(#[from] sqlx::Error),
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// The JSON body of every answer that is not a success.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"field": "limit", "message": "must be between 1 and 5000 (got 0)"}}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, and where.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// The field at fault, as the client names it: a JSON field (`role`,
+    /// `boundary.coordinates`), a query parameter (`limit`), a header
+    /// (`Content-Range`), `body`, `id`; null when no one field is at fault.
+    #[schema(required = true)]
+    pub field: Option<String>,
+    /// What is wrong and what to do, for the person at the other end.
+    pub message: String,
+}
+
+/// An [`ApiError`] is documented as the body it becomes, [`ErrorBody`], under
+/// the name `ApiError`.
+impl PartialSchema for ApiError {
+    fn schema() -> RefOr<Schema> {
+        ErrorBody::schema()
+    }
+}
+
+impl ToSchema for ApiError {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        ErrorBody::schemas(schemas);
+    }
 }
 
 impl ApiError {
@@ -165,7 +205,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = (
             status,
-            Json(json!({ "error": { "field": field, "message": message } })),
+            Json(ErrorBody {
+                error: ErrorDetail { field, message },
+            }),
         )
             .into_response();
         if let ApiError::TooManyRequests { retry_after, .. } = &self {

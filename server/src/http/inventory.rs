@@ -13,11 +13,13 @@ use axum::{
     http::Method,
     Json,
 };
-use serde::Deserialize;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{extractor::AuthUser, ApiError, AppState, Routes};
+use super::{extractor::AuthUser, openapi::UNAUTHENTICATED, ApiError, AppState, Routes};
 use crate::auth::Role;
 
 /// Roles that read everything in their territory, drafts included.
@@ -58,16 +60,249 @@ pub fn routes() -> Routes {
 }
 
 /// Filters shared by the list endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only rows of this territory (one where the caller holds a role).
     territory: Option<Uuid>,
     /// Only rows with (true) or without (false) concurrent edits to review.
     conflicts: Option<bool>,
-    /// Only invalid records of this kind.
+    /// Only invalid records of this kind (documented on that route only).
+    #[param(ignore)]
     kind: Option<String>,
+    /// At most this many rows (default 500).
+    #[param(minimum = 1, maximum = 5000)]
     limit: Option<i64>,
+    /// Skip this many rows first (default 0).
+    #[param(minimum = 0)]
     offset: Option<i64>,
+}
+
+/// Something accepted but implausible about a row, for a coordinator to look at.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+struct Warning {
+    /// `outsideTerritory`, `futureDate` (sightings, reports) or
+    /// `over24HoursADay` (timesheet entries).
+    #[schema(example = "outsideTerritory")]
+    code: String,
+    /// The field the warning is about.
+    field: String,
+    message: String,
+}
+
+/// A field two phones set concurrently: the row holds `winner`.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+struct Conflict {
+    /// The field's JSON name (`individualCount`).
+    field: String,
+    /// Any JSON value.
+    winner: Value,
+    /// Every concurrent value, the winner included.
+    values: Vec<Value>,
+}
+
+/// A sighting of the inventory (Darwin Core terms).
+// Documentation only: the query of `sightings` builds this JSON.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Sighting {
+    id: Uuid,
+    territory_id: Uuid,
+    /// The notebook document it was synced in.
+    document_id: String,
+    #[serde(rename = "occurrenceID")]
+    occurrence_id: String,
+    scientific_name: String,
+    #[serde(rename = "taxonID")]
+    #[schema(required = true)]
+    taxon_id: Option<i64>,
+    #[schema(required = true)]
+    vernacular_name: Option<String>,
+    event_date: DateTime<Utc>,
+    decimal_latitude: f64,
+    decimal_longitude: f64,
+    #[schema(required = true)]
+    coordinate_uncertainty_in_meters: Option<f64>,
+    #[schema(required = true)]
+    individual_count: Option<i64>,
+    occurrence_status: String,
+    basis_of_record: String,
+    recorded_by: String,
+    #[schema(required = true)]
+    site: Option<String>,
+    #[schema(required = true)]
+    notes: Option<String>,
+    /// SHA-256 of each photo (`GET /api/photos/{sha256}`).
+    photos: Vec<String>,
+    author_id: Uuid,
+    device_id: String,
+    created_at: DateTime<Utc>,
+    modified_at: DateTime<Utc>,
+    has_conflicts: bool,
+    conflicts: Vec<Conflict>,
+    warnings: Vec<Warning>,
+}
+
+/// A degradation report of the inventory, with its follow-up.
+// Documentation only: the query of `degradation_reports` builds this JSON.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct DegradationReport {
+    id: Uuid,
+    territory_id: Uuid,
+    document_id: String,
+    #[schema(example = "waste_dumping")]
+    category: String,
+    /// What `other` means here.
+    #[schema(required = true)]
+    category_detail: Option<String>,
+    observed_at: DateTime<Utc>,
+    decimal_latitude: f64,
+    decimal_longitude: f64,
+    #[schema(required = true)]
+    coordinate_uncertainty_in_meters: Option<f64>,
+    description: String,
+    photos: Vec<String>,
+    #[schema(required = true)]
+    site: Option<String>,
+    /// Follow-up set by coordinators (`received` at first).
+    status: String,
+    #[schema(required = true)]
+    status_reason: Option<String>,
+    /// Every status it had, oldest first.
+    status_history: Vec<StatusChange>,
+    author_id: Uuid,
+    device_id: String,
+    created_at: DateTime<Utc>,
+    modified_at: DateTime<Utc>,
+    has_conflicts: bool,
+    conflicts: Vec<Conflict>,
+    warnings: Vec<Warning>,
+}
+
+/// One step of a report's follow-up.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct StatusChange {
+    status: String,
+    #[schema(required = true)]
+    reason: Option<String>,
+    #[schema(required = true)]
+    changed_by: Option<Uuid>,
+    changed_at: DateTime<Utc>,
+}
+
+/// A timesheet entry of the inventory: a volunteer's hours.
+// Documentation only: the query of `timesheet_entries` builds this JSON.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TimesheetEntry {
+    id: Uuid,
+    territory_id: Uuid,
+    document_id: String,
+    volunteer_id: Uuid,
+    work_date: NaiveDate,
+    #[schema(required = true)]
+    started_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
+    ended_at: Option<DateTime<Utc>>,
+    duration_minutes: i32,
+    #[schema(example = "clean_up")]
+    activity: String,
+    #[schema(required = true)]
+    site: Option<String>,
+    #[schema(required = true)]
+    notes: Option<String>,
+    /// Coordinator decision (`pending` at first).
+    approval_status: String,
+    #[schema(required = true)]
+    approved_by: Option<Uuid>,
+    #[schema(required = true)]
+    approved_at: Option<DateTime<Utc>>,
+    author_id: Uuid,
+    device_id: String,
+    created_at: DateTime<Utc>,
+    modified_at: DateTime<Utc>,
+    has_conflicts: bool,
+    conflicts: Vec<Conflict>,
+    warnings: Vec<Warning>,
+}
+
+/// Why a record or a document cannot be used as it is.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+struct Problem {
+    /// The field at fault (JSON name).
+    field: String,
+    reason: String,
+}
+
+/// A record that failed validation, kept as typed.
+// Documentation only: the query of `invalid_records` builds this JSON.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct InvalidRecord {
+    document_id: String,
+    /// `sighting`, `degradation_report` or `timesheet_entry`.
+    kind: String,
+    /// The record's key in its notebook.
+    record_key: String,
+    territory_id: Uuid,
+    /// The record as the phone wrote it.
+    #[schema(value_type = Object)]
+    raw: Value,
+    /// Every problem found.
+    problems: Vec<Problem>,
+    conflicts: Vec<Conflict>,
+    first_seen_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// A synced document on the server.
+// Documentation only: the query of `document` builds this JSON.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Document {
+    document_id: String,
+    territory_id: Uuid,
+    /// The notebook's owner; null until a header names one.
+    #[schema(required = true)]
+    owner_id: Option<Uuid>,
+    /// `notebook`, or `unknown` until a header says so.
+    kind: String,
+    /// Increases with each stored change.
+    revision: i64,
+    /// Document-level problems (bad header, a change that rewrote it, a
+    /// record that could not be filed).
+    problems: Vec<Problem>,
+    first_seen_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// One per stored change, in the order received.
+    receipts: Vec<Receipt>,
+}
+
+/// Who delivered one stored change: the account, and the device or the
+/// session whose connection carried it (exactly one of the two).
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Receipt {
+    change_hash: String,
+    account_id: Uuid,
+    #[schema(required = true)]
+    device_id: Option<Uuid>,
+    #[schema(required = true)]
+    session_id: Option<Uuid>,
+    received_at: DateTime<Utc>,
 }
 
 impl ListQuery {
@@ -123,6 +358,23 @@ async fn list(
     Ok(Json(rows))
 }
 
+/// Lists materialised sightings
+///
+/// Rows of the caller's territories (admins: all), oldest first, each with
+/// its `warnings`.
+#[utoipa::path(
+    get,
+    path = "/api/sightings",
+    operation_id = "listSightings",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The rows", body = [Sighting]),
+        (status = 400, description = "A query parameter is invalid (named in `field`; `query` when it does not parse)", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "The caller holds no role in `territory`", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn sightings(
     State(state): State<AppState>,
     user: AuthUser,
@@ -153,6 +405,23 @@ async fn sightings(
     .await
 }
 
+/// Lists degradation reports with their follow-up
+///
+/// Rows of the caller's territories (admins: all), oldest first, each with
+/// its `warnings`.
+#[utoipa::path(
+    get,
+    path = "/api/degradation-reports",
+    operation_id = "listDegradationReports",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The rows", body = [DegradationReport]),
+        (status = 400, description = "A query parameter is invalid (named in `field`; `query` when it does not parse)", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "The caller holds no role in `territory`", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn degradation_reports(
     State(state): State<AppState>,
     user: AuthUser,
@@ -187,6 +456,23 @@ async fn degradation_reports(
     .await
 }
 
+/// Lists volunteer hours
+///
+/// Rows of the caller's territories (admins: all), oldest first, each with
+/// its `warnings`.
+#[utoipa::path(
+    get,
+    path = "/api/timesheet-entries",
+    operation_id = "listTimesheetEntries",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The rows", body = [TimesheetEntry]),
+        (status = 400, description = "A query parameter is invalid (named in `field`; `query` when it does not parse)", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "The caller holds no role in `territory`", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn timesheet_entries(
     State(state): State<AppState>,
     user: AuthUser,
@@ -219,8 +505,26 @@ async fn timesheet_entries(
     .await
 }
 
+/// Lists records that failed validation
+///
 /// Coordinators and auditors see their territories' invalid records; a
 /// volunteer sees those of the documents they own.
+#[utoipa::path(
+    get,
+    path = "/api/invalid-records",
+    operation_id = "listInvalidRecords",
+    params(
+        ListQuery,
+        ("kind" = Option<String>, Query, description = "Only records of this kind: `sighting`, `degradation_report` or `timesheet_entry`"),
+    ),
+    responses(
+        (status = 200, description = "The records, oldest first", body = [InvalidRecord]),
+        (status = 400, description = "A query parameter is invalid (named in `field`; `query` when it does not parse)", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "The caller holds no role in `territory`", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn invalid_records(
     State(state): State<AppState>,
     user: AuthUser,
@@ -261,9 +565,24 @@ async fn invalid_records(
     Ok(Json(rows))
 }
 
+/// One synced document
+///
 /// A document's state on the server: revision, document-level problems, and
 /// the receipt of every change (who delivered it, over which device or session).
 /// For its owner, the coordinators and auditors of its territory, and admins.
+#[utoipa::path(
+    get,
+    path = "/api/documents/{doc_id}",
+    operation_id = "showDocument",
+    params(("doc_id" = String, Path, description = "The automerge document id (base58check)")),
+    responses(
+        (status = 200, description = "The document", body = Document),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "Another person's notebook, and the caller neither coordinates nor audits its territory", body = ApiError),
+        (status = 404, description = "No such document", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn document(
     State(state): State<AppState>,
     user: AuthUser,

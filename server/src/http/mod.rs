@@ -1,11 +1,13 @@
 //! The HTTP surface: one module per resource, each registering its routes in a
 //! [`Routes`] merged here, so the list of routes reads top to bottom in one
 //! place — and [`route_list`] returns exactly what the router serves, which the
-//! authorisation test checks its table against.
+//! authorisation test checks its table against, and the OpenAPI test the
+//! document of [`openapi`].
 //!
-//! Every route except `/health`, `POST /api/auth/login` and `POST /api/enrol`
-//! authenticates its caller through [`extractor::AuthUser`] and then checks the
-//! caller's role in the territory concerned.
+//! Every route except `/health`, `POST /api/auth/login`, `POST /api/enrol` and
+//! `GET /api/openapi.json` authenticates its caller through
+//! [`extractor::AuthUser`] and then checks the caller's role in the territory
+//! concerned.
 //!
 //! Every answer that is not a success is an [`ApiError`], JSON, including a path
 //! no route serves (404) and a method a path does not serve (405, with `Allow`),
@@ -40,6 +42,9 @@ pub mod health;
 /// `/api/invalid-records`, `/api/documents/{id}`: the materialised inventory,
 /// limited to the caller's territories.
 pub mod inventory;
+/// `GET /api/openapi.json`: the OpenAPI 3.1 document of these routes, from
+/// the handlers' annotations; how to add a route to it is said there.
+pub mod openapi;
 /// `HEAD`/`PUT /api/photos/{sha256}` (resumable upload), `GET
 /// /api/photos/{sha256}[/thumbnail]`: photos attached to records.
 pub mod photos;
@@ -129,6 +134,7 @@ fn routes() -> Routes {
         .merge(inventory::routes())
         .merge(photos::routes())
         .merge(sync::routes())
+        .merge(openapi::routes())
 }
 
 /// A path no route serves.

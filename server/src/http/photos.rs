@@ -35,15 +35,18 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
+use chrono::{DateTime, Utc};
 use image::{
     codecs::jpeg::JpegEncoder, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits,
 };
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{extractor::AuthUser, ApiError, AppState, Routes};
+use super::{extractor::AuthUser, openapi::UNAUTHENTICATED, ApiError, AppState, Routes};
 use crate::auth::{Credential, Role};
 
 pub fn routes() -> Routes {
@@ -108,7 +111,29 @@ fn upload_territory(user: &AuthUser, query: Option<&str>) -> Result<Uuid, ApiErr
     }
 }
 
-/// `HEAD`: whether the photo is held, else how much of the caller's upload is.
+/// How much of a photo the server holds
+///
+/// Whether the photo is held, else how much of the caller's own upload is.
+/// As for any `HEAD`, answers carry headers only: an error's `ApiError` is
+/// the body a `GET` of the same request would get.
+#[utoipa::path(
+    head,
+    path = "/api/photos/{sha256}",
+    operation_id = "photoUploadStatus",
+    params(
+        ("sha256" = String, Path, pattern = "^[0-9a-f]{64}$", description = "The photo's SHA-256, 64 lowercase hexadecimal digits"),
+        ("territory" = Option<Uuid>, Query, description = "The territory the photo would be filed under; needed when the caller uploads to more than one"),
+    ),
+    responses(
+        (status = 200, description = "The server holds the photo: nothing to send"),
+        (status = 404, description = "Not held; `Upload-Offset` says how many bytes of the caller's own upload are",
+            headers(("Upload-Offset" = u64, description = "Bytes of the caller's partial upload received (0 for none)"))),
+        (status = 400, description = "`sha256` or `territory` is invalid, or `territory` is needed", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "Neither a volunteer nor a coordinator of the territory, nor an admin", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn upload_status(
     State(state): State<AppState>,
     user: AuthUser,
@@ -210,8 +235,42 @@ async fn drain(body: Body, limit: u64) {
     }
 }
 
-/// `PUT`: appends a chunk at the server's offset; stores the photo when the
-/// last byte is in.
+/// Uploads a photo, or a chunk of one
+///
+/// Appends a chunk at the server's offset; stores the photo when the last
+/// byte is in. Resumable: send `Content-Range: bytes start-end/total` (end inclusive)
+/// with those bytes, from the server's offset (`HEAD`); without
+/// `Content-Range` the body is the whole photo. For volunteers and
+/// coordinators of the territory it is filed under, and admins.
+#[utoipa::path(
+    put,
+    path = "/api/photos/{sha256}",
+    operation_id = "uploadPhoto",
+    params(
+        ("sha256" = String, Path, pattern = "^[0-9a-f]{64}$", description = "The photo's SHA-256, 64 lowercase hexadecimal digits"),
+        ("territory" = Option<Uuid>, Query, description = "The territory to file the photo under; needed when the caller uploads to more than one"),
+        ("Content-Range" = Option<String>, Header, description = "`bytes <start>-<end>/<total>`, end inclusive; `total` at most `--max-photo-bytes` (20 MiB by default)"),
+    ),
+    request_body(
+        description = "The bytes of the chunk (or of the whole photo): a JPEG or PNG image",
+        content(("image/jpeg"), ("image/png"), ("application/octet-stream")),
+    ),
+    responses(
+        (status = 200, description = "The server held the photo already (the body is not read)", body = Photo),
+        (status = 201, description = "The last chunk is in: the photo is checked and stored", body = Photo),
+        (status = 204, description = "The chunk is stored; send the next one from `Upload-Offset`",
+            headers(("Upload-Offset" = u64, description = "Bytes of the upload received"))),
+        (status = 400, description = "`sha256`, `territory` or `Content-Range` is invalid, or the body is not as long as announced", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "Neither a volunteer nor a coordinator of the territory, nor an admin", body = ApiError),
+        (status = 409, description = "The chunk does not start at the server's offset; resume from `Upload-Offset`", body = ApiError,
+            headers(("Upload-Offset" = u64, description = "Bytes of the upload received"))),
+        (status = 413, description = "The photo is above `--max-photo-bytes` (`field`: `Content-Range` or `Content-Length`)", body = ApiError),
+        (status = 415, description = "The bytes are neither a JPEG nor a PNG", body = ApiError),
+        (status = 422, description = "The bytes do not hash to the address, or the image cannot be decoded; the upload is discarded", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn upload(
     State(state): State<AppState>,
     user: AuthUser,
@@ -475,6 +534,25 @@ fn verify(sha256: &str, data: Vec<u8>) -> Result<Verified, ApiError> {
     })
 }
 
+/// A stored photo.
+// Documentation only: `stored_photo` builds this JSON.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Photo {
+    sha256: String,
+    /// The territory it is filed under: its members may read it.
+    territory_id: Uuid,
+    /// In bytes.
+    size: i32,
+    /// In pixels, as stored (before any EXIF orientation).
+    width: i32,
+    height: i32,
+    /// `image/jpeg` or `image/png`.
+    content_type: String,
+    created_at: DateTime<Utc>,
+}
+
 /// A held photo's description, or None.
 async fn stored_photo(pool: &PgPool, sha256: &str) -> Result<Option<Value>, ApiError> {
     Ok(sqlx::query_scalar(
@@ -488,6 +566,32 @@ async fn stored_photo(pool: &PgPool, sha256: &str) -> Result<Option<Value>, ApiE
     .await?)
 }
 
+/// A photo
+///
+/// To members of the territory it is filed under, and admins.
+#[utoipa::path(
+    get,
+    path = "/api/photos/{sha256}",
+    operation_id = "photo",
+    params(
+        ("sha256" = String, Path, pattern = "^[0-9a-f]{64}$", description = "The photo's SHA-256, 64 lowercase hexadecimal digits"),
+        ("If-None-Match" = Option<String>, Header, description = "The `ETag` of the copy held"),
+    ),
+    responses(
+        (status = 200, description = "The photo's bytes, as uploaded",
+            content(("image/jpeg"), ("image/png")),
+            headers(
+                ("ETag" = String, description = "The address, quoted: photos never change"),
+                ("Cache-Control" = String, description = "`private, max-age=31536000, immutable`"),
+            )),
+        (status = 304, description = "The copy held (`If-None-Match`) is current"),
+        (status = 400, description = "`sha256` is not 64 lowercase hexadecimal digits", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "The caller holds no role in the photo's territory", body = ApiError),
+        (status = 404, description = "No such photo", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn photo(
     State(state): State<AppState>,
     user: AuthUser,
@@ -505,6 +609,33 @@ async fn photo(
     .await
 }
 
+/// A photo's thumbnail
+///
+/// A JPEG of at most 256 px on its longer edge, upright, made by the server.
+/// To members of the territory the photo is filed under, and admins.
+#[utoipa::path(
+    get,
+    path = "/api/photos/{sha256}/thumbnail",
+    operation_id = "photoThumbnail",
+    params(
+        ("sha256" = String, Path, pattern = "^[0-9a-f]{64}$", description = "The photo's SHA-256, 64 lowercase hexadecimal digits"),
+        ("If-None-Match" = Option<String>, Header, description = "The `ETag` of the copy held"),
+    ),
+    responses(
+        (status = 200, description = "The thumbnail",
+            content(("image/jpeg")),
+            headers(
+                ("ETag" = String, description = "The photo's address, quoted"),
+                ("Cache-Control" = String, description = "`private, max-age=31536000, immutable`"),
+            )),
+        (status = 304, description = "The copy held (`If-None-Match`) is current"),
+        (status = 400, description = "`sha256` is not 64 lowercase hexadecimal digits", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "The caller holds no role in the photo's territory", body = ApiError),
+        (status = 404, description = "No such photo", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn thumbnail(
     State(state): State<AppState>,
     user: AuthUser,

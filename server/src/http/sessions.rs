@@ -2,15 +2,17 @@
 //! `GET /api/me`: who the presented credential stands for.
 
 use axum::{extract::State, http::Method, http::StatusCode, Json};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
     extractor::{AuthUser, JsonBody},
+    openapi::{BODY_TOO_LARGE, UNAUTHENTICATED},
     ApiError, AppState, Routes,
 };
-use crate::auth::{admin, Credential};
+use crate::auth::{admin, Credential, Role};
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -20,27 +22,73 @@ pub fn routes() -> Routes {
 }
 
 /// No Debug: it holds a password.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
+    #[schema(example = "camille@example.org")]
     email: String,
+    #[schema(format = Password)]
     password: String,
 }
 
+/// A new web session.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Session {
+    /// The session token (`fns_…`), shown once: send it as `Authorization:
+    /// Bearer <token>`.
+    token: String,
+    /// 12 hours after the login.
+    expires_at: DateTime<Utc>,
+}
+
+/// Logs in with a password
+///
+/// Public. At most 10 attempts, right or wrong, per email in 15 minutes.
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    operation_id = "login",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A new session", body = Session),
+        (status = 400, description = "The body is not `{email, password}`", body = ApiError),
+        (status = 401, description = "The email or the password is wrong (which one is not said)", body = ApiError),
+        (status = 413, description = BODY_TOO_LARGE, body = ApiError),
+        (status = 429, description = "Too many attempts for this email", body = ApiError,
+            headers(("Retry-After" = u64, description = "Seconds until an attempt is counted again"))),
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<LoginRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Session>, ApiError> {
     let session = admin::login(&state.pool, &request.email, &request.password)
         .await?
         // One message for both cases: which part was wrong is for the person
         // who knows the password to find out.
         .ok_or_else(|| ApiError::BadSecret("the email or the password is wrong".to_string()))?;
-    Ok(Json(
-        json!({ "token": session.token, "expiresAt": session.expires_at }),
-    ))
+    Ok(Json(Session {
+        token: session.token,
+        expires_at: session.expires_at,
+    }))
 }
 
+/// Ends the caller's session
+///
+/// For sessions only: a phone's device credential is revoked instead
+/// (`POST /api/devices/{id}/revoke`).
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    operation_id = "logout",
+    responses(
+        (status = 204, description = "The session is ended; its token is refused from now on"),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "The credential is a device's, not a session", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn logout(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
@@ -57,10 +105,62 @@ async fn logout(
     }
 }
 
+/// The caller: their account, roles and credential.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Me {
+    account_id: Uuid,
+    display_name: String,
+    /// Null for accounts that only enrol phones.
+    #[schema(required = true)]
+    email: Option<String>,
+    is_admin: bool,
+    /// One entry per role held in a territory.
+    memberships: Vec<MeMembership>,
+    credential: PresentedCredential,
+}
+
+/// A role the caller holds in one territory.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct MeMembership {
+    territory_id: Uuid,
+    #[schema(required = true)]
+    territory_name: Option<String>,
+    role: Role,
+}
+
+/// The credential this request presented, by id (never the secret).
+#[derive(Serialize, ToSchema)]
+struct PresentedCredential {
+    kind: CredentialKind,
+    /// The session's id, or the device's.
+    id: Uuid,
+}
+
+/// A web session (password login) or a phone's device credential (enrolment).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum CredentialKind {
+    Session,
+    Device,
+}
+
+/// Who the caller is
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    operation_id = "me",
+    responses(
+        (status = 200, description = "The caller's account, roles and credential", body = Me),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
 async fn me(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Me>, ApiError> {
     let email: Option<String> = sqlx::query_scalar("SELECT email FROM accounts WHERE id = $1")
         .bind(principal.account_id)
         .fetch_one(&state.pool)
@@ -75,27 +175,34 @@ async fn me(
             .bind(&territories)
             .fetch_all(&state.pool)
             .await?;
-    let memberships: Vec<Value> = principal
+    let memberships = principal
         .memberships
         .iter()
-        .map(|m| {
-            let name = names
+        .map(|m| MeMembership {
+            territory_id: m.territory_id,
+            territory_name: names
                 .iter()
                 .find(|(id, _)| *id == m.territory_id)
-                .map(|(_, name)| name);
-            json!({ "territoryId": m.territory_id, "territoryName": name, "role": m.role })
+                .map(|(_, name)| name.clone()),
+            role: m.role,
         })
         .collect();
     let credential = match principal.credential {
-        Credential::Session { session_id } => json!({ "kind": "session", "id": session_id }),
-        Credential::Device { device_id } => json!({ "kind": "device", "id": device_id }),
+        Credential::Session { session_id } => PresentedCredential {
+            kind: CredentialKind::Session,
+            id: session_id,
+        },
+        Credential::Device { device_id } => PresentedCredential {
+            kind: CredentialKind::Device,
+            id: device_id,
+        },
     };
-    Ok(Json(json!({
-        "accountId": principal.account_id,
-        "displayName": principal.display_name,
-        "email": email,
-        "isAdmin": principal.is_admin,
-        "memberships": memberships,
-        "credential": credential,
-    })))
+    Ok(Json(Me {
+        account_id: principal.account_id,
+        display_name: principal.display_name,
+        email,
+        is_admin: principal.is_admin,
+        memberships,
+        credential,
+    }))
 }

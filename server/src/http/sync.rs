@@ -6,7 +6,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{extractor::principal_from_request_parts, ApiError, AppState, Routes};
+use super::{
+    extractor::principal_from_request_parts, openapi::UNAUTHENTICATED, ApiError, AppState, Routes,
+};
 
 /// Largest WebSocket message read at all: above the protocol's own limit
 /// (`sync::protocol::Limits`), so that a message between the two is refused
@@ -17,6 +19,30 @@ pub fn routes() -> Routes {
     Routes::new().route(Method::GET, "/sync", upgrade)
 }
 
+/// automerge-repo sync over WebSocket
+///
+/// A WebSocket upgrade (`Connection: Upgrade`, `Upgrade: websocket`), then
+/// the automerge-repo protocol (CBOR messages, wire-compatible with
+/// `@automerge/automerge-repo` 2.x). The credential comes in the
+/// `Authorization` header or, for browsers, as `?token=`. At most 8 open
+/// connections per credential; every change is judged before it is applied,
+/// and a refused one gets an `error` message naming the field and the limit.
+#[utoipa::path(
+    get,
+    path = "/sync",
+    operation_id = "sync",
+    params(
+        ("token" = Option<String>, Query, description = "The credential, for clients that cannot set headers on a WebSocket (the header wins when both are sent)"),
+    ),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade request (`field`: `upgrade`)", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 429, description = "The credential has 8 connections open already", body = ApiError,
+            headers(("Retry-After" = u64, description = "Seconds to wait before dialling again"))),
+    ),
+    security(("bearer" = []), ("token" = [])),
+)]
 async fn upgrade(
     State(state): State<AppState>,
     parts: Parts,
