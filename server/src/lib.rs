@@ -13,6 +13,7 @@ pub mod config;
 pub mod embedded_pg;
 pub mod http;
 pub mod materialise;
+pub mod review;
 pub mod sync;
 
 use std::net::SocketAddr;
@@ -64,9 +65,15 @@ pub async fn serve(
             .clone()
             .watch_revocations(stop_background.child_token()),
     );
+    let publisher = review::publish::Publisher::start(
+        pool.clone(),
+        core.clone(),
+        stop_background.child_token(),
+    );
     let state = http::AppState {
         pool,
         sync: core.clone(),
+        publisher,
         max_photo_bytes: options.max_photo_bytes,
     };
     let app = http::router(state);

@@ -26,10 +26,20 @@ pub const DEFAULT_TERRITORY: Uuid = Uuid::nil();
 #[derive(Debug, Default)]
 pub struct Fingerprints(HashMap<(RecordKind, String), u64>);
 
+/// What a document is, as its `documents` row says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentKind {
+    /// A volunteer's notebook (or a document not yet known to be one).
+    Notebook,
+    /// A volunteer's review document (`sync::review`): only the server writes it.
+    Review,
+}
+
 /// A document as committed in PostgreSQL at `revision`, with what the
 /// inventory holds of it.
 pub struct CommittedDoc {
     pub doc: Automerge,
+    pub kind: DocumentKind,
     /// `documents.revision` this state corresponds to (0: not stored yet). A
     /// different revision in the database means another server process
     /// wrote: reload before use.
@@ -53,12 +63,13 @@ pub async fn load_committed(
     conn: &mut PgConnection,
     doc_id: &str,
 ) -> Result<CommittedDoc, sqlx::Error> {
-    let (revision, owner, territory): (i64, Option<Uuid>, Uuid) =
-        sqlx::query_as("SELECT revision, owner_id, territory_id FROM documents WHERE doc_id = $1")
-            .bind(doc_id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .unwrap_or((0, None, DEFAULT_TERRITORY));
+    let (revision, owner, territory, kind): (i64, Option<Uuid>, Uuid, String) = sqlx::query_as(
+        "SELECT revision, owner_id, territory_id, kind FROM documents WHERE doc_id = $1",
+    )
+    .bind(doc_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .unwrap_or((0, None, DEFAULT_TERRITORY, String::new()));
     let chunks: Vec<(Vec<u8>,)> =
         sqlx::query_as("SELECT data FROM automerge_chunks WHERE doc_id = $1 ORDER BY key")
             .bind(doc_id)
@@ -74,6 +85,11 @@ pub async fn load_committed(
     }
     Ok(CommittedDoc {
         doc,
+        kind: if kind == "review" {
+            DocumentKind::Review
+        } else {
+            DocumentKind::Notebook
+        },
         revision,
         fingerprints: Fingerprints::default(),
         header: owner.map(|owner_id| NotebookHeader {
@@ -90,6 +106,15 @@ pub async fn materialise(
     doc_id: &str,
     current: &mut CommittedDoc,
 ) -> Result<(), sqlx::Error> {
+    if current.kind == DocumentKind::Review {
+        // Its decisions are in `review_decisions` already: nothing to file.
+        sqlx::query("UPDATE documents SET revision = $2, updated_at = now() WHERE doc_id = $1")
+            .bind(doc_id)
+            .bind(current.revision)
+            .execute(&mut **tx)
+            .await?;
+        return Ok(());
+    }
     let read = read_notebook(&current.doc);
     let mut problems: Vec<Json> = Vec::new();
 

@@ -137,6 +137,8 @@ pub enum Refusal {
         location: String,
         what: &'static str,
     },
+    #[error("this is a review document: it holds coordinators' decisions, which only the review API writes")]
+    ReviewDocument,
     #[error(
         "these changes cannot be applied to the document (they refer to objects it does not have)"
     )]
@@ -218,6 +220,9 @@ fn check_counts(chunks: &[Vec<u8>]) -> Result<(), Refusal> {
 }
 
 fn decide(committed: &Automerge, chunks: &[Vec<u8>], rights: &WriterRights) -> Decision {
+    if crate::review::is_review_document(committed) {
+        return Decision::Refused(Refusal::ReviewDocument);
+    }
     let mut after = committed.clone();
     for chunk in chunks {
         // Chunks have passed `check_counts` (`wire::chunk_changes`); what still fails to load
@@ -287,6 +292,9 @@ fn waiting_changes(after: &Automerge, chunks: &[Vec<u8>]) -> Result<Vec<Change>,
 }
 
 fn check(before: &Automerge, after: &Automerge, rights: &WriterRights) -> Result<(), Refusal> {
+    if crate::review::is_review_document(after) {
+        return Err(Refusal::ReviewDocument);
+    }
     // The header only: the records are judged by what the changes write.
     let header = read_header(after).map_err(|problems| {
         Refusal::NotANotebook(
@@ -1288,6 +1296,47 @@ mod tests {
         assert!(matches!(
             decide(&committed, &phone, &rights),
             Err(Refusal::NotAMap { .. })
+        ));
+    }
+
+    /// The review document's changes, as a phone would send them.
+    fn review_changes(doc: &mut Automerge, header: NotebookHeader, status: &str) -> Vec<u8> {
+        let before = doc.get_heads();
+        let entry = crate::review::DecisionEntry {
+            record_id: Uuid::new_v4(),
+            record_kind: "timesheet_entry".into(),
+            decision: "approval".into(),
+            status: status.into(),
+            reason: None,
+            decided_by: "Me".into(),
+            decided_at: "2026-12-02T10:00:00.000Z".into(),
+        };
+        crate::review::put_decisions(doc, header, &[entry]).unwrap();
+        doc.save_after(&before)
+    }
+
+    #[test]
+    fn nobody_writes_a_review_document_over_sync_not_even_its_volunteer() {
+        let header = NotebookHeader {
+            territory_id: Uuid::new_v4(),
+            owner_id: Uuid::new_v4(),
+        };
+        let owner = rights(header.owner_id, header.territory_id);
+        // Creating one: a volunteer making up their own approvals.
+        let mut forged = Automerge::new();
+        let created = review_changes(&mut forged, header, "approved");
+        assert!(matches!(
+            authorize_notebook_changes(&Automerge::new(), &[created], &owner),
+            Decision::Refused(Refusal::ReviewDocument)
+        ));
+        // Changing the one the server keeps.
+        let mut committed = Automerge::new();
+        review_changes(&mut committed, header, "returned");
+        let mut phone = committed.fork();
+        let change = review_changes(&mut phone, header, "approved");
+        assert!(matches!(
+            authorize_notebook_changes(&committed, &[change], &owner),
+            Decision::Refused(Refusal::ReviewDocument)
         ));
     }
 }

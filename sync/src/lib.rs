@@ -17,13 +17,15 @@
 //!
 //! Coordinator decisions (identification verification, degradation follow-up,
 //! timesheet approval) never live in a notebook: they belong to a territory's
-//! review document, written only by coordinators, so a volunteer cannot approve
+//! review document ([`review`], one per volunteer and territory), written only
+//! by the server on a coordinator's behalf, so a volunteer cannot approve
 //! their own hours by editing their own notebook.
 
 pub mod authorize;
 pub mod notebook;
 pub mod protocol;
 pub mod read;
+pub mod review;
 pub mod validate;
 pub mod wire;
 pub mod write;

@@ -104,3 +104,76 @@ fn scalar_to_json(scalar: &ScalarValue) -> Json {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Which change wrote each operation of a document: the attribution of the
+/// concurrent values of a field (who typed each, when).
+pub struct ChangeIndex {
+    /// (actor, first op counter, op count, change hash, change timestamp in ms)
+    changes: Vec<(automerge::ActorId, u64, u64, automerge::ChangeHash, i64)>,
+}
+
+/// One of a field's concurrent values and the change that wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenValue {
+    pub value: Json,
+    pub change: Option<automerge::ChangeHash>,
+    /// The writer's clock when it made the change (ms since the epoch; 0 if
+    /// the client did not say).
+    pub timestamp: i64,
+}
+
+impl ChangeIndex {
+    pub fn new(doc: &automerge::Automerge) -> ChangeIndex {
+        ChangeIndex {
+            changes: doc
+                .get_changes_meta(&[])
+                .into_iter()
+                .map(|change| {
+                    (
+                        change.actor.into_owned(),
+                        change.start_op,
+                        // max_op is the change's last op counter.
+                        change
+                            .max_op
+                            .saturating_add(1)
+                            .saturating_sub(change.start_op),
+                        change.hash,
+                        change.timestamp,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Every value of `key` in the map `obj`, each with its change.
+    pub fn values_of(
+        &self,
+        doc: &automerge::Automerge,
+        obj: &ObjId,
+        key: &str,
+    ) -> Vec<WrittenValue> {
+        doc.get_all(obj, key)
+            .unwrap_or_default()
+            .iter()
+            .map(|(value, id)| {
+                let change = match id {
+                    ObjId::Id(counter, actor, _) => {
+                        self.changes
+                            .iter()
+                            .find(|(change_actor, start, len, _, _)| {
+                                change_actor == actor
+                                    && *start <= *counter
+                                    && *counter < start + len
+                            })
+                    }
+                    ObjId::Root => None,
+                };
+                WrittenValue {
+                    value: value_to_json(doc, value, id),
+                    change: change.map(|c| c.3),
+                    timestamp: change.map_or(0, |c| c.4),
+                }
+            })
+            .collect()
+    }
+}

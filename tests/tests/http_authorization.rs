@@ -125,6 +125,27 @@ const TABLE: &[Row] = &[
     row("GET",  "/api/photos/{sha256}/thumbnail",        [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
     // Public: the OpenAPI document of these routes.
     row("GET",  "/api/openapi.json",                     [A,  A,  A,  A,  A],     [A,  A,  A,  A,  A]),
+    // The review: coordinators decide, régie auditors read all a coordinator
+    // reads and decide nothing, volunteers neither.
+    row("GET",  "/api/territories/{id}/review/records",  [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/review/counts",   [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/review/records/{record_id}/history",
+                                                         [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("POST", "/api/territories/{id}/review/decisions", [U,  F,  A,  F,  A],    [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/review/conflicts", [U,  F,  A,  A,  A],    [U,  F,  F,  F,  A]),
+    // A fresh conflicted record each time.
+    row("POST", "/api/territories/{id}/review/conflicts/{record_id}/resolution",
+                                                         [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/review/duplicates", [U, F,  A,  A,  A],    [U,  F,  F,  F,  A]),
+    // A fresh pair each time.
+    row("POST", "/api/territories/{id}/review/duplicates/merge",
+                                                         [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    row("POST", "/api/territories/{id}/review/duplicates/dismiss",
+                                                         [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/review/settings", [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("PUT",  "/api/territories/{id}/review/settings", [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    // Anyone's own review document, in a territory where they hold a role.
+    row("GET",  "/api/territories/{id}/review-document", [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
 ];
 
 #[test]
@@ -223,9 +244,19 @@ async fn perform(
         Who::Admin => Some(&fixture.admin),
     };
     let token = actor.map(|actor| actor.token.clone());
-    let (territory_id, document, inside) = match territory {
-        Territory::Own => (fixture.territory_a, &fixture.document_a, (45.775, 4.835)),
-        Territory::Other => (fixture.territory_b, &fixture.document_b, (45.755, 4.845)),
+    let (territory_id, document, inside, owner) = match territory {
+        Territory::Own => (
+            fixture.territory_a,
+            &fixture.document_a,
+            (45.775, 4.835),
+            fixture.volunteer.account_id,
+        ),
+        Territory::Other => (
+            fixture.territory_b,
+            &fixture.document_b,
+            (45.755, 4.845),
+            fixture.other_volunteer.account_id,
+        ),
     };
     let unique = Uuid::new_v4().simple().to_string();
 
@@ -358,10 +389,149 @@ async fn perform(
             let path = row.path.replace("{sha256}", &sha256);
             return send_bytes(server, Method::GET, &path, token.as_deref(), None).await;
         }
+        (
+            "GET",
+            "/api/territories/{id}/review/records"
+            | "/api/territories/{id}/review/counts"
+            | "/api/territories/{id}/review/conflicts"
+            | "/api/territories/{id}/review/duplicates"
+            | "/api/territories/{id}/review/settings"
+            | "/api/territories/{id}/review-document",
+        ) => (
+            row.path.replace("{id}", &territory_id.to_string()),
+            token,
+            None,
+        ),
+        ("GET", "/api/territories/{id}/review/records/{record_id}/history") => {
+            let record = seed_sighting(pool, territory_id, document, owner).await?;
+            let path = format!("/api/territories/{territory_id}/review/records/{record}/history");
+            (path, token, None)
+        }
+        ("POST", "/api/territories/{id}/review/decisions") => {
+            let record = seed_sighting(pool, territory_id, document, owner).await?;
+            let body = json!({"decision": "verification", "status": "2", "records": [record]});
+            (
+                row.path.replace("{id}", &territory_id.to_string()),
+                token,
+                Some(body),
+            )
+        }
+        ("POST", "/api/territories/{id}/review/conflicts/{record_id}/resolution") => {
+            let record = seed_conflict(pool, territory_id, owner).await?;
+            let path =
+                format!("/api/territories/{territory_id}/review/conflicts/{record}/resolution");
+            (
+                path,
+                token,
+                Some(json!({"field": "individualCount", "value": 4})),
+            )
+        }
+        (
+            "POST",
+            "/api/territories/{id}/review/duplicates/merge"
+            | "/api/territories/{id}/review/duplicates/dismiss",
+        ) => {
+            let reference = seed_sighting(pool, territory_id, document, owner).await?;
+            let duplicate = seed_sighting(pool, territory_id, document, owner).await?;
+            let body = json!({"reference": reference, "duplicate": duplicate});
+            (
+                row.path.replace("{id}", &territory_id.to_string()),
+                token,
+                Some(body),
+            )
+        }
+        ("PUT", "/api/territories/{id}/review/settings") => {
+            let body = json!({"duplicateDistanceM": 50.0, "duplicateWindowHours": 2.0});
+            (
+                row.path.replace("{id}", &territory_id.to_string()),
+                token,
+                Some(body),
+            )
+        }
         (method, path) => panic!("the table has {method} {path}, but this test cannot call it yet"),
     };
     let method = Method::from_bytes(row.method.as_bytes())?;
     call(server, method, &path, token.as_deref(), body.as_ref()).await
+}
+
+/// A sighting of `owner`'s notebook `doc_id`, as materialisation files one.
+async fn seed_sighting(
+    pool: &PgPool,
+    territory: Uuid,
+    doc_id: &str,
+    owner: Uuid,
+) -> anyhow::Result<Uuid> {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO sightings (id, territory_id, doc_id, occurrence_id, scientific_name, \
+           event_date, geom, occurrence_status, basis_of_record, recorded_by, author_id, \
+           device_id, created_at, modified_at) \
+         VALUES ($1, $2, $3, 'urn:uuid:' || $1, 'Bufo bufo', now() - interval '1 hour', \
+           ST_SetSRID(ST_MakePoint(4.835, 45.775), 4326), 'present', 'HumanObservation', \
+           'Camille', $4, 'phone', now(), now())",
+    )
+    .bind(id)
+    .bind(territory)
+    .bind(doc_id)
+    .bind(owner)
+    .execute(pool)
+    .await?;
+    Ok(id)
+}
+
+/// A notebook of `owner` stored as the sync server stores one, holding a
+/// sighting whose count two phones set concurrently; returns the sighting's id.
+async fn seed_conflict(pool: &PgPool, territory: Uuid, owner: Uuid) -> anyhow::Result<Uuid> {
+    let header = sync::NotebookHeader {
+        territory_id: territory,
+        owner_id: owner,
+    };
+    let mut phone_a = sync::new_notebook(header);
+    let sighting = fieldnotes_tests::records::sighting(owner, "Bufo bufo", 1);
+    let record = schemas::FieldRecord::id(&sighting);
+    sync::put_record(&mut phone_a, &sighting)?;
+    let mut phone_b = phone_a.fork();
+    for (phone, count) in [(&mut phone_a, 3), (&mut phone_b, 5)] {
+        sync::set_field(
+            phone,
+            schemas::RecordKind::Sighting,
+            record,
+            "individualCount",
+            &json!(count),
+        )?;
+    }
+    phone_a.merge(&mut phone_b)?;
+    let doc_id = fieldnotes_tests::raw_peer::new_document_id().to_string();
+    sqlx::query(
+        "INSERT INTO documents (doc_id, territory_id, owner_id, kind, revision) \
+         VALUES ($1, $2, $3, 'notebook', 1)",
+    )
+    .bind(&doc_id)
+    .bind(territory)
+    .bind(owner)
+    .execute(pool)
+    .await?;
+    sqlx::query("INSERT INTO automerge_chunks (key, doc_id, data) VALUES ($1 || '/incremental/seed', $1, $2)")
+        .bind(&doc_id)
+        .bind(phone_a.save())
+        .execute(pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO sightings (id, territory_id, doc_id, occurrence_id, scientific_name, \
+           event_date, geom, individual_count, occurrence_status, basis_of_record, recorded_by, \
+           author_id, device_id, created_at, modified_at, conflicts) \
+         VALUES ($1, $2, $3, 'urn:uuid:' || $1, 'Bufo bufo', now() - interval '1 hour', \
+           ST_SetSRID(ST_MakePoint(4.835, 45.775), 4326), 5, 'present', 'HumanObservation', \
+           'Camille', $4, 'phone', now(), now(), \
+           '[{\"field\": \"individualCount\", \"winner\": 5, \"values\": [3, 5]}]')",
+    )
+    .bind(record)
+    .bind(territory)
+    .bind(&doc_id)
+    .bind(owner)
+    .execute(pool)
+    .await?;
+    Ok(record)
 }
 
 /// A photo filed in `territory`, as an upload stores one; returns its address.

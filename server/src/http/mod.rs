@@ -48,6 +48,9 @@ pub mod openapi;
 /// `HEAD`/`PUT /api/photos/{sha256}` (resumable upload), `GET
 /// /api/photos/{sha256}[/thumbnail]`: photos attached to records.
 pub mod photos;
+/// `/api/territories/{id}/review…`: coordinators' review of the inventory
+/// (filters, decisions, conflicts, duplicates); `crate::review` does the work.
+pub mod review;
 /// `POST /api/auth/login`, `POST /api/auth/logout`, `GET /api/me`: password
 /// sessions and who the caller is.
 pub mod sessions;
@@ -71,6 +74,8 @@ pub const MAX_JSON_BODY_BYTES: usize = 2 * 1024 * 1024;
 pub struct AppState {
     pub pool: PgPool,
     pub sync: SyncCore,
+    /// Carries decisions to the volunteers' review documents.
+    pub publisher: crate::review::publish::Publisher,
     /// Largest photo accepted, in bytes (`--max-photo-bytes`).
     pub max_photo_bytes: u64,
 }
@@ -132,6 +137,7 @@ fn routes() -> Routes {
         .merge(territories::routes())
         .merge(accounts::routes())
         .merge(inventory::routes())
+        .merge(review::routes())
         .merge(photos::routes())
         .merge(sync::routes())
         .merge(openapi::routes())

@@ -44,8 +44,8 @@ use utoipa::{
 };
 
 use super::{
-    accounts, devices, enrolment, health, inventory, photos, sessions, sync, territories, ApiError,
-    Routes,
+    accounts, devices, enrolment, health, inventory, photos, review, sessions, sync, territories,
+    ApiError, Routes,
 };
 
 /// The description of every route's 401.
@@ -121,6 +121,18 @@ async fn document() -> impl IntoResponse {
         inventory::timesheet_entries,
         inventory::invalid_records,
         inventory::document,
+        review::records,
+        review::counts,
+        review::record_history,
+        review::decide,
+        review::conflict_queue,
+        review::resolve_conflict,
+        review::duplicate_proposals,
+        review::merge_duplicates,
+        review::dismiss_duplicates,
+        review::get_settings,
+        review::put_settings,
+        review::own_review_document,
         photos::upload_status,
         photos::upload,
         photos::photo,
@@ -138,6 +150,7 @@ async fn document() -> impl IntoResponse {
         (name = "territories", description = "Territories, their members and their sites"),
         (name = "accounts", description = "Accounts of the people who log in with a password"),
         (name = "inventory", description = "The materialised inventory, limited to the caller's territories"),
+        (name = "review", description = "Coordinators' review: the review table, decisions, conflicts, duplicates"),
         (name = "photos", description = "Resumable photo upload, photos and thumbnails"),
         (name = "sync", description = "The automerge-repo WebSocket"),
         (name = "openapi", description = "This document"),

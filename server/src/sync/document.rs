@@ -19,7 +19,9 @@ use std::{
 
 use automerge::{Automerge, Change, ChangeHash};
 use sync::{
-    authorize::{authorize_notebook_changes, Decision, WriterRights, MAX_CHANGES_PER_MESSAGE},
+    authorize::{
+        authorize_notebook_changes, Decision, Refusal, WriterRights, MAX_CHANGES_PER_MESSAGE,
+    },
     protocol::{DocumentId, DocumentSync, IncomingSync},
     wire::chunk_changes,
 };
@@ -33,7 +35,10 @@ use super::{
     store::{Commit, Committed},
     Hub,
 };
-use crate::{auth::Role, materialise::CommittedDoc};
+use crate::{
+    auth::Role,
+    materialise::{CommittedDoc, DocumentKind},
+};
 
 /// Messages one batch takes at most: those that arrived together.
 const MAX_BATCH: usize = 256;
@@ -63,6 +68,52 @@ pub enum DocMessage {
     Left { connection_id: Uuid },
     /// Another server process committed the document at this revision.
     Announced { revision: i64 },
+    /// A change the server makes itself (see [`ServerWrite`]).
+    Write {
+        write: ServerWrite,
+        done: oneshot::Sender<Result<WriteOutcome, WriteFailure>>,
+    },
+}
+
+/// A change the server makes to a document on someone's behalf: a
+/// coordinator's resolution of a conflict in a notebook, decisions published
+/// to a review document. It is committed like a peer's change (stored with
+/// the inventory, then sent to every peer of the document), under an actor
+/// id of its own, never reused, so writes from several server processes
+/// cannot collide.
+pub struct ServerWrite {
+    /// Makes the change on the document as committed. Run again on the
+    /// reloaded document when another process committed first; an error
+    /// leaves the document as it was and is handed back to the caller.
+    pub edit: Edit,
+    /// Who the change is made for: its receipt, when someone asked for it.
+    pub on_behalf_of: Option<Delivery>,
+    /// `review_history` rows stored in the change's transaction.
+    pub history: Vec<serde_json::Value>,
+}
+
+/// The change a [`ServerWrite`] makes.
+pub type Edit = Box<dyn FnMut(&mut Automerge) -> Result<(), EditError> + Send>;
+
+/// Why an edit does not apply, in the caller's own terms (downcast it).
+pub type EditError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a [`ServerWrite`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Committed, and sent to the document's peers.
+    Written,
+    /// The edit changed nothing: nothing stored.
+    Unchanged,
+}
+
+/// Why a [`ServerWrite`] was not committed.
+#[derive(Debug)]
+pub enum WriteFailure {
+    /// The edit refused: the document was left as it was.
+    Refused(EditError),
+    /// It could not be stored (nothing was).
+    Storage(String),
 }
 
 /// A change waiting for a dependency, and the peer that delivered it (whose
@@ -164,16 +215,21 @@ impl DocumentOwner {
         if self.state.is_none() {
             if let Err(reason) = self.load().await {
                 for message in batch {
-                    if let DocMessage::Sync { peer, .. } | DocMessage::Ephemeral { peer, .. } =
-                        message
-                    {
-                        peer.close(&reason);
+                    match message {
+                        DocMessage::Sync { peer, .. } | DocMessage::Ephemeral { peer, .. } => {
+                            peer.close(&reason);
+                        }
+                        DocMessage::Write { done, .. } => {
+                            let _ = done.send(Err(WriteFailure::Storage(reason.clone())));
+                        }
+                        DocMessage::Left { .. } | DocMessage::Announced { .. } => {}
                     }
                 }
                 return;
             }
         }
         let mut syncs = Vec::new();
+        let mut writes = Vec::new();
         let mut announced = None;
         for message in batch {
             match message {
@@ -194,6 +250,7 @@ impl DocumentOwner {
                 DocMessage::Announced { revision } => {
                     announced = Some(announced.unwrap_or(0).max(revision));
                 }
+                DocMessage::Write { write, done } => writes.push((write, done)),
             }
         }
         let behind = self.state.as_ref().map_or(0, |s| s.revision);
@@ -209,7 +266,77 @@ impl DocumentOwner {
         if !syncs.is_empty() || (reloaded && !self.waiting.is_empty()) {
             self.receive(&syncs, reloaded).await;
         }
+        for (write, done) in writes {
+            let outcome = self.write(write).await;
+            let _ = done.send(outcome);
+        }
         self.reply_to_peers();
+    }
+
+    /// Commits a change the server makes; see [`ServerWrite`].
+    async fn write(&mut self, mut write: ServerWrite) -> Result<WriteOutcome, WriteFailure> {
+        for _ in 0..MAX_STALE_RETRIES {
+            if self.state.is_none() {
+                self.load().await.map_err(WriteFailure::Storage)?;
+            }
+            let Some(mut doc) = self.state.take() else {
+                continue;
+            };
+            let heads_before = doc.doc.get_heads();
+            // On a copy: an edit that fails halfway leaves nothing behind.
+            let mut edited = doc.doc.clone();
+            edited.set_actor(automerge::ActorId::random());
+            if let Err(error) = (write.edit)(&mut edited) {
+                self.state = Some(doc);
+                return Err(WriteFailure::Refused(error));
+            }
+            if edited.get_heads() == heads_before {
+                self.state = Some(doc);
+                return Ok(WriteOutcome::Unchanged);
+            }
+            let chunk = edited.save_after(&heads_before);
+            let receipts = match &write.on_behalf_of {
+                Some(delivery) => edited
+                    .get_changes(&heads_before)
+                    .iter()
+                    .map(|change| (change.hash(), delivery.clone()))
+                    .collect(),
+                None => Vec::new(),
+            };
+            doc.doc = edited;
+            let (done, committed) = oneshot::channel();
+            self.hub
+                .store
+                .commit(Commit {
+                    doc_id: self.key.clone(),
+                    doc,
+                    chunk,
+                    receipts,
+                    history: write.history.clone(),
+                    done,
+                })
+                .await;
+            match committed
+                .await
+                .unwrap_or_else(|_| Committed::Failed("the server is stopping".into()))
+            {
+                Committed::Stored(doc) => {
+                    self.state = Some(*doc);
+                    return Ok(WriteOutcome::Written);
+                }
+                Committed::Stale => {
+                    tracing::debug!("another process committed first; writing again on its state");
+                    self.state = None;
+                }
+                Committed::Failed(reason) => {
+                    self.state = None;
+                    return Err(WriteFailure::Storage(reason));
+                }
+            }
+        }
+        Err(WriteFailure::Storage(
+            "other processes kept committing first; try again".into(),
+        ))
     }
 
     /// Loads the document as committed, retrying while the database is
@@ -305,6 +432,7 @@ impl DocumentOwner {
                     doc,
                     chunk,
                     receipts,
+                    history: Vec::new(),
                     done,
                 })
                 .await;
@@ -423,6 +551,10 @@ impl DocumentOwner {
         receipts: &mut Vec<(ChangeHash, Delivery)>,
     ) -> Result<bool, String> {
         let principal = &peer.principal;
+        if doc.kind == DocumentKind::Review {
+            tracing::warn!(account = %principal.account_id, "refusing changes to a review document");
+            return Err(format!("refused: {}", Refusal::ReviewDocument));
+        }
         let creating = !doc.is_stored() && doc.doc.get_heads().is_empty();
         if creating
             && !self

@@ -42,6 +42,7 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use access::{ConnectionRegistration, SyncAccess};
 use document::{DocMessage, DocumentOwner};
+pub use document::{EditError, ServerWrite, WriteFailure, WriteOutcome};
 use store::{FatalStorageError, Store, DOCUMENT_COMMITTED_CHANNEL};
 
 /// Messages waiting for one document's owner; past it, the connections
@@ -181,6 +182,22 @@ impl SyncCore {
     ) {
         let hub = self.hub.clone();
         tokio::spawn(connection::serve(hub, socket, principal, registration));
+    }
+
+    /// Commits a change the server makes to document `id` (see
+    /// [`ServerWrite`]), once stored sent to every peer holding it.
+    pub async fn write(
+        &self,
+        id: DocumentId,
+        write: ServerWrite,
+    ) -> Result<WriteOutcome, WriteFailure> {
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.hub
+            .dispatch(id, DocMessage::Write { write, done })
+            .await;
+        outcome
+            .await
+            .unwrap_or_else(|_| Err(WriteFailure::Storage("the server is stopping".into())))
     }
 
     /// Who is connected and what they may do.

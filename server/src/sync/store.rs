@@ -55,6 +55,9 @@ pub struct Commit {
     pub chunk: Vec<u8>,
     /// Who delivered each new change.
     pub receipts: Vec<(ChangeHash, Delivery)>,
+    /// `review_history` rows the change carries (a coordinator's resolution):
+    /// stored with it or not at all.
+    pub history: Vec<Json>,
     pub done: oneshot::Sender<Committed>,
 }
 
@@ -323,6 +326,9 @@ impl Committer {
         commit.doc.revision = revision + 1;
         materialise::materialise(tx, doc_id, &mut commit.doc).await?;
         store_receipts(tx, doc_id, &commit.receipts).await?;
+        if !commit.history.is_empty() {
+            crate::review::history::append(tx, &commit.history).await?;
+        }
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(DOCUMENT_COMMITTED_CHANNEL)
             .bind(format!(

@@ -1,0 +1,263 @@
+//! Conflicts: fields that concurrent offline edits left with several values.
+//!
+//! The queue lists each conflicted field with every value, and who wrote it
+//! and when: the change that wrote the value (automerge keeps it) and that
+//! change's receipt (the device or session that delivered it). A resolution
+//! is the coordinator's own change to the record's notebook, made through
+//! the sync core: it supersedes every value, so every phone converges on
+//! it, the materialisation clears the conflict, and its history row is
+//! stored in the same transaction.
+
+use std::collections::HashMap;
+
+use automerge::{Automerge, ObjType, ReadDoc, Value, ROOT};
+use serde::Deserialize;
+use serde_json::{json, Value as Json};
+use sqlx::PgPool;
+use sync::{
+    authorize::{COORDINATOR_FIELDS, OWNER_FIELDS},
+    protocol::DocumentId,
+    read::ChangeIndex,
+    read_notebook, set_field, Collection,
+};
+use uuid::Uuid;
+
+use super::{filter::Filter, history::HistoryRow, RecordKind, ReviewError};
+use crate::{
+    auth::Principal,
+    materialise::load_committed,
+    sync::{access::Delivery, EditError, ServerWrite, SyncCore, WriteFailure, WriteOutcome},
+};
+
+/// A coordinator's resolution of one field.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Resolution {
+    /// The record's field (JSON name, e.g. `individualCount`).
+    pub field: String,
+    /// One of the values shown, or a new one.
+    pub value: Json,
+    pub reason: Option<String>,
+}
+
+/// A page of the conflict queue: the review table's rows with conflicts,
+/// each conflicted value attributed.
+pub async fn queue(pool: &PgPool, territory: Uuid, filter: &Filter) -> Result<Json, ReviewError> {
+    let mut filter = filter.clone();
+    filter.conflicts = Some(true);
+    let mut page = filter.check()?.page(pool, territory).await?;
+    let Some(items) = page["items"].as_array_mut() else {
+        return Ok(page);
+    };
+    let mut documents: HashMap<String, Automerge> = HashMap::new();
+    for item in items.iter_mut() {
+        let (Some(doc_id), Some(id)) = (item["documentId"].as_str(), item["id"].as_str()) else {
+            continue;
+        };
+        let kind = RecordKind::parse("kind", item["kind"].as_str().unwrap_or_default())?;
+        if !documents.contains_key(doc_id) {
+            let mut conn = pool.acquire().await?;
+            let committed = load_committed(&mut conn, doc_id).await?;
+            documents.insert(doc_id.to_string(), committed.doc);
+        }
+        let doc = &documents[doc_id];
+        item["conflicts"] = attributed(pool, doc, doc_id, kind, id).await?;
+    }
+    Ok(page)
+}
+
+/// Every conflicted field of record `key`, each value with its writer.
+async fn attributed(
+    pool: &PgPool,
+    doc: &Automerge,
+    doc_id: &str,
+    kind: RecordKind,
+    key: &str,
+) -> Result<Json, ReviewError> {
+    let Some(record) = record_obj(doc, kind, key) else {
+        return Ok(json!([]));
+    };
+    let index = ChangeIndex::new(doc);
+    let mut fields: Vec<(String, Vec<sync::read::WrittenValue>)> = Vec::new();
+    let mut hashes = Vec::new();
+    for item in doc.map_range(&record, ..) {
+        if !item.conflict {
+            continue;
+        }
+        let field = item.key.to_string();
+        let values = index.values_of(doc, &record, &field);
+        hashes.extend(
+            values
+                .iter()
+                .filter_map(|v| v.change.map(|c| c.to_string())),
+        );
+        fields.push((field, values));
+    }
+    let receipts: Vec<(String, Json)> = sqlx::query_as(
+        "SELECT r.change_hash, jsonb_build_object('accountId', r.account_id, \
+           'displayName', a.display_name, 'deviceId', r.device_id, 'deviceName', d.name, \
+           'sessionId', r.session_id, 'receivedAt', r.received_at) \
+         FROM change_receipts r JOIN accounts a ON a.id = r.account_id \
+         LEFT JOIN devices d ON d.id = r.device_id \
+         WHERE r.doc_id = $1 AND r.change_hash = ANY($2)",
+    )
+    .bind(doc_id)
+    .bind(&hashes)
+    .fetch_all(pool)
+    .await?;
+    let receipts: HashMap<String, Json> = receipts.into_iter().collect();
+    let winner_of = |field: &str| {
+        doc.get(&record, field)
+            .ok()
+            .flatten()
+            .map(|(value, id)| sync::read::value_to_json(doc, &value, &id))
+    };
+    Ok(Json::Array(
+        fields
+            .into_iter()
+            .map(|(field, values)| {
+                json!({
+                    "field": field,
+                    "winner": winner_of(&field),
+                    "values": values.iter().map(|v| {
+                        let hash = v.change.map(|c| c.to_string());
+                        json!({
+                            "value": v.value,
+                            "changeHash": hash,
+                            "writtenAt": chrono::DateTime::from_timestamp_millis(v.timestamp)
+                                .filter(|_| v.timestamp > 0),
+                            "writtenBy": hash.and_then(|h| receipts.get(&h).cloned()),
+                        })
+                    }).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    ))
+}
+
+fn record_obj(doc: &Automerge, kind: RecordKind, key: &str) -> Option<automerge::ObjId> {
+    let collection = Collection::of_kind(kind.schema_kind()).key();
+    let Ok(Some((Value::Object(ObjType::Map), collection))) = doc.get(ROOT, collection) else {
+        return None;
+    };
+    match doc.get(&collection, key) {
+        Ok(Some((Value::Object(ObjType::Map), record))) => Some(record),
+        _ => None,
+    }
+}
+
+/// Writes `resolution` into record `record` of `territory`, as `coordinator`.
+pub async fn resolve(
+    pool: &PgPool,
+    sync: &SyncCore,
+    territory: Uuid,
+    record: Uuid,
+    coordinator: &Principal,
+    resolution: Resolution,
+) -> Result<Json, ReviewError> {
+    let field = resolution.field.trim().to_string();
+    if field.is_empty() {
+        return Err(ReviewError::bad_request("field", "names no field"));
+    }
+    if field == "id"
+        || COORDINATOR_FIELDS.contains(&field.as_str())
+        || OWNER_FIELDS.contains(&field.as_str())
+    {
+        return Err(ReviewError::bad_request(
+            "field",
+            format!("`{field}` is not a field a coordinator resolves"),
+        ));
+    }
+    let found: Option<(String, String, Json)> = sqlx::query_as(
+        "SELECT kind, doc_id, conflicts FROM ( \
+           SELECT 'sighting' AS kind, doc_id, conflicts, territory_id FROM sightings WHERE id = $1 \
+           UNION ALL SELECT 'degradation_report', doc_id, conflicts, territory_id \
+             FROM degradation_reports WHERE id = $1 \
+           UNION ALL SELECT 'timesheet_entry', doc_id, conflicts, territory_id \
+             FROM timesheet_entries WHERE id = $1) r WHERE territory_id = $2",
+    )
+    .bind(record)
+    .bind(territory)
+    .fetch_optional(pool)
+    .await?;
+    let (kind, doc_id, conflicts) = found.ok_or_else(|| {
+        ReviewError::NotFound(format!("record {record} in territory {territory}"))
+    })?;
+    let kind = RecordKind::parse("kind", &kind)?;
+    let previous = conflicts
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["field"] == field.as_str()))
+        .map(|c| c["values"].clone())
+        .ok_or_else(|| {
+            ReviewError::conflict(
+                "field",
+                format!("`{field}` of record {record} is not in conflict"),
+            )
+        })?;
+    let id = DocumentId::parse(&doc_id)
+        .map_err(|reason| ReviewError::Storage(format!("document id {doc_id}: {reason}")))?;
+
+    let mut history = HistoryRow::new(
+        territory,
+        record,
+        kind,
+        "conflict_resolution",
+        coordinator.account_id,
+    );
+    history.status = Some(resolution.value.to_string());
+    history.reason = resolution.reason.clone();
+    history.detail = json!({ "field": field, "value": resolution.value, "values": previous });
+    let (edit_field, value) = (field.clone(), resolution.value.clone());
+    let schema_kind = kind.schema_kind();
+    let write = ServerWrite {
+        edit: Box::new(move |doc| {
+            let Some(obj) = record_obj(doc, kind, &record.to_string()) else {
+                return Err(
+                    Box::new(ReviewError::NotFound(format!("record {record}"))) as EditError
+                );
+            };
+            if doc
+                .get_all(&obj, edit_field.as_str())
+                .map_or(0, |v| v.len())
+                < 2
+            {
+                return Err(Box::new(ReviewError::conflict(
+                    "field",
+                    format!("`{edit_field}` of record {record} is no longer in conflict"),
+                )));
+            }
+            set_field(doc, schema_kind, record, &edit_field, &value)
+                .map_err(|error| Box::new(error) as EditError)?;
+            let read = read_notebook(&*doc);
+            let state = read
+                .records
+                .iter()
+                .find(|r| r.kind == schema_kind && r.key == record.to_string());
+            if let Some(Err(problems)) = state.map(|s| &s.parsed) {
+                let problem = &problems[0];
+                return Err(Box::new(ReviewError::unprocessable(
+                    "value",
+                    format!(
+                        "the record would be invalid: {}: {}",
+                        problem.field, problem.reason
+                    ),
+                )));
+            }
+            Ok(())
+        }),
+        on_behalf_of: Some(Delivery::of(coordinator)),
+        history: vec![history.to_json()],
+    };
+    match sync.write(id, write).await {
+        Ok(WriteOutcome::Written | WriteOutcome::Unchanged) => {}
+        Err(WriteFailure::Refused(error)) => {
+            return Err(match error.downcast::<ReviewError>() {
+                Ok(review) => *review,
+                Err(other) => ReviewError::Storage(other.to_string()),
+            })
+        }
+        Err(WriteFailure::Storage(reason)) => return Err(ReviewError::Storage(reason)),
+    }
+    tracing::info!(%territory, %record, field, coordinator = %coordinator.account_id, "conflict resolved");
+    Ok(json!({ "recordId": record, "field": field, "value": resolution.value }))
+}

@@ -1,0 +1,410 @@
+//! The review table: records of one territory and kind, filtered, in keyset
+//! pages (newest first by `review_seq`, assigned when a row is first filed
+//! and never changed), and the counts of a territory's dashboard.
+//!
+//! Keyset, not OFFSET: a page costs the same deep in millions of rows, and
+//! rows that phones add between two pages come before the first page, so
+//! paging on never skips nor repeats a row.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::Value as Json;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::{RecordKind, ReviewError};
+
+pub const DEFAULT_PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 500;
+
+/// SINP validation statuses of a sighting's identification.
+pub const VERIFICATION_STATUSES: [&str; 7] = ["0", "1", "2", "3", "4", "5", "6"];
+/// Steps of a degradation report's follow-up, in order.
+pub const FOLLOW_UP_STATUSES: [&str; 4] = ["received", "under_analysis", "action_taken", "closed"];
+/// A timesheet entry's approval.
+pub const APPROVAL_STATUSES: [&str; 3] = ["pending", "approved", "returned"];
+
+/// The filters as a client sends them (query string, or a bulk decision's
+/// `filter`); [`Filter::check`] turns them into a [`Selection`].
+#[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct Filter {
+    /// `sighting` (default), `degradation_report` or `timesheet_entry`.
+    pub kind: Option<String>,
+    /// A site's name, exactly.
+    pub site: Option<String>,
+    /// A TAXREF id (digits) or a scientific name (any case).
+    pub taxon: Option<String>,
+    /// The author's account id.
+    pub author: Option<Uuid>,
+    /// The record's date at or after (RFC 3339, or a day `YYYY-MM-DD`).
+    pub from: Option<String>,
+    /// The record's date at or before (a day includes all of it).
+    pub to: Option<String>,
+    /// `minLon,minLat,maxLon,maxLat` (WGS 84).
+    pub bbox: Option<String>,
+    /// Validation status (0–6), follow-up step or approval status.
+    pub status: Option<String>,
+    /// Only records with (true) or without (false) conflicting edits.
+    pub conflicts: Option<bool>,
+    /// Sightings only: with (true) or without (false) a possible duplicate.
+    pub duplicates: Option<bool>,
+    /// Keyset cursor: the `nextCursor` of the previous page.
+    pub after: Option<String>,
+    /// Rows per page (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+enum Taxon {
+    Id(i64),
+    Name(String),
+}
+
+/// Checked filters.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub kind: RecordKind,
+    site: Option<String>,
+    taxon: Option<Taxon>,
+    author: Option<Uuid>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    bbox: Option<[f64; 4]>,
+    status: Option<String>,
+    conflicts: Option<bool>,
+    duplicates: Option<bool>,
+    after: Option<i64>,
+    pub limit: i64,
+}
+
+/// Whether `t` (a sighting, with its territory's settings as `tr`) has
+/// another sighting of its taxon within the territory's distance and time
+/// window, neither marked duplicate nor dismissed as a pair. The probe uses
+/// `sightings_duplicate_probe_idx`, then the distance on the sphere.
+pub(crate) const HAS_POSSIBLE_DUPLICATE: &str = "(t.duplicate_of IS NULL AND EXISTS ( \
+    SELECT 1 FROM sightings o \
+    WHERE o.territory_id = t.territory_id AND o.taxon_key = t.taxon_key AND o.id <> t.id \
+      AND o.event_date BETWEEN t.event_date - make_interval(secs => tr.duplicate_window_hours * 3600) \
+                           AND t.event_date + make_interval(secs => tr.duplicate_window_hours * 3600) \
+      AND o.duplicate_of IS NULL \
+      AND ST_DWithin(o.geom::geography, t.geom::geography, tr.duplicate_distance_m) \
+      AND NOT EXISTS (SELECT 1 FROM duplicate_dismissals x \
+                      WHERE x.record_a = LEAST(o.id, t.id) AND x.record_b = GREATEST(o.id, t.id))))";
+
+impl Filter {
+    pub fn check(&self) -> Result<Selection, ReviewError> {
+        let kind = match &self.kind {
+            Some(kind) => RecordKind::parse("kind", kind)?,
+            None => RecordKind::Sighting,
+        };
+        let taxon = self
+            .taxon
+            .as_deref()
+            .map(str::trim)
+            .map(|taxon| match taxon.parse::<i64>() {
+                Ok(id) => Taxon::Id(id),
+                Err(_) => Taxon::Name(taxon.to_lowercase()),
+            });
+        if taxon.is_some() && kind != RecordKind::Sighting {
+            return Err(ReviewError::bad_request(
+                "taxon",
+                "only sightings have a taxon",
+            ));
+        }
+        if self.duplicates.is_some() && kind != RecordKind::Sighting {
+            return Err(ReviewError::bad_request(
+                "duplicates",
+                "only sightings are proposed as duplicates",
+            ));
+        }
+        let from = self
+            .from
+            .as_deref()
+            .map(|text| parse_instant("from", text, false))
+            .transpose()?;
+        let to = self
+            .to
+            .as_deref()
+            .map(|text| parse_instant("to", text, true))
+            .transpose()?;
+        if let (Some(from), Some(to)) = (from, to) {
+            if from > to {
+                return Err(ReviewError::bad_request("to", "must not be before `from`"));
+            }
+        }
+        let bbox = self.bbox.as_deref().map(parse_bbox).transpose()?;
+        if let Some(status) = &self.status {
+            let allowed: &[&str] = match kind {
+                RecordKind::Sighting => &VERIFICATION_STATUSES,
+                RecordKind::DegradationReport => &FOLLOW_UP_STATUSES,
+                RecordKind::TimesheetEntry => &APPROVAL_STATUSES,
+            };
+            if !allowed.contains(&status.as_str()) {
+                return Err(ReviewError::bad_request(
+                    "status",
+                    format!(
+                        "a {} status is one of {} (got {status:?})",
+                        kind.as_str(),
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+        let after = self
+            .after
+            .as_deref()
+            .map(|cursor| {
+                cursor
+                    .parse::<i64>()
+                    .map_err(|_| ReviewError::bad_request("after", "not a cursor this server gave"))
+            })
+            .transpose()?;
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ReviewError::bad_request(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE} (got {limit})"),
+            ));
+        }
+        Ok(Selection {
+            kind,
+            site: self.site.clone(),
+            taxon,
+            author: self.author,
+            from,
+            to,
+            bbox,
+            status: self.status.clone(),
+            conflicts: self.conflicts,
+            duplicates: self.duplicates,
+            after,
+            limit,
+        })
+    }
+}
+
+fn parse_instant(field: &str, text: &str, end_of_day: bool) -> Result<DateTime<Utc>, ReviewError> {
+    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+        return Ok(instant.with_timezone(&Utc));
+    }
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        ReviewError::bad_request(
+            field,
+            format!("must be RFC 3339 or YYYY-MM-DD (got {text:?})"),
+        )
+    })?;
+    let time = if end_of_day {
+        day.and_hms_milli_opt(23, 59, 59, 999)
+    } else {
+        day.and_hms_opt(0, 0, 0)
+    };
+    Ok(time.expect("a valid time of day").and_utc())
+}
+
+fn parse_bbox(text: &str) -> Result<[f64; 4], ReviewError> {
+    let bad = |why: &str| ReviewError::bad_request("bbox", format!("{why} (got {text:?})"));
+    let numbers: Vec<f64> = text
+        .split(',')
+        .map(|part| part.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad("must be four numbers minLon,minLat,maxLon,maxLat"))?;
+    let [min_lon, min_lat, max_lon, max_lat] = numbers[..] else {
+        return Err(bad("must be four numbers minLon,minLat,maxLon,maxLat"));
+    };
+    if !(-180.0..=180.0).contains(&min_lon)
+        || !(-180.0..=180.0).contains(&max_lon)
+        || !(-90.0..=90.0).contains(&min_lat)
+        || !(-90.0..=90.0).contains(&max_lat)
+    {
+        return Err(bad("longitudes are within ±180 and latitudes within ±90"));
+    }
+    if min_lon > max_lon || min_lat > max_lat {
+        return Err(bad("the minimum comes before the maximum"));
+    }
+    Ok([min_lon, min_lat, max_lon, max_lat])
+}
+
+impl Selection {
+    /// `FROM … WHERE …` of the selected rows of `territory` (aliases: `t` the
+    /// row, `tr` its territory, `au` its author's account).
+    pub(crate) fn push_from_where<'a>(
+        &'a self,
+        sql: &mut QueryBuilder<'a, Postgres>,
+        territory: Uuid,
+    ) {
+        let kind = self.kind;
+        sql.push(format!(
+            " FROM {} t JOIN territories tr ON tr.id = t.territory_id \
+              LEFT JOIN accounts au ON au.id = t.{} WHERE t.territory_id = ",
+            kind.table(),
+            kind.volunteer_column()
+        ));
+        sql.push_bind(territory);
+        if let Some(site) = &self.site {
+            sql.push(" AND t.site = ").push_bind(site);
+        }
+        match &self.taxon {
+            Some(Taxon::Id(id)) => {
+                sql.push(" AND t.taxon_id = ").push_bind(*id);
+            }
+            Some(Taxon::Name(name)) => {
+                sql.push(" AND lower(t.scientific_name) = ").push_bind(name);
+            }
+            None => {}
+        }
+        if let Some(author) = self.author {
+            sql.push(format!(" AND t.{} = ", kind.volunteer_column()))
+                .push_bind(author);
+        }
+        let date = kind.date_column();
+        if let Some(from) = self.from {
+            sql.push(format!(" AND t.{date} >= "));
+            push_instant(sql, kind, from);
+        }
+        if let Some(to) = self.to {
+            sql.push(format!(" AND t.{date} <= "));
+            push_instant(sql, kind, to);
+        }
+        if let Some([min_lon, min_lat, max_lon, max_lat]) = self.bbox {
+            if kind == RecordKind::TimesheetEntry {
+                // Hours have no position: a box selects none.
+                sql.push(" AND false");
+            } else {
+                sql.push(" AND t.geom && ST_MakeEnvelope(")
+                    .push_bind(min_lon)
+                    .push(", ")
+                    .push_bind(min_lat)
+                    .push(", ")
+                    .push_bind(max_lon)
+                    .push(", ")
+                    .push_bind(max_lat)
+                    .push(", 4326)");
+            }
+        }
+        if let Some(status) = &self.status {
+            match kind {
+                RecordKind::Sighting => sql
+                    .push(" AND t.validation_status = ")
+                    .push_bind(status.parse::<i16>().unwrap_or_default()),
+                RecordKind::DegradationReport => sql.push(" AND t.status = ").push_bind(status),
+                RecordKind::TimesheetEntry => {
+                    sql.push(" AND t.approval_status = ").push_bind(status)
+                }
+            };
+        }
+        if let Some(conflicts) = self.conflicts {
+            sql.push(" AND t.has_conflicts = ").push_bind(conflicts);
+        }
+        if let Some(duplicates) = self.duplicates {
+            sql.push(if duplicates { " AND " } else { " AND NOT " })
+                .push(HAS_POSSIBLE_DUPLICATE);
+        }
+    }
+
+    /// One page of rows, newest first, and the cursor of the next page.
+    pub async fn page(&self, pool: &PgPool, territory: Uuid) -> Result<Json, ReviewError> {
+        let mut sql = QueryBuilder::new("SELECT ");
+        sql.push(row_json(self.kind)).push(" AS row, t.review_seq");
+        self.push_from_where(&mut sql, territory);
+        if let Some(after) = self.after {
+            sql.push(" AND t.review_seq < ").push_bind(after);
+        }
+        sql.push(" ORDER BY t.review_seq DESC LIMIT ")
+            .push_bind(self.limit + 1);
+        let mut rows: Vec<(Json, i64)> = sql.build_query_as().fetch_all(pool).await?;
+        let more = rows.len() as i64 > self.limit;
+        rows.truncate(self.limit as usize);
+        let next = more
+            .then(|| rows.last().map(|(_, seq)| seq.to_string()))
+            .flatten();
+        Ok(serde_json::json!({
+            "kind": self.kind.as_str(),
+            "items": rows.into_iter().map(|(row, _)| row).collect::<Vec<_>>(),
+            "nextCursor": next,
+        }))
+    }
+}
+
+fn push_instant(sql: &mut QueryBuilder<'_, Postgres>, kind: RecordKind, instant: DateTime<Utc>) {
+    if kind == RecordKind::TimesheetEntry {
+        sql.push_bind(instant.date_naive());
+    } else {
+        sql.push_bind(instant);
+    }
+}
+
+/// The JSON of one review-table row of `kind` (aliases as in
+/// [`Selection::push_from_where`]).
+pub(crate) fn row_json(kind: RecordKind) -> String {
+    match kind {
+        RecordKind::Sighting => format!(
+            "jsonb_build_object('kind', 'sighting', 'id', t.id, 'documentId', t.doc_id, \
+               'scientificName', t.scientific_name, 'taxonID', t.taxon_id, \
+               'vernacularName', t.vernacular_name, 'eventDate', t.event_date, \
+               'decimalLatitude', ST_Y(t.geom), 'decimalLongitude', ST_X(t.geom), \
+               'coordinateUncertaintyInMeters', t.coordinate_uncertainty_m, \
+               'individualCount', t.individual_count, 'site', t.site, \
+               'recordedBy', t.recorded_by, 'notes', t.notes, 'photos', t.photos, \
+               'authorId', t.author_id, 'authorName', au.display_name, \
+               'validationStatus', t.validation_status, 'duplicateOf', t.duplicate_of, \
+               'hasConflicts', t.has_conflicts, 'conflicts', t.conflicts, \
+               'possibleDuplicate', {HAS_POSSIBLE_DUPLICATE}, 'modifiedAt', t.modified_at)"
+        ),
+        RecordKind::DegradationReport => "jsonb_build_object('kind', 'degradation_report', \
+               'id', t.id, 'documentId', t.doc_id, 'category', t.category, \
+               'categoryDetail', t.category_detail, 'observedAt', t.observed_at, \
+               'decimalLatitude', ST_Y(t.geom), 'decimalLongitude', ST_X(t.geom), \
+               'coordinateUncertaintyInMeters', t.coordinate_uncertainty_m, \
+               'description', t.description, 'photos', t.photos, 'site', t.site, \
+               'authorId', t.author_id, 'authorName', au.display_name, \
+               'status', t.status, 'statusReason', t.status_reason, \
+               'hasConflicts', t.has_conflicts, 'conflicts', t.conflicts, \
+               'modifiedAt', t.modified_at)"
+            .to_string(),
+        RecordKind::TimesheetEntry => "jsonb_build_object('kind', 'timesheet_entry', \
+               'id', t.id, 'documentId', t.doc_id, 'volunteerId', t.volunteer_id, \
+               'authorName', au.display_name, 'workDate', t.work_date, \
+               'startedAt', t.started_at, 'endedAt', t.ended_at, \
+               'durationMinutes', t.duration_minutes, 'activity', t.activity, 'site', t.site, \
+               'notes', t.notes, 'approvalStatus', t.approval_status, \
+               'approvalReason', t.approval_reason, 'approvedBy', t.approved_by, \
+               'approvedAt', t.approved_at, 'hasConflicts', t.has_conflicts, \
+               'conflicts', t.conflicts, 'modifiedAt', t.modified_at)"
+            .to_string(),
+    }
+}
+
+/// A territory's dashboard: records by kind and status, open conflicts,
+/// pending hours, invalid records. (Possible duplicates are listed, and
+/// counted, by `duplicates`.)
+pub async fn counts(pool: &PgPool, territory: Uuid) -> Result<Json, ReviewError> {
+    let counts = sqlx::query_scalar(
+        "SELECT jsonb_build_object(\
+           'sightings', (SELECT jsonb_build_object('total', COALESCE(sum(n), 0), \
+               'byStatus', COALESCE(jsonb_object_agg(s, n), '{}'), \
+               'conflicts', (SELECT count(*) FROM sightings WHERE territory_id = $1 AND has_conflicts)) \
+             FROM (SELECT validation_status::text AS s, count(*) AS n FROM sightings \
+                   WHERE territory_id = $1 GROUP BY 1) g), \
+           'degradationReports', (SELECT jsonb_build_object('total', COALESCE(sum(n), 0), \
+               'byStatus', COALESCE(jsonb_object_agg(s, n), '{}'), \
+               'conflicts', (SELECT count(*) FROM degradation_reports \
+                             WHERE territory_id = $1 AND has_conflicts)) \
+             FROM (SELECT status AS s, count(*) AS n FROM degradation_reports \
+                   WHERE territory_id = $1 GROUP BY 1) g), \
+           'timesheetEntries', (SELECT jsonb_build_object('total', COALESCE(sum(n), 0), \
+               'byStatus', COALESCE(jsonb_object_agg(s, n), '{}'), \
+               'minutesByStatus', COALESCE(jsonb_object_agg(s, minutes), '{}'), \
+               'conflicts', (SELECT count(*) FROM timesheet_entries \
+                             WHERE territory_id = $1 AND has_conflicts)) \
+             FROM (SELECT approval_status AS s, count(*) AS n, sum(duration_minutes) AS minutes \
+                   FROM timesheet_entries WHERE territory_id = $1 GROUP BY 1) g), \
+           'invalidRecords', (SELECT count(*) FROM invalid_records WHERE territory_id = $1))",
+    )
+    .bind(territory)
+    .fetch_one(pool)
+    .await?;
+    Ok(counts)
+}

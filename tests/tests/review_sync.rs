@@ -1,0 +1,445 @@
+//! The review's sync path: a coordinator's conflict resolution is written into
+//! the volunteer's notebook through the sync core and reaches both of the
+//! volunteer's phones (Rust clients) and the JS automerge-repo client;
+//! decisions reach their volunteer's phone, and only theirs, through the
+//! review document, which no phone can write.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use fieldnotes_tests::{
+    accounts::{self, call},
+    eventually, init_test_logging, phones,
+    raw_peer::RawPeer,
+    records, ServerProcess, TestDatabase,
+};
+use mobile_bridge::Phone;
+use reqwest::Method;
+use schemas::{FieldRecord, RecordKind};
+use serde_json::{json, Value};
+use server::auth::Role;
+use sync::{read_notebook, review::read_decisions};
+use uuid::Uuid;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The record's `field` as the phone holds it, and whether it is still in conflict.
+fn field_on_phone(phone: &Phone, record: Uuid, field: &str) -> (Value, bool) {
+    phone.read(|doc| {
+        let read = read_notebook(doc);
+        let state = read
+            .records
+            .iter()
+            .find(|r| r.key == record.to_string())
+            .expect("the phone holds the record");
+        (
+            state.raw[field].clone(),
+            state.conflicts.iter().any(|c| c.field == field),
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolved_conflict_reaches_both_phones_and_the_js_client_and_leaves_the_queue(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let url = server.sync_url();
+    let pool = db.pool().await?;
+    let territory = phones::territory(&pool, "Prairie des Gorges").await?;
+    let t = territory.id;
+    let coordinator =
+        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
+    let auditor =
+        accounts::password_actor(&pool, "Régie", Some((t, Role::RegieAuditor)), false).await?;
+    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    let second_device = phones::enrol_second_device(&pool, &territory, &camille).await?;
+    let js_device = phones::enrol_second_device(&pool, &territory, &camille).await?;
+
+    let mut phone_a = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
+    let shared = records::sighting(camille.account_id, "Erinaceus europaeus", 1);
+    let record = shared.id();
+    phone_a.record(&shared)?;
+    phone_a.go_online(&url).await?;
+    phone_a.wait_synced(TIMEOUT).await?;
+    let mut phone_b =
+        Phone::fetch_notebook(&url, Some(second_device.clone()), phone_a.notebook_id()).await?;
+    phone_a.go_offline();
+    phone_b.go_offline();
+    phone_a.edit(RecordKind::Sighting, record, "individualCount", &json!(3))?;
+    phone_b.edit(RecordKind::Sighting, record, "individualCount", &json!(5))?;
+    phone_a.go_online(&url).await?;
+    phone_b.go_online(&url).await?;
+    phone_a.wait_synced(TIMEOUT).await?;
+    phone_b.wait_synced(TIMEOUT).await?;
+    eventually(TIMEOUT, "the conflict in the inventory", || async {
+        let conflicted: bool =
+            sqlx::query_scalar("SELECT has_conflicts FROM sightings WHERE id = $1")
+                .bind(record)
+                .fetch_one(&pool)
+                .await?;
+        Ok(conflicted.then_some(()))
+    })
+    .await?;
+
+    // The queue shows both values, each with the phone that wrote it.
+    let queue = format!("/api/territories/{t}/review/conflicts");
+    let (status, page) = call(&server, Method::GET, &queue, Some(&auditor.token), None).await?;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{page}");
+    let conflict = &page["items"][0]["conflicts"][0];
+    assert_eq!(conflict["field"], "individualCount", "{page}");
+    let mut written: Vec<(i64, String)> = conflict["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            assert_eq!(v["writtenBy"]["displayName"], "Camille", "{v}");
+            assert!(v["writtenBy"]["receivedAt"].is_string(), "{v}");
+            (
+                v["value"].as_i64().unwrap(),
+                v["writtenBy"]["deviceId"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        vec![
+            (3, camille.device.device_id.to_string()),
+            (5, second_device.device_id.to_string())
+        ]
+    );
+
+    // Refusals first: the auditor decides nothing; a value that makes the
+    // record invalid is named; a record of no territory of theirs is not found.
+    let resolution = format!("/api/territories/{t}/review/conflicts/{record}/resolution");
+    let (status, _) = call(
+        &server,
+        Method::POST,
+        &resolution,
+        Some(&auditor.token),
+        Some(&json!({"field": "individualCount", "value": 4})),
+    )
+    .await?;
+    assert_eq!(status, 403);
+    let (status, body) = call(
+        &server,
+        Method::POST,
+        &resolution,
+        Some(&coordinator.token),
+        Some(&json!({"field": "individualCount", "value": -2})),
+    )
+    .await?;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("value")),
+        "{body}"
+    );
+    let (status, body) = call(
+        &server,
+        Method::POST,
+        &resolution,
+        Some(&coordinator.token),
+        Some(&json!({"field": "scientificName", "value": "Vulpes vulpes"})),
+    )
+    .await?;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (409, Some("field")),
+        "{body}"
+    );
+    let elsewhere = format!(
+        "/api/territories/{t}/review/conflicts/{}/resolution",
+        Uuid::new_v4()
+    );
+    let (status, _) = call(
+        &server,
+        Method::POST,
+        &elsewhere,
+        Some(&coordinator.token),
+        Some(&json!({"field": "individualCount", "value": 4})),
+    )
+    .await?;
+    assert_eq!(status, 404);
+
+    // The coordinator types a value neither phone had.
+    let (status, body) = call(
+        &server,
+        Method::POST,
+        &resolution,
+        Some(&coordinator.token),
+        Some(&json!({"field": "individualCount", "value": 4, "reason": "counted on the photo"})),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+
+    for (name, phone) in [("phone A", &phone_a), ("phone B", &phone_b)] {
+        eventually(TIMEOUT, &format!("{name} holds the resolution"), || async {
+            Ok(
+                (field_on_phone(phone, record, "individualCount") == (json!(4), false))
+                    .then_some(()),
+            )
+        })
+        .await?;
+    }
+    let js = fieldnotes_tests::ensure_js_dependencies()?;
+    let output = tokio::process::Command::new("node")
+        .arg(js.join("read-document.mjs"))
+        .args([
+            "--url",
+            url.as_str(),
+            "--doc-id",
+            &phone_a.notebook_id().to_string(),
+        ])
+        .args([
+            "--token",
+            &js_device.secret,
+            "--peer-id",
+            &format!("device-{}", js_device.device_id),
+        ])
+        .args([
+            "--path-json",
+            &json!(["sightings", record.to_string(), "individualCount"]).to_string(),
+        ])
+        .args(["--expect-json", "4"])
+        .output()
+        .await
+        .context("running node")?;
+    assert!(
+        output.status.success(),
+        "the JS client did not read the resolved value: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let (count, conflicted): (Option<i64>, bool) =
+        sqlx::query_as("SELECT individual_count, has_conflicts FROM sightings WHERE id = $1")
+            .bind(record)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!((count, conflicted), (Some(4), false));
+    let (_, page) = call(&server, Method::GET, &queue, Some(&coordinator.token), None).await?;
+    assert_eq!(page["items"], json!([]), "the conflict queue is empty");
+    let (status, body) = call(
+        &server,
+        Method::POST,
+        &resolution,
+        Some(&coordinator.token),
+        Some(&json!({"field": "individualCount", "value": 6})),
+    )
+    .await?;
+    assert_eq!(status, 409, "no longer in conflict: {body}");
+
+    // Kept in history, with the values it replaced; the change is receipted
+    // to the coordinator's session.
+    let (_, history) = call(
+        &server,
+        Method::GET,
+        &format!("/api/territories/{t}/review/records/{record}/history"),
+        Some(&auditor.token),
+        None,
+    )
+    .await?;
+    let step = &history["history"][0];
+    assert_eq!(step["action"], "conflict_resolution", "{history}");
+    assert_eq!(step["decidedBy"], coordinator.account_id.to_string());
+    assert_eq!(step["detail"]["value"], 4);
+    let mut replaced: Vec<i64> = step["detail"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    replaced.sort();
+    assert_eq!(replaced, vec![3, 5]);
+    let by_coordinator: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM change_receipts WHERE account_id = $1 AND session_id IS NOT NULL",
+    )
+    .bind(coordinator.account_id)
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(by_coordinator, 1);
+
+    phone_a.shut_down().await;
+    phone_b.shut_down().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_reach_their_volunteers_phone_only_and_no_phone_can_write_one(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let url = server.sync_url();
+    let pool = db.pool().await?;
+    let territory = phones::territory(&pool, "Vallon des Hôpitaux").await?;
+    let t = territory.id;
+    let coordinator =
+        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
+    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    let lou = phones::enrol_volunteer(&pool, &territory, "Lou").await?;
+    let mut sightings = Vec::new();
+    for volunteer in [&camille, &lou] {
+        let mut phone =
+            Phone::new_notebook(volunteer.notebook(), Some(volunteer.device.clone())).await?;
+        let sighting = records::sighting(volunteer.account_id, "Bufo bufo", 2);
+        phone.record(&sighting)?;
+        phone.go_online(&url).await?;
+        phone.wait_synced(TIMEOUT).await?;
+        phone.shut_down().await;
+        sightings.push(sighting.id());
+    }
+    eventually(TIMEOUT, "both sightings filed", || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sightings")
+            .fetch_one(&pool)
+            .await?;
+        Ok((n == 2).then_some(()))
+    })
+    .await?;
+
+    let review_document = |token: String| {
+        let server = &server;
+        async move {
+            let (status, body) = call(
+                server,
+                Method::GET,
+                &format!("/api/territories/{t}/review-document"),
+                Some(&token),
+                None,
+            )
+            .await?;
+            assert_eq!(status, 200, "{body}");
+            anyhow::Ok(
+                body["documentId"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<samod::DocumentId>()?,
+            )
+        }
+    };
+    let camille_doc = review_document(camille.device.secret.clone()).await?;
+    let lou_doc = review_document(lou.device.secret.clone()).await?;
+    assert_ne!(camille_doc, lou_doc);
+    assert_eq!(
+        review_document(camille.device.secret.clone()).await?,
+        camille_doc,
+        "one per volunteer"
+    );
+
+    let decisions = format!("/api/territories/{t}/review/decisions");
+    let (status, body) = call(&server, Method::POST, &decisions, Some(&coordinator.token), Some(&json!({
+        "decision": "verification", "status": "1", "reason": "clear photo", "records": [sightings[0]],
+    }))).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["publishedToPhones"], true);
+
+    // Camille's phone reads the decision about her sighting.
+    let mut camille_peer = RawPeer::connect(&url, &camille.device).await?;
+    let mut synced = camille_peer
+        .fetch_synced(&camille_doc, TIMEOUT)
+        .await?
+        .context("Camille's review document")?;
+    let held = read_decisions(&synced.doc);
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(
+        (
+            held[0].record_id,
+            held[0].status.as_str(),
+            held[0].decided_by.as_str()
+        ),
+        (sightings[0], "1", "Marie")
+    );
+    assert_eq!(held[0].reason.as_deref(), Some("clear photo"));
+
+    // Lou may not read it; his own holds only the decisions about his records.
+    let mut lou_peer = RawPeer::connect(&url, &lou.device).await?;
+    assert!(
+        lou_peer.fetch(&camille_doc, TIMEOUT).await?.is_none(),
+        "another volunteer's decisions are unavailable"
+    );
+    let (status, _) = call(&server, Method::POST, &decisions, Some(&coordinator.token), Some(&json!({
+        "decision": "verification", "status": "3", "reason": "doubtful", "records": [sightings[1]],
+    }))).await?;
+    assert_eq!(status, 200);
+    let lou_review = lou_peer
+        .fetch(&lou_doc, TIMEOUT)
+        .await?
+        .context("Lou's review document")?;
+    let held: Vec<Uuid> = read_decisions(&lou_review)
+        .iter()
+        .map(|d| d.record_id)
+        .collect();
+    assert_eq!(held, vec![sightings[1]]);
+
+    // A new decision reaches Camille's connected phone without asking.
+    let (status, _) = call(&server, Method::POST, &decisions, Some(&coordinator.token), Some(&json!({
+        "decision": "verification", "status": "4", "reason": "a natterjack, not a common toad", "records": [sightings[0]],
+    }))).await?;
+    assert_eq!(status, 200);
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while read_decisions(&synced.doc)
+        .first()
+        .map(|d| d.status.as_str())
+        != Some("4")
+    {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let envelope = camille_peer
+            .next_envelope(remaining)
+            .await?
+            .context("the pushed decision")?;
+        camille_peer.apply_sync(&mut synced, &envelope).await?;
+    }
+
+    // Camille's phone approving its own decision is refused at the sync level.
+    let revision_before: i64 =
+        sqlx::query_scalar("SELECT revision FROM documents WHERE doc_id = $1")
+            .bind(camille_doc.to_string())
+            .fetch_one(&pool)
+            .await?;
+    let before = synced.doc.clone();
+    let mut forged = read_decisions(&synced.doc);
+    forged[0].status = "1".into();
+    forged[0].decided_by = "Camille".into();
+    sync::review::put_decisions(
+        &mut synced.doc,
+        sync::NotebookHeader {
+            territory_id: t,
+            owner_id: camille.account_id,
+        },
+        &forged,
+    )?;
+    let mut message = fieldnotes_tests::raw_peer::all_changes_message(&synced.doc);
+    message.changes = synced
+        .doc
+        .get_changes(&before.get_heads())
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect::<Vec<_>>()
+        .into();
+    camille_peer
+        .send_sync(&camille_doc, &message.encode())
+        .await?;
+    let replies = camille_peer.messages_until_closed(TIMEOUT).await?;
+    assert!(
+        replies.iter().any(|m| m.kind == "error"
+            && m.message
+                .as_deref()
+                .is_some_and(|e| e.contains("review document"))),
+        "{replies:?}"
+    );
+    let revision_after: i64 =
+        sqlx::query_scalar("SELECT revision FROM documents WHERE doc_id = $1")
+            .bind(camille_doc.to_string())
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(revision_after, revision_before, "nothing stored");
+    let status: i16 = sqlx::query_scalar("SELECT validation_status FROM sightings WHERE id = $1")
+        .bind(sightings[0])
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(status, 4);
+    Ok(())
+}
