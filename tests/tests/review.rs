@@ -619,6 +619,33 @@ async fn bulk_decisions_are_all_or_nothing_and_every_decision_is_kept_in_history
         moves,
         ["under_analysis", "action_taken", "closed", "under_analysis"]
     );
+    // The inventory's own view of the report tells the same follow-up.
+    let listed = get(
+        &server,
+        &p.auditor,
+        &format!("/api/degradation-reports?territory={t}"),
+    )
+    .await?;
+    let followed: Vec<(&str, &str)> = listed[0]["statusHistory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["status"].as_str().unwrap(),
+                h["reason"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        followed,
+        [
+            ("under_analysis", "looking"),
+            ("action_taken", "the commune removed it"),
+            ("closed", "done"),
+            ("under_analysis", "dumped again")
+        ]
+    );
 
     // Hours: returned with a reason, then approved.
     let hours = insert_hours(&p.pool, t, &p.doc, p.volunteer.account_id, 600).await?;

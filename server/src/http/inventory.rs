@@ -442,8 +442,11 @@ async fn degradation_reports(
            'status', t.status, 'statusReason', t.status_reason, \
            'statusHistory', (SELECT COALESCE(jsonb_agg(jsonb_build_object(\
                'status', h.status, 'reason', h.reason, 'changedBy', h.changed_by, \
-               'changedAt', h.changed_at) ORDER BY h.seq), '[]') \
-             FROM degradation_status_history h WHERE h.report_id = t.id), \
+               'changedAt', h.changed_at) ORDER BY h.changed_at, h.seq), '[]') \
+             FROM (SELECT status, reason, changed_by, changed_at, 0::bigint AS seq \
+                   FROM degradation_status_history WHERE report_id = t.id \
+                   UNION ALL SELECT status, reason, decided_by, decided_at, id \
+                   FROM review_history WHERE record_id = t.id AND action = 'follow_up') h), \
            'authorId', t.author_id, 'deviceId', t.device_id, 'createdAt', t.created_at, \
            'modifiedAt', t.modified_at, 'hasConflicts', t.has_conflicts, \
            'conflicts', t.conflicts, \
