@@ -166,3 +166,43 @@ CREATE TRIGGER degradation_reports_decisions BEFORE INSERT ON degradation_report
     FOR EACH ROW EXECUTE FUNCTION review_decisions_of_new_row();
 CREATE TRIGGER timesheet_entries_decisions BEFORE INSERT ON timesheet_entries
     FOR EACH ROW EXECUTE FUNCTION review_decisions_of_new_row();
+
+-- A decision is about what the record said when it was taken: when the
+-- volunteer changes what was decided on (the identification of a sighting,
+-- the hours of an entry), the decision goes back to pending, in the
+-- history, and the volunteer's phone is told.
+CREATE FUNCTION review_decision_outdated() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    kind text := CASE TG_TABLE_NAME WHEN 'sightings' THEN 'verification' ELSE 'approval' END;
+    pending text := CASE TG_TABLE_NAME WHEN 'sightings' THEN '0' ELSE 'pending' END;
+    -- A timesheet entry's author is its volunteer (the sync judge sees to it).
+    owner uuid := NEW.author_id;
+    why text := CASE TG_TABLE_NAME
+        WHEN 'sightings' THEN 'the identification changed after the decision'
+        ELSE 'the hours changed after the decision' END;
+    was text;
+BEGIN
+    SELECT status INTO was FROM review_decisions
+    WHERE record_id = NEW.id AND decision = kind FOR UPDATE;
+    IF was IS NULL OR was = pending THEN
+        RETURN NULL;
+    END IF;
+    UPDATE review_decisions SET status = pending, reason = why, decided_by = owner, decided_at = now()
+    WHERE record_id = NEW.id AND decision = kind;
+    INSERT INTO review_history (territory_id, record_id, record_kind, action, status, previous, reason, decided_by)
+    VALUES (NEW.territory_id, NEW.id,
+            CASE TG_TABLE_NAME WHEN 'sightings' THEN 'sighting' ELSE 'timesheet_entry' END,
+            kind, pending, was, why, owner);
+    INSERT INTO review_outbox (territory_id, volunteer_id) VALUES (NEW.territory_id, owner)
+    ON CONFLICT (territory_id, volunteer_id) DO UPDATE SET version = review_outbox.version + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER sightings_identification_changed AFTER UPDATE ON sightings
+    FOR EACH ROW WHEN (OLD.scientific_name IS DISTINCT FROM NEW.scientific_name
+                       OR OLD.taxon_id IS DISTINCT FROM NEW.taxon_id)
+    EXECUTE FUNCTION review_decision_outdated();
+CREATE TRIGGER timesheet_entries_hours_changed AFTER UPDATE ON timesheet_entries
+    FOR EACH ROW WHEN (OLD.duration_minutes IS DISTINCT FROM NEW.duration_minutes
+                       OR OLD.work_date IS DISTINCT FROM NEW.work_date
+                       OR OLD.activity IS DISTINCT FROM NEW.activity)
+    EXECUTE FUNCTION review_decision_outdated();

@@ -677,6 +677,57 @@ async fn bulk_decisions_are_all_or_nothing_and_every_decision_is_kept_in_history
         )
     );
 
+    // The volunteer fixes the hours: the return is outdated, the entry is
+    // pending again, and the history says why. So is a validation whose
+    // identification the volunteer changes afterwards.
+    sqlx::query("UPDATE timesheet_entries SET duration_minutes = 180 WHERE id = $1")
+        .bind(hours)
+        .execute(&p.pool)
+        .await?;
+    sqlx::query("UPDATE sightings SET scientific_name = 'Bufo spinosus' WHERE id = $1")
+        .bind(sightings[1])
+        .execute(&p.pool)
+        .await?;
+    let pending: (String, i16) = sqlx::query_as(
+        "SELECT (SELECT approval_status FROM timesheet_entries WHERE id = $1), \
+                (SELECT validation_status FROM sightings WHERE id = $2)",
+    )
+    .bind(hours)
+    .bind(sightings[1])
+    .fetch_one(&p.pool)
+    .await?;
+    assert_eq!(pending, ("pending".to_string(), 0));
+    for (record, previous, reason) in [
+        (hours, "returned", "the hours changed after the decision"),
+        (
+            sightings[1],
+            "2",
+            "the identification changed after the decision",
+        ),
+    ] {
+        let history = get(
+            &server,
+            &p.auditor,
+            &format!("/api/territories/{t}/review/records/{record}/history"),
+        )
+        .await?;
+        let last = history["history"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(last["previous"], previous, "{history}");
+        assert_eq!(last["reason"], reason, "{history}");
+        assert_eq!(last["decidedBy"], p.volunteer.account_id.to_string());
+    }
+    let lagging: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM review_outbox WHERE volunteer_id = $1")
+            .bind(p.volunteer.account_id)
+            .fetch_one(&p.pool)
+            .await?;
+    assert_eq!(lagging, 1, "the volunteer's phone is told");
+
     // A decision kind applies to its own kind of record only.
     let (status, body) = call(
         &server,
