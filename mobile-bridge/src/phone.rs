@@ -6,7 +6,11 @@ use automerge::{Automerge, ChangeHash};
 use samod::{BackoffConfig, DialerHandle, DocHandle, DocumentId, PeerId, Repo};
 use schemas::{FieldRecord, RecordKind};
 use serde_json::Value as Json;
-use sync::{new_notebook, put_raw_record, put_record, set_field, NotebookHeader, WriteError};
+use sync::{
+    new_notebook, put_raw_record, put_record,
+    review::{read_decisions, DecisionEntry},
+    set_field, NotebookHeader, WriteError,
+};
 use url::Url;
 use uuid::Uuid;
 
@@ -26,7 +30,7 @@ pub enum PhoneError {
     Offline,
     #[error("the server did not confirm the notebook within {0:?}")]
     SyncTimeout(Duration),
-    #[error("notebook {0} is not available from the server")]
+    #[error("document {0} is not available from the server")]
     NotFound(DocumentId),
     #[error(transparent)]
     Write(#[from] WriteError),
@@ -160,6 +164,23 @@ impl Phone {
     /// A read-only look at the notebook.
     pub fn read<T>(&self, f: impl FnOnce(&Automerge) -> T) -> T {
         self.notebook.with_document(|doc| f(doc))
+    }
+
+    /// The coordinators' decisions about this volunteer's records, from
+    /// their review document (its id: `GET /api/territories/{id}/review-document`).
+    /// The first call fetches it (online); from then on the repo keeps it in
+    /// sync with the notebook, and it reads offline too.
+    pub async fn decisions(
+        &self,
+        review_document: DocumentId,
+    ) -> Result<Vec<DecisionEntry>, PhoneError> {
+        let handle = self
+            .repo
+            .find(review_document.clone())
+            .await
+            .map_err(|_| PhoneError::Stopped)?
+            .ok_or(PhoneError::NotFound(review_document))?;
+        Ok(handle.with_document(|doc| read_decisions(doc)))
     }
 
     pub fn heads(&self) -> Vec<ChangeHash> {

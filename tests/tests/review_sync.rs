@@ -282,6 +282,7 @@ async fn decisions_reach_their_volunteers_phone_only_and_no_phone_can_write_one(
     let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
     let lou = phones::enrol_volunteer(&pool, &territory, "Lou").await?;
     let mut sightings = Vec::new();
+    let mut phones = Vec::new();
     for volunteer in [&camille, &lou] {
         let mut phone =
             Phone::new_notebook(volunteer.notebook(), Some(volunteer.device.clone())).await?;
@@ -289,7 +290,7 @@ async fn decisions_reach_their_volunteers_phone_only_and_no_phone_can_write_one(
         phone.record(&sighting)?;
         phone.go_online(&url).await?;
         phone.wait_synced(TIMEOUT).await?;
-        phone.shut_down().await;
+        phones.push(phone);
         sightings.push(sighting.id());
     }
     eventually(TIMEOUT, "both sightings filed", || async {
@@ -353,6 +354,17 @@ async fn decisions_reach_their_volunteers_phone_only_and_no_phone_can_write_one(
         (sightings[0], "1", "Marie")
     );
     assert_eq!(held[0].reason.as_deref(), Some("clear photo"));
+
+    // So does her phone's own library, and still once offline.
+    let mut camille_phone = phones.remove(0);
+    let on_phone = camille_phone.decisions(camille_doc.clone()).await?;
+    assert_eq!(on_phone, held);
+    camille_phone.go_offline();
+    assert_eq!(camille_phone.decisions(camille_doc.clone()).await?, held);
+    camille_phone.shut_down().await;
+    for phone in phones {
+        phone.shut_down().await;
+    }
 
     // Lou may not read it; his own holds only the decisions about his records.
     let mut lou_peer = RawPeer::connect(&url, &lou.device).await?;
