@@ -176,6 +176,25 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
     ids
 }
 
+/// `POST path` with a JSON body as `actor`: the status and the answer.
+async fn post(
+    server: &ServerProcess,
+    actor: &Actor,
+    path: &str,
+    body: &Value,
+) -> anyhow::Result<(u16, Value)> {
+    call(server, Method::POST, path, Some(&actor.token), Some(body)).await
+}
+
+async fn put(
+    server: &ServerProcess,
+    actor: &Actor,
+    path: &str,
+    body: &Value,
+) -> anyhow::Result<(u16, Value)> {
+    call(server, Method::PUT, path, Some(&actor.token), Some(body)).await
+}
+
 async fn get(server: &ServerProcess, actor: &Actor, path: &str) -> anyhow::Result<Value> {
     let (status, body) = call(server, Method::GET, path, Some(&actor.token), None).await?;
     assert_eq!(status, 200, "GET {path}: {body}");
@@ -293,8 +312,7 @@ async fn every_filter_of_the_review_table_selects_what_it_names() -> anyhow::Res
         );
     }
     // Validation status filters once a decision is taken.
-    let (status, body) = call(&server, Method::POST, &format!("/api/territories/{t}/review/decisions"), Some(&p.coordinator.token),
-        Some(&json!({"decision": "verification", "status": "1", "records": [hedgehog], "reason": "photo"}))).await?;
+    let (status, body) = post(&server, &p.coordinator, &format!("/api/territories/{t}/review/decisions"), &json!({"decision": "verification", "status": "1", "records": [hedgehog], "reason": "photo"})).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         ids(&get(&server, &p.coordinator, &select("status=1")).await?),
@@ -408,8 +426,7 @@ async fn keyset_pages_skip_and_repeat_nothing_while_rows_arrive_and_counts_add_u
     insert_hours(&p.pool, t, &p.doc, p.volunteer.account_id, 90).await?;
     insert_hours(&p.pool, t, &p.doc, p.volunteer.account_id, 30).await?;
     accounts::seed_invalid_record(&p.pool, &p.doc, t).await?;
-    let (status, _) = call(&server, Method::POST, &format!("/api/territories/{t}/review/decisions"), Some(&p.coordinator.token),
-        Some(&json!({"decision": "follow_up", "status": "under_analysis", "reason": "seen by the régie", "records": [report]}))).await?;
+    let (status, _) = post(&server, &p.coordinator, &format!("/api/territories/{t}/review/decisions"), &json!({"decision": "follow_up", "status": "under_analysis", "reason": "seen by the régie", "records": [report]})).await?;
     assert_eq!(status, 200);
     let counts = get(
         &server,
@@ -468,9 +485,9 @@ async fn bulk_decisions_are_all_or_nothing_and_every_decision_is_kept_in_history
     let stranger = Uuid::new_v4();
 
     // One id that is not a sighting of the territory: nothing is decided, the error names it.
-    let (status, body) = call(&server, Method::POST, &decisions, Some(&p.coordinator.token), Some(&json!({
+    let (status, body) = post(&server, &p.coordinator, &decisions, &json!({
         "decision": "verification", "status": "2", "records": [sightings[0], sightings[1], stranger, sightings[2]],
-    }))).await?;
+    })).await?;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["field"], "records[2]", "{body}");
     assert!(body["error"]["message"]
@@ -486,34 +503,33 @@ async fn bulk_decisions_are_all_or_nothing_and_every_decision_is_kept_in_history
 
     // The régie auditor decides nothing; nor does a volunteer.
     for actor in [&p.auditor, &p.volunteer] {
-        let (status, _) = call(
+        let (status, _) = post(
             &server,
-            Method::POST,
+            &actor,
             &decisions,
-            Some(&actor.token),
-            Some(&json!({
+            &json!({
                 "decision": "verification", "status": "1", "records": [sightings[0]],
-            })),
+            }),
         )
         .await?;
         assert_eq!(status, 403);
     }
 
     // By ids, then by the current filter: one history row per record changed.
-    let (status, body) = call(&server, Method::POST, &decisions, Some(&p.coordinator.token), Some(&json!({
+    let (status, body) = post(&server, &p.coordinator, &decisions, &json!({
         "decision": "verification", "status": "2", "reason": "probable from the call", "records": [sightings[0], sightings[1]],
-    }))).await?;
+    })).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["changed"], 2);
-    let (status, body) = call(&server, Method::POST, &decisions, Some(&p.coordinator.token), Some(&json!({
+    let (status, body) = post(&server, &p.coordinator, &decisions, &json!({
         "decision": "verification", "status": "1", "filter": {"taxon": "Bufo bufo", "status": "0"},
-    }))).await?;
+    })).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["changed"], 2, "the two still pending");
     assert_eq!(history_rows(&p.pool, t).await?, 4);
-    let (status, body) = call(&server, Method::POST, &decisions, Some(&p.coordinator.token), Some(&json!({
+    let (status, body) = post(&server, &p.coordinator, &decisions, &json!({
         "decision": "verification", "status": "4", "reason": "a common frog, see photo", "records": [sightings[0]],
-    }))).await?;
+    })).await?;
     assert_eq!(status, 200, "{body}");
 
     // The history of a record: each step, who, the previous status.
@@ -543,12 +559,11 @@ async fn bulk_decisions_are_all_or_nothing_and_every_decision_is_kept_in_history
     // Degradation follow-up: a reason each move, forward, reopened once closed.
     let report = insert_report(&p.pool, t, &p.doc, p.volunteer.account_id).await?;
     let follow = |status: &str, reason: Option<&str>| json!({"decision": "follow_up", "status": status, "reason": reason, "records": [report]});
-    let (status, body) = call(
+    let (status, body) = post(
         &server,
-        Method::POST,
+        &p.coordinator,
         &decisions,
-        Some(&p.coordinator.token),
-        Some(&follow("action_taken", None)),
+        &follow("action_taken", None),
     )
     .await?;
     assert_eq!(
@@ -560,22 +575,20 @@ async fn bulk_decisions_are_all_or_nothing_and_every_decision_is_kept_in_history
         ("under_analysis", "looking"),
         ("action_taken", "the commune removed it"),
     ] {
-        let (status, body) = call(
+        let (status, body) = post(
             &server,
-            Method::POST,
+            &p.coordinator,
             &decisions,
-            Some(&p.coordinator.token),
-            Some(&follow(step, Some(reason))),
+            &follow(step, Some(reason)),
         )
         .await?;
         assert_eq!(status, 200, "{body}");
     }
-    let (status, body) = call(
+    let (status, body) = post(
         &server,
-        Method::POST,
+        &p.coordinator,
         &decisions,
-        Some(&p.coordinator.token),
-        Some(&follow("received", Some("oops"))),
+        &follow("received", Some("oops")),
     )
     .await?;
     assert_eq!(
@@ -584,12 +597,11 @@ async fn bulk_decisions_are_all_or_nothing_and_every_decision_is_kept_in_history
         "{body}"
     );
     for (step, reason) in [("closed", "done"), ("under_analysis", "dumped again")] {
-        let (status, body) = call(
+        let (status, body) = post(
             &server,
-            Method::POST,
+            &p.coordinator,
             &decisions,
-            Some(&p.coordinator.token),
-            Some(&follow(step, Some(reason))),
+            &follow(step, Some(reason)),
         )
         .await?;
         assert_eq!(status, 200, "{body}");
@@ -649,12 +661,11 @@ async fn bulk_decisions_are_all_or_nothing_and_every_decision_is_kept_in_history
 
     // Hours: returned with a reason, then approved.
     let hours = insert_hours(&p.pool, t, &p.doc, p.volunteer.account_id, 600).await?;
-    let (status, body) = call(
+    let (status, body) = post(
         &server,
-        Method::POST,
+        &p.coordinator,
         &decisions,
-        Some(&p.coordinator.token),
-        Some(&json!({"decision": "approval", "status": "returned", "records": [hours]})),
+        &json!({"decision": "approval", "status": "returned", "records": [hours]}),
     )
     .await?;
     assert_eq!(
@@ -662,8 +673,7 @@ async fn bulk_decisions_are_all_or_nothing_and_every_decision_is_kept_in_history
         (400, Some("reason")),
         "{body}"
     );
-    let (status, _) = call(&server, Method::POST, &decisions, Some(&p.coordinator.token),
-        Some(&json!({"decision": "approval", "status": "returned", "reason": "10 h in one morning?", "records": [hours]}))).await?;
+    let (status, _) = post(&server, &p.coordinator, &decisions, &json!({"decision": "approval", "status": "returned", "reason": "10 h in one morning?", "records": [hours]})).await?;
     assert_eq!(status, 200);
     let (approval, approval_reason, approved_by): (String, Option<String>, Option<Uuid>) =
         sqlx::query_as("SELECT approval_status, approval_reason, approved_by FROM timesheet_entries WHERE id = $1")
@@ -729,12 +739,11 @@ async fn bulk_decisions_are_all_or_nothing_and_every_decision_is_kept_in_history
     assert_eq!(lagging, 1, "the volunteer's phone is told");
 
     // A decision kind applies to its own kind of record only.
-    let (status, body) = call(
+    let (status, body) = post(
         &server,
-        Method::POST,
+        &p.coordinator,
         &decisions,
-        Some(&p.coordinator.token),
-        Some(&json!({"decision": "approval", "status": "approved", "records": [sightings[0]]})),
+        &json!({"decision": "approval", "status": "approved", "records": [sightings[0]]}),
     )
     .await?;
     assert_eq!(
@@ -829,30 +838,27 @@ async fn close_sightings_of_one_taxon_are_proposed_and_merged_or_dismissed() -> 
 
     // A wider distance for the territory proposes the 400 m one too.
     let settings = format!("/api/territories/{t}/review/settings");
-    let (status, body) = call(
+    let (status, body) = put(
         &server,
-        Method::PUT,
+        &p.coordinator,
         &settings,
-        Some(&p.coordinator.token),
-        Some(&json!({"duplicateDistanceM": 500.0, "duplicateWindowHours": 2.0})),
+        &json!({"duplicateDistanceM": 500.0, "duplicateWindowHours": 2.0}),
     )
     .await?;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = call(
+    let (status, _) = put(
         &server,
-        Method::PUT,
+        &p.auditor,
         &settings,
-        Some(&p.auditor.token),
-        Some(&json!({"duplicateDistanceM": 5.0, "duplicateWindowHours": 2.0})),
+        &json!({"duplicateDistanceM": 5.0, "duplicateWindowHours": 2.0}),
     )
     .await?;
     assert_eq!(status, 403);
-    let (status, body) = call(
+    let (status, body) = put(
         &server,
-        Method::PUT,
+        &p.coordinator,
         &settings,
-        Some(&p.coordinator.token),
-        Some(&json!({"duplicateDistanceM": -1.0, "duplicateWindowHours": 2.0})),
+        &json!({"duplicateDistanceM": -1.0, "duplicateWindowHours": 2.0}),
     )
     .await?;
     assert_eq!(
@@ -885,23 +891,21 @@ async fn close_sightings_of_one_taxon_are_proposed_and_merged_or_dismissed() -> 
     }
     paged.sort();
     assert_eq!(paged, expected);
-    call(
+    put(
         &server,
-        Method::PUT,
+        &p.coordinator,
         &settings,
-        Some(&p.coordinator.token),
-        Some(&json!({"duplicateDistanceM": 50.0, "duplicateWindowHours": 2.0})),
+        &json!({"duplicateDistanceM": 50.0, "duplicateWindowHours": 2.0}),
     )
     .await?;
 
     // Dismissed: not proposed again, and the auditor may not dismiss.
     let dismiss = format!("/api/territories/{t}/review/duplicates/dismiss");
-    let (status, _) = call(
+    let (status, _) = post(
         &server,
-        Method::POST,
+        &p.auditor,
         &dismiss,
-        Some(&p.auditor.token),
-        Some(&json!({"reference": first, "duplicate": close})),
+        &json!({"reference": first, "duplicate": close}),
     )
     .await?;
     assert_eq!(status, 403);
@@ -928,24 +932,22 @@ async fn close_sightings_of_one_taxon_are_proposed_and_merged_or_dismissed() -> 
     let page = get(&server, &p.coordinator, &proposals).await?;
     assert!(pairs(&page).contains(&pair_of(first, second)), "{page}");
     let merge = format!("/api/territories/{t}/review/duplicates/merge");
-    let (status, body) = call(
+    let (status, body) = post(
         &server,
-        Method::POST,
+        &p.coordinator,
         &merge,
-        Some(&p.coordinator.token),
-        Some(&json!({"reference": first, "duplicate": first})),
+        &json!({"reference": first, "duplicate": first}),
     )
     .await?;
     assert_eq!(
         (status, body["error"]["field"].as_str()),
         (400, Some("duplicate"))
     );
-    let (status, body) = call(
+    let (status, body) = post(
         &server,
-        Method::POST,
+        &p.coordinator,
         &merge,
-        Some(&p.coordinator.token),
-        Some(&json!({"reference": first, "duplicate": second, "reason": "same animal"})),
+        &json!({"reference": first, "duplicate": second, "reason": "same animal"}),
     )
     .await?;
     assert_eq!(status, 200, "{body}");
@@ -958,12 +960,11 @@ async fn close_sightings_of_one_taxon_are_proposed_and_merged_or_dismissed() -> 
     .await?;
     assert_eq!(kept, vec![(first, None), (second, Some(first))]);
     assert!(pairs(&get(&server, &p.coordinator, &proposals).await?).is_empty());
-    let (status, body) = call(
+    let (status, body) = post(
         &server,
-        Method::POST,
+        &p.coordinator,
         &merge,
-        Some(&p.coordinator.token),
-        Some(&json!({"reference": second, "duplicate": close})),
+        &json!({"reference": second, "duplicate": close}),
     )
     .await?;
     assert_eq!(
