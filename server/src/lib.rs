@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod config;
 pub mod embedded_pg;
+pub mod history;
 pub mod http;
 pub mod materialise;
 pub mod review;

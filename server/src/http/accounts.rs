@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
+    error::{BODY_TOO_LARGE, UNAUTHENTICATED},
     extractor::{AuthUser, JsonBody},
-    openapi::{BODY_TOO_LARGE, UNAUTHENTICATED},
     ApiError, AppState, Routes,
 };
 use crate::auth::admin;

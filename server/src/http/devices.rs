@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
+    error::UNAUTHENTICATED,
     extractor::{AuthUser, IdPath},
-    openapi::UNAUTHENTICATED,
     ApiError, AppState, Routes,
 };
 use crate::auth::{admin, Role};

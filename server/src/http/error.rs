@@ -23,6 +23,16 @@ use utoipa::{
 
 use crate::auth::AuthError;
 
+/// How the OpenAPI document (`super::openapi`) describes every route's 401:
+/// kept with the error, so that the handlers describing their answers need
+/// not import the document that lists them.
+pub const UNAUTHENTICATED: &str =
+    "No credential, or one that is unknown, expired or revoked (`WWW-Authenticate: Bearer`)";
+
+/// How the OpenAPI document describes the 413 of every route that reads a JSON body.
+pub const BODY_TOO_LARGE: &str =
+    "The JSON body is above 2 MiB (`field`: `Content-Length`, or `body` for a longer chunked one)";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{field}: {message}")]

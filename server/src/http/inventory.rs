@@ -19,7 +19,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{extractor::AuthUser, openapi::UNAUTHENTICATED, ApiError, AppState, Routes};
+use super::{error::UNAUTHENTICATED, extractor::AuthUser, ApiError, AppState, Routes};
 use crate::auth::Role;
 
 /// Roles that read everything in their territory, drafts included.

@@ -8,8 +8,8 @@
 //!    path exactly as its module's `routes()` registers them, an
 //!    `operation_id` unique in the API, its `params`, its `request_body`, and
 //!    every status it answers in `responses` — each error with
-//!    `body = ApiError` (`crate::http::ApiError`), [`UNAUTHENTICATED`] as the
-//!    401's description and [`BODY_TOO_LARGE`] as the 413's of a JSON body.
+//!    `body = ApiError` (`crate::http::ApiError`), [`UNAUTHENTICATED`](super::error::UNAUTHENTICATED) as the
+//!    401's description and [`BODY_TOO_LARGE`](super::error::BODY_TOO_LARGE) as the 413's of a JSON body.
 //!    Unless the route is public, add `security(("bearer" = []))`. Request
 //!    and response types derive `utoipa::ToSchema` (see `territories.rs`;
 //!    JSON built by SQL is described by a struct mirroring it, marked
@@ -47,14 +47,6 @@ use super::{
     accounts, devices, enrolment, health, inventory, photos, review, sessions, sync, territories,
     ApiError, Routes,
 };
-
-/// The description of every route's 401.
-pub const UNAUTHENTICATED: &str =
-    "No credential, or one that is unknown, expired or revoked (`WWW-Authenticate: Bearer`)";
-
-/// The description of the 413 of every route that reads a JSON body.
-pub const BODY_TOO_LARGE: &str =
-    "The JSON body is above 2 MiB (`field`: `Content-Length`, or `body` for a longer chunked one)";
 
 pub fn routes() -> Routes {
     Routes::new().route(Method::GET, "/api/openapi.json", document)

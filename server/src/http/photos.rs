@@ -46,7 +46,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{extractor::AuthUser, openapi::UNAUTHENTICATED, ApiError, AppState, Routes};
+use super::{error::UNAUTHENTICATED, extractor::AuthUser, ApiError, AppState, Routes};
 use crate::auth::{Credential, Role};
 
 pub fn routes() -> Routes {

@@ -13,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
+    error::{BODY_TOO_LARGE, UNAUTHENTICATED},
     extractor::{AuthUser, JsonBody},
-    openapi::{BODY_TOO_LARGE, UNAUTHENTICATED},
     ApiError, AppState, Routes,
 };
 use crate::{
@@ -24,7 +24,6 @@ use crate::{
         decisions::{self, DecisionRequest},
         duplicates::{self, Pair, Settings},
         filter::Filter,
-        history,
         publish::review_document,
         ReviewError,
     },
@@ -219,7 +218,7 @@ async fn record_history(
 ) -> Result<Json<Value>, ApiError> {
     user.require_role(territory, READERS, "read the review history")?;
     Ok(Json(
-        history::of_record(&state.pool, territory, record).await?,
+        crate::history::of_record(&state.pool, territory, record).await?,
     ))
 }
 

@@ -7,7 +7,7 @@ use axum::{
 };
 
 use super::{
-    extractor::principal_from_request_parts, openapi::UNAUTHENTICATED, ApiError, AppState, Routes,
+    error::UNAUTHENTICATED, extractor::principal_from_request_parts, ApiError, AppState, Routes,
 };
 
 /// Largest WebSocket message read at all: above the protocol's own limit

@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
+    error::{BODY_TOO_LARGE, UNAUTHENTICATED},
     extractor::{AuthUser, IdPath, JsonBody},
-    openapi::{BODY_TOO_LARGE, UNAUTHENTICATED},
     ApiError, AppState, Routes,
 };
 use crate::auth::{admin, Role};

@@ -22,7 +22,9 @@ use sync::{
 };
 use uuid::Uuid;
 
-use super::{filter::Filter, history::HistoryRow, RecordKind, ReviewError};
+use crate::history::HistoryRow;
+
+use super::{filter::Filter, RecordKind, ReviewError};
 use crate::{
     auth::Principal,
     materialise::load_committed,
@@ -200,7 +202,7 @@ pub async fn resolve(
     let mut history = HistoryRow::new(
         territory,
         record,
-        kind,
+        kind.as_str(),
         "conflict_resolution",
         coordinator.account_id,
     );

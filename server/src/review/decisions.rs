@@ -12,9 +12,10 @@ use serde::Deserialize;
 use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
+use crate::history::{self, HistoryRow};
+
 use super::{
     filter::{Filter, APPROVAL_STATUSES, FOLLOW_UP_STATUSES, VERIFICATION_STATUSES},
-    history::{self, HistoryRow},
     RecordKind, ReviewError,
 };
 
@@ -222,7 +223,7 @@ pub async fn decide(
             let mut row = HistoryRow::new(
                 territory,
                 target.id,
-                kind.record_kind(),
+                kind.record_kind().as_str(),
                 kind.as_str(),
                 coordinator,
             );

@@ -9,10 +9,11 @@ use serde_json::{json, Value as Json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::history::{self, HistoryRow};
+
 use super::{
     decisions::mark_for_publishing,
     filter::{DEFAULT_PAGE, MAX_PAGE},
-    history::{self, HistoryRow},
     RecordKind, ReviewError,
 };
 
@@ -197,7 +198,7 @@ pub async fn merge(
             let mut row = HistoryRow::new(
                 territory,
                 record,
-                RecordKind::Sighting,
+                RecordKind::Sighting.as_str(),
                 "duplicate_merge",
                 coordinator,
             );
@@ -245,7 +246,7 @@ pub async fn dismiss(
                 let mut row = HistoryRow::new(
                     territory,
                     record,
-                    RecordKind::Sighting,
+                    RecordKind::Sighting.as_str(),
                     "duplicate_dismissal",
                     coordinator,
                 );

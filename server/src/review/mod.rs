@@ -12,8 +12,9 @@
 //! - [`duplicates`]: sightings of one taxon close in space and time, merged or
 //!   dismissed;
 //! - [`publish`]: carrying decisions to the volunteers' review documents
-//!   (`sync::review`), from the outbox their transaction wrote;
-//! - [`history`]: the append-only `review_history`.
+//!   (`sync::review`), from the outbox their transaction wrote.
+//!
+//! Every step is appended to `review_history` (`crate::history`).
 //!
 //! Decisions live in PostgreSQL (`review_decisions`, migration 0006) and are
 //! taken in SQL transactions; the review documents are their copy for the
@@ -25,7 +26,6 @@ pub mod conflicts;
 pub mod decisions;
 pub mod duplicates;
 pub mod filter;
-pub mod history;
 pub mod publish;
 
 mod error;

@@ -327,7 +327,7 @@ impl Committer {
         materialise::materialise(tx, doc_id, &mut commit.doc).await?;
         store_receipts(tx, doc_id, &commit.receipts).await?;
         if !commit.history.is_empty() {
-            crate::review::history::append(tx, &commit.history).await?;
+            crate::history::append(tx, &commit.history).await?;
         }
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(DOCUMENT_COMMITTED_CHANNEL)

@@ -1,12 +1,13 @@
 //! `review_history`: every decision, resolution, merge and dismissal as it
-//! was taken. Rows are only ever inserted (migration 0006).
+//! was taken. Rows are only ever inserted (migration 0006): by the review's
+//! own transactions, and by the sync core's commits for a change the server
+//! makes on a coordinator's behalf (a conflict resolution), so both write
+//! through this module and neither depends on the other.
 
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-
-use super::RecordKind;
 
 /// One row to append.
 #[derive(Debug, Clone, Serialize)]
@@ -28,14 +29,14 @@ impl HistoryRow {
     pub fn new(
         territory_id: Uuid,
         record_id: Uuid,
-        kind: RecordKind,
+        record_kind: &'static str,
         action: &'static str,
         decided_by: Uuid,
     ) -> HistoryRow {
         HistoryRow {
             territory_id,
             record_id,
-            record_kind: kind.as_str(),
+            record_kind,
             action,
             status: None,
             previous: None,
