@@ -505,7 +505,7 @@ async fn bulk_decisions_are_all_or_nothing_and_every_decision_is_kept_in_history
     for actor in [&p.auditor, &p.volunteer] {
         let (status, _) = post(
             &server,
-            &actor,
+            actor,
             &decisions,
             &json!({
                 "decision": "verification", "status": "1", "records": [sightings[0]],
