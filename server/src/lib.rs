@@ -13,6 +13,7 @@ pub mod config;
 pub mod embedded_pg;
 pub mod history;
 pub mod http;
+pub mod live;
 pub mod materialise;
 pub mod review;
 pub mod sync;
@@ -71,11 +72,13 @@ pub async fn serve(
         core.clone(),
         stop_background.child_token(),
     );
+    let live = live::Live::start(pool.clone(), stop_background.child_token()).await;
     let state = http::AppState {
         pool,
         sync: core.clone(),
         publisher,
         max_photo_bytes: options.max_photo_bytes,
+        live,
     };
     let app = http::router(state);
     let local: SocketAddr = listener.local_addr()?;

@@ -146,6 +146,8 @@ const TABLE: &[Row] = &[
     row("PUT",  "/api/territories/{id}/review/settings", [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
     // Anyone's own review document, in a territory where they hold a role.
     row("GET",  "/api/territories/{id}/review-document", [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    // The review's live updates: whoever reads the review follows it.
+    row("GET",  "/api/territories/{id}/events",          [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
 ];
 
 #[test]
@@ -448,6 +450,10 @@ async fn perform(
                 Some(body),
             )
         }
+        ("GET", "/api/territories/{id}/events") => {
+            let path = format!("/api/territories/{territory_id}/events");
+            return open_event_stream(server, &path, token.as_deref()).await;
+        }
         (method, path) => panic!("the table has {method} {path}, but this test cannot call it yet"),
     };
     let method = Method::from_bytes(row.method.as_bytes())?;
@@ -548,6 +554,35 @@ async fn seed_photo(pool: &PgPool, territory: Uuid, uploader: Uuid) -> anyhow::R
     .execute(pool)
     .await?;
     Ok(sha256)
+}
+
+/// Opens an event stream (which never ends by itself): a stream's status and
+/// headers only, its content type checked; a refusal's status and JSON body.
+async fn open_event_stream(
+    server: &ServerProcess,
+    path: &str,
+    token: Option<&str>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut request = reqwest::Client::new().get(server.http_url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    if !response.status().is_success() {
+        return Ok((status, response.json().await?));
+    }
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    anyhow::ensure!(
+        content_type.starts_with("text/event-stream"),
+        "GET {path} answered {status} with Content-Type {content_type:?}"
+    );
+    // Dropping the response closes the stream.
+    Ok((status, Value::Null))
 }
 
 /// Sends `method path` with a raw `body`; returns the status and the body as

@@ -210,6 +210,63 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Principal
     }))
 }
 
+/// A credential checked again, by its id.
+#[derive(Debug, Clone)]
+pub struct Reauthenticated {
+    /// Its account and roles as they are now.
+    pub principal: Principal,
+    /// When it stops being valid by itself: a session's expiry; None for a
+    /// device credential, valid until revoked.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Checks again a credential [`authenticate`] accepted earlier, from its id
+/// (so a long-lived answer, such as the live updates stream, need not keep
+/// the secret): None once it expired, was logged out or revoked, or its
+/// account was disabled — the same conditions as [`authenticate`]'s.
+pub async fn reauthenticate(
+    pool: &PgPool,
+    credential: &Credential,
+) -> Result<Option<Reauthenticated>, sqlx::Error> {
+    type Row = (Uuid, String, bool, Option<chrono::DateTime<chrono::Utc>>);
+    let found: Option<Row> = match credential {
+        Credential::Session { session_id } => {
+            sqlx::query_as(
+                "SELECT a.id, a.display_name, a.is_admin, s.expires_at \
+                 FROM sessions s JOIN accounts a ON a.id = s.account_id \
+                 WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now() \
+                   AND a.disabled_at IS NULL",
+            )
+            .bind(session_id)
+            .fetch_optional(pool)
+            .await?
+        }
+        Credential::Device { device_id } => {
+            sqlx::query_as(
+                "SELECT a.id, a.display_name, a.is_admin, NULL::timestamptz \
+                 FROM devices d JOIN accounts a ON a.id = d.account_id \
+                 WHERE d.id = $1 AND d.revoked_at IS NULL AND a.disabled_at IS NULL",
+            )
+            .bind(device_id)
+            .fetch_optional(pool)
+            .await?
+        }
+    };
+    let Some((account_id, display_name, is_admin, expires_at)) = found else {
+        return Ok(None);
+    };
+    Ok(Some(Reauthenticated {
+        principal: Principal {
+            account_id,
+            display_name,
+            is_admin,
+            memberships: memberships(pool, account_id).await?,
+            credential: credential.clone(),
+        },
+        expires_at,
+    }))
+}
+
 /// Every role `account` holds.
 pub async fn memberships(pool: &PgPool, account: Uuid) -> Result<Vec<Membership>, sqlx::Error> {
     let rows: Vec<(Uuid, String)> = sqlx::query_as(

@@ -34,6 +34,9 @@ pub mod devices;
 /// `POST /api/invitations`, `POST /api/enrol`: enrolling a phone with a
 /// single-use code instead of a password typed in the field.
 pub mod enrolment;
+/// `GET /api/territories/{id}/events`: a territory's changes, live, as
+/// server-sent events for the coordinators' web app (`crate::live`).
+pub mod events;
 /// Authentication and the small checks handlers share, done once.
 pub mod extractor;
 /// `/health`: liveness and database reachability, for load balancers.
@@ -78,6 +81,8 @@ pub struct AppState {
     pub publisher: crate::review::publish::Publisher,
     /// Largest photo accepted, in bytes (`--max-photo-bytes`).
     pub max_photo_bytes: u64,
+    /// The process's live updates (`GET /api/territories/{id}/events`).
+    pub live: crate::live::Live,
 }
 
 /// Routes as they are registered: the axum routing and the (method, path)
@@ -138,6 +143,7 @@ fn routes() -> Routes {
         .merge(accounts::routes())
         .merge(inventory::routes())
         .merge(review::routes())
+        .merge(events::routes())
         .merge(photos::routes())
         .merge(sync::routes())
         .merge(openapi::routes())

@@ -44,8 +44,8 @@ use utoipa::{
 };
 
 use super::{
-    accounts, devices, enrolment, health, inventory, photos, review, sessions, sync, territories,
-    ApiError, Routes,
+    accounts, devices, enrolment, events, health, inventory, photos, review, sessions, sync,
+    territories, ApiError, Routes,
 };
 
 pub fn routes() -> Routes {
@@ -125,6 +125,7 @@ async fn document() -> impl IntoResponse {
         review::get_settings,
         review::put_settings,
         review::own_review_document,
+        events::events,
         photos::upload_status,
         photos::upload,
         photos::photo,
@@ -143,6 +144,7 @@ async fn document() -> impl IntoResponse {
         (name = "accounts", description = "Accounts of the people who log in with a password"),
         (name = "inventory", description = "The materialised inventory, limited to the caller's territories"),
         (name = "review", description = "Coordinators' review: the review table, decisions, conflicts, duplicates"),
+        (name = "events", description = "A territory's changes, live (server-sent events)"),
         (name = "photos", description = "Resumable photo upload, photos and thumbnails"),
         (name = "sync", description = "The automerge-repo WebSocket"),
         (name = "openapi", description = "This document"),
