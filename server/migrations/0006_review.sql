@@ -47,9 +47,13 @@ CREATE INDEX sightings_review_name_idx ON sightings (territory_id, lower(scienti
 CREATE INDEX sightings_review_author_idx ON sightings (territory_id, author_id, review_seq);
 CREATE INDEX sightings_review_conflicts_idx ON sightings (territory_id, review_seq)
     WHERE has_conflicts;
--- Duplicate proposals probe by taxon and time, then by distance on the sphere.
-CREATE INDEX sightings_duplicate_probe_idx ON sightings (territory_id, taxon_key, event_date);
-CREATE INDEX sightings_geography_idx ON sightings USING gist ((geom::geography));
+-- Duplicate proposals probe a taxon's sightings within the time window of
+-- another, then the distance (server/src/review/filter.rs says how): the
+-- columns the probe tests are covered, so it reads the index only. No
+-- spatial index for it: the planner ANDs one in, and reads thousands of rows
+-- per probe instead of the few dozen of the window (docs/PERFORMANCE.md).
+CREATE INDEX sightings_duplicate_probe_idx ON sightings (territory_id, taxon_key, event_date)
+    INCLUDE (id, duplicate_of, geom);
 CREATE INDEX degradation_reports_review_idx ON degradation_reports (territory_id, review_seq);
 CREATE INDEX degradation_reports_review_status_idx
     ON degradation_reports (territory_id, status, review_seq);

@@ -59,6 +59,17 @@ pub struct Config {
     )]
     pub document_idle_secs: u64,
 
+    /// Raster map tiles for the web app's maps (`{z}/{x}/{y}`, optionally
+    /// `{s}`); empty for no tiles (the maps still show the points, the
+    /// territory's outline and its sites). The page may load images from this
+    /// origin only.
+    #[arg(
+        long,
+        env = "FIELDNOTES_MAP_TILES_URL",
+        default_value = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    )]
+    pub map_tiles_url: String,
+
     /// How logs are written to stderr: `text` for people (coloured only on a
     /// terminal), `json` for log collectors (one object per line). Which
     /// events: RUST_LOG (default `info`).

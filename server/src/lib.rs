@@ -44,11 +44,13 @@ pub async fn connect_database(database_url: &str, max_connections: u32) -> anyho
 }
 
 /// What the service is told at start beyond its database and socket.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Photos larger than this are refused.
     pub max_photo_bytes: u64,
     pub sync: sync::SyncSettings,
+    /// What the web app's page is told (the map's tiles).
+    pub web: http::web::WebSettings,
 }
 
 /// Runs the service on `listener` until `shutdown` resolves or storage fails
@@ -80,7 +82,7 @@ pub async fn serve(
         max_photo_bytes: options.max_photo_bytes,
         live,
     };
-    let app = http::router(state);
+    let app = http::router(state, &options.web);
     let local: SocketAddr = listener.local_addr()?;
     tracing::info!(%local, "serving HTTP API and /sync");
 

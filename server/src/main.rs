@@ -91,6 +91,9 @@ async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
         sync: SyncSettings {
             document_idle: std::time::Duration::from_secs(config.document_idle_secs),
         },
+        web: fieldnotes_server::http::web::WebSettings {
+            map_tiles_url: config.map_tiles_url.clone(),
+        },
     };
     serve(pool, listener, options, shutdown_signal()).await
 }

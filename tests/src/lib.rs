@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod bench;
+pub mod browser;
 pub mod openapi;
 pub mod phones;
 pub mod raw_peer;

@@ -129,6 +129,8 @@ const TABLE: &[Row] = &[
     // reads and decide nothing, volunteers neither.
     row("GET",  "/api/territories/{id}/review/records",  [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
     row("GET",  "/api/territories/{id}/review/counts",   [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/review/records/{record_id}",
+                                                         [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
     row("GET",  "/api/territories/{id}/review/records/{record_id}/history",
                                                          [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
     row("POST", "/api/territories/{id}/review/decisions", [U,  F,  A,  F,  A],    [U,  F,  F,  F,  A]),
@@ -404,6 +406,11 @@ async fn perform(
             token,
             None,
         ),
+        ("GET", "/api/territories/{id}/review/records/{record_id}") => {
+            let record = seed_sighting(pool, territory_id, document, owner).await?;
+            let path = format!("/api/territories/{territory_id}/review/records/{record}");
+            (path, token, None)
+        }
         ("GET", "/api/territories/{id}/review/records/{record_id}/history") => {
             let record = seed_sighting(pool, territory_id, document, owner).await?;
             let path = format!("/api/territories/{territory_id}/review/records/{record}/history");

@@ -61,6 +61,8 @@ pub mod sessions;
 pub mod sync;
 /// `/api/territories…`: territories, their members and their sites.
 pub mod territories;
+/// `/`, `/assets/…`: the coordinators' web app, built from `server/web/`.
+pub mod web;
 
 mod error;
 pub use error::ApiError;
@@ -170,12 +172,14 @@ pub fn route_list() -> Vec<(Method, &'static str)> {
     routes().served
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, web: &web::WebSettings) -> Router {
     routes()
         .into_router()
         // After the routes: it applies to the method routers registered so far.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_route)
+        .with_state(state)
+        .merge(web::router(web))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
@@ -190,5 +194,4 @@ pub fn router(state: AppState) -> Router {
                 },
             ),
         )
-        .with_state(state)
 }

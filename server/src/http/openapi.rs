@@ -115,6 +115,7 @@ async fn document() -> impl IntoResponse {
         inventory::document,
         review::records,
         review::counts,
+        review::record,
         review::record_history,
         review::decide,
         review::conflict_queue,

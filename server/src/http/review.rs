@@ -38,6 +38,11 @@ pub fn routes() -> Routes {
         .route(Method::GET, "/api/territories/{id}/review/counts", counts)
         .route(
             Method::GET,
+            "/api/territories/{id}/review/records/{record_id}",
+            record,
+        )
+        .route(
+            Method::GET,
             "/api/territories/{id}/review/records/{record_id}/history",
             record_history,
         )
@@ -175,6 +180,35 @@ async fn counts(
     user.require_role(territory, READERS, "review the inventory")?;
     Ok(Json(
         crate::review::filter::counts(&state.pool, territory).await?,
+    ))
+}
+
+/// `GET …/review/records/{record_id}`: one record, as a row of the review table.
+#[utoipa::path(
+    get,
+    path = "/api/territories/{id}/review/records/{record_id}",
+    operation_id = "reviewRecord",
+    tag = "review",
+    params(
+        ("id" = Uuid, Path, description = "The territory"),
+        ("record_id" = Uuid, Path, description = "The record (sighting, report or entry)"),
+    ),
+    responses(
+        (status = 200, description = "The record: the fields of a review-table row of its kind", body = Object),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "Only the territory's coordinators and régie auditors review it", body = ApiError),
+        (status = 404, description = "No such record in the territory", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
+async fn record(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((territory, record)): Path<(Uuid, Uuid)>,
+) -> Result<Json<Value>, ApiError> {
+    user.require_role(territory, READERS, "review the inventory")?;
+    Ok(Json(
+        crate::review::filter::record(&state.pool, territory, record).await?,
     ))
 }
 

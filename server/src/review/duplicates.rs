@@ -86,7 +86,8 @@ pub async fn proposals(
              AND o.event_date BETWEEN t.event_date - make_interval(secs => tr.duplicate_window_hours * 3600) \
                                   AND t.event_date + make_interval(secs => tr.duplicate_window_hours * 3600) \
              AND o.duplicate_of IS NULL \
-             AND ST_DWithin(o.geom::geography, t.geom::geography, tr.duplicate_distance_m) \
+             AND abs(ST_Y(o.geom) - ST_Y(t.geom)) <= tr.duplicate_distance_m / 110574 \
+             AND ST_Distance(o.geom::geography, t.geom::geography) <= tr.duplicate_distance_m \
              AND NOT EXISTS (SELECT 1 FROM duplicate_dismissals x \
                              WHERE x.record_a = LEAST(o.id, t.id) AND x.record_b = GREATEST(o.id, t.id)) \
          ) o ON true \

@@ -82,15 +82,21 @@ pub struct Selection {
 
 /// Whether `t` (a sighting, with its territory's settings as `tr`) has
 /// another sighting of its taxon within the territory's distance and time
-/// window, neither marked duplicate nor dismissed as a pair. The probe uses
-/// `sightings_duplicate_probe_idx`, then the distance on the sphere.
+/// window, neither marked duplicate nor dismissed as a pair. The probe reads
+/// only `sightings_duplicate_probe_idx` (it covers id, duplicate_of, geom),
+/// drops candidates outside the distance in latitude alone (a comparison of
+/// two floats; 110 574 m is the shortest degree of latitude), then measures
+/// the rest on the spheroid. Neither test can use a spatial index: with
+/// `ST_DWithin` the planner ANDed the GiST index in, and scanned thousands of
+/// rows per probe instead of the few dozen of the taxon's time window.
 pub(crate) const HAS_POSSIBLE_DUPLICATE: &str = "(t.duplicate_of IS NULL AND EXISTS ( \
     SELECT 1 FROM sightings o \
     WHERE o.territory_id = t.territory_id AND o.taxon_key = t.taxon_key AND o.id <> t.id \
       AND o.event_date BETWEEN t.event_date - make_interval(secs => tr.duplicate_window_hours * 3600) \
                            AND t.event_date + make_interval(secs => tr.duplicate_window_hours * 3600) \
       AND o.duplicate_of IS NULL \
-      AND ST_DWithin(o.geom::geography, t.geom::geography, tr.duplicate_distance_m) \
+      AND abs(ST_Y(o.geom) - ST_Y(t.geom)) <= tr.duplicate_distance_m / 110574 \
+      AND ST_Distance(o.geom::geography, t.geom::geography) <= tr.duplicate_distance_m \
       AND NOT EXISTS (SELECT 1 FROM duplicate_dismissals x \
                       WHERE x.record_a = LEAST(o.id, t.id) AND x.record_b = GREATEST(o.id, t.id))))";
 
@@ -326,6 +332,35 @@ impl Selection {
             "nextCursor": next,
         }))
     }
+}
+
+/// One record of the territory as a review-table row, whatever its kind (the
+/// record page opens it by id alone).
+pub async fn record(pool: &PgPool, territory: Uuid, id: Uuid) -> Result<Json, ReviewError> {
+    for kind in [
+        RecordKind::Sighting,
+        RecordKind::DegradationReport,
+        RecordKind::TimesheetEntry,
+    ] {
+        let sql = format!(
+            "SELECT {} FROM {} t JOIN territories tr ON tr.id = t.territory_id \
+             LEFT JOIN accounts au ON au.id = t.{} WHERE t.territory_id = $1 AND t.id = $2",
+            row_json(kind),
+            kind.table(),
+            kind.volunteer_column()
+        );
+        let row: Option<Json> = sqlx::query_scalar(&sql)
+            .bind(territory)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+        if let Some(row) = row {
+            return Ok(row);
+        }
+    }
+    Err(ReviewError::NotFound(format!(
+        "no record {id} in territory {territory}"
+    )))
 }
 
 fn push_instant(sql: &mut QueryBuilder<'_, Postgres>, kind: RecordKind, instant: DateTime<Utc>) {

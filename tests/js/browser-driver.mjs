@@ -1,0 +1,129 @@
+// Drives pages of the shared browser (browser-server.mjs) for a Rust test:
+// reads one JSON command per line on stdin, answers one JSON line on stdout
+// (`{"ok": value}` or `{"error": message}`). Playwright's locators wait for
+// what they act on, so the tests wait on conditions, never on sleeps.
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const browser = await chromium.connect(process.env.BROWSER_WS);
+const pages = new Map();
+let nextPage = 1;
+const consoleErrors = [];
+
+function page(id) {
+  const found = pages.get(id);
+  if (!found) throw new Error(`no page ${id}`);
+  return found;
+}
+
+const TIMEOUT = Number(process.env.BROWSER_TIMEOUT_MS || 20000);
+
+const commands = {
+  async newPage({ width = 1280, height = 900, locale = 'fr-FR' }) {
+    const context = await browser.newContext({ viewport: { width, height }, locale });
+    const created = await context.newPage();
+    created.setDefaultTimeout(TIMEOUT);
+    created.on('pageerror', (error) => consoleErrors.push(String(error)));
+    const id = nextPage++;
+    pages.set(id, created);
+    return id;
+  },
+  async goto({ page: id, url }) {
+    await page(id).goto(url);
+    return null;
+  },
+  async reload({ page: id }) {
+    await page(id).reload();
+    return null;
+  },
+  async setViewport({ page: id, width, height }) {
+    await page(id).setViewportSize({ width, height });
+    return null;
+  },
+  async fill({ page: id, selector, value }) {
+    await page(id).locator(selector).fill(value);
+    return null;
+  },
+  async click({ page: id, selector }) {
+    await page(id).locator(selector).click();
+    return null;
+  },
+  async check({ page: id, selector }) {
+    await page(id).locator(selector).check();
+    return null;
+  },
+  async select({ page: id, selector, value }) {
+    await page(id).locator(selector).selectOption(value);
+    return null;
+  },
+  async press({ page: id, selector, key }) {
+    await page(id).locator(selector).press(key);
+    return null;
+  },
+  async keyboard({ page: id, key }) {
+    await page(id).keyboard.press(key);
+    return null;
+  },
+  async text({ page: id, selector }) {
+    return page(id).locator(selector).first().innerText();
+  },
+  async count({ page: id, selector }) {
+    return page(id).locator(selector).count();
+  },
+  /** Waits until `selector` matches at least one visible element. */
+  async waitFor({ page: id, selector, state = 'visible' }) {
+    await page(id).locator(selector).first().waitFor({ state });
+    return null;
+  },
+  /** Waits until the first match of `selector` contains `text`. */
+  async waitForText({ page: id, selector, text, timeout = TIMEOUT }) {
+    const locator = page(id).locator(selector).first();
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const seen = await locator.innerText({ timeout }).catch(() => null);
+      if (seen !== null && seen.includes(text)) return seen;
+      if (Date.now() > deadline) throw new Error(`${selector} did not show ${JSON.stringify(text)} (last: ${JSON.stringify(seen)})`);
+      await page(id).waitForTimeout(100);
+    }
+  },
+  /** Waits until `selector` matches exactly `n` elements. */
+  async waitForCount({ page: id, selector, n, timeout = TIMEOUT }) {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const seen = await page(id).locator(selector).count();
+      if (seen === n) return seen;
+      if (Date.now() > deadline) throw new Error(`${selector}: ${seen} elements, not ${n}`);
+      await page(id).waitForTimeout(100);
+    }
+  },
+  async evaluate({ page: id, expression }) {
+    return page(id).evaluate(expression);
+  },
+  async screenshot({ page: id, path, fullPage = true }) {
+    await page(id).screenshot({ path, fullPage });
+    return path;
+  },
+  async closePage({ page: id }) {
+    await page(id).context().close();
+    pages.delete(id);
+    return null;
+  },
+  async errors() {
+    return consoleErrors.splice(0);
+  },
+};
+
+const lines = createInterface({ input: process.stdin });
+for await (const line of lines) {
+  if (!line.trim()) continue;
+  let answer;
+  try {
+    const { op, ...args } = JSON.parse(line);
+    if (!commands[op]) throw new Error(`unknown command ${op}`);
+    answer = { ok: (await commands[op](args)) ?? null };
+  } catch (error) {
+    answer = { error: String(error && error.message ? error.message : error) };
+  }
+  process.stdout.write(JSON.stringify(answer) + '\n');
+}
+await browser.close().catch(() => {});

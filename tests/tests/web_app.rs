@@ -1,0 +1,488 @@
+//! The coordinators' and régies' web app in a real browser (headless Debian
+//! Chromium through playwright-core, one browser for the whole binary): a
+//! coordinator logs in, filters the review table and validates a sighting,
+//! resolves a conflict (both phones then read the resolved value), merges a
+//! duplicate, approves hours, moves a degradation report, and sees a sighting
+//! a phone syncs appear on the open dashboard without reloading; a régie
+//! auditor gets the same pages without any action control; English replaces
+//! French at the switch. Screenshots of the dashboard, map, review table and
+//! conflict view at 1280 and 768 px go to `target/browser-artifacts/`.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use chrono::Utc;
+use fieldnotes_tests::{
+    accounts::{self, Actor},
+    browser::{Driver, Page},
+    eventually, init_test_logging,
+    phones::{self, Volunteer},
+    records, ServerProcess, TestDatabase,
+};
+use mobile_bridge::Phone;
+use schemas::{DegradationReport, FieldRecord, RecordKind, Sighting, TimesheetEntry};
+use serde_json::{json, Value};
+use server::auth::{admin, Role};
+use sqlx::PgPool;
+use sync::read_notebook;
+use uuid::Uuid;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A territory around the Friche Saint-Vincent with everything a reviewer
+/// meets: a sighting two phones edited apart (a conflict), one to validate,
+/// two blackbirds 20 m and 30 minutes apart (a possible duplicate), an hours
+/// entry and a degradation report, all recorded and synced by real phones.
+struct Survey {
+    db: TestDatabase,
+    pool: PgPool,
+    server: ServerProcess,
+    territory: Uuid,
+    coordinator: Actor,
+    auditor: Actor,
+    camille: Volunteer,
+    phone_a: Phone,
+    phone_b: Phone,
+    conflicted: Uuid,
+    to_validate: Uuid,
+    blackbirds: [Uuid; 2],
+    hours: Uuid,
+    report: Uuid,
+}
+
+fn boundary() -> Value {
+    json!({"type": "Polygon", "coordinates": [[
+        [4.850, 45.772], [4.862, 45.772], [4.862, 45.782], [4.850, 45.782], [4.850, 45.772]
+    ]]})
+}
+
+fn moved(mut raw: Value, north_m: f64, minutes_earlier: i64) -> Value {
+    let lat = raw["decimalLatitude"].as_f64().unwrap() + north_m / 111_320.0;
+    raw["decimalLatitude"] = json!(lat);
+    let date = Utc::now() - chrono::Duration::minutes(5 + minutes_earlier);
+    raw["eventDate"] = json!(date.to_rfc3339());
+    raw
+}
+
+fn report_json(author: Uuid) -> Value {
+    let now = (Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
+    json!({
+        "id": Uuid::new_v4().to_string(), "authorId": author.to_string(), "deviceId": "phone-test",
+        "createdAt": now, "modifiedAt": now, "category": "waste_dumping", "observedAt": now,
+        "decimalLatitude": 45.7768, "decimalLongitude": 4.8561, "coordinateUncertaintyInMeters": 8.0,
+        "description": "Gravats déposés le long du chemin", "site": "Friche Saint-Vincent",
+    })
+}
+
+/// A record as the phone's validation types it.
+fn typed<R: FieldRecord>(raw: &Value) -> anyhow::Result<R> {
+    R::from_raw(raw).map_err(|problems| anyhow!("invalid sample record: {problems:?}"))
+}
+
+async fn rows(pool: &PgPool, sql: &str, territory: Uuid) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(sql)
+        .bind(territory)
+        .fetch_one(pool)
+        .await?)
+}
+
+impl Survey {
+    async fn seed() -> anyhow::Result<Survey> {
+        let db = TestDatabase::create().await?;
+        // No tiles: the test machine has no network, and the map must work without.
+        let server = ServerProcess::start_with(&db.url, &["--map-tiles-url="])?;
+        let url = server.sync_url();
+        let pool = db.pool().await?;
+        let territory =
+            phones::territory_within(&pool, "Friche Saint-Vincent", Some(&boundary())).await?;
+        let t = territory.id;
+        admin::create_site(&pool, t, "Friche Saint-Vincent", 45.7772, 4.8555).await?;
+        let coordinator = accounts::password_actor(
+            &pool,
+            "Marie Coordination",
+            Some((t, Role::Coordinator)),
+            false,
+        )
+        .await?;
+        let auditor = accounts::password_actor(
+            &pool,
+            "Régie des Pentes",
+            Some((t, Role::RegieAuditor)),
+            false,
+        )
+        .await?;
+        let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+        let second_device = phones::enrol_second_device(&pool, &territory, &camille).await?;
+        let bob = phones::enrol_volunteer(&pool, &territory, "Bob").await?;
+
+        let mut phone_a =
+            Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
+        let hedgehog = records::sighting(camille.account_id, "Erinaceus europaeus", 1);
+        let tit = records::sighting(camille.account_id, "Parus major", 2);
+        let blackbird_a = typed::<Sighting>(&moved(
+            records::sighting_json(camille.account_id, "Turdus merula", 1),
+            0.0,
+            0,
+        ))?;
+        let hours = typed::<TimesheetEntry>(&records::timesheet_json(camille.account_id))?;
+        let report = typed::<DegradationReport>(&report_json(camille.account_id))?;
+        phone_a.record(&hedgehog)?;
+        phone_a.record(&tit)?;
+        phone_a.record(&blackbird_a)?;
+        phone_a.record(&hours)?;
+        phone_a.record(&report)?;
+        phone_a.go_online(&url).await?;
+        phone_a.wait_synced(TIMEOUT).await?;
+
+        let mut bob_phone = Phone::new_notebook(bob.notebook(), Some(bob.device.clone())).await?;
+        let blackbird_b = typed::<Sighting>(&moved(
+            records::sighting_json(bob.account_id, "Turdus merula", 1),
+            20.0,
+            30,
+        ))?;
+        bob_phone.record(&blackbird_b)?;
+        bob_phone.go_online(&url).await?;
+        bob_phone.wait_synced(TIMEOUT).await?;
+
+        // The hedgehog's count, edited on both of Camille's phones offline.
+        let mut phone_b =
+            Phone::fetch_notebook(&url, Some(second_device), phone_a.notebook_id()).await?;
+        phone_a.go_offline();
+        phone_b.go_offline();
+        phone_a.edit(
+            RecordKind::Sighting,
+            hedgehog.id(),
+            "individualCount",
+            &json!(3),
+        )?;
+        phone_b.edit(
+            RecordKind::Sighting,
+            hedgehog.id(),
+            "individualCount",
+            &json!(5),
+        )?;
+        phone_a.go_online(&url).await?;
+        phone_b.go_online(&url).await?;
+        phone_a.wait_synced(TIMEOUT).await?;
+        phone_b.wait_synced(TIMEOUT).await?;
+        eventually(
+            TIMEOUT,
+            "the inventory holds every record and the conflict",
+            || async {
+                let sightings = rows(
+                    &pool,
+                    "SELECT count(*) FROM sightings WHERE territory_id = $1",
+                    t,
+                )
+                .await?;
+                let conflicts = rows(
+                    &pool,
+                    "SELECT count(*) FROM sightings WHERE territory_id = $1 AND has_conflicts",
+                    t,
+                )
+                .await?;
+                let others = rows(
+                    &pool,
+                    "SELECT (SELECT count(*) FROM timesheet_entries WHERE territory_id = $1) \
+                      + (SELECT count(*) FROM degradation_reports WHERE territory_id = $1)",
+                    t,
+                )
+                .await?;
+                Ok((sightings == 4 && conflicts == 1 && others == 2).then_some(()))
+            },
+        )
+        .await?;
+        Ok(Survey {
+            db,
+            pool,
+            server,
+            territory: t,
+            coordinator,
+            auditor,
+            camille,
+            phone_a,
+            phone_b,
+            conflicted: hedgehog.id(),
+            to_validate: tit.id(),
+            blackbirds: [blackbird_a.id(), blackbird_b.id()],
+            hours: hours.id(),
+            report: report.id(),
+        })
+    }
+
+    fn page_url(&self, page: &str) -> String {
+        self.server
+            .http_url(&format!("/#/t/{}/{page}", self.territory))
+    }
+}
+
+/// Logs `actor` in through the login form, with the keyboard for the submit.
+fn log_in(browser: &mut Driver, page: Page, survey: &Survey, actor: &Actor) -> anyhow::Result<()> {
+    let login = actor.login.as_ref().expect("a password account");
+    browser.goto(page, &survey.server.http_url("/"))?;
+    browser.fill(page, "#login-email", &login.email)?;
+    browser.fill(page, "#login-password", &login.password)?;
+    browser.key(page, "Enter")?;
+    // One territory: the app goes straight to its dashboard.
+    browser.wait_for_text(page, "h1", "Tableau de bord")?;
+    Ok(())
+}
+
+/// The page at 1280 px and at 768 px (a tablet), as two screenshots.
+fn screenshots(browser: &mut Driver, page: Page, name: &str) -> anyhow::Result<()> {
+    for width in [1280, 768] {
+        browser.set_viewport(page, width, 900)?;
+        let path = browser.screenshot(page, &format!("{name}-{width}"))?;
+        assert!(
+            std::fs::metadata(&path)?.len() > 1000,
+            "{} is empty",
+            path.display()
+        );
+    }
+    browser.set_viewport(page, 1280, 900)
+}
+
+fn field_on_phone(phone: &Phone, record: Uuid, field: &str) -> (Value, bool) {
+    phone.read(|doc| {
+        let read = read_notebook(doc);
+        let state = read
+            .records
+            .iter()
+            .find(|r| r.key == record.to_string())
+            .expect("the phone holds the record");
+        (
+            state.raw[field].clone(),
+            state.conflicts.iter().any(|c| c.field == field),
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync_live(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let survey = Survey::seed().await?;
+    let pool = &survey.pool;
+    let mut browser = Driver::start("coordinator")?;
+    let page = browser.new_page(1280, 900, "fr-FR")?;
+    log_in(&mut browser, page, &survey, &survey.coordinator)?;
+
+    // The dashboard's figures are the inventory's.
+    browser.wait_for_text(page, "[data-testid=total-sighting]", "4")?;
+    assert_eq!(
+        browser.text(page, "[data-testid=total-degradation_report]")?,
+        "1"
+    );
+    assert_eq!(
+        browser.text(page, "[data-testid=total-timesheet_entry]")?,
+        "1"
+    );
+    browser.wait_for_text(page, "[data-testid=tile-conflicts]", "1")?;
+    browser.wait_for_text(page, "[data-testid=tile-duplicates]", "1")?;
+    browser.wait_for_text(page, "[data-testid=tile-pending-hours]", "2")?;
+    screenshots(&mut browser, page, "dashboard")?;
+
+    // The map shows one marker per sighting of the table's filter, the
+    // territory's outline and its site, with no tiles at all.
+    browser.goto(page, &survey.page_url("map"))?;
+    browser.wait_for_text(page, "[data-testid=map-count]", "4")?;
+    browser.wait_for_count(page, "[data-testid=map] path.record-marker", 4)?;
+    assert_eq!(
+        browser.count(page, "[data-testid=map] path.territory-outline")?,
+        1
+    );
+    assert_eq!(
+        browser.count(page, "[data-testid=map] path.site-marker")?,
+        1
+    );
+    assert_eq!(
+        browser.count(page, "[data-testid=map] img.leaflet-tile")?,
+        0
+    );
+    screenshots(&mut browser, page, "map")?;
+
+    // The review table: filtered by taxon, one row; validated in bulk.
+    browser.goto(page, &survey.page_url("table"))?;
+    browser.wait_for_count(
+        page,
+        "[data-testid=review-table] tbody tr[data-record-id]",
+        4,
+    )?;
+    screenshots(&mut browser, page, "review-table")?;
+    browser.fill(page, "#filter-taxon", "parus major")?;
+    browser.click(page, "[data-testid=filter-apply]")?;
+    browser.wait_for_count(
+        page,
+        "[data-testid=review-table] tbody tr[data-record-id]",
+        1,
+    )?;
+    let row = format!("tr[data-record-id='{}']", survey.to_validate);
+    browser.check(page, &format!("{row} input[type=checkbox]"))?;
+    browser.wait_for_text(page, "[data-testid=selected-count]", "1")?;
+    browser.select(page, "#bulk-status", "1")?;
+    browser.fill(page, "#bulk-reason", "Photo nette, chant entendu")?;
+    browser.click(page, "[data-testid=bulk-decision] button[type=submit]")?;
+    browser.wait_for_text(page, "[data-testid=action-done]", "1")?;
+    browser.wait_for_text(page, &format!("{row} [data-testid=status]"), "Certain")?;
+    let (status, comment): (i16, Option<String>) = sqlx::query_as(
+        "SELECT s.validation_status, d.reason FROM sightings s \
+         JOIN review_decisions d ON d.record_id = s.id WHERE s.id = $1",
+    )
+    .bind(survey.to_validate)
+    .fetch_one(pool)
+    .await?;
+    assert_eq!(
+        (status, comment.as_deref()),
+        (1, Some("Photo nette, chant entendu"))
+    );
+    // Its record page has the decision in its history.
+    browser.click(page, &format!("{row} a"))?;
+    browser.wait_for_text(page, "[data-testid=history]", "Marie Coordination")?;
+    browser.wait_for_text(page, "[data-field=scientificName]", "Parus major")?;
+
+    // The conflict: both values side by side, each with its phone; the
+    // coordinator keeps 5, and both phones converge on it.
+    browser.goto(page, &survey.page_url("conflicts"))?;
+    browser.wait_for_count(page, "[data-testid=conflict-value]", 2)?;
+    let queue = browser.text(page, "[data-testid=conflict-queue]")?;
+    assert!(queue.contains("Camille"), "{queue}");
+    screenshots(&mut browser, page, "conflicts")?;
+    browser.click(
+        page,
+        "fieldset[data-field=individualCount] button:has-text('« 5 »')",
+    )?;
+    browser.wait_for(page, "[data-testid=conflicts-empty]")?;
+    for phone in [&survey.phone_a, &survey.phone_b] {
+        eventually(TIMEOUT, "the phone reads the resolved count", || async {
+            let (value, conflicted) = field_on_phone(phone, survey.conflicted, "individualCount");
+            Ok((value == json!(5) && !conflicted).then_some(()))
+        })
+        .await?;
+    }
+
+    // The duplicates: merged, both records kept.
+    browser.goto(page, &survey.page_url("duplicates"))?;
+    browser.wait_for_count(page, "[data-testid=duplicate-queue] li.pair", 1)?;
+    browser.click(page, "li.pair button:has-text('garder la première')")?;
+    browser.wait_for(page, "[data-testid=duplicates-empty]")?;
+    let merged: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
+        "SELECT id, duplicate_of FROM sightings WHERE id = ANY($1) ORDER BY duplicate_of NULLS FIRST",
+    )
+    .bind(survey.blackbirds.to_vec())
+    .fetch_all(pool)
+    .await?;
+    assert_eq!(merged.len(), 2, "both blackbirds are kept");
+    assert_eq!(merged[1].1, Some(merged[0].0), "{merged:?}");
+
+    // The hours: approved.
+    browser.goto(page, &survey.page_url("hours"))?;
+    let entry = format!("tr[data-record-id='{}']", survey.hours);
+    browser.click(page, &format!("{entry} button:has-text('Approuver')"))?;
+    browser.wait_for_count(page, &entry, 0)?;
+    let approval: String =
+        sqlx::query_scalar("SELECT approval_status FROM timesheet_entries WHERE id = $1")
+            .bind(survey.hours)
+            .fetch_one(pool)
+            .await?;
+    assert_eq!(approval, "approved");
+
+    // The degradation report: moved to "action taken", with its reason.
+    browser.goto(page, &survey.page_url("reports"))?;
+    let card = format!("li[data-record-id='{}']", survey.report);
+    browser.wait_for(page, &format!("[data-status=received] {card}"))?;
+    browser.select(page, &format!("#move-{}-to", survey.report), "action_taken")?;
+    browser.fill(
+        page,
+        &format!("#move-{}-reason", survey.report),
+        "Services de la propreté prévenus",
+    )?;
+    browser.click(page, &format!("{card} button[type=submit]"))?;
+    browser.wait_for(page, &format!("[data-status=action_taken] {card}"))?;
+    let (step, reason): (String, Option<String>) =
+        sqlx::query_as("SELECT status, status_reason FROM degradation_reports WHERE id = $1")
+            .bind(survey.report)
+            .fetch_one(pool)
+            .await?;
+    assert_eq!(
+        (step.as_str(), reason.as_deref()),
+        ("action_taken", Some("Services de la propreté prévenus"))
+    );
+
+    // Live: with the dashboard open and its stream ready, a phone syncs a
+    // new sighting; the total changes without a reload.
+    browser.goto(page, &survey.page_url("dashboard"))?;
+    browser.wait_for_text(page, "[data-testid=total-sighting]", "4")?;
+    browser.wait_for_text(page, "[data-testid=live-status]", "En direct")?;
+    browser.evaluate(page, "window.__notReloaded = true")?;
+    let newcomer = records::sighting(survey.camille.account_id, "Pica pica", 3);
+    survey.phone_a.record(&newcomer)?;
+    survey.phone_a.wait_synced(TIMEOUT).await?;
+    browser.wait_for_text(page, "[data-testid=total-sighting]", "5")?;
+    browser.wait_for_text(page, "[data-testid=latest-activity]", "Pica pica")?;
+    assert_eq!(
+        browser.evaluate(page, "window.__notReloaded === true")?,
+        json!(true),
+        "the page was not reloaded"
+    );
+
+    // English at the switch.
+    browser.click(page, "[data-testid=language-switch]")?;
+    browser.wait_for_text(page, "h1", "Dashboard")?;
+    browser.wait_for_text(page, "nav", "Volunteer hours")?;
+
+    assert_eq!(browser.page_errors()?, Vec::<String>::new());
+    drop(survey.db);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regie_auditor_reads_every_page_without_any_action_control() -> anyhow::Result<()> {
+    init_test_logging();
+    let survey = Survey::seed().await?;
+    let mut browser = Driver::start("auditor")?;
+    let page = browser.new_page(1280, 900, "fr-FR")?;
+    log_in(&mut browser, page, &survey, &survey.auditor)?;
+    browser.wait_for_text(page, "[data-testid=total-sighting]", "4")?;
+
+    // What each page shows once loaded, then what it must not offer.
+    let pages = [
+        ("dashboard", "[data-testid=latest-activity]"),
+        (
+            "table",
+            "[data-testid=review-table] tbody tr[data-record-id]",
+        ),
+        ("conflicts", "[data-testid=conflict-value]"),
+        ("duplicates", "[data-testid=duplicate-queue] li.pair"),
+        ("reports", "[data-testid=report-board] li[data-record-id]"),
+        ("hours", "[data-testid=pending-hours] tr[data-record-id]"),
+    ];
+    for (name, loaded) in pages {
+        browser.goto(page, &survey.page_url(name))?;
+        browser.wait_for(page, loaded)?;
+        browser.wait_for(page, "main[data-readonly=true] .notice")?;
+        // The filters stay: reading is filtering. Nothing else acts.
+        for control in [
+            "main [data-action]",
+            "main input[type=checkbox]",
+            "main form:not(.filters)",
+            "main button:not(.filters button):not(.pager button):not(.thumb)",
+        ] {
+            assert_eq!(
+                browser.count(page, control)?,
+                0,
+                "{name}: an auditor sees {control}"
+            );
+        }
+    }
+    // A record page: its fields and history, no decision form.
+    browser.goto(
+        page,
+        &survey.page_url(&format!("record/{}", survey.to_validate)),
+    )?;
+    browser.wait_for_text(page, "[data-field=scientificName]", "Parus major")?;
+    assert_eq!(browser.count(page, "main form")?, 0);
+    // The stream is authorised for auditors too.
+    browser.wait_for_text(page, "[data-testid=live-status]", "En direct")?;
+    assert_eq!(browser.page_errors()?, Vec::<String>::new());
+    Ok(())
+}
