@@ -18,10 +18,10 @@ pub mod materialise;
 pub mod review;
 pub mod sync;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, str::FromStr};
 
 use anyhow::Context;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -30,10 +30,19 @@ pub use config::Config;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connects to PostgreSQL and brings the schema up to date.
+///
+/// JIT compilation is turned off for the service's sessions: the planner's
+/// cost estimates for the review queries over millions of rows (a `LIMIT`
+/// over a correlated probe) cross `jit_above_cost` although they read a few
+/// hundred index entries, and compiling then takes ~600 ms of a 70 ms query
+/// (docs/PERFORMANCE.md, "Review queries"). Every statement here is short.
 pub async fn connect_database(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(database_url)
+        .context("DATABASE_URL is not a PostgreSQL URL")?
+        .options([("jit", "off")]);
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .connect(database_url)
+        .connect_with(options)
         .await
         .context("connecting to PostgreSQL (is DATABASE_URL right and the server running?)")?;
     MIGRATOR

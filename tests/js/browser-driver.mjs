@@ -2,8 +2,14 @@
 // reads one JSON command per line on stdin, answers one JSON line on stdout
 // (`{"ok": value}` or `{"error": message}`). Playwright's locators wait for
 // what they act on, so the tests wait on conditions, never on sleeps.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
+
+// axe-core, evaluated in the page through the DevTools protocol (which the
+// page's Content-Security-Policy does not govern, unlike an injected script).
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 const browser = await chromium.connect(process.env.BROWSER_WS);
 const pages = new Map();
@@ -102,6 +108,21 @@ const commands = {
   async screenshot({ page: id, path, fullPage = true }) {
     await page(id).screenshot({ path, fullPage });
     return path;
+  },
+  /** WCAG 2 A and AA violations axe-core finds on the page as it is now. */
+  async axe({ page: id }) {
+    const target = page(id);
+    await target.evaluate(axeSource);
+    const results = await target.evaluate(() =>
+      // eslint-disable-next-line no-undef
+      axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }),
+    );
+    return results.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ')),
+    }));
   },
   async closePage({ page: id }) {
     await page(id).context().close();

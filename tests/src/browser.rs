@@ -234,6 +234,13 @@ impl Driver {
         Ok(path)
     }
 
+    /// The WCAG 2.1 A/AA violations axe-core finds on the page now (contrast,
+    /// labels, names, roles…): `{id, impact, help, nodes}` each.
+    pub fn accessibility_violations(&mut self, page: Page) -> anyhow::Result<Vec<Value>> {
+        let found = self.send(json!({"op": "axe", "page": page.0}))?;
+        Ok(serde_json::from_value(found)?)
+    }
+
     /// Errors thrown in the pages since the last call.
     pub fn page_errors(&mut self) -> anyhow::Result<Vec<String>> {
         let errors = self.send(json!({"op": "errors"}))?;

@@ -19,7 +19,10 @@ use fieldnotes_tests::{
     phones::{self, Volunteer},
     records, ServerProcess, TestDatabase,
 };
-use mobile_bridge::Phone;
+use mobile_bridge::{
+    photos::{process_photo, PhotoSettings},
+    Phone,
+};
 use schemas::{DegradationReport, FieldRecord, RecordKind, Sighting, TimesheetEntry};
 use serde_json::{json, Value};
 use server::auth::{admin, Role};
@@ -79,6 +82,36 @@ fn typed<R: FieldRecord>(raw: &Value) -> anyhow::Result<R> {
     R::from_raw(raw).map_err(|problems| anyhow!("invalid sample record: {problems:?}"))
 }
 
+/// A small photo, processed as the phone does and uploaded by the phone's
+/// credential; its address.
+async fn upload_photo(
+    server: &ServerProcess,
+    territory: Uuid,
+    token: &str,
+) -> anyhow::Result<String> {
+    let pixels = image::RgbImage::from_fn(320, 240, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 120])
+    });
+    let mut png = Vec::new();
+    pixels.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    let photo = process_photo(&png, PhotoSettings::default())?;
+    let response = reqwest::Client::new()
+        .put(server.http_url(&format!(
+            "/api/photos/{}?territory={territory}",
+            photo.sha256
+        )))
+        .bearer_auth(token)
+        .body(photo.jpeg)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "photo upload: {}",
+        response.status()
+    );
+    Ok(photo.sha256)
+}
+
 async fn rows(pool: &PgPool, sql: &str, territory: Uuid) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar(sql)
         .bind(territory)
@@ -118,7 +151,10 @@ impl Survey {
         let mut phone_a =
             Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
         let hedgehog = records::sighting(camille.account_id, "Erinaceus europaeus", 1);
-        let tit = records::sighting(camille.account_id, "Parus major", 2);
+        let photo = upload_photo(&server, t, &camille.device.secret).await?;
+        let mut tit_raw = records::sighting_json(camille.account_id, "Parus major", 2);
+        tit_raw["photos"] = json!([photo]);
+        let tit = typed::<Sighting>(&tit_raw)?;
         let blackbird_a = typed::<Sighting>(&moved(
             records::sighting_json(camille.account_id, "Turdus merula", 1),
             0.0,
@@ -223,8 +259,17 @@ fn log_in(browser: &mut Driver, page: Page, survey: &Survey, actor: &Actor) -> a
     browser.fill(page, "#login-email", &login.email)?;
     browser.fill(page, "#login-password", &login.password)?;
     browser.key(page, "Enter")?;
-    // One territory: the app goes straight to its dashboard.
-    browser.wait_for_text(page, "h1", "Tableau de bord")?;
+    Ok(())
+}
+
+/// No WCAG 2.1 A/AA violation axe-core can see (contrast, labels, names).
+fn assert_accessible(browser: &mut Driver, page: Page, what: &str) -> anyhow::Result<()> {
+    let violations = browser.accessibility_violations(page)?;
+    assert!(
+        violations.is_empty(),
+        "{what}: {}",
+        serde_json::to_string_pretty(&violations)?
+    );
     Ok(())
 }
 
@@ -266,6 +311,8 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     let mut browser = Driver::start("coordinator")?;
     let page = browser.new_page(1280, 900, "fr-FR")?;
     log_in(&mut browser, page, &survey, &survey.coordinator)?;
+    // One territory: the app goes straight to its dashboard.
+    browser.wait_for_text(page, "h1", "Tableau de bord")?;
 
     // The dashboard's figures are the inventory's.
     browser.wait_for_text(page, "[data-testid=total-sighting]", "4")?;
@@ -280,6 +327,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     browser.wait_for_text(page, "[data-testid=tile-conflicts]", "1")?;
     browser.wait_for_text(page, "[data-testid=tile-duplicates]", "1")?;
     browser.wait_for_text(page, "[data-testid=tile-pending-hours]", "2")?;
+    assert_accessible(&mut browser, page, "dashboard")?;
     screenshots(&mut browser, page, "dashboard")?;
 
     // The map shows one marker per sighting of the table's filter, the
@@ -299,7 +347,16 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
         browser.count(page, "[data-testid=map] img.leaflet-tile")?,
         0
     );
+    assert_accessible(&mut browser, page, "map")?;
     screenshots(&mut browser, page, "map")?;
+    // A point opens its record.
+    browser.click(page, "[data-testid=map] path.record-marker >> nth=-1")?;
+    browser.wait_for(page, "[data-field=scientificName]")?;
+    let hash = browser.evaluate(page, "location.hash")?;
+    assert!(
+        hash.as_str().unwrap_or("").contains("/record/"),
+        "a marker opens its record: {hash}"
+    );
 
     // The review table: filtered by taxon, one row; validated in bulk.
     browser.goto(page, &survey.page_url("table"))?;
@@ -308,6 +365,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
         "[data-testid=review-table] tbody tr[data-record-id]",
         4,
     )?;
+    assert_accessible(&mut browser, page, "review table")?;
     screenshots(&mut browser, page, "review-table")?;
     browser.fill(page, "#filter-taxon", "parus major")?;
     browser.click(page, "[data-testid=filter-apply]")?;
@@ -339,6 +397,20 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     browser.click(page, &format!("{row} a"))?;
     browser.wait_for_text(page, "[data-testid=history]", "Marie Coordination")?;
     browser.wait_for_text(page, "[data-field=scientificName]", "Parus major")?;
+    // Its photo: the thumbnail, then full size.
+    browser.wait_for(page, "[data-testid=photos] button.thumb img")?;
+    assert_accessible(&mut browser, page, "record")?;
+    browser.click(page, "[data-testid=photos] button.thumb")?;
+    browser.wait_for(page, "[data-testid=photo-full]")?;
+    let width = browser.evaluate(
+        page,
+        "document.querySelector('[data-testid=photo-full]').naturalWidth",
+    )?;
+    assert!(
+        width.as_u64().unwrap_or(0) > 256,
+        "full size, not the thumbnail: {width}"
+    );
+    browser.click(page, ".lightbox button")?;
 
     // The conflict: both values side by side, each with its phone; the
     // coordinator keeps 5, and both phones converge on it.
@@ -346,6 +418,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     browser.wait_for_count(page, "[data-testid=conflict-value]", 2)?;
     let queue = browser.text(page, "[data-testid=conflict-queue]")?;
     assert!(queue.contains("Camille"), "{queue}");
+    assert_accessible(&mut browser, page, "conflicts")?;
     screenshots(&mut browser, page, "conflicts")?;
     browser.click(
         page,
@@ -363,6 +436,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     // The duplicates: merged, both records kept.
     browser.goto(page, &survey.page_url("duplicates"))?;
     browser.wait_for_count(page, "[data-testid=duplicate-queue] li.pair", 1)?;
+    assert_accessible(&mut browser, page, "duplicates")?;
     browser.click(page, "li.pair button:has-text('garder la première')")?;
     browser.wait_for(page, "[data-testid=duplicates-empty]")?;
     let merged: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
@@ -377,6 +451,8 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     // The hours: approved.
     browser.goto(page, &survey.page_url("hours"))?;
     let entry = format!("tr[data-record-id='{}']", survey.hours);
+    browser.wait_for(page, &entry)?;
+    assert_accessible(&mut browser, page, "hours")?;
     browser.click(page, &format!("{entry} button:has-text('Approuver')"))?;
     browser.wait_for_count(page, &entry, 0)?;
     let approval: String =
@@ -390,6 +466,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     browser.goto(page, &survey.page_url("reports"))?;
     let card = format!("li[data-record-id='{}']", survey.report);
     browser.wait_for(page, &format!("[data-status=received] {card}"))?;
+    assert_accessible(&mut browser, page, "reports")?;
     browser.select(page, &format!("#move-{}-to", survey.report), "action_taken")?;
     browser.fill(
         page,
@@ -439,9 +516,30 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
 async fn a_regie_auditor_reads_every_page_without_any_action_control() -> anyhow::Result<()> {
     init_test_logging();
     let survey = Survey::seed().await?;
+    // The régie audits a second territory: after login, it chooses.
+    let other = admin::create_territory(&survey.pool, "Berges du Rhône", None).await?;
+    admin::add_membership(
+        &survey.pool,
+        survey.auditor.account_id,
+        other,
+        Role::RegieAuditor,
+        None,
+    )
+    .await?;
     let mut browser = Driver::start("auditor")?;
     let page = browser.new_page(1280, 900, "fr-FR")?;
     log_in(&mut browser, page, &survey, &survey.auditor)?;
+    browser.wait_for_text(page, "h1", "Choisir un territoire")?;
+    let list = browser.text(page, "[data-testid=territory-list]")?;
+    assert!(
+        list.contains("Berges du Rhône") && list.contains("audit"),
+        "{list}"
+    );
+    browser.click(
+        page,
+        "[data-testid=territory-list] a:has-text('Friche Saint-Vincent')",
+    )?;
+    browser.wait_for_text(page, "h1", "Tableau de bord — Friche Saint-Vincent")?;
     browser.wait_for_text(page, "[data-testid=total-sighting]", "4")?;
 
     // What each page shows once loaded, then what it must not offer.

@@ -9,8 +9,15 @@ export function tilesUrl() {
   return meta ? meta.content : '';
 }
 
-export function createMap(element, { label }) {
-  const map = L.map(element, { preferCanvas: false, keyboard: true });
+/**
+ * A map. `still`: a picture only (no zoom, pan nor focus), for small maps
+ * beside the text that already says everything they show.
+ */
+export function createMap(element, { label, still = false }) {
+  const fixed = still
+    ? { zoomControl: false, keyboard: false, dragging: false, scrollWheelZoom: false, doubleClickZoom: false, boxZoom: false, touchZoom: false }
+    : { keyboard: true };
+  const map = L.map(element, { preferCanvas: false, ...fixed });
   element.setAttribute('aria-label', label);
   const url = tilesUrl();
   if (url) {
@@ -44,8 +51,9 @@ export function siteLayer(sites) {
   );
 }
 
-export function recordMarker(lat, lon, { color = '#047857', title, onClick }) {
+export function recordMarker(lat, lon, { color = '#047857', title, onClick, interactive = true }) {
   const marker = L.circleMarker([lat, lon], {
+    interactive,
     radius: 6,
     color: '#ffffff',
     weight: 1.5,
@@ -53,7 +61,7 @@ export function recordMarker(lat, lon, { color = '#047857', title, onClick }) {
     fillOpacity: 0.95,
     className: 'record-marker',
   });
-  if (title) marker.bindTooltip(title);
+  if (title && interactive) marker.bindTooltip(title);
   if (onClick) marker.on('click', onClick);
   return marker;
 }

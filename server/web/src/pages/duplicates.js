@@ -9,15 +9,15 @@ import { attempt, Loading, Outcome, Photo, statusLabel, useLoad } from '../ui.js
 function PairMap({ a, b }) {
   const element = useRef(null);
   useEffect(() => {
-    const map = createMap(element.current, { label: `${a.scientificName} ×2` });
+    const map = createMap(element.current, { label: `${a.scientificName} ×2`, still: true });
     const markers = L.featureGroup([
-      recordMarker(a.decimalLatitude, a.decimalLongitude, { color: '#1d4ed8', title: '1' }),
-      recordMarker(b.decimalLatitude, b.decimalLongitude, { color: '#b45309', title: '2' }),
+      recordMarker(a.decimalLatitude, a.decimalLongitude, { color: '#1d4ed8', interactive: false }),
+      recordMarker(b.decimalLatitude, b.decimalLongitude, { color: '#b45309', interactive: false }),
     ]).addTo(map);
     fit(map, [markers]);
     return () => map.remove();
   }, [a.id, b.id]);
-  return html`<div class="map small" ref=${element} role="img"></div>`;
+  return html`<div class="map small" ref=${element} role="figure"></div>`;
 }
 
 function Side({ record, n, territory }) {

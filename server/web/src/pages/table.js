@@ -1,7 +1,7 @@
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
 import * as api from '../api.js';
-import { FilterForm, filters, query, STATUSES } from '../filters.js';
+import { FilterForm, filters, query } from '../filters.js';
 import { t, formatNumber } from '../i18n.js';
 import { useLive } from '../live.js';
 import { useValue } from '../state.js';
@@ -34,11 +34,11 @@ export function ReviewTable({ territory, canDecide }) {
     next.has(id) ? next.delete(id) : next.add(id);
     setSelected(next);
   };
-  async function decide(decision) {
-    const ids = [...selected];
+  async function decide(decision, everyFiltered) {
+    const selection = everyFiltered ? { filter: query(filter) } : { records: [...selected] };
     const done = await attempt(
       setOutcome,
-      () => api.post(`/api/territories/${territory.id}/review/decisions`, { ...decision, records: ids }),
+      () => api.post(`/api/territories/${territory.id}/review/decisions`, { ...decision, ...selection }),
       (result) => t('table.bulkDone', { changed: result.changed, unchanged: result.unchanged }),
     );
     if (done) {
@@ -54,7 +54,8 @@ export function ReviewTable({ territory, canDecide }) {
         ${canDecide &&
         html`<section class="bulk" data-action="bulk" aria-label=${t('table.bulk')}>
           <span role="status" data-testid="selected-count">${t('table.selected', { n: selected.size })}</span>
-          <${DecisionForm} kind=${filter.kind} disabled=${selected.size === 0} onDecide=${decide}
+          <${DecisionForm} kind=${filter.kind} disabled=${selected.size === 0} onDecide=${(d) => decide(d, false)}
+            onDecideAll=${(d) => decide(d, true)}
             submitLabel=${t('table.bulkApply')} idPrefix="bulk" />
         </section>`}
         <div class="table-wrap">
