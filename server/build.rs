@@ -1,7 +1,9 @@
-//! Builds the coordinators' web app (`web/`) with its own pinned toolchain —
-//! `npm ci` from `web/package-lock.json`, then `vite build` into `OUT_DIR` —
-//! so `cargo build`, `cargo run` and `cargo test` serve the app with nothing
-//! built committed. `src/http/web.rs` embeds what lands in `OUT_DIR/web`.
+//! Builds the two front-ends the server serves — the coordinators' web app
+//! (`web/`) and the volunteers' field app (`../mobile-bridge/web/`) — each
+//! with its own pinned toolchain (`npm ci` from its lockfile, then `vite
+//! build` into `OUT_DIR`), so `cargo build`, `cargo run` and `cargo test`
+//! serve both with nothing built committed. `src/http/web.rs` embeds what
+//! lands in `OUT_DIR/web` and `OUT_DIR/field`.
 //!
 //! Node.js and npm are the only things needed beyond Rust; their absence, or
 //! a Node too old for Vite, stops the build with what to install.
@@ -15,31 +17,84 @@ use std::{
 /// Vite 8 needs Node 20.19 or later (or 22.12+).
 const NODE_MINIMUM: (u32, u32) = (20, 19);
 
+/// One front-end: where its sources are, where vite writes it, and the
+/// rust-embed struct that carries it into the binary.
+struct App {
+    /// Relative to this crate, as cargo's `rerun-if-changed` wants it.
+    dir: &'static str,
+    /// Its own inputs beyond `src/` and the usual files.
+    extra_inputs: &'static [&'static str],
+    out: &'static str,
+    embed: &'static str,
+    what: &'static str,
+}
+
+const APPS: [App; 2] = [
+    App {
+        dir: "web",
+        extra_inputs: &[],
+        out: "web",
+        embed: "WebAssets",
+        what: "The coordinators' web app (`server/web`), served at `/`",
+    },
+    // The phones' field app ships with the phone side (`mobile-bridge`); the
+    // server only serves it, so it is built here, where it is embedded.
+    App {
+        dir: "../mobile-bridge/web",
+        extra_inputs: &["scripts"],
+        out: "field",
+        embed: "FieldAssets",
+        what: "The volunteers' field app (`mobile-bridge/web`), served at `/field/`",
+    },
+];
+
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let web = manifest.join("web");
-    let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("web");
-    for input in [
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
+    check_node();
+    let mut generated = String::new();
+    for app in &APPS {
+        let out = out_dir.join(app.out);
+        build(app, &manifest.join(app.dir), &out);
+        // The embedding struct names the absolute output folder, which
+        // differs per machine and profile: generated here, included by
+        // src/http/web.rs.
+        generated.push_str(&format!(
+            "/// {}: the files vite built, embedded in the binary.\n\
+             #[derive(rust_embed::Embed)]\n\
+             #[folder = {:?}]\n\
+             pub struct {};\n",
+            app.what,
+            out.display().to_string(),
+            app.embed,
+        ));
+    }
+    let target = out_dir.join("web_assets.rs");
+    std::fs::write(&target, generated)
+        .unwrap_or_else(|error| fail(&format!("writing {}: {error}", target.display())));
+}
+
+fn build(app: &App, dir: &Path, out: &Path) {
+    let standard = [
         "src",
         "index.html",
         "package.json",
         "package-lock.json",
         "vite.config.js",
-    ] {
-        println!("cargo:rerun-if-changed=web/{input}");
+    ];
+    for input in standard.iter().chain(app.extra_inputs) {
+        println!("cargo:rerun-if-changed={}/{input}", app.dir);
     }
-
-    check_node();
-    install_packages(&web);
+    install_packages(dir, app.dir);
     run(
         Command::new("node")
             .arg("node_modules/vite/bin/vite.js")
             .arg("build")
             .arg("--logLevel")
             .arg("warn")
-            .env("FIELDNOTES_WEB_OUT", &out)
-            .current_dir(&web),
-        "vite build (server/web)",
+            .env("FIELDNOTES_WEB_OUT", out)
+            .current_dir(dir),
+        &format!("vite build ({})", app.dir),
     );
     if !out.join("index.html").is_file() {
         fail(&format!(
@@ -47,26 +102,13 @@ fn main() {
             out.join("index.html").display()
         ));
     }
-
-    // The embedding struct names the absolute output folder, which differs
-    // per machine and profile: generated here, included by src/http/web.rs.
-    let generated = format!(
-        "/// The built web app, embedded in the binary.\n\
-         #[derive(rust_embed::Embed)]\n\
-         #[folder = {:?}]\n\
-         pub struct WebAssets;\n",
-        out.display().to_string()
-    );
-    let target = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("web_assets.rs");
-    std::fs::write(&target, generated)
-        .unwrap_or_else(|error| fail(&format!("writing {}: {error}", target.display())));
 }
 
 fn check_node() {
     let version = Command::new("node").arg("--version").output();
     let Some(version) = version.ok().filter(|output| output.status.success()) else {
         fail(
-            "Node.js is needed to build the web app (server/web) and was not found: \
+            "Node.js is needed to build the web apps (server/web, mobile-bridge/web) and was not found: \
              install Node.js 20.19 or later and npm (Debian/Ubuntu: sudo apt-get install nodejs npm)",
         );
     };
@@ -78,17 +120,17 @@ fn check_node() {
     let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     if found < NODE_MINIMUM {
         fail(&format!(
-            "Node.js {text} is too old to build the web app (server/web): Vite needs {}.{} or later",
+            "Node.js {text} is too old to build the web apps (server/web, mobile-bridge/web): Vite needs {}.{} or later",
             NODE_MINIMUM.0, NODE_MINIMUM.1
         ));
     }
     if Command::new("npm").arg("--version").output().is_err() {
-        fail("npm is needed to build the web app (server/web): sudo apt-get install npm");
+        fail("npm is needed to build the web apps (server/web, mobile-bridge/web): sudo apt-get install npm");
     }
 }
 
 /// `npm ci` when `node_modules` is missing or older than the lockfile.
-fn install_packages(web: &Path) {
+fn install_packages(web: &Path, name: &str) {
     let installed = web.join("node_modules/.package-lock.json");
     let lock = web.join("package-lock.json");
     let modified = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
@@ -99,7 +141,7 @@ fn install_packages(web: &Path) {
         Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel", "error"])
             .current_dir(web),
-        "npm ci (server/web)",
+        &format!("npm ci ({name})"),
     );
 }
 

@@ -1,0 +1,137 @@
+// The enrolled phone: what POST /api/enrol answered (the credential among
+// it), and what the app keeps from the API so it opens offline: who the
+// volunteer is, the territory and its sites, the ids of the documents to
+// sync, and the server's list of this volunteer's invalid records.
+import * as api from './api.js';
+import { kv } from './idb.js';
+import { signal } from './state.js';
+import * as sync from './sync.js';
+import { startUploads } from './photos.js';
+
+/** `{ accountId, deviceId, deviceName, credential, territoryId }` or null. */
+export const enrolment = signal(undefined);
+/** `{ me, territory, sites }` as last fetched. */
+export const profile = signal({ me: null, territory: null, sites: [] });
+/** The caller's invalid records (GET /api/invalid-records). */
+export const invalid = signal([]);
+export const lastError = signal(null);
+
+export async function load() {
+  const saved = await kv.get('enrolment');
+  if (!saved) {
+    enrolment.set(null);
+    return;
+  }
+  api.setCredential(saved.credential);
+  profile.set({
+    me: (await kv.get('me')) || null,
+    territory: (await kv.get('territory')) || null,
+    sites: (await kv.get('sites')) || [],
+  });
+  invalid.set((await kv.get('invalid')) || []);
+  enrolment.set(saved);
+  await begin(saved);
+}
+
+export async function enrol(code, deviceName) {
+  const answer = await api.post('/api/enrol', { code: code.trim(), deviceName: deviceName.trim() });
+  const saved = { ...answer, deviceName: deviceName.trim() };
+  await kv.set('enrolment', saved);
+  api.setCredential(saved.credential);
+  // Ask for persistent storage so the browser does not evict the records.
+  navigator.storage?.persist?.().catch(() => {});
+  await refresh(saved).catch((e) => lastError.set(e.message));
+  enrolment.set(saved);
+  await begin(saved);
+}
+
+let begun = false;
+
+async function begin(saved) {
+  if (begun) return;
+  begun = true;
+  await sync.start(saved);
+  let notebookId = await kv.get('notebookId');
+  if (!notebookId && navigator.onLine) {
+    // A second phone of the same person edits the same notebook.
+    try {
+      const { notebooks } = await api.get(`/api/territories/${saved.territoryId}/notebooks`);
+      if (notebooks && notebooks.length) notebookId = api.bareDocumentId(notebooks[0].documentId);
+    } catch (e) {
+      if (!(e instanceof api.ApiError && e.status === 404)) lastError.set(e.message);
+    }
+  }
+  const opened = await sync.openNotebook({
+    documentId: notebookId,
+    territoryId: saved.territoryId,
+    ownerId: saved.accountId,
+  });
+  await kv.set('notebookId', opened);
+  await followDocuments();
+  startUploads();
+  // After each complete sync, and when the network returns: what the server says.
+  sync.synced.watch(() => refresh(saved).catch(() => {}));
+  window.addEventListener('online', () => refresh(saved).catch(() => {}));
+  if (navigator.onLine) refresh(saved).catch((e) => lastError.set(e.message));
+}
+
+async function followDocuments() {
+  const speciesId = await kv.get('speciesListId');
+  const reviewId = await kv.get('reviewDocId');
+  if (speciesId) sync.follow(speciesId, sync.speciesList).catch(() => {});
+  if (reviewId) sync.follow(reviewId, sync.review).catch(() => {});
+}
+
+let refreshing = null;
+
+/** Refetches what the app keeps from the API; each part on its own. */
+export function refresh(saved = enrolment.get()) {
+  if (!saved) return Promise.resolve();
+  if (!refreshing) {
+    refreshing = doRefresh(saved).finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+async function doRefresh(saved) {
+  const t = saved.territoryId;
+  const part = async (key, path, query, map = (x) => x) => {
+    try {
+      const value = map(await api.get(path, query));
+      await kv.set(key, value);
+      return value;
+    } catch (e) {
+      // 404: the server has no such route yet, or nothing to say.
+      if (!(e instanceof api.ApiError && e.status === 404)) lastError.set(e.message);
+      return undefined;
+    }
+  };
+  const [me, territory, sites] = await Promise.all([
+    part('me', '/api/me'),
+    part('territory', `/api/territories/${t}`),
+    part('sites', `/api/territories/${t}/sites`),
+  ]);
+  const current = profile.get();
+  profile.set({ me: me ?? current.me, territory: territory ?? current.territory, sites: sites ?? current.sites });
+  const species = await part('speciesListId', `/api/territories/${t}/species-list`, {}, (x) => x.documentId);
+  const reviewDoc = await part('reviewDocId', `/api/territories/${t}/review-document`, {}, (x) => x.documentId);
+  if (species) sync.follow(species, sync.speciesList).catch(() => {});
+  if (reviewDoc) sync.follow(reviewDoc, sync.review).catch(() => {});
+  const rows = await part('invalid', '/api/invalid-records', { territory: t, limit: 500 });
+  if (rows) invalid.set(rows);
+}
+
+/** Forgets the enrolment and every local record (the settings' last resort). */
+export async function forget() {
+  await sync.shutdown();
+  await new Promise((resolve) => {
+    const r = indexedDB.deleteDatabase('fieldnotes-automerge');
+    r.onsuccess = r.onerror = r.onblocked = resolve;
+  });
+  for (const key of ['enrolment', 'me', 'territory', 'sites', 'speciesListId', 'reviewDocId', 'notebookId', 'invalid', 'marks', 'lastSync', 'timer']) {
+    await kv.delete(key);
+  }
+  location.reload();
+}
