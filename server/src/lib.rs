@@ -16,6 +16,7 @@ pub mod http;
 pub mod live;
 pub mod materialise;
 pub mod review;
+pub mod species;
 pub mod sync;
 
 use std::{net::SocketAddr, str::FromStr};

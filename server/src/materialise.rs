@@ -33,6 +33,9 @@ pub enum DocumentKind {
     Notebook,
     /// A volunteer's review document (`sync::review`): only the server writes it.
     Review,
+    /// The species list of `territory` (`sync::species`): only the server
+    /// writes it, every member of the territory reads it.
+    SpeciesList { territory: Uuid },
 }
 
 /// A document as committed in PostgreSQL at `revision`, with what the
@@ -85,10 +88,10 @@ pub async fn load_committed(
     }
     Ok(CommittedDoc {
         doc,
-        kind: if kind == "review" {
-            DocumentKind::Review
-        } else {
-            DocumentKind::Notebook
+        kind: match kind.as_str() {
+            "review" => DocumentKind::Review,
+            "species_list" => DocumentKind::SpeciesList { territory },
+            _ => DocumentKind::Notebook,
         },
         revision,
         fingerprints: Fingerprints::default(),
@@ -106,8 +109,9 @@ pub async fn materialise(
     doc_id: &str,
     current: &mut CommittedDoc,
 ) -> Result<(), sqlx::Error> {
-    if current.kind == DocumentKind::Review {
-        // Its decisions are in `review_decisions` already: nothing to file.
+    if current.kind != DocumentKind::Notebook {
+        // Nothing to file: a review document's decisions are in
+        // `review_decisions` already, a species list is reference data.
         sqlx::query("UPDATE documents SET revision = $2, updated_at = now() WHERE doc_id = $1")
             .bind(doc_id)
             .bind(current.revision)

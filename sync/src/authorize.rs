@@ -139,6 +139,8 @@ pub enum Refusal {
     },
     #[error("this is a review document: it holds coordinators' decisions, which only the review API writes")]
     ReviewDocument,
+    #[error("this is the territory's species list: only its coordinators change it, by importing a list over the API")]
+    SpeciesListDocument,
     #[error(
         "these changes cannot be applied to the document (they refer to objects it does not have)"
     )]
@@ -223,6 +225,9 @@ fn decide(committed: &Automerge, chunks: &[Vec<u8>], rights: &WriterRights) -> D
     if crate::review::is_review_document(committed) {
         return Decision::Refused(Refusal::ReviewDocument);
     }
+    if crate::species::is_species_list_document(committed) {
+        return Decision::Refused(Refusal::SpeciesListDocument);
+    }
     let mut after = committed.clone();
     for chunk in chunks {
         // Chunks have passed `check_counts` (`wire::chunk_changes`); what still fails to load
@@ -294,6 +299,9 @@ fn waiting_changes(after: &Automerge, chunks: &[Vec<u8>]) -> Result<Vec<Change>,
 fn check(before: &Automerge, after: &Automerge, rights: &WriterRights) -> Result<(), Refusal> {
     if crate::review::is_review_document(after) {
         return Err(Refusal::ReviewDocument);
+    }
+    if crate::species::is_species_list_document(after) {
+        return Err(Refusal::SpeciesListDocument);
     }
     // The header only: the records are judged by what the changes write.
     let header = read_header(after).map_err(|problems| {
@@ -1337,6 +1345,40 @@ mod tests {
         assert!(matches!(
             authorize_notebook_changes(&committed, &[change], &owner),
             Decision::Refused(Refusal::ReviewDocument)
+        ));
+    }
+
+    #[test]
+    fn nobody_writes_a_species_list_over_sync() {
+        let territory = Uuid::new_v4();
+        let volunteer = rights(Uuid::new_v4(), territory);
+        let taxon = |name: &str| crate::species::Species {
+            scientific_name: name.into(),
+            vernacular_name: None,
+            taxon_id: None,
+            rank: None,
+        };
+        // Creating one under a fresh id.
+        let mut forged = Automerge::new();
+        crate::species::put_species_list(&mut forged, territory, &[taxon("Bufo bufo")]).unwrap();
+        assert!(matches!(
+            authorize_notebook_changes(&Automerge::new(), &[forged.save_after(&[])], &volunteer),
+            Decision::Refused(Refusal::SpeciesListDocument)
+        ));
+        // Adding a taxon to the one the server keeps.
+        let mut committed = Automerge::new();
+        crate::species::put_species_list(&mut committed, territory, &[taxon("Bufo bufo")]).unwrap();
+        let mut phone = committed.fork();
+        let before = phone.get_heads();
+        crate::species::put_species_list(
+            &mut phone,
+            territory,
+            &[taxon("Bufo bufo"), taxon("Canis lupus")],
+        )
+        .unwrap();
+        assert!(matches!(
+            authorize_notebook_changes(&committed, &[phone.save_after(&before)], &volunteer),
+            Decision::Refused(Refusal::SpeciesListDocument)
         ));
     }
 }

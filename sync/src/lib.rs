@@ -20,12 +20,17 @@
 //! review document ([`review`], one per volunteer and territory), written only
 //! by the server on a coordinator's behalf, so a volunteer cannot approve
 //! their own hours by editing their own notebook.
+//!
+//! A territory's species list ([`species`], one per territory) is a reference
+//! document the same way: the server writes it from a coordinator's import,
+//! every member's phone reads it.
 
 pub mod authorize;
 pub mod notebook;
 pub mod protocol;
 pub mod read;
 pub mod review;
+pub mod species;
 pub mod validate;
 pub mod wire;
 pub mod write;

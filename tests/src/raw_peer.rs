@@ -80,6 +80,9 @@ pub struct SyncedDoc {
     pub document_id: DocumentId,
     pub doc: Automerge,
     state: automerge_sync::State,
+    /// Bytes of automerge sync data received for it so far (what a phone's
+    /// data plan pays for it, less the framing).
+    pub received_bytes: usize,
 }
 
 pub struct RawPeer {
@@ -226,6 +229,7 @@ impl RawPeer {
             document_id: document_id.clone(),
             doc: Automerge::new(),
             state: automerge_sync::State::new(),
+            received_bytes: 0,
         };
         if let Some(message) = synced.doc.generate_sync_message(&mut synced.state) {
             self.send_sync(document_id, &message.encode()).await?;
@@ -267,6 +271,7 @@ impl RawPeer {
             .data
             .as_deref()
             .context("a sync message carries data")?;
+        synced.received_bytes += data.len();
         synced
             .doc
             .receive_sync_message(&mut synced.state, automerge_sync::Message::decode(data)?)?;

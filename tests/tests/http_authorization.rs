@@ -148,6 +148,12 @@ const TABLE: &[Row] = &[
     row("PUT",  "/api/territories/{id}/review/settings", [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
     // Anyone's own review document, in a territory where they hold a role.
     row("GET",  "/api/territories/{id}/review-document", [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    // The species list: every member reads it (their phone syncs it); only
+    // coordinators import one.
+    row("GET",  "/api/territories/{id}/species-list",    [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("PUT",  "/api/territories/{id}/species-list",    [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    // Anyone's own notebooks, in a territory where they hold a role.
+    row("GET",  "/api/territories/{id}/notebooks",       [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
     // The review's live updates: whoever reads the review follows it.
     row("GET",  "/api/territories/{id}/events",          [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
 ];
@@ -400,7 +406,9 @@ async fn perform(
             | "/api/territories/{id}/review/conflicts"
             | "/api/territories/{id}/review/duplicates"
             | "/api/territories/{id}/review/settings"
-            | "/api/territories/{id}/review-document",
+            | "/api/territories/{id}/review-document"
+            | "/api/territories/{id}/species-list"
+            | "/api/territories/{id}/notebooks",
         ) => (
             row.path.replace("{id}", &territory_id.to_string()),
             token,
@@ -456,6 +464,19 @@ async fn perform(
                 token,
                 Some(body),
             )
+        }
+        ("PUT", "/api/territories/{id}/species-list") => {
+            let path = format!("/api/territories/{territory_id}/species-list");
+            // A different list each time, so every import writes.
+            let list = format!("CD_NOM\tLB_NOM\n3764\tParus major\n\tBufo bufo {unique}\n");
+            return send_bytes(
+                server,
+                Method::PUT,
+                &path,
+                token.as_deref(),
+                Some(list.into_bytes()),
+            )
+            .await;
         }
         ("GET", "/api/territories/{id}/events") => {
             let path = format!("/api/territories/{territory_id}/events");

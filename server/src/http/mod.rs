@@ -45,6 +45,9 @@ pub mod health;
 /// `/api/invalid-records`, `/api/documents/{id}`: the materialised inventory,
 /// limited to the caller's territories.
 pub mod inventory;
+/// `GET /api/territories/{id}/notebooks`: the caller's own notebooks, for
+/// their next device.
+pub mod notebooks;
 /// `GET /api/openapi.json`: the OpenAPI 3.1 document of these routes, from
 /// the handlers' annotations; how to add a route to it is said there.
 pub mod openapi;
@@ -57,6 +60,9 @@ pub mod review;
 /// `POST /api/auth/login`, `POST /api/auth/logout`, `GET /api/me`: password
 /// sessions and who the caller is.
 pub mod sessions;
+/// `GET /api/territories/{id}/species-list`, `PUT` (import a TAXREF-style
+/// CSV): the territory's species list; `crate::species` does the work.
+pub mod species;
 /// `/sync`: the automerge-repo WebSocket.
 pub mod sync;
 /// `/api/territories…`: territories, their members and their sites.
@@ -145,6 +151,8 @@ fn routes() -> Routes {
         .merge(accounts::routes())
         .merge(inventory::routes())
         .merge(review::routes())
+        .merge(species::routes())
+        .merge(notebooks::routes())
         .merge(events::routes())
         .merge(photos::routes())
         .merge(sync::routes())

@@ -44,8 +44,8 @@ use utoipa::{
 };
 
 use super::{
-    accounts, devices, enrolment, events, health, inventory, photos, review, sessions, sync,
-    territories, ApiError, Routes,
+    accounts, devices, enrolment, events, health, inventory, notebooks, photos, review, sessions,
+    species, sync, territories, ApiError, Routes,
 };
 
 pub fn routes() -> Routes {
@@ -126,6 +126,9 @@ async fn document() -> impl IntoResponse {
         review::get_settings,
         review::put_settings,
         review::own_review_document,
+        species::species_list,
+        species::import_species_list,
+        notebooks::own_notebooks,
         events::events,
         photos::upload_status,
         photos::upload,
@@ -145,6 +148,8 @@ async fn document() -> impl IntoResponse {
         (name = "accounts", description = "Accounts of the people who log in with a password"),
         (name = "inventory", description = "The materialised inventory, limited to the caller's territories"),
         (name = "review", description = "Coordinators' review: the review table, decisions, conflicts, duplicates"),
+        (name = "species", description = "The territory's species list: its document for the phones, and importing a TAXREF-style CSV"),
+        (name = "notebooks", description = "The caller's own notebooks, for their next device"),
         (name = "events", description = "A territory's changes, live (server-sent events)"),
         (name = "photos", description = "Resumable photo upload, photos and thumbnails"),
         (name = "sync", description = "The automerge-repo WebSocket"),

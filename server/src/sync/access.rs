@@ -33,7 +33,7 @@ use crate::{
         admin::{DEVICE_REVOKED_CHANNEL, SESSION_ENDED_CHANNEL},
         Credential, Principal, Role,
     },
-    materialise::CommittedDoc,
+    materialise::{CommittedDoc, DocumentKind},
 };
 
 /// How often open connections are re-checked against revocations, in case a
@@ -67,7 +67,8 @@ pub enum Access {
     /// Its owner, or whoever creates a document the server does not hold
     /// (what the changes may write is judged change by change).
     ReadWrite,
-    /// The territory's coordinators and régie auditors, and admins.
+    /// The territory's coordinators and régie auditors, and admins; for a
+    /// territory's species list, every member.
     ReadOnly,
     /// Everyone else: told the document is unavailable, as if it did not exist.
     None,
@@ -75,6 +76,15 @@ pub enum Access {
 
 /// What `principal` may do with `doc` as it is committed now.
 pub fn access_for(principal: &Principal, doc: &CommittedDoc) -> Access {
+    if let DocumentKind::SpeciesList { territory } = doc.kind {
+        // Reference data for everyone working in the territory; written by
+        // the server only (the judge refuses every peer's change to it).
+        return if principal.is_admin || principal.is_member(territory) {
+            Access::ReadOnly
+        } else {
+            Access::None
+        };
+    }
     match &doc.header {
         Some(header) if header.owner_id == principal.account_id => Access::ReadWrite,
         Some(header)

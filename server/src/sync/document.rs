@@ -555,6 +555,10 @@ impl DocumentOwner {
             tracing::warn!(account = %principal.account_id, "refusing changes to a review document");
             return Err(format!("refused: {}", Refusal::ReviewDocument));
         }
+        if let DocumentKind::SpeciesList { .. } = doc.kind {
+            tracing::warn!(account = %principal.account_id, "refusing changes to a species list");
+            return Err(format!("refused: {}", Refusal::SpeciesListDocument));
+        }
         let creating = !doc.is_stored() && doc.doc.get_heads().is_empty();
         if creating
             && !self
