@@ -176,15 +176,15 @@ fn put_fields<T: Transactable>(
     if have.map(|h| &h.scientific_name) != Some(&want.scientific_name) {
         tx.put(entry, "scientificName", want.scientific_name.as_str())?;
     }
-    let text_field =
-        |tx: &mut T, name: &str, want: &Option<String>, have: Option<&Option<String>>| match (
-            want, have,
-        ) {
-            (want, Some(have)) if want == have => Ok(()),
-            (Some(value), _) => tx.put(entry, name, value.as_str()),
-            (None, Some(_)) => tx.delete(entry, name),
-            (None, None) => Ok(()),
-        };
+    let text_field = |tx: &mut T,
+                      name: &str,
+                      want: &Option<String>,
+                      have: Option<&Option<String>>| match (want, have) {
+        (want, Some(have)) if want == have => Ok(()),
+        (Some(value), _) => tx.put(entry, name, value.as_str()),
+        (None, Some(_)) => tx.delete(entry, name),
+        (None, None) => Ok(()),
+    };
     text_field(
         tx,
         "vernacularName",

@@ -25,14 +25,39 @@ function page(id) {
 const TIMEOUT = Number(process.env.BROWSER_TIMEOUT_MS || 20000);
 
 const commands = {
-  async newPage({ width = 1280, height = 900, locale = 'fr-FR' }) {
-    const context = await browser.newContext({ viewport: { width, height }, locale });
+  /** A page in a context of its own (its own storage: one device). */
+  async newPage({ width = 1280, height = 900, locale = 'fr-FR', geolocation }) {
+    const context = await browser.newContext({
+      viewport: { width, height },
+      locale,
+      ...(geolocation ? { geolocation, permissions: ['geolocation'] } : {}),
+    });
     const created = await context.newPage();
     created.setDefaultTimeout(TIMEOUT);
     created.on('pageerror', (error) => consoleErrors.push(String(error)));
+    // Bytes the page received over WebSockets (the sync channel).
+    created.wsReceived = 0;
+    created.on('websocket', (socket) =>
+      socket.on('framereceived', ({ payload }) => {
+        created.wsReceived += typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+      }),
+    );
     const id = nextPage++;
     pages.set(id, created);
     return id;
+  },
+  /** The device's network: off (as in a field without signal) or back on. */
+  async setOffline({ page: id, offline }) {
+    await page(id).context().setOffline(offline);
+    return null;
+  },
+  /** A file chosen in a file input (what the camera would hand over). */
+  async setInputFile({ page: id, selector, name, mimeType, base64 }) {
+    await page(id).locator(selector).setInputFiles({ name, mimeType, buffer: Buffer.from(base64, 'base64') });
+    return null;
+  },
+  async webSocketBytes({ page: id }) {
+    return page(id).wsReceived;
   },
   async goto({ page: id, url }) {
     await page(id).goto(url);

@@ -149,6 +149,52 @@ impl Driver {
         Ok(Page(id.as_u64().context("a page id")?))
     }
 
+    /// A page (its own browser context: one device) whose position is
+    /// `(latitude, longitude, accuracy in metres)`, geolocation allowed.
+    pub fn new_located_page(
+        &mut self,
+        width: u32,
+        height: u32,
+        locale: &str,
+        (latitude, longitude, accuracy): (f64, f64, f64),
+    ) -> anyhow::Result<Page> {
+        let id = self.send(json!({
+            "op": "newPage", "width": width, "height": height, "locale": locale,
+            "geolocation": {"latitude": latitude, "longitude": longitude, "accuracy": accuracy},
+        }))?;
+        Ok(Page(id.as_u64().context("page id")?))
+    }
+
+    /// Cuts the page's device off the network, or reconnects it.
+    pub fn set_offline(&mut self, page: Page, offline: bool) -> anyhow::Result<()> {
+        self.send(json!({"op": "setOffline", "page": page.0, "offline": offline}))?;
+        Ok(())
+    }
+
+    /// Hands `bytes` to the file input `selector`, as the camera would.
+    pub fn set_input_file(
+        &mut self,
+        page: Page,
+        selector: &str,
+        name: &str,
+        mime_type: &str,
+        bytes: &[u8],
+    ) -> anyhow::Result<()> {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+        self.send(
+            json!({"op": "setInputFile", "page": page.0, "selector": selector,
+            "name": name, "mimeType": mime_type, "base64": encoded}),
+        )?;
+        Ok(())
+    }
+
+    /// Bytes the page has received over WebSockets since it opened.
+    pub fn web_socket_bytes(&mut self, page: Page) -> anyhow::Result<u64> {
+        let bytes = self.send(json!({"op": "webSocketBytes", "page": page.0}))?;
+        bytes.as_u64().context("a byte count")
+    }
+
     pub fn goto(&mut self, page: Page, url: &str) -> anyhow::Result<()> {
         self.send(json!({"op": "goto", "page": page.0, "url": url}))
             .map(drop)

@@ -71,9 +71,8 @@ struct SpeciesList {
     document_id: String,
     /// Species it holds.
     species: usize,
-    /// When it was last written; null until a list is first imported (the
-    /// document has no content until then, and a sync request for it is
-    /// answered `doc-unavailable`).
+    /// When it was last written (the first ask writes an empty list, so
+    /// phones can sync it before any import).
     updated_at: Option<DateTime<Utc>>,
 }
 
@@ -130,7 +129,16 @@ async fn species_list(
     user.require_member(territory)?;
     territory_exists(&state.pool, territory).await?;
     let doc_id = species_list_document(&state.pool, territory).await?;
-    let (species, updated_at) = summary(&state.pool, &doc_id).await?;
+    let (mut species, mut updated_at) = summary(&state.pool, &doc_id).await?;
+    if updated_at.is_none() {
+        // An empty list, so a phone enrolled before the first import syncs
+        // a document (a peer asking for one never stored is told it is
+        // unavailable) and later receives the import as changes.
+        replace(&state.sync, doc_id, territory, Vec::new(), None)
+            .await
+            .map_err(ApiError::Internal)?;
+        (species, updated_at) = summary(&state.pool, &doc_id).await?;
+    }
     Ok(Json(SpeciesList {
         document_id: doc_id.to_string(),
         species,
@@ -189,7 +197,7 @@ async fn import_species_list(
         doc_id,
         territory,
         species,
-        Delivery::of(&user.0),
+        Some(Delivery::of(&user.0)),
     )
     .await
     .map_err(ApiError::Internal)?;

@@ -73,13 +73,14 @@ pub async fn summary(
 
 /// Makes the list of `territory` hold exactly `species` (unique keys, as
 /// [`import::parse_species_list`] gives them), on behalf of `by` (the
-/// change's receipt names them). Returns what changed.
+/// change's receipt names them; None: the server's own write). Returns what
+/// changed.
 pub async fn replace(
     sync: &SyncCore,
     doc_id: DocumentId,
     territory: Uuid,
     species: Vec<Species>,
-    by: Delivery,
+    by: Option<Delivery>,
 ) -> Result<ListChanges, String> {
     // The edit runs again if another process committed first: the counts
     // are those of the run that was stored.
@@ -92,7 +93,7 @@ pub async fn replace(
             *counted.lock().expect("species counts poisoned") = written;
             Ok(())
         }),
-        on_behalf_of: Some(by),
+        on_behalf_of: by,
         history: Vec::new(),
     };
     match sync.write(doc_id, write).await {
