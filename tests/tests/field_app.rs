@@ -12,8 +12,10 @@ use anyhow::ensure;
 use fieldnotes_tests::{
     accounts,
     browser::{Driver, Page},
-    eventually, init_test_logging, phones, ServerProcess, TestDatabase,
+    eventually, init_test_logging, phones, records, ServerProcess, TestDatabase,
 };
+use mobile_bridge::{DeviceCredential, Phone};
+use schemas::RecordKind;
 use serde_json::{json, Value};
 use server::auth::{admin, Role};
 use sqlx::PgPool;
@@ -303,6 +305,250 @@ async fn a_volunteer_records_offline_in_the_phone_browser_and_everything_lands_o
         "the change cost {delta} bytes, the first sync {first_sync}"
     );
 
+    assert_eq!(browser.page_errors()?, Vec::<String>::new());
+    Ok(())
+}
+
+/// Enrols the page's device with `code` and waits until it is connected.
+fn enrol(
+    browser: &mut Driver,
+    page: Page,
+    server: &ServerProcess,
+    code: &str,
+) -> anyhow::Result<()> {
+    browser.goto(page, &server.http_url("/field/"))?;
+    browser.fill(page, "[data-testid=enrol-code]", code)?;
+    browser.fill(page, "[data-testid=enrol-device-name]", "Téléphone")?;
+    browser.click(page, "[data-testid=enrol-submit]")?;
+    browser.wait_for(page, "[data-testid=sync-status][data-connected=true]")?;
+    Ok(())
+}
+
+/// The one notebook of `territory`, once a phone synced it: (id, owner).
+async fn notebook(pool: &PgPool, territory: Uuid) -> anyhow::Result<(String, Uuid)> {
+    eventually(TIMEOUT, "the notebook on the server", || async {
+        Ok(sqlx::query_as(
+            "SELECT doc_id, owner_id FROM documents WHERE territory_id = $1 AND kind = 'notebook'",
+        )
+        .bind(territory)
+        .fetch_optional(pool)
+        .await?)
+    })
+    .await
+}
+
+/// An invitation for another device of `account`.
+async fn second_device_code(
+    pool: &PgPool,
+    territory: &phones::Territory,
+    account: Uuid,
+) -> anyhow::Result<String> {
+    let invitation = admin::create_invitation(
+        pool,
+        territory.id,
+        Role::Volunteer,
+        "Camille",
+        Some(account),
+        territory.coordinator,
+        chrono::Duration::hours(1),
+    )
+    .await?;
+    Ok(invitation.code)
+}
+
+/// Records a sighting of `name` at the page's GPS position; its record id.
+fn record_sighting(
+    browser: &mut Driver,
+    page: Page,
+    name: &str,
+    count: &str,
+) -> anyhow::Result<String> {
+    browser.click(page, "[data-testid=new-sighting]")?;
+    browser.fill(page, "[data-testid=species-combobox]", name)?;
+    browser.key(page, "Escape")?;
+    browser.fill(page, "[data-testid=count]", count)?;
+    browser.click(page, "[data-testid=use-gps]")?;
+    browser.wait_for(page, "[data-testid=position-accuracy]")?;
+    save(browser, page)?;
+    let id = browser.evaluate(
+        page,
+        "document.querySelector('[data-testid=record-row]').dataset.recordId",
+    )?;
+    Ok(id.as_str().unwrap_or_default().to_string())
+}
+
+/// Opens the record's form, sets its count and saves.
+fn edit_count(browser: &mut Driver, page: Page, record: &str, count: &str) -> anyhow::Result<()> {
+    browser.click(
+        page,
+        &format!("[data-testid=record-row][data-record-id='{record}'] [data-testid=edit-record]"),
+    )?;
+    browser.fill(page, "[data-testid=count]", count)?;
+    save(browser, page)
+}
+
+/// Two devices of one volunteer (two browser contexts) edit the same field
+/// offline: the server flags the conflict, the coordinator settles it, and
+/// both pages show the settled value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_edit_one_record_offline_and_the_coordinators_resolution_reaches_both(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start_with(&db.url, &["--map-tiles-url="])?;
+    let pool = db.pool().await?;
+    let territory =
+        phones::territory_within(&pool, "Friche Saint-Vincent", Some(&boundary())).await?;
+    let t = territory.id;
+    let coordinator =
+        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
+    let code = phones::invitation_code(&pool, &territory, "Camille").await?;
+
+    let mut browser = Driver::start("field_app_two_devices")?;
+    let phone_a = browser.new_located_page(360, 740, "fr-FR", HERE)?;
+    enrol(&mut browser, phone_a, &server, &code)?;
+    let record = record_sighting(&mut browser, phone_a, "Erinaceus europaeus", "1")?;
+    let row = format!("[data-testid=record-row][data-record-id='{record}']");
+    browser.wait_for(phone_a, &format!("{row}[data-sync-state=synced]"))?;
+
+    // Camille's second phone finds the notebook the first one filled.
+    let (_, camille) = notebook(&pool, t).await?;
+    let second = second_device_code(&pool, &territory, camille).await?;
+    let phone_b = browser.new_located_page(360, 740, "fr-FR", HERE)?;
+    enrol(&mut browser, phone_b, &server, &second)?;
+    browser.wait_for(phone_b, &row)?;
+
+    // Both offline, both change the count.
+    browser.set_offline(phone_a, true)?;
+    browser.set_offline(phone_b, true)?;
+    browser.wait_for(phone_a, "[data-testid=sync-status][data-network=offline]")?;
+    browser.wait_for(phone_b, "[data-testid=sync-status][data-network=offline]")?;
+    edit_count(&mut browser, phone_a, &record, "3")?;
+    edit_count(&mut browser, phone_b, &record, "5")?;
+    browser.set_offline(phone_a, false)?;
+    browser.set_offline(phone_b, false)?;
+    browser.wait_for(phone_a, &format!("{row}[data-sync-state=synced]"))?;
+    browser.wait_for(phone_b, &format!("{row}[data-sync-state=synced]"))?;
+
+    // The server keeps both values and flags the record.
+    let record_id: Uuid = record.parse()?;
+    let values: Value = eventually(TIMEOUT, "the conflict flagged", || async {
+        let conflicts: Option<Value> =
+            sqlx::query_scalar("SELECT conflicts FROM sightings WHERE id = $1 AND has_conflicts")
+                .bind(record_id)
+                .fetch_optional(&pool)
+                .await?;
+        Ok(conflicts)
+    })
+    .await?;
+    let text = values.to_string();
+    assert!(
+        text.contains("individualCount") && text.contains('3') && text.contains('5'),
+        "{text}"
+    );
+
+    // The coordinator settles on 4: both phones show it.
+    let response = reqwest::Client::new()
+        .post(server.http_url(&format!(
+            "/api/territories/{t}/review/conflicts/{record_id}/resolution"
+        )))
+        .bearer_auth(&coordinator.token)
+        .json(&json!({"field": "individualCount", "value": 4, "reason": "recompté sur la photo"}))
+        .send()
+        .await?;
+    ensure!(
+        response.status().is_success(),
+        "resolution: {}",
+        response.status()
+    );
+    browser.wait_for_text(phone_a, &row, "— 4 individu")?;
+    browser.wait_for_text(phone_b, &row, "— 4 individu")?;
+    shot(&mut browser, phone_b, "resolved-360")?;
+    assert_eq!(browser.page_errors()?, Vec::<String>::new());
+    Ok(())
+}
+
+/// A record the server found invalid (written by another device of the
+/// volunteer) shows its problem on the phone; fixed offline and synced, it
+/// moves into the inventory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_record_shows_its_problem_and_once_fixed_offline_enters_the_inventory(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start_with(&db.url, &["--map-tiles-url="])?;
+    let pool = db.pool().await?;
+    let territory =
+        phones::territory_within(&pool, "Friche Saint-Vincent", Some(&boundary())).await?;
+    let t = territory.id;
+    let code = phones::invitation_code(&pool, &territory, "Camille").await?;
+    let mut browser = Driver::start("field_app_invalid")?;
+    let page = browser.new_located_page(360, 740, "fr-FR", HERE)?;
+    enrol(&mut browser, page, &server, &code)?;
+    let first = record_sighting(&mut browser, page, "Turdus merula", "1")?;
+    browser.wait_for(
+        page,
+        &format!("[data-testid=record-row][data-record-id='{first}'][data-sync-state=synced]"),
+    )?;
+
+    // Another device of Camille's (an older app) writes a sighting whose
+    // latitude is impossible.
+    let (doc_id, camille) = notebook(&pool, t).await?;
+    let second = second_device_code(&pool, &territory, camille).await?;
+    let enrolled = admin::redeem_invitation(&pool, &second, "old phone").await?;
+    let mut old_phone = Phone::fetch_notebook(
+        &server.sync_url(),
+        Some(DeviceCredential {
+            device_id: enrolled.device_id,
+            secret: enrolled.credential,
+        }),
+        doc_id.parse().map_err(|e| anyhow::anyhow!("{e:?}"))?,
+    )
+    .await?;
+    let mut typed = records::sighting_json(camille, "Parus major", 2);
+    typed["decimalLatitude"] = json!(123.0);
+    let key = typed["id"].as_str().unwrap_or_default().to_string();
+    old_phone.record_raw(RecordKind::Sighting, &key, &typed)?;
+    old_phone.wait_synced(TIMEOUT).await?;
+    old_phone.go_offline();
+
+    // The phone shows the problem, with its field.
+    let problem = format!(
+        "[data-testid=invalid-record][data-record-id='{key}'] [data-testid=invalid-problem][data-field=decimalLatitude]"
+    );
+    browser.wait_for(page, &problem)?;
+    shot(&mut browser, page, "invalid-360")?;
+
+    // Fixed with no signal, then synced: into the inventory, out of the list.
+    browser.set_offline(page, true)?;
+    browser.click(
+        page,
+        &format!("[data-testid=invalid-record][data-record-id='{key}'] [data-testid=fix-record]"),
+    )?;
+    browser.fill(page, "[data-testid=position-lat]", "45.7770")?;
+    browser.fill(page, "[data-testid=position-lon]", "4.8560")?;
+    browser.key(page, "Tab")?;
+    save(&mut browser, page)?;
+    browser.set_offline(page, false)?;
+    let record: Uuid = key.parse()?;
+    let latitude: f64 = eventually(TIMEOUT, "the fixed record in the inventory", || async {
+        Ok(
+            sqlx::query_scalar("SELECT ST_Y(geom) FROM sightings WHERE id = $1")
+                .bind(record)
+                .fetch_optional(&pool)
+                .await?,
+        )
+    })
+    .await?;
+    assert!((latitude - 45.777).abs() < 1e-6, "{latitude}");
+    let still_invalid = count(
+        &pool,
+        "SELECT count(*) FROM invalid_records WHERE territory_id = $1",
+        t,
+    )
+    .await?;
+    assert_eq!(still_invalid, 0);
+    browser.wait_for_count(page, "[data-testid=invalid-record]", 0)?;
     assert_eq!(browser.page_errors()?, Vec::<String>::new());
     Ok(())
 }
