@@ -104,6 +104,32 @@ fn assert_accessible(browser: &mut Driver, page: Page, what: &str) -> anyhow::Re
     Ok(())
 }
 
+/// A server on its own database, with no map tiles, and one territory.
+struct Field {
+    server: ServerProcess,
+    pool: PgPool,
+    territory: phones::Territory,
+    /// Declared last, so dropped last: the database outlives its server.
+    _db: TestDatabase,
+}
+
+impl Field {
+    async fn start() -> anyhow::Result<Field> {
+        init_test_logging();
+        let db = TestDatabase::create().await?;
+        let server = ServerProcess::start_with(&db.url, &["--map-tiles-url="])?;
+        let pool = db.pool().await?;
+        let territory =
+            phones::territory_within(&pool, "Friche Saint-Vincent", Some(&boundary())).await?;
+        Ok(Field {
+            server,
+            pool,
+            territory,
+            _db: db,
+        })
+    }
+}
+
 /// Saves the form and waits for the home page's confirmation.
 fn save(browser: &mut Driver, page: Page) -> anyhow::Result<()> {
     browser.click(page, "[data-testid=save-record]")?;
@@ -114,12 +140,12 @@ fn save(browser: &mut Driver, page: Page) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_volunteer_records_offline_in_the_phone_browser_and_everything_lands_once(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start_with(&db.url, &["--map-tiles-url="])?;
-    let pool = db.pool().await?;
-    let territory =
-        phones::territory_within(&pool, "Friche Saint-Vincent", Some(&boundary())).await?;
+    let Field {
+        _db,
+        server,
+        pool,
+        territory,
+    } = Field::start().await?;
     let t = territory.id;
     admin::create_site(&pool, t, "Friche Saint-Vincent", 45.7772, 4.8555).await?;
     let coordinator =
@@ -393,12 +419,12 @@ fn edit_count(browser: &mut Driver, page: Page, record: &str, count: &str) -> an
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_edit_one_record_offline_and_the_coordinators_resolution_reaches_both(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start_with(&db.url, &["--map-tiles-url="])?;
-    let pool = db.pool().await?;
-    let territory =
-        phones::territory_within(&pool, "Friche Saint-Vincent", Some(&boundary())).await?;
+    let Field {
+        _db,
+        server,
+        pool,
+        territory,
+    } = Field::start().await?;
     let t = territory.id;
     let coordinator =
         accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
@@ -474,12 +500,12 @@ async fn two_devices_edit_one_record_offline_and_the_coordinators_resolution_rea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_record_shows_its_problem_and_once_fixed_offline_enters_the_inventory(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start_with(&db.url, &["--map-tiles-url="])?;
-    let pool = db.pool().await?;
-    let territory =
-        phones::territory_within(&pool, "Friche Saint-Vincent", Some(&boundary())).await?;
+    let Field {
+        _db,
+        server,
+        pool,
+        territory,
+    } = Field::start().await?;
     let t = territory.id;
     let code = phones::invitation_code(&pool, &territory, "Camille").await?;
     let mut browser = Driver::start("field_app_invalid")?;
@@ -516,7 +542,7 @@ async fn an_invalid_record_shows_its_problem_and_once_fixed_offline_enters_the_i
     let problem = format!(
         "[data-testid=invalid-record][data-record-id='{key}'] [data-testid=invalid-problem][data-field=decimalLatitude]"
     );
-    browser.wait_for(page, &problem)?;
+    browser.wait_for_text(page, &problem, "Position (decimalLatitude)")?;
     shot(&mut browser, page, "invalid-360")?;
 
     // Fixed with no signal, then synced: into the inventory, out of the list.

@@ -143,6 +143,34 @@ function dateOf(kind, r) {
   return kind === 'sighting' ? r.eventDate : kind === 'degradation_report' ? r.observedAt : r.workDate;
 }
 
+/** The form's label for a record field the server named (its own name kept beside it). */
+const FIELD_LABELS = {
+  scientificName: 'field.species',
+  vernacularName: 'field.species',
+  taxonID: 'field.species',
+  individualCount: 'field.count',
+  decimalLatitude: 'field.position',
+  decimalLongitude: 'field.position',
+  coordinateUncertaintyInMeters: 'field.position',
+  eventDate: 'field.eventDate',
+  observedAt: 'field.observedAt',
+  recordedBy: 'field.recordedBy',
+  site: 'field.site',
+  notes: 'field.notes',
+  category: 'field.category',
+  categoryDetail: 'field.categoryDetail',
+  description: 'field.description',
+  activity: 'field.activity',
+  workDate: 'field.workDate',
+  durationMinutes: 'field.duration',
+  photos: 'field.photos',
+};
+
+function fieldLabel(name) {
+  const key = FIELD_LABELS[name];
+  return key ? `${t(key)} (${name})` : name;
+}
+
 function RecordRow({ kind, id, record, mark, decision, problems }) {
   const synced = mark ? !!mark.syncedAt : true;
   const decisions = decisionTexts(decision);
@@ -212,7 +240,7 @@ export function Home() {
               return html`<li class="record invalid-record" key=${row.recordKey} data-testid="invalid-record" data-record-id=${row.recordKey}>
                 <p class="record-title">${t(`kind.${kind}`)} — ${titleOf(kind, local ? local.record : row.raw || {})}</p>
                 <ul class="problems">${(row.problems || []).map(
-                  (p) => html`<li class="error" data-testid="invalid-problem" data-field=${p.field}>${t('record.problem', { field: p.field, reason: p.reason })}</li>`,
+                  (p) => html`<li class="error" data-testid="invalid-problem" data-field=${p.field}>${t('record.problem', { field: fieldLabel(p.field), reason: p.reason })}</li>`,
                 )}</ul>
                 <a class="button primary" href=${`#/edit/${row.recordKey}`} data-testid="fix-record">${t('record.fix')}</a>
               </li>`;
