@@ -579,6 +579,69 @@ async fn an_invalid_record_shows_its_problem_and_once_fixed_offline_enters_the_i
     Ok(())
 }
 
+/// Hours: a timer that survives a reload, then a typed duration that
+/// replaces its span; the entry reaches the inventory. And the app in English.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volunteer_logs_hours_with_the_timer_and_reads_the_app_in_english() -> anyhow::Result<()>
+{
+    let Field {
+        _db,
+        server,
+        pool,
+        territory,
+    } = Field::start().await?;
+    let t = territory.id;
+    admin::create_site(&pool, t, "Jardin partagé", 45.7772, 4.8555).await?;
+    let code = phones::invitation_code(&pool, &territory, "Camille").await?;
+    let mut browser = Driver::start("field_app_hours")?;
+    let page = browser.new_located_page(360, 740, "fr-FR", HERE)?;
+    enrol(&mut browser, page, &server, &code)?;
+
+    browser.click(page, "[data-testid=new-timesheet]")?;
+    browser.click(page, "[data-testid=timer-start]")?;
+    browser.wait_for(page, "[data-testid=timer-stop]")?;
+    // The timer is kept on the phone: a reload does not stop it.
+    browser.reload(page)?;
+    browser.wait_for(page, "[data-testid=timer-stop]")?;
+    browser.click(page, "[data-testid=timer-stop]")?;
+    browser.wait_for(page, "[data-testid=timer-start]")?;
+    browser.fill(page, "[data-testid=duration]", "90")?;
+    browser.select(page, "[data-testid=activity]", "planting")?;
+    browser.select(page, "[data-testid=site-select]", "Jardin partagé")?;
+    assert_accessible(&mut browser, page, "hours form")?;
+    shot(&mut browser, page, "hours-form-360")?;
+    save(&mut browser, page)?;
+    browser.wait_for(
+        page,
+        "[data-testid=record-row][data-record-kind=timesheet_entry][data-sync-state=synced]",
+    )?;
+    let (minutes, activity, site): (i32, String, Option<String>) =
+        eventually(TIMEOUT, "the hours in the inventory", || async {
+            Ok(sqlx::query_as(
+                "SELECT duration_minutes, activity, site FROM timesheet_entries \
+                 WHERE territory_id = $1",
+            )
+            .bind(t)
+            .fetch_optional(&pool)
+            .await?)
+        })
+        .await?;
+    assert_eq!(
+        (minutes, activity.as_str(), site.as_deref()),
+        (90, "planting", Some("Jardin partagé"))
+    );
+
+    // English at the switch, kept across a reload.
+    browser.goto(page, &server.http_url("/field/#/settings"))?;
+    browser.click(page, "[data-testid=language-switch]")?;
+    browser.goto(page, &server.http_url("/field/#/"))?;
+    browser.wait_for_text(page, "main", "Hello Camille")?;
+    browser.reload(page)?;
+    browser.wait_for_text(page, "[data-testid=new-sighting]", "Sighting")?;
+    assert_eq!(browser.page_errors()?, Vec::<String>::new());
+    Ok(())
+}
+
 /// The enrolment page refuses a code the server does not know, and says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_invitation_code_is_refused_with_a_message() -> anyhow::Result<()> {

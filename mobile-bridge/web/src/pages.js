@@ -311,7 +311,7 @@ export function Settings() {
         kick();
         session.refresh();
       }} data-testid="sync-now">${t('settings.syncNow')}</button>
-      <button type="button" class="big" lang=${lang === 'fr' ? 'en' : 'fr'} onClick=${() => setLanguage(lang === 'fr' ? 'en' : 'fr')}>
+      <button type="button" class="big" lang=${lang === 'fr' ? 'en' : 'fr'} onClick=${() => setLanguage(lang === 'fr' ? 'en' : 'fr')} data-testid="language-switch">
         ${t('lang.switch')}
       </button>
       <button type="button" class="big danger" onClick=${forget}>${t('settings.forget')}</button>
