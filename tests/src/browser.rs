@@ -287,6 +287,18 @@ impl Driver {
         Ok(serde_json::from_value(found)?)
     }
 
+    /// Fails, listing them, if axe-core finds WCAG 2.1 A/AA violations on the
+    /// page as it is now; `what` names the page in the message.
+    pub fn assert_accessible(&mut self, page: Page, what: &str) -> anyhow::Result<()> {
+        let violations = self.accessibility_violations(page)?;
+        assert!(
+            violations.is_empty(),
+            "{what}: {}",
+            serde_json::to_string_pretty(&violations)?
+        );
+        Ok(())
+    }
+
     /// Errors thrown in the pages since the last call.
     pub fn page_errors(&mut self) -> anyhow::Result<Vec<String>> {
         let errors = self.send(json!({"op": "errors"}))?;

@@ -94,16 +94,6 @@ fn shot(browser: &mut Driver, page: Page, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn assert_accessible(browser: &mut Driver, page: Page, what: &str) -> anyhow::Result<()> {
-    let violations = browser.accessibility_violations(page)?;
-    assert!(
-        violations.is_empty(),
-        "{what}: {}",
-        serde_json::to_string_pretty(&violations)?
-    );
-    Ok(())
-}
-
 /// A server on its own database, with no map tiles, and one territory.
 struct Field {
     server: ServerProcess,
@@ -165,7 +155,7 @@ async fn a_volunteer_records_offline_in_the_phone_browser_and_everything_lands_o
     // Enrol with the typed code (the QR scan fills the same field).
     browser.goto(page, &server.http_url("/field/"))?;
     browser.wait_for(page, "[data-testid=enrol-form]")?;
-    assert_accessible(&mut browser, page, "enrolment")?;
+    browser.assert_accessible(page, "enrolment")?;
     shot(&mut browser, page, "enrol-360")?;
     browser.fill(page, "[data-testid=enrol-code]", &code)?;
     browser.fill(
@@ -177,7 +167,7 @@ async fn a_volunteer_records_offline_in_the_phone_browser_and_everything_lands_o
     browser.wait_for(page, "[data-testid=sync-status][data-connected=true]")?;
     // The service worker holds the shell (and automerge's wasm) and controls the page.
     browser.wait_for(page, "[data-testid=sync-status][data-offline-ready=true]")?;
-    assert_accessible(&mut browser, page, "home")?;
+    browser.assert_accessible(page, "home")?;
 
     // No signal, and the app is reloaded: it opens from the phone.
     browser.set_offline(page, true)?;
@@ -190,7 +180,7 @@ async fn a_volunteer_records_offline_in_the_phone_browser_and_everything_lands_o
     browser.fill(page, "[data-testid=species-combobox]", "hérisson")?;
     let hedgehog = "[data-testid=species-option][data-scientific-name='Erinaceus europaeus']";
     browser.wait_for(page, hedgehog)?;
-    assert_accessible(&mut browser, page, "sighting form")?;
+    browser.assert_accessible(page, "sighting form")?;
     shot(&mut browser, page, "autocomplete-360")?;
     browser.click(page, hedgehog)?;
     browser.fill(page, "[data-testid=count]", "2")?;
@@ -608,7 +598,7 @@ async fn a_volunteer_logs_hours_with_the_timer_and_reads_the_app_in_english() ->
     browser.fill(page, "[data-testid=duration]", "90")?;
     browser.select(page, "[data-testid=activity]", "planting")?;
     browser.select(page, "[data-testid=site-select]", "Jardin partagé")?;
-    assert_accessible(&mut browser, page, "hours form")?;
+    browser.assert_accessible(page, "hours form")?;
     shot(&mut browser, page, "hours-form-360")?;
     save(&mut browser, page)?;
     browser.wait_for(

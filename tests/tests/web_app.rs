@@ -262,17 +262,6 @@ fn log_in(browser: &mut Driver, page: Page, survey: &Survey, actor: &Actor) -> a
     Ok(())
 }
 
-/// No WCAG 2.1 A/AA violation axe-core can see (contrast, labels, names).
-fn assert_accessible(browser: &mut Driver, page: Page, what: &str) -> anyhow::Result<()> {
-    let violations = browser.accessibility_violations(page)?;
-    assert!(
-        violations.is_empty(),
-        "{what}: {}",
-        serde_json::to_string_pretty(&violations)?
-    );
-    Ok(())
-}
-
 /// The page at 1280 px and at 768 px (a tablet), as two screenshots.
 fn screenshots(browser: &mut Driver, page: Page, name: &str) -> anyhow::Result<()> {
     for width in [1280, 768] {
@@ -327,7 +316,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     browser.wait_for_text(page, "[data-testid=tile-conflicts]", "1")?;
     browser.wait_for_text(page, "[data-testid=tile-duplicates]", "1")?;
     browser.wait_for_text(page, "[data-testid=tile-pending-hours]", "2")?;
-    assert_accessible(&mut browser, page, "dashboard")?;
+    browser.assert_accessible(page, "dashboard")?;
     screenshots(&mut browser, page, "dashboard")?;
 
     // The map shows one marker per sighting of the table's filter, the
@@ -347,7 +336,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
         browser.count(page, "[data-testid=map] img.leaflet-tile")?,
         0
     );
-    assert_accessible(&mut browser, page, "map")?;
+    browser.assert_accessible(page, "map")?;
     screenshots(&mut browser, page, "map")?;
     // A point opens its record.
     browser.click(page, "[data-testid=map] path.record-marker >> nth=-1")?;
@@ -365,7 +354,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
         "[data-testid=review-table] tbody tr[data-record-id]",
         4,
     )?;
-    assert_accessible(&mut browser, page, "review table")?;
+    browser.assert_accessible(page, "review table")?;
     screenshots(&mut browser, page, "review-table")?;
     browser.fill(page, "#filter-taxon", "parus major")?;
     browser.click(page, "[data-testid=filter-apply]")?;
@@ -399,7 +388,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     browser.wait_for_text(page, "[data-field=scientificName]", "Parus major")?;
     // Its photo: the thumbnail, then full size.
     browser.wait_for(page, "[data-testid=photos] button.thumb img")?;
-    assert_accessible(&mut browser, page, "record")?;
+    browser.assert_accessible(page, "record")?;
     browser.click(page, "[data-testid=photos] button.thumb")?;
     browser.wait_for(page, "[data-testid=photo-full]")?;
     let width = browser.evaluate(
@@ -418,7 +407,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     browser.wait_for_count(page, "[data-testid=conflict-value]", 2)?;
     let queue = browser.text(page, "[data-testid=conflict-queue]")?;
     assert!(queue.contains("Camille"), "{queue}");
-    assert_accessible(&mut browser, page, "conflicts")?;
+    browser.assert_accessible(page, "conflicts")?;
     screenshots(&mut browser, page, "conflicts")?;
     browser.click(
         page,
@@ -436,7 +425,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     // The duplicates: merged, both records kept.
     browser.goto(page, &survey.page_url("duplicates"))?;
     browser.wait_for_count(page, "[data-testid=duplicate-queue] li.pair", 1)?;
-    assert_accessible(&mut browser, page, "duplicates")?;
+    browser.assert_accessible(page, "duplicates")?;
     browser.click(page, "li.pair button:has-text('garder la première')")?;
     browser.wait_for(page, "[data-testid=duplicates-empty]")?;
     let merged: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
@@ -452,7 +441,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     browser.goto(page, &survey.page_url("hours"))?;
     let entry = format!("tr[data-record-id='{}']", survey.hours);
     browser.wait_for(page, &entry)?;
-    assert_accessible(&mut browser, page, "hours")?;
+    browser.assert_accessible(page, "hours")?;
     browser.click(page, &format!("{entry} button:has-text('Approuver')"))?;
     browser.wait_for_count(page, &entry, 0)?;
     let approval: String =
@@ -466,7 +455,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     browser.goto(page, &survey.page_url("reports"))?;
     let card = format!("li[data-record-id='{}']", survey.report);
     browser.wait_for(page, &format!("[data-status=received] {card}"))?;
-    assert_accessible(&mut browser, page, "reports")?;
+    browser.assert_accessible(page, "reports")?;
     browser.select(page, &format!("#move-{}-to", survey.report), "action_taken")?;
     browser.fill(
         page,

@@ -69,8 +69,9 @@ async function begin(saved) {
   await kv.set('notebookId', opened);
   await followDocuments();
   startUploads();
-  // After each complete sync, and when the network returns: what the server says.
-  sync.synced.watch(() => refresh(saved).catch(() => {}));
+  // After each complete sync, what the server made of the notebook; when the
+  // network returns, everything the server says.
+  sync.synced.watch(() => refreshInvalid(saved).catch(() => {}));
   window.addEventListener('online', () => refresh(saved).catch(() => {}));
   if (navigator.onLine) refresh(saved).catch((e) => lastError.set(e.message));
 }
@@ -82,46 +83,58 @@ async function followDocuments() {
   if (reviewId) sync.follow(reviewId, sync.review).catch(() => {});
 }
 
-let refreshing = null;
-
-/** Refetches what the app keeps from the API; each part on its own. */
-export function refresh(saved = enrolment.get()) {
-  if (!saved) return Promise.resolve();
-  if (!refreshing) {
-    refreshing = doRefresh(saved).finally(() => {
-      refreshing = null;
-    });
-  }
-  return refreshing;
+/** One request at a time per kind of refresh: a call while one runs joins it. */
+function coalesced(run) {
+  let running = null;
+  return (saved = enrolment.get()) => {
+    if (!saved) return Promise.resolve();
+    if (!running) {
+      running = run(saved).finally(() => {
+        running = null;
+      });
+    }
+    return running;
+  };
 }
 
-async function doRefresh(saved) {
+/** GETs `path`, keeps the answer (mapped) under `key`; undefined if it failed. */
+async function fetchAndKeep(key, path, query, map = (x) => x) {
+  try {
+    const value = map(await api.get(path, query));
+    await kv.set(key, value);
+    return value;
+  } catch (e) {
+    // 404: the server has no such route yet, or nothing to say.
+    if (!(e instanceof api.ApiError && e.status === 404)) lastError.set(e.message);
+    return undefined;
+  }
+}
+
+/** Refetches everything the app keeps from the API; each part on its own. */
+export const refresh = coalesced(async (saved) => {
   const t = saved.territoryId;
-  const part = async (key, path, query, map = (x) => x) => {
-    try {
-      const value = map(await api.get(path, query));
-      await kv.set(key, value);
-      return value;
-    } catch (e) {
-      // 404: the server has no such route yet, or nothing to say.
-      if (!(e instanceof api.ApiError && e.status === 404)) lastError.set(e.message);
-      return undefined;
-    }
-  };
   const [me, territory, sites] = await Promise.all([
-    part('me', '/api/me'),
-    part('territory', `/api/territories/${t}`),
-    part('sites', `/api/territories/${t}/sites`),
+    fetchAndKeep('me', '/api/me'),
+    fetchAndKeep('territory', `/api/territories/${t}`),
+    fetchAndKeep('sites', `/api/territories/${t}/sites`),
   ]);
   const current = profile.get();
   profile.set({ me: me ?? current.me, territory: territory ?? current.territory, sites: sites ?? current.sites });
-  const species = await part('speciesListId', `/api/territories/${t}/species-list`, {}, (x) => x.documentId);
-  const reviewDoc = await part('reviewDocId', `/api/territories/${t}/review-document`, {}, (x) => x.documentId);
+  const species = await fetchAndKeep('speciesListId', `/api/territories/${t}/species-list`, {}, (x) => x.documentId);
+  const reviewDoc = await fetchAndKeep('reviewDocId', `/api/territories/${t}/review-document`, {}, (x) => x.documentId);
   if (species) sync.follow(species, sync.speciesList).catch(() => {});
   if (reviewDoc) sync.follow(reviewDoc, sync.review).catch(() => {});
-  const rows = await part('invalid', '/api/invalid-records', { territory: t, limit: 500 });
+  await refreshInvalid(saved);
+});
+
+/**
+ * The server's list of this volunteer's invalid records: the one thing a
+ * sync of the notebook can change (after each one, not the whole refresh).
+ */
+const refreshInvalid = coalesced(async (saved) => {
+  const rows = await fetchAndKeep('invalid', '/api/invalid-records', { territory: saved.territoryId, limit: 500 });
   if (rows) invalid.set(rows);
-}
+});
 
 /** Forgets the enrolment and every local record (the settings' last resort). */
 export async function forget() {

@@ -31,7 +31,10 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{error::UNAUTHENTICATED, extractor::AuthUser, ApiError, AppState, Routes};
+use super::{
+    error::UNAUTHENTICATED, extractor::AuthUser, territories::require_territory, ApiError,
+    AppState, Routes,
+};
 use crate::{
     auth::{self, Principal, Role},
     live::{ChangeKind, LiveEvent},
@@ -78,14 +81,7 @@ async fn events(
     user.require_role(territory, FOLLOWERS, ACTION)?;
     // Members' territories exist; an admin may name any.
     if user.0.is_admin {
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM territories WHERE id = $1)")
-                .bind(territory)
-                .fetch_one(&state.pool)
-                .await?;
-        if !exists {
-            return Err(ApiError::NotFound(format!("territory {territory}")));
-        }
+        require_territory(&state.pool, territory).await?;
     }
     // Subscribed first: whatever commits from now on reaches this stream.
     let receiver = state.live.subscribe();

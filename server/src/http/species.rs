@@ -14,13 +14,12 @@ use axum::{
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
-use sqlx::PgPool;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::{
     error::UNAUTHENTICATED,
     extractor::{AuthUser, IdPath},
+    territories::require_territory,
     ApiError, AppState, Routes,
 };
 use crate::{
@@ -91,19 +90,6 @@ struct Imported {
     document_id: String,
 }
 
-async fn territory_exists(pool: &PgPool, territory: Uuid) -> Result<(), ApiError> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM territories WHERE id = $1)")
-            .bind(territory)
-            .fetch_one(pool)
-            .await?;
-    if exists {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound(format!("territory {territory}")))
-    }
-}
-
 /// `GET /api/territories/{id}/species-list`: the id of the territory's
 /// species list, which every member's phone syncs.
 #[utoipa::path(
@@ -127,7 +113,7 @@ async fn species_list(
     IdPath(territory): IdPath,
 ) -> Result<Json<SpeciesList>, ApiError> {
     user.require_member(territory)?;
-    territory_exists(&state.pool, territory).await?;
+    require_territory(&state.pool, territory).await?;
     let doc_id = species_list_document(&state.pool, territory).await?;
     let (mut species, mut updated_at) = summary(&state.pool, &doc_id).await?;
     if updated_at.is_none() {
@@ -185,7 +171,7 @@ async fn import_species_list(
     body: Body,
 ) -> Result<Json<Imported>, ApiError> {
     user.require_role(territory, IMPORTERS, "import the species list")?;
-    territory_exists(&state.pool, territory).await?;
+    require_territory(&state.pool, territory).await?;
     check_content_type(&headers)?;
     let bytes = read_limited(&headers, body).await?;
     // Read whole before anything is written: a bad file changes nothing.

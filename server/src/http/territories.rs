@@ -149,6 +149,21 @@ async fn show(
     ))
 }
 
+/// 404 unless `territory` exists: for routes whose role check lets an admin
+/// (member of none) through, so a typo'd id is not answered as if it existed.
+pub(super) async fn require_territory(pool: &PgPool, territory: Uuid) -> Result<(), ApiError> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM territories WHERE id = $1)")
+            .bind(territory)
+            .fetch_one(pool)
+            .await?;
+    if exists {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("territory {territory}")))
+    }
+}
+
 async fn territory_json(pool: &PgPool, territory: Uuid, viewer: Uuid) -> Result<Value, ApiError> {
     let found: Option<Value> = sqlx::query_scalar(&format!(
         "SELECT {TERRITORY_JSON} FROM territories t WHERE t.id = $2"
