@@ -108,4 +108,14 @@ pub enum Command {
         #[arg(long)]
         display_name: String,
     },
+    /// Verify the audit trail's hash chain, every territory's or one's.
+    ///
+    /// Prints one JSON line per territory (what `GET
+    /// /api/territories/{id}/audit/verification` answers) and exits with
+    /// status 1 when an entry was edited, deleted or moved.
+    VerifyAudit {
+        /// Only this territory.
+        #[arg(long)]
+        territory: Option<uuid::Uuid>,
+    },
 }

@@ -8,6 +8,7 @@
 //! with the inventory rows they change ([`materialise`]) in one transaction,
 //! and only then does the reply announcing them leave.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod embedded_pg;
@@ -22,7 +23,10 @@ pub mod sync;
 use std::{net::SocketAddr, str::FromStr};
 
 use anyhow::Context;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{
+    postgres::{PgConnectOptions, PgPool, PgPoolOptions},
+    Connection, Executor, PgConnection,
+};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -41,16 +45,80 @@ pub async fn connect_database(database_url: &str, max_connections: u32) -> anyho
     let options = PgConnectOptions::from_str(database_url)
         .context("DATABASE_URL is not a PostgreSQL URL")?
         .options([("jit", "off")]);
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .connect_with(options)
+    // Migrations, and the service role's rights, as the login role.
+    let mut setup = PgConnection::connect_with(&options)
         .await
         .context("connecting to PostgreSQL (is DATABASE_URL right and the server running?)")?;
     MIGRATOR
-        .run(&pool)
+        .run(&mut setup)
         .await
         .context("applying database migrations (PostGIS must be installed on the server)")?;
+    let service_role = grant_service_role(&mut setup).await;
+    setup.close().await.ok();
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if service_role {
+                    conn.execute(SET_SERVICE_ROLE).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .context("connecting to PostgreSQL (is DATABASE_URL right and the server running?)")?;
     Ok(pool)
+}
+
+const SET_SERVICE_ROLE: &str = "SET ROLE fieldnotes_service";
+
+/// Gives `fieldnotes_service` (migration 0009) every right on the tables but
+/// rewriting the audit trail, so that the service's own queries cannot
+/// update or delete an audit entry whatever role it logs in with. Done at
+/// every start, so tables of later migrations are included. False (and the
+/// service keeps its login role, the audit log then guarded by its triggers
+/// alone) when the login role may not grant or take that role.
+async fn grant_service_role(conn: &mut PgConnection) -> bool {
+    let result: Result<bool, sqlx::Error> = async {
+        let mut tx = conn.begin().await?;
+        let usable: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fieldnotes_service') \
+               AND pg_has_role(current_user, 'fieldnotes_service', 'MEMBER')",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if !usable {
+            return Ok(false);
+        }
+        // Two processes starting together would otherwise race on the grants.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fieldnotes_service grants'))")
+            .execute(&mut *tx)
+            .await?;
+        (&mut *tx)
+            .execute(
+            "GRANT USAGE ON SCHEMA public TO fieldnotes_service; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO fieldnotes_service; \
+             GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO fieldnotes_service; \
+             REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM fieldnotes_service; \
+             REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_chain_heads FROM fieldnotes_service;",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+    .await;
+    match result {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!("role fieldnotes_service is missing or not available to the login role: the service runs as its login role");
+            false
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not grant fieldnotes_service its rights: the service runs as its login role");
+            false
+        }
+    }
 }
 
 /// What the service is told at start beyond its database and socket.

@@ -1,12 +1,14 @@
 //! `fieldnotes-server`: starts the sync server, with its own PostgreSQL cluster
 //! when no `DATABASE_URL` is given; `create-admin` bootstraps the first admin
-//! account on the same database.
+//! account on the same database; `verify-audit` checks the audit trail's
+//! hash chains.
 
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
 use clap::Parser;
 use fieldnotes_server::{
+    audit,
     auth::admin,
     config::{Command, LogFormat},
     connect_database,
@@ -24,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     // Asked before the (slow) database start, so the prompt comes at once.
     let admin_password = match &config.command {
         Some(Command::CreateAdmin { .. }) => Some(read_password()?),
-        None => None,
+        _ => None,
     };
 
     let (database_url, embedded) = match &config.database_url {
@@ -47,6 +49,9 @@ async fn main() -> anyhow::Result<()> {
             }),
             Some(password),
         ) => create_admin(&config, &database_url, email, display_name, &password).await,
+        (Some(Command::VerifyAudit { territory }), _) => {
+            verify_audit(&config, &database_url, *territory).await
+        }
         _ => run(&config, &database_url).await,
     };
     if let Some(embedded) = embedded {
@@ -113,6 +118,37 @@ async fn create_admin(
         "{}",
         serde_json::json!({ "accountId": account, "email": email.trim(), "isAdmin": true })
     );
+    Ok(())
+}
+
+/// Verifies the audit chain of `only` (or of every territory); an error
+/// (exit status 1) names each broken territory.
+async fn verify_audit(
+    config: &Config,
+    database_url: &str,
+    only: Option<uuid::Uuid>,
+) -> anyhow::Result<()> {
+    let pool = connect_database(database_url, config.db_connections.min(2)).await?;
+    let territories: Vec<uuid::Uuid> = match only {
+        Some(territory) => vec![territory],
+        None => sqlx::query_scalar("SELECT id FROM territories ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .context("listing the territories")?,
+    };
+    let mut broken = Vec::new();
+    for territory in territories {
+        let verification = audit::verify::verify(&pool, territory, None)
+            .await
+            .with_context(|| format!("verifying the audit trail of territory {territory}"))?;
+        println!("{}", serde_json::to_string(&verification)?);
+        if let Some(entry) = verification.first_broken {
+            broken.push(format!("territory {territory}: {}", entry.problem));
+        }
+    }
+    if !broken.is_empty() {
+        anyhow::bail!("the audit trail does not hold: {}", broken.join("; "));
+    }
     Ok(())
 }
 

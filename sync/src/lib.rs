@@ -24,7 +24,11 @@
 //! A territory's species list ([`species`], one per territory) is a reference
 //! document the same way: the server writes it from a coordinator's import,
 //! every member's phone reads it.
+//!
+//! [`audit`] says what one accepted change did to a notebook's records (the
+//! fields it wrote, before and after), which the server's audit trail keeps.
 
+pub mod audit;
 pub mod authorize;
 pub mod notebook;
 pub mod protocol;

@@ -81,6 +81,37 @@ pub fn value_to_json<D: ReadDoc>(doc: &D, value: &Value<'_>, id: &ObjId) -> Json
     }
 }
 
+/// [`value_to_json`] as the document stood at `heads`.
+pub fn value_to_json_at<D: ReadDoc>(
+    doc: &D,
+    value: &Value<'_>,
+    id: &ObjId,
+    heads: &[automerge::ChangeHash],
+) -> Json {
+    match value {
+        Value::Scalar(scalar) => scalar_to_json(scalar),
+        Value::Object(ObjType::Text) => Json::String(doc.text_at(id, heads).unwrap_or_default()),
+        Value::Object(ObjType::List) => {
+            let len = doc.length_at(id, heads);
+            Json::Array(
+                (0..len)
+                    .filter_map(|i| doc.get_at(id, Prop::Seq(i), heads).ok().flatten())
+                    .map(|(v, child)| value_to_json_at(doc, &v, &child, heads))
+                    .collect(),
+            )
+        }
+        Value::Object(ObjType::Map | ObjType::Table) => Json::Object(
+            doc.map_range_at(id, .., heads)
+                .map(|item| {
+                    let child = item.id();
+                    let value = value_to_json_at(doc, &item.value.into_value(), &child, heads);
+                    (item.key.to_string(), value)
+                })
+                .collect(),
+        ),
+    }
+}
+
 fn scalar_to_json(scalar: &ScalarValue) -> Json {
     match scalar {
         ScalarValue::Str(s) => Json::String(s.to_string()),

@@ -152,6 +152,14 @@ const TABLE: &[Row] = &[
     // coordinators import one.
     row("GET",  "/api/territories/{id}/species-list",    [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
     row("PUT",  "/api/territories/{id}/species-list",    [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    // The audit trail: régie auditors and coordinators read it, nobody writes it.
+    row("GET",  "/api/territories/{id}/audit/entries",   [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/audit/verification",
+                                                         [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/records/{record_id}/audit",
+                                                         [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/records/{record_id}/state",
+                                                         [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
     // Anyone's own notebooks, in a territory where they hold a role.
     row("GET",  "/api/territories/{id}/notebooks",       [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
     // The review's live updates: whoever reads the review follows it.
@@ -408,6 +416,8 @@ async fn perform(
             | "/api/territories/{id}/review/settings"
             | "/api/territories/{id}/review-document"
             | "/api/territories/{id}/species-list"
+            | "/api/territories/{id}/audit/entries"
+            | "/api/territories/{id}/audit/verification"
             | "/api/territories/{id}/notebooks",
         ) => (
             row.path.replace("{id}", &territory_id.to_string()),
@@ -422,6 +432,18 @@ async fn perform(
         ("GET", "/api/territories/{id}/review/records/{record_id}/history") => {
             let record = seed_sighting(pool, territory_id, document, owner).await?;
             let path = format!("/api/territories/{territory_id}/review/records/{record}/history");
+            (path, token, None)
+        }
+        ("GET", "/api/territories/{id}/records/{record_id}/audit") => {
+            let record = seed_audited_record(pool, territory_id, document, owner).await?;
+            let path = format!("/api/territories/{territory_id}/records/{record}/audit");
+            (path, token, None)
+        }
+        ("GET", "/api/territories/{id}/records/{record_id}/state") => {
+            let record = seed_audited_record(pool, territory_id, document, owner).await?;
+            let path = format!(
+                "/api/territories/{territory_id}/records/{record}/state?at=2026-01-01T00:00:00Z"
+            );
             (path, token, None)
         }
         ("POST", "/api/territories/{id}/review/decisions") => {
@@ -508,6 +530,27 @@ async fn seed_sighting(
     .bind(territory)
     .bind(doc_id)
     .bind(owner)
+    .execute(pool)
+    .await?;
+    Ok(id)
+}
+
+/// A record the audit trail holds a change of, in `doc_id`.
+async fn seed_audited_record(
+    pool: &PgPool,
+    territory: Uuid,
+    doc_id: &str,
+    owner: Uuid,
+) -> anyhow::Result<Uuid> {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO audit_log (territory_id, action, actor_id, doc_id, record_id, record_kind, after) \
+         VALUES ($1, 'change', $2, $3, $4, 'sighting', '{\"individualCount\": 1}')",
+    )
+    .bind(territory)
+    .bind(owner)
+    .bind(doc_id)
+    .bind(id)
     .execute(pool)
     .await?;
     Ok(id)

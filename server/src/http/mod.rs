@@ -28,6 +28,10 @@ use crate::sync::SyncCore;
 
 /// `POST /api/accounts`: creating accounts (admin).
 pub mod accounts;
+/// `/api/territories/{id}/audit/…`, `…/records/{id}/audit|state`: the
+/// régie's audit trail, its verification, a record's history and past
+/// state; `crate::audit` does the work.
+pub mod audit;
 /// `GET /api/devices`, `POST /api/devices/{id}/revoke`: enrolled phones, and
 /// cutting off a lost one.
 pub mod devices;
@@ -152,6 +156,7 @@ fn routes() -> Routes {
         .merge(inventory::routes())
         .merge(review::routes())
         .merge(species::routes())
+        .merge(audit::routes())
         .merge(notebooks::routes())
         .merge(events::routes())
         .merge(photos::routes())

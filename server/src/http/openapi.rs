@@ -44,8 +44,8 @@ use utoipa::{
 };
 
 use super::{
-    accounts, devices, enrolment, events, health, inventory, notebooks, photos, review, sessions,
-    species, sync, territories, ApiError, Routes,
+    accounts, audit, devices, enrolment, events, health, inventory, notebooks, photos, review,
+    sessions, species, sync, territories, ApiError, Routes,
 };
 
 pub fn routes() -> Routes {
@@ -128,6 +128,10 @@ async fn document() -> impl IntoResponse {
         review::own_review_document,
         species::species_list,
         species::import_species_list,
+        audit::entries,
+        audit::verification,
+        audit::record_audit,
+        audit::record_state,
         notebooks::own_notebooks,
         events::events,
         photos::upload_status,
@@ -149,6 +153,7 @@ async fn document() -> impl IntoResponse {
         (name = "inventory", description = "The materialised inventory, limited to the caller's territories"),
         (name = "review", description = "Coordinators' review: the review table, decisions, conflicts, duplicates"),
         (name = "species", description = "The territory's species list: its document for the phones, and importing a TAXREF-style CSV"),
+        (name = "audit", description = "The régie's audit trail: its entries and their hash-chain verification, a record's attributed history and its state at a past date"),
         (name = "notebooks", description = "The caller's own notebooks, for their next device"),
         (name = "events", description = "A territory's changes, live (server-sent events)"),
         (name = "photos", description = "Resumable photo upload, photos and thumbnails"),

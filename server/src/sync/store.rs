@@ -25,8 +25,9 @@ use uuid::Uuid;
 
 use super::access::Delivery;
 use crate::{
+    audit,
     auth::Credential,
-    materialise::{self, CommittedDoc, Fingerprints, DEFAULT_TERRITORY},
+    materialise::{self, CommittedDoc, DocumentKind, Fingerprints, DEFAULT_TERRITORY},
 };
 
 /// Channel on which a commit is announced to every server process; the
@@ -264,12 +265,19 @@ impl Committer {
     async fn try_group(&self, group: &mut [Commit]) -> Result<Vec<Outcome>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(group.len());
+        let mut audit_entries = Vec::new();
         for commit in group.iter_mut() {
             let mut savepoint = (&mut *tx).begin().await?;
             let span = tracing::debug_span!("store", doc_id = %commit.doc_id);
-            match self.store(&mut savepoint, commit).instrument(span).await {
+            let mut entries = Vec::new();
+            match self
+                .store(&mut savepoint, commit, &mut entries)
+                .instrument(span)
+                .await
+            {
                 Ok(outcome @ Outcome::Stored) => {
                     savepoint.commit().await?;
+                    audit_entries.append(&mut entries);
                     outcomes.push(outcome);
                 }
                 Ok(outcome) => {
@@ -288,6 +296,9 @@ impl Committer {
                 }
             }
         }
+        // Last, so a territory's audit chain is locked only for the commit
+        // itself, not while the group's other documents are materialised.
+        audit::trail::append(&mut tx, audit_entries).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -296,6 +307,7 @@ impl Committer {
         &self,
         tx: &mut Transaction<'_, Postgres>,
         commit: &mut Commit,
+        audit_entries: &mut Vec<Json>,
     ) -> Result<Outcome, sqlx::Error> {
         let doc_id = commit.doc_id.as_str();
         sqlx::query(
@@ -326,6 +338,18 @@ impl Committer {
         commit.doc.revision = revision + 1;
         materialise::materialise(tx, doc_id, &mut commit.doc).await?;
         store_receipts(tx, doc_id, &commit.receipts).await?;
+        if commit.doc.kind == DocumentKind::Notebook {
+            let territory = commit
+                .doc
+                .header
+                .map_or(DEFAULT_TERRITORY, |header| header.territory_id);
+            let delivered = commit
+                .receipts
+                .iter()
+                .map(|(hash, delivery)| (hash, delivery.account_id, &delivery.credential));
+            *audit_entries =
+                audit::trail::change_entries(territory, doc_id, &commit.doc.doc, delivered);
+        }
         if !commit.history.is_empty() {
             crate::history::append(tx, &commit.history).await?;
         }

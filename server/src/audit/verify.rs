@@ -1,0 +1,136 @@
+//! Verifying a territory's audit chain: every entry in place (no seq
+//! missing), following the one before (its `prev_hash` is that entry's
+//! hash), holding what it held (its content still hashes to its `hash`), and
+//! the last one being the chain head. The first entry that fails is named.
+//!
+//! The chain shows any rewrite of the log that did not also recompute every
+//! later hash and the head; against a superuser who does that, an auditor
+//! keeps a head they were once shown (`anchor`) and checks it is still in
+//! the chain.
+
+use futures::TryStreamExt;
+use serde::Serialize;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// What a verification found.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    pub territory_id: Uuid,
+    /// Entries checked.
+    pub entries: i64,
+    /// The chain head as recorded (null: nothing audited yet).
+    pub head: Option<ChainPoint>,
+    /// True when every entry holds.
+    pub intact: bool,
+    /// The first entry that does not hold, and why.
+    pub first_broken: Option<BrokenEntry>,
+    /// When an anchor was given: whether that entry still has that hash.
+    pub anchor_holds: Option<bool>,
+}
+
+/// An entry of the chain: its position and hash (hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct ChainPoint {
+    pub seq: i64,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BrokenEntry {
+    pub seq: i64,
+    pub problem: String,
+}
+
+/// Walks `territory`'s chain (streamed: a long log is never held whole).
+pub async fn verify(
+    pool: &PgPool,
+    territory: Uuid,
+    anchor: Option<&ChainPoint>,
+) -> Result<Verification, sqlx::Error> {
+    let head: Option<(i64, String)> = sqlx::query_as(
+        "SELECT seq, encode(hash, 'hex') FROM audit_chain_heads WHERE territory_id = $1",
+    )
+    .bind(territory)
+    .fetch_optional(pool)
+    .await?;
+    let mut rows = sqlx::query_as::<_, (i64, String, String, String)>(
+        "SELECT seq, encode(prev_hash, 'hex'), encode(hash, 'hex'), \
+           encode(audit_entry_hash(prev_hash, a), 'hex') \
+         FROM audit_log a WHERE territory_id = $1 ORDER BY seq",
+    )
+    .bind(territory)
+    .fetch(pool);
+    let mut entries = 0;
+    let mut previous = String::new();
+    let mut first_broken = None;
+    let mut anchor_holds = anchor.map(|_| false);
+    while let Some((seq, prev_hash, hash, recomputed)) = rows.try_next().await? {
+        let expected = entries + 1;
+        let problem = if seq != expected {
+            Some((
+                expected,
+                format!("entry {expected} is missing (the next one is entry {seq})"),
+            ))
+        } else if prev_hash != previous {
+            Some((
+                seq,
+                format!(
+                    "entry {seq} does not follow entry {}: it names another entry before it",
+                    seq - 1
+                ),
+            ))
+        } else if recomputed != hash {
+            Some((
+                seq,
+                format!(
+                    "entry {seq} no longer holds what it held: its content does not match its hash"
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((seq, problem)) = problem {
+            first_broken = Some(BrokenEntry { seq, problem });
+            break;
+        }
+        if let Some(anchor) = anchor.filter(|anchor| anchor.seq == seq) {
+            anchor_holds = Some(anchor.hash.eq_ignore_ascii_case(&hash));
+        }
+        entries = seq;
+        previous = hash;
+    }
+    drop(rows);
+    if first_broken.is_none() {
+        first_broken = match &head {
+            Some((head_seq, _)) if *head_seq > entries => Some(BrokenEntry {
+                seq: entries + 1,
+                problem: format!(
+                    "entries {} to {head_seq} are missing: the chain head is entry {head_seq}",
+                    entries + 1
+                ),
+            }),
+            Some((head_seq, head_hash)) if *head_seq < entries || *head_hash != previous => {
+                Some(BrokenEntry {
+                    seq: entries,
+                    problem: format!("entry {entries} is not the chain head the log recorded"),
+                })
+            }
+            None if entries > 0 => Some(BrokenEntry {
+                seq: 1,
+                problem: "the log has entries but no chain head".into(),
+            }),
+            _ => None,
+        };
+    }
+    Ok(Verification {
+        territory_id: territory,
+        entries,
+        head: head.map(|(seq, hash)| ChainPoint { seq, hash }),
+        intact: first_broken.is_none(),
+        first_broken,
+        anchor_holds,
+    })
+}

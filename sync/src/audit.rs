@@ -1,0 +1,238 @@
+//! What one change did to a notebook's records, for the audit trail: each
+//! record it touched and, for every field it wrote, the value before (the
+//! record as its writer saw it: at the change's dependencies) and after (at
+//! the change itself). Reading at those heads makes the answer exact whatever
+//! was merged concurrently since.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::{Automerge, Change, ChangeHash, ObjType, ReadDoc, Value, ROOT};
+use schemas::RecordKind;
+use serde_json::{Map, Value as Json};
+
+use crate::{
+    notebook::Collection,
+    read::value_to_json_at,
+    written::{written_by, Segment},
+};
+
+/// One record as one change left it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordEdit {
+    pub kind: RecordKind,
+    /// The record's key in its collection (its UUID from a well-behaved client).
+    pub record: String,
+    /// The touched fields as they were (a field the record lacked: absent).
+    pub before: Map<String, Json>,
+    /// The touched fields as the change left them (a field it removed: absent).
+    pub after: Map<String, Json>,
+}
+
+/// The records `change` (applied in `doc`) touched, in collection and key order.
+pub fn record_edits(doc: &Automerge, change: &Change) -> Result<Vec<RecordEdit>, String> {
+    let (values, objects) = written_by(doc, std::slice::from_ref(change))?;
+    // Per record, the fields written; `None`: the record itself (made, replaced or deleted).
+    let mut touched: BTreeMap<(&'static str, String), BTreeSet<Option<String>>> = BTreeMap::new();
+    let mut touch = |path: &[Segment]| {
+        let [Segment::Key(collection), Segment::Key(record), rest @ ..] = path else {
+            return;
+        };
+        let Some(collection) = Collection::ALL.iter().find(|c| c.key() == collection) else {
+            return;
+        };
+        let field = match rest.first() {
+            Some(Segment::Key(field)) => Some(field.clone()),
+            _ => None,
+        };
+        touched
+            .entry((collection.key(), record.clone()))
+            .or_default()
+            .insert(field);
+    };
+    for value in &values {
+        touch(&value.path);
+    }
+    // Text and list edits show as the object they edit (a text field typed
+    // in the JS client), not as values.
+    for object in objects.iter().filter(|o| o.kind != ObjType::Map) {
+        if object.path.len() >= 3 {
+            touch(&object.path);
+        }
+    }
+
+    let before_heads = change.deps().to_vec();
+    let after_heads = [change.hash()];
+    let mut edits = Vec::with_capacity(touched.len());
+    for ((collection_key, record), fields) in touched {
+        let collection = Collection::ALL
+            .into_iter()
+            .find(|c| c.key() == collection_key)
+            .expect("a collection found above");
+        let before = record_at(doc, collection, &record, &before_heads);
+        let after = record_at(doc, collection, &record, &after_heads);
+        let names: BTreeSet<String> = if fields.contains(&None) {
+            before.keys().chain(after.keys()).cloned().collect()
+        } else {
+            fields.into_iter().flatten().collect()
+        };
+        let pick = |fields: &Map<String, Json>| -> Map<String, Json> {
+            names
+                .iter()
+                .filter_map(|name| fields.get(name).map(|v| (name.clone(), v.clone())))
+                .collect()
+        };
+        edits.push(RecordEdit {
+            kind: collection.kind(),
+            before: pick(&before),
+            after: pick(&after),
+            record,
+        });
+    }
+    Ok(edits)
+}
+
+/// A record's fields (each at its winning value) as the document stood at
+/// `heads`; empty where it did not exist, or was not a map.
+pub fn record_at(
+    doc: &Automerge,
+    collection: Collection,
+    record: &str,
+    heads: &[ChangeHash],
+) -> Map<String, Json> {
+    let Ok(Some((Value::Object(ObjType::Map), records))) =
+        doc.get_at(ROOT, collection.key(), heads)
+    else {
+        return Map::new();
+    };
+    let Ok(Some((Value::Object(ObjType::Map), fields))) = doc.get_at(&records, record, heads)
+    else {
+        return Map::new();
+    };
+    doc.map_range_at(&fields, .., heads)
+        .map(|item| {
+            let id = item.id();
+            let value = value_to_json_at(doc, &item.value.into_value(), &id, heads);
+            (item.key.to_string(), value)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::{transaction::Transactable, ScalarValue};
+
+    fn edits_of_last_change(doc: &Automerge) -> Vec<RecordEdit> {
+        let hash = doc.get_heads()[0];
+        let change = doc.get_change_by_hash(&hash).unwrap().clone();
+        record_edits(doc, &change).unwrap()
+    }
+
+    #[test]
+    fn a_new_record_shows_every_field_after_and_nothing_before() {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        let sightings = tx.put_object(ROOT, "sightings", ObjType::Map).unwrap();
+        let record = tx.put_object(&sightings, "r1", ObjType::Map).unwrap();
+        tx.put(&record, "scientificName", "Erinaceus europaeus")
+            .unwrap();
+        tx.put(&record, "individualCount", 1).unwrap();
+        tx.commit();
+        let edits = edits_of_last_change(&doc);
+        assert_eq!(edits.len(), 1);
+        assert_eq!(edits[0].kind, RecordKind::Sighting);
+        assert_eq!(edits[0].record, "r1");
+        assert!(edits[0].before.is_empty());
+        assert_eq!(edits[0].after["scientificName"], "Erinaceus europaeus");
+        assert_eq!(edits[0].after["individualCount"], 1);
+    }
+
+    #[test]
+    fn an_edit_shows_only_its_field_with_the_value_its_writer_saw() {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        let sightings = tx.put_object(ROOT, "sightings", ObjType::Map).unwrap();
+        let record = tx.put_object(&sightings, "r1", ObjType::Map).unwrap();
+        tx.put(&record, "individualCount", 1).unwrap();
+        tx.put(&record, "notes", "au pied du platane").unwrap();
+        tx.commit();
+        // Another phone, concurrently, and then this one: each edit's
+        // "before" is what its own writer saw.
+        let mut other = doc.fork();
+        let mut tx = other.transaction();
+        tx.put(&record, "individualCount", ScalarValue::Int(5))
+            .unwrap();
+        tx.commit();
+        let mut tx = doc.transaction();
+        tx.put(&record, "individualCount", 3).unwrap();
+        tx.commit();
+        let own = edits_of_last_change(&doc);
+        doc.merge(&mut other).unwrap();
+        assert_eq!(own.len(), 1);
+        assert_eq!(
+            own[0].before,
+            Map::from_iter([("individualCount".into(), 1.into())])
+        );
+        assert_eq!(
+            own[0].after,
+            Map::from_iter([("individualCount".into(), 3.into())])
+        );
+        let other_hash = other.get_heads()[0];
+        let change = doc.get_change_by_hash(&other_hash).unwrap().clone();
+        let theirs = record_edits(&doc, &change).unwrap();
+        assert_eq!(theirs[0].before["individualCount"], 1);
+        assert_eq!(theirs[0].after["individualCount"], 5);
+        assert!(!theirs[0].after.contains_key("notes"));
+    }
+
+    #[test]
+    fn a_text_field_typed_into_shows_as_that_field() {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        let reports = tx
+            .put_object(ROOT, "degradationReports", ObjType::Map)
+            .unwrap();
+        let record = tx.put_object(&reports, "d1", ObjType::Map).unwrap();
+        let text = tx
+            .put_object(&record, "description", ObjType::Text)
+            .unwrap();
+        tx.splice_text(&text, 0, 0, "dépôt").unwrap();
+        tx.commit();
+        let mut tx = doc.transaction();
+        tx.splice_text(&text, 5, 0, " sauvage").unwrap();
+        tx.commit();
+        let edits = edits_of_last_change(&doc);
+        assert_eq!(edits.len(), 1);
+        assert_eq!(edits[0].kind, RecordKind::DegradationReport);
+        assert_eq!(edits[0].before["description"], "dépôt");
+        assert_eq!(edits[0].after["description"], "dépôt sauvage");
+    }
+
+    #[test]
+    fn a_deleted_record_shows_every_field_before_and_nothing_after() {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        let entries = tx
+            .put_object(ROOT, "timesheetEntries", ObjType::Map)
+            .unwrap();
+        let record = tx.put_object(&entries, "t1", ObjType::Map).unwrap();
+        tx.put(&record, "minutes", 90).unwrap();
+        tx.commit();
+        let mut tx = doc.transaction();
+        tx.delete(&entries, "t1").unwrap();
+        tx.commit();
+        let edits = edits_of_last_change(&doc);
+        assert_eq!(edits[0].before["minutes"], 90);
+        assert!(edits[0].after.is_empty());
+    }
+
+    #[test]
+    fn header_writes_touch_no_record() {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "type", "fieldnotes.notebook").unwrap();
+        tx.put_object(ROOT, "sightings", ObjType::Map).unwrap();
+        tx.commit();
+        assert!(edits_of_last_change(&doc).is_empty());
+    }
+}

@@ -1,0 +1,517 @@
+//! The régie's audit trail (issue 12): every accepted change and every
+//! decision is in a hash-chained, append-only log; a record's history is
+//! attributed step by step and its past state read back exactly; tampering
+//! with the log as a superuser is found at the right entry, by the endpoint
+//! and by the `verify-audit` subcommand; the service's own role cannot
+//! rewrite it.
+
+use std::time::Duration;
+
+use fieldnotes_tests::{
+    accounts::{self, call},
+    eventually, init_test_logging, phones, records, server_binary, ServerProcess, TestDatabase,
+};
+use mobile_bridge::Phone;
+use reqwest::Method;
+use schemas::{FieldRecord, RecordKind};
+use serde_json::{json, Value};
+use server::auth::Role;
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_edited_on_two_phones_and_by_a_coordinator_has_an_attributed_history_and_past_states(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let url = server.sync_url();
+    let pool = db.pool().await?;
+    let territory = phones::territory(&pool, "Coteau des Buis").await?;
+    let t = territory.id;
+    let coordinator =
+        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
+    let auditor =
+        accounts::password_actor(&pool, "Régie", Some((t, Role::RegieAuditor)), false).await?;
+    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    let second_device = phones::enrol_second_device(&pool, &territory, &camille).await?;
+
+    let mut phone_a = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
+    let sighting = records::sighting(camille.account_id, "Erinaceus europaeus", 1);
+    let record = sighting.id();
+    phone_a.record(&sighting)?;
+    phone_a.go_online(&url).await?;
+    phone_a.wait_synced(TIMEOUT).await?;
+    let mut phone_b =
+        Phone::fetch_notebook(&url, Some(second_device.clone()), phone_a.notebook_id()).await?;
+    phone_a.go_offline();
+    phone_b.go_offline();
+    phone_a.edit(RecordKind::Sighting, record, "individualCount", &json!(3))?;
+    phone_b.edit(RecordKind::Sighting, record, "individualCount", &json!(5))?;
+    phone_a.go_online(&url).await?;
+    phone_a.wait_synced(TIMEOUT).await?;
+    phone_b.go_online(&url).await?;
+    phone_b.wait_synced(TIMEOUT).await?;
+    eventually(TIMEOUT, "the conflict in the inventory", || async {
+        let conflicted: Option<bool> =
+            sqlx::query_scalar("SELECT has_conflicts FROM sightings WHERE id = $1")
+                .bind(record)
+                .fetch_optional(&pool)
+                .await?;
+        Ok((conflicted == Some(true)).then_some(()))
+    })
+    .await?;
+    let resolution = format!("/api/territories/{t}/review/conflicts/{record}/resolution");
+    let (status, body) = call(
+        &server,
+        Method::POST,
+        &resolution,
+        Some(&coordinator.token),
+        Some(&json!({"field": "individualCount", "value": 4, "reason": "counted on the photo"})),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        &server,
+        Method::POST,
+        &format!("/api/territories/{t}/review/decisions"),
+        Some(&coordinator.token),
+        Some(&json!({"decision": "verification", "status": "1", "records": [record], "reason": "photo"})),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+
+    // Every step, attributed: three changes from the phones, the
+    // coordinator's change and its resolution, the verification.
+    let audit = format!("/api/territories/{t}/records/{record}/audit");
+    let (status, history) = call(&server, Method::GET, &audit, Some(&auditor.token), None).await?;
+    assert_eq!(status, 200, "{history}");
+    let steps = history["steps"].as_array().expect("steps");
+    let summary: Vec<(String, String, Value, Value)> = steps
+        .iter()
+        .map(|s| {
+            let who = match (&s["deviceId"], &s["sessionId"]) {
+                (Value::String(device), _) if *device == camille.device.device_id.to_string() => {
+                    "phone A"
+                }
+                (Value::String(device), _) if *device == second_device.device_id.to_string() => {
+                    "phone B"
+                }
+                (_, Value::String(_)) => "web session",
+                _ => "nobody",
+            };
+            (
+                s["action"].as_str().unwrap_or("").to_string(),
+                who.to_string(),
+                s["before"]["individualCount"].clone(),
+                s["after"]["individualCount"].clone(),
+            )
+        })
+        .collect();
+    let change = |who: &str, before: Value, after: Value| {
+        ("change".to_string(), who.to_string(), before, after)
+    };
+    assert_eq!(
+        summary[0],
+        change("phone A", Value::Null, json!(1)),
+        "{history}"
+    );
+    assert_eq!(
+        summary[1],
+        change("phone A", json!(1), json!(3)),
+        "{history}"
+    );
+    assert_eq!(
+        summary[2],
+        change("phone B", json!(1), json!(5)),
+        "{history}"
+    );
+    // The resolution, and the coordinator's change it made (one
+    // transaction), which saw both values (the winner is one of them).
+    assert_eq!(summary[3].0, "conflict_resolution", "{history}");
+    assert_eq!(summary[4].0, "change", "{history}");
+    assert_eq!(summary[4].1, "web session", "{history}");
+    assert!([json!(3), json!(5)].contains(&summary[4].2), "{history}");
+    assert_eq!(summary[4].3, json!(4), "{history}");
+    assert_eq!(steps[3]["recordedAt"], steps[4]["recordedAt"], "{history}");
+    assert_eq!(summary[5].0, "verification", "{history}");
+    assert_eq!(steps.len(), 6, "{history}");
+    for step in &steps[..3] {
+        assert_eq!(step["actorId"], camille.account_id.to_string(), "{step}");
+        assert_eq!(step["actorName"], "Camille", "{step}");
+        assert!(
+            step["changeHash"].as_str().is_some_and(|h| h.len() == 64),
+            "{step}"
+        );
+    }
+    for step in &steps[3..] {
+        assert_eq!(
+            step["actorId"],
+            coordinator.account_id.to_string(),
+            "{step}"
+        );
+    }
+    assert_eq!(steps[0]["after"]["scientificName"], "Erinaceus europaeus");
+    assert_eq!(steps[5]["detail"]["status"], "1", "{history}");
+    assert_eq!(steps[5]["detail"]["reason"], "photo", "{history}");
+
+    // The record at each step's time: created, both edits in conflict, resolved.
+    let state_at = |at: &Value| {
+        format!(
+            "/api/territories/{t}/records/{record}/state?at={}",
+            at.as_str().unwrap().replace('+', "%2B")
+        )
+    };
+    let (status, created) = call(
+        &server,
+        Method::GET,
+        &state_at(&steps[0]["recordedAt"]),
+        Some(&auditor.token),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(
+        (
+            created["exists"].clone(),
+            created["fields"]["individualCount"].clone()
+        ),
+        (json!(true), json!(1)),
+        "{created}"
+    );
+    let (_, both) = call(
+        &server,
+        Method::GET,
+        &state_at(&steps[2]["recordedAt"]),
+        Some(&auditor.token),
+        None,
+    )
+    .await?;
+    let conflict = both["conflicts"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["field"] == "individualCount"))
+        .unwrap_or_else(|| panic!("the concurrent values then: {both}"));
+    let mut values: Vec<i64> = conflict["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    values.sort();
+    assert_eq!(values, vec![3, 5], "{both}");
+    let (_, resolved) = call(
+        &server,
+        Method::GET,
+        &state_at(&steps[3]["recordedAt"]),
+        Some(&auditor.token),
+        None,
+    )
+    .await?;
+    assert_eq!(resolved["fields"]["individualCount"], 4, "{resolved}");
+    assert!(
+        resolved["conflicts"]
+            .as_array()
+            .is_some_and(|c| c.is_empty()),
+        "{resolved}"
+    );
+    let (_, before) = call(
+        &server,
+        Method::GET,
+        &format!("/api/territories/{t}/records/{record}/state?at=2001-01-01T00:00:00Z"),
+        Some(&auditor.token),
+        None,
+    )
+    .await?;
+    assert_eq!(before["exists"], false, "{before}");
+
+    // Refusals: a bad date names `at`; the volunteer reads no audit; an
+    // unknown record is not found.
+    let (status, body) = call(
+        &server,
+        Method::GET,
+        &format!("/api/territories/{t}/records/{record}/state?at=yesterday"),
+        Some(&auditor.token),
+        None,
+    )
+    .await?;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("at")),
+        "{body}"
+    );
+    let (status, _) = call(
+        &server,
+        Method::GET,
+        &audit,
+        Some(&camille.device.secret),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &server,
+        Method::GET,
+        &format!("/api/territories/{t}/records/{}/audit", Uuid::new_v4()),
+        Some(&auditor.token),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 404);
+
+    // The chain holds, and holds an entry the auditor noted.
+    let verification = format!("/api/territories/{t}/audit/verification");
+    let (status, verified) = call(
+        &server,
+        Method::GET,
+        &verification,
+        Some(&auditor.token),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["intact"], true, "{verified}");
+    assert_eq!(verified["entries"], verified["head"]["seq"], "{verified}");
+    let noted = (&steps[2]["seq"], steps[2]["hash"].as_str().unwrap());
+    let (_, anchored) = call(
+        &server,
+        Method::GET,
+        &format!("{verification}?seq={}&hash={}", noted.0, noted.1),
+        Some(&auditor.token),
+        None,
+    )
+    .await?;
+    assert_eq!(anchored["anchorHolds"], true, "{anchored}");
+    let (_, wrong) = call(
+        &server,
+        Method::GET,
+        &format!("{verification}?seq={}&hash={}", noted.0, "0".repeat(64)),
+        Some(&auditor.token),
+        None,
+    )
+    .await?;
+    assert_eq!(wrong["anchorHolds"], false, "{wrong}");
+    let (status, body) = call(
+        &server,
+        Method::GET,
+        &format!("{verification}?seq=1"),
+        Some(&auditor.token),
+        None,
+    )
+    .await?;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("hash")),
+        "{body}"
+    );
+
+    // The trail, paged: every step of the record is in it, in chain order.
+    let (status, page) = call(
+        &server,
+        Method::GET,
+        &format!("/api/territories/{t}/audit/entries?limit=500"),
+        Some(&auditor.token),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200, "{page}");
+    let seqs: Vec<i64> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    assert!(steps
+        .iter()
+        .all(|s| seqs.contains(&s["seq"].as_i64().unwrap())));
+    let (status, body) = call(
+        &server,
+        Method::GET,
+        &format!("/api/territories/{t}/audit/entries?limit=0"),
+        Some(&auditor.token),
+        None,
+    )
+    .await?;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("limit")),
+        "{body}"
+    );
+    Ok(())
+}
+
+/// Six entries in a new territory, appended as the service appends them.
+async fn audited_territory(service: &sqlx::PgPool, name: &str) -> anyhow::Result<Uuid> {
+    let territory = phones::territory(service, name).await?.id;
+    for n in 1..=6 {
+        sqlx::query(
+            "INSERT INTO audit_log (territory_id, action, actor_id, record_id, record_kind, before, after) \
+             VALUES ($1, 'change', $2, $3, 'sighting', $4, $5)",
+        )
+        .bind(territory)
+        .bind(Uuid::new_v4())
+        .bind(Uuid::new_v4())
+        .bind(json!({"individualCount": n - 1}))
+        .bind(json!({"individualCount": n}))
+        .execute(service)
+        .await?;
+    }
+    Ok(territory)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampering_with_the_audit_log_is_found_at_the_right_entry_and_the_service_cannot_rewrite_it(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    // The service's own pool: migrations applied, its role taken.
+    let service = server::connect_database(&db.url, 2).await?;
+    let edited = audited_territory(&service, "Édité").await?;
+    let deleted = audited_territory(&service, "Supprimé").await?;
+    let swapped = audited_territory(&service, "Permuté").await?;
+    let cut = audited_territory(&service, "Tronqué").await?;
+    let untouched = audited_territory(&service, "Intact").await?;
+
+    // The service's role may append, never rewrite.
+    let role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&service)
+        .await?;
+    assert_eq!(role, "fieldnotes_service");
+    for statement in [
+        "UPDATE audit_log SET after = '{}' WHERE seq = 1",
+        "DELETE FROM audit_log WHERE seq = 1",
+        "TRUNCATE audit_log",
+        "UPDATE audit_chain_heads SET seq = 1",
+        "DELETE FROM audit_chain_heads",
+    ] {
+        let error = sqlx::query(statement)
+            .execute(&service)
+            .await
+            .expect_err(statement);
+        let code = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.to_string());
+        assert_eq!(code.as_deref(), Some("42501"), "{statement}: {error}");
+    }
+    // Nor can a superuser without disabling the triggers first.
+    let mut superuser = PgConnection::connect(&db.url).await?;
+    let error = sqlx::query("DELETE FROM audit_log WHERE territory_id = $1")
+        .bind(edited)
+        .execute(&mut superuser)
+        .await
+        .expect_err("the trigger refuses a delete");
+    assert!(error.to_string().contains("append-only"), "{error}");
+
+    // A superuser who disables the triggers: an edit, a deletion, a swap, a cut end.
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut superuser)
+        .await?;
+    sqlx::query("UPDATE audit_log SET after = '{\"individualCount\": 30}' WHERE territory_id = $1 AND seq = 3")
+        .bind(edited).execute(&mut superuser).await?;
+    sqlx::query("DELETE FROM audit_log WHERE territory_id = $1 AND seq = 4")
+        .bind(deleted)
+        .execute(&mut superuser)
+        .await?;
+    for (from, to) in [(2, -1), (5, 2), (-1, 5)] {
+        sqlx::query("UPDATE audit_log SET seq = $3 WHERE territory_id = $1 AND seq = $2")
+            .bind(swapped)
+            .bind(from)
+            .bind(to)
+            .execute(&mut superuser)
+            .await?;
+    }
+    sqlx::query("DELETE FROM audit_log WHERE territory_id = $1 AND seq = 6")
+        .bind(cut)
+        .execute(&mut superuser)
+        .await?;
+    superuser.close().await?;
+
+    let expected = [
+        (edited, Some((3, "no longer holds"))),
+        (deleted, Some((4, "entry 4 is missing"))),
+        (swapped, Some((2, "does not follow entry 1"))),
+        (cut, Some((6, "entries 6 to 6 are missing"))),
+        (untouched, None),
+    ];
+
+    // The endpoint, as the territories' auditor sees it.
+    let server = ServerProcess::start(&db.url)?;
+    let auditor =
+        accounts::password_actor(&service, "Régie", Some((edited, Role::RegieAuditor)), false)
+            .await?;
+    for (territory, _) in &expected[1..] {
+        server::auth::admin::add_membership(
+            &service,
+            auditor.account_id,
+            *territory,
+            Role::RegieAuditor,
+            None,
+        )
+        .await?;
+    }
+    for (territory, broken) in expected {
+        let path = format!("/api/territories/{territory}/audit/verification");
+        let (status, found) = call(&server, Method::GET, &path, Some(&auditor.token), None).await?;
+        assert_eq!(status, 200, "{found}");
+        match broken {
+            Some((seq, problem)) => {
+                assert_eq!(found["intact"], false, "{found}");
+                assert_eq!(found["firstBroken"]["seq"], seq, "{found}");
+                assert!(
+                    found["firstBroken"]["problem"]
+                        .as_str()
+                        .unwrap()
+                        .contains(problem),
+                    "{found}"
+                );
+            }
+            None => assert_eq!(
+                (found["intact"].clone(), found["entries"].clone()),
+                (json!(true), json!(6)),
+                "{found}"
+            ),
+        }
+    }
+    drop(server);
+
+    // The subcommand: one line per territory, exit status 1.
+    let output = std::process::Command::new(server_binary()?)
+        .arg("verify-audit")
+        .env("DATABASE_URL", &db.url)
+        .output()?;
+    assert!(
+        !output.status.success(),
+        "verify-audit succeeded on a tampered log"
+    );
+    let stdout = String::from_utf8(output.stdout)?;
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    for (territory, broken) in expected {
+        let line = lines
+            .iter()
+            .find(|l| l["territoryId"] == territory.to_string())
+            .unwrap_or_else(|| panic!("no line for {territory}: {stdout}"));
+        assert_eq!(
+            line["firstBroken"]["seq"].as_i64(),
+            broken.map(|(seq, _)| seq),
+            "{line}"
+        );
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&edited.to_string()), "{stderr}");
+    let one = std::process::Command::new(server_binary()?)
+        .args(["verify-audit", "--territory", &untouched.to_string()])
+        .env("DATABASE_URL", &db.url)
+        .output()?;
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    Ok(())
+}
