@@ -172,6 +172,57 @@ pub fn ensure_js_dependencies() -> anyhow::Result<PathBuf> {
     Ok(js)
 }
 
+/// A Python interpreter with the packages of `tests/python/requirements.txt`,
+/// in a virtual environment made once under the target directory.
+pub fn python_venv() -> anyhow::Result<PathBuf> {
+    static MADE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    MADE.get_or_init(|| make_venv().map_err(|error| format!("{error:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn make_venv() -> anyhow::Result<PathBuf> {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"));
+    let venv = target.join("python-venv");
+    let python = venv.join("bin").join("python");
+    let requirements = workspace_root().join("tests/python/requirements.txt");
+    let stamp = venv.join("requirements.installed");
+    let wanted = std::fs::read_to_string(&requirements)?;
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(python);
+    }
+    let run = |command: &mut Command, what: &str| -> anyhow::Result<()> {
+        let status = command
+            .status()
+            .with_context(|| format!("running {what}"))?;
+        if !status.success() {
+            bail!("{what} failed ({status})");
+        }
+        Ok(())
+    };
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv (Debian: install python3-venv)",
+    )?;
+    run(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(&requirements),
+        "pip install -r tests/python/requirements.txt",
+    )?;
+    std::fs::write(&stamp, wanted)?;
+    Ok(python)
+}
+
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()

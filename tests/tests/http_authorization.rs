@@ -160,6 +160,29 @@ const TABLE: &[Row] = &[
                                                          [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
     row("GET",  "/api/territories/{id}/records/{record_id}/state",
                                                          [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    // Reports: régie auditors and coordinators issue and read them (issuing
+    // changes no data); coordinators set the rates hours are valued at.
+    row("POST", "/api/territories/{id}/reports/hours",   [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/reports/hours/{sha256}",
+                                                         [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/hourly-rates",    [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("PUT",  "/api/territories/{id}/hourly-rates/{effective_from}",
+                                                         [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    // Exports: régie auditors and coordinators export; coordinators set
+    // the licence, contact and sensitive taxa the exports follow.
+    row("GET",  "/api/territories/{id}/exports/darwin-core-archive",
+                                                         [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/exports/sightings.geojson",
+                                                         [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/exports/sightings.csv",
+                                                         [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/exports/sinp.csv", [U, F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/exports/degradation-reports.geojson",
+                                                         [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/exports/degradation-reports.csv",
+                                                         [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/export-settings", [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    row("PUT",  "/api/territories/{id}/export-settings", [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
     // Anyone's own notebooks, in a territory where they hold a role.
     row("GET",  "/api/territories/{id}/notebooks",       [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
     // The review's live updates: whoever reads the review follows it.
@@ -418,6 +441,8 @@ async fn perform(
             | "/api/territories/{id}/species-list"
             | "/api/territories/{id}/audit/entries"
             | "/api/territories/{id}/audit/verification"
+            | "/api/territories/{id}/hourly-rates"
+            | "/api/territories/{id}/export-settings"
             | "/api/territories/{id}/notebooks",
         ) => (
             row.path.replace("{id}", &territory_id.to_string()),
@@ -499,6 +524,55 @@ async fn perform(
                 Some(list.into_bytes()),
             )
             .await;
+        }
+        ("POST", "/api/territories/{id}/reports/hours") => (
+            row.path.replace("{id}", &territory_id.to_string()),
+            token,
+            Some(json!({"from": "2026-01-01", "to": "2026-12-31"})),
+        ),
+        ("GET", "/api/territories/{id}/reports/hours/{sha256}") => {
+            let day = |d: &str| d.parse::<chrono::NaiveDate>().expect("a date");
+            let report = server::reports::hours::issue(
+                pool,
+                territory_id,
+                day("2026-01-01"),
+                day("2026-06-30"),
+                fixture.admin.account_id,
+            )
+            .await?;
+            let path = format!(
+                "/api/territories/{territory_id}/reports/hours/{}",
+                report.sha256
+            );
+            (path, token, None)
+        }
+        ("PUT", "/api/territories/{id}/hourly-rates/{effective_from}") => (
+            format!("/api/territories/{territory_id}/hourly-rates/2026-01-01"),
+            token,
+            Some(json!({"euroPerHour": "11.65", "basis": "smic"})),
+        ),
+        ("PUT", "/api/territories/{id}/export-settings") => (
+            row.path.replace("{id}", &territory_id.to_string()),
+            token,
+            Some(json!({"licence": "CC-BY-4.0", "sensitiveGridMetres": 10000,
+                        "sensitiveTaxa": [{"taxonId": 444432, "scientificName": "Triturus cristatus"}]})),
+        ),
+        ("GET", path) if path.starts_with("/api/territories/{id}/exports/") => {
+            // Streamed files: the status, and the JSON of a refusal.
+            let path = path.replace("{id}", &territory_id.to_string());
+            let mut request = reqwest::Client::new().get(server.http_url(&path));
+            if let Some(token) = &token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await?;
+            let body = if status < 300 {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes)?
+            };
+            return Ok((status, body));
         }
         ("GET", "/api/territories/{id}/events") => {
             let path = format!("/api/territories/{territory_id}/events");

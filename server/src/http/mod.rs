@@ -41,6 +41,10 @@ pub mod enrolment;
 /// `GET /api/territories/{id}/events`: a territory's changes, live, as
 /// server-sent events for the coordinators' web app (`crate::live`).
 pub mod events;
+/// `/api/territories/{id}/exports/…`, `…/export-settings`: the inventory as
+/// a Darwin Core Archive, GeoJSON, CSV and SINP CSV, streamed;
+/// `crate::export` writes them.
+pub mod exports;
 /// Authentication and the small checks handlers share, done once.
 pub mod extractor;
 /// `/health`: liveness and database reachability, for load balancers.
@@ -58,6 +62,9 @@ pub mod openapi;
 /// `HEAD`/`PUT /api/photos/{sha256}` (resumable upload), `GET
 /// /api/photos/{sha256}[/thumbnail]`: photos attached to records.
 pub mod photos;
+/// `/api/territories/{id}/reports/hours…`, `…/hourly-rates…`: the
+/// volunteer-hours report and its rates; `crate::reports` does the work.
+pub mod reports;
 /// `/api/territories/{id}/review…`: coordinators' review of the inventory
 /// (filters, decisions, conflicts, duplicates); `crate::review` does the work.
 pub mod review;
@@ -157,6 +164,8 @@ fn routes() -> Routes {
         .merge(review::routes())
         .merge(species::routes())
         .merge(audit::routes())
+        .merge(reports::routes())
+        .merge(exports::routes())
         .merge(notebooks::routes())
         .merge(events::routes())
         .merge(photos::routes())

@@ -44,8 +44,8 @@ use utoipa::{
 };
 
 use super::{
-    accounts, audit, devices, enrolment, events, health, inventory, notebooks, photos, review,
-    sessions, species, sync, territories, ApiError, Routes,
+    accounts, audit, devices, enrolment, events, exports, health, inventory, notebooks, photos,
+    reports, review, sessions, species, sync, territories, ApiError, Routes,
 };
 
 pub fn routes() -> Routes {
@@ -132,6 +132,18 @@ async fn document() -> impl IntoResponse {
         audit::verification,
         audit::record_audit,
         audit::record_state,
+        reports::issue,
+        reports::fetch,
+        reports::list_rates,
+        reports::set_rate,
+        exports::darwin_core_archive,
+        exports::sightings_geojson,
+        exports::sightings_csv,
+        exports::sinp_csv,
+        exports::degradation_geojson,
+        exports::degradation_csv,
+        exports::get_settings,
+        exports::put_settings,
         notebooks::own_notebooks,
         events::events,
         photos::upload_status,
@@ -154,6 +166,8 @@ async fn document() -> impl IntoResponse {
         (name = "review", description = "Coordinators' review: the review table, decisions, conflicts, duplicates"),
         (name = "species", description = "The territory's species list: its document for the phones, and importing a TAXREF-style CSV"),
         (name = "audit", description = "The régie's audit trail: its entries and their hash-chain verification, a record's attributed history and its state at a past date"),
+        (name = "reports", description = "The volunteer-hours report, issued once and checked by its hash; the hourly rates it values hours at"),
+        (name = "exports", description = "The inventory as a Darwin Core Archive, GeoJSON, CSV and SINP CSV, streamed; the licence, contact and sensitive taxa they follow"),
         (name = "notebooks", description = "The caller's own notebooks, for their next device"),
         (name = "events", description = "A territory's changes, live (server-sent events)"),
         (name = "photos", description = "Resumable photo upload, photos and thumbnails"),

@@ -1,0 +1,532 @@
+//! The volunteer-hours report of one territory and period.
+//!
+//! Only approved entries are counted; entries awaiting a decision and
+//! entries returned to their volunteer are listed apart, with what they
+//! would add. Each counted entry is valued at the rate in force on its work
+//! date (`hourly_rates`); an entry before any rate counts in hours and in
+//! `unvaluedMinutes`, not in euros. An entry two phones edited concurrently
+//! counts with the value the inventory holds (automerge's winner, or the
+//! coordinator's resolution) and is named in `withUnresolvedConflicts` while
+//! its conflict stands.
+//!
+//! Issuing a report stores its canonical JSON and SHA-256 in
+//! `issued_reports` and appends a `report_issued` entry to the audit trail,
+//! in one transaction; renderings (CSV, HTML) are made from what was stored,
+//! so they all carry the hash of the same content.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{canonical_json, euros, hours, sha256_hex};
+
+/// The longest period one report covers.
+pub const MAX_PERIOD_DAYS: i64 = 366 * 5;
+
+/// A report as issued: its content and the SHA-256 of its canonical JSON.
+#[derive(Debug, Clone)]
+pub struct IssuedReport {
+    pub sha256: String,
+    pub content: Value,
+}
+
+#[derive(sqlx::FromRow)]
+struct Entry {
+    id: Uuid,
+    volunteer_id: Uuid,
+    volunteer_name: Option<String>,
+    work_date: NaiveDate,
+    duration_minutes: i32,
+    activity: String,
+    site: Option<String>,
+    approval_status: String,
+    approval_reason: Option<String>,
+    has_conflicts: bool,
+    cents_per_hour: Option<i32>,
+}
+
+/// Sums of one group of approved entries.
+#[derive(Default)]
+struct Total {
+    entries: i64,
+    minutes: i64,
+    /// Σ minutes × cents per hour, divided by 60 only when shown.
+    cent_minutes: i64,
+    unvalued_minutes: i64,
+}
+
+impl Total {
+    fn add(&mut self, entry: &Entry) {
+        let minutes = i64::from(entry.duration_minutes);
+        self.entries += 1;
+        self.minutes += minutes;
+        match entry.cents_per_hour {
+            Some(rate) => self.cent_minutes += minutes * i64::from(rate),
+            None => self.unvalued_minutes += minutes,
+        }
+    }
+
+    fn json(&self, extra: Value) -> Value {
+        let mut value = json!({
+            "entries": self.entries,
+            "minutes": self.minutes,
+            "hours": hours(self.minutes),
+            "euros": euros((self.cent_minutes + 30) / 60),
+            "unvaluedMinutes": self.unvalued_minutes,
+        });
+        if let (Value::Object(map), Value::Object(extra)) = (&mut value, extra) {
+            map.extend(extra);
+        }
+        value
+    }
+}
+
+fn volunteer_name(entry: &Entry) -> String {
+    entry
+        .volunteer_name
+        .clone()
+        .unwrap_or_else(|| entry.volunteer_id.to_string())
+}
+
+fn listed(entry: &Entry) -> Value {
+    json!({
+        "entryId": entry.id,
+        "volunteerId": entry.volunteer_id,
+        "volunteer": volunteer_name(entry),
+        "workDate": entry.work_date,
+        "minutes": entry.duration_minutes,
+        "activity": entry.activity,
+        "site": entry.site,
+        "reason": entry.approval_reason,
+    })
+}
+
+/// Builds the report of `territory` from `from` to `to` (both included),
+/// stores it and audits its issue. The caller checked the period.
+pub async fn issue(
+    pool: &PgPool,
+    territory: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+    issued_by: Uuid,
+) -> sqlx::Result<IssuedReport> {
+    // One snapshot: the entries, the rates and the names agree.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *tx)
+        .await?;
+    let entries: Vec<Entry> = sqlx::query_as(
+        "SELECT t.id, t.volunteer_id, a.display_name AS volunteer_name, t.work_date, \
+                t.duration_minutes, t.activity, t.site, t.approval_status, t.approval_reason, \
+                t.has_conflicts, r.cents_per_hour \
+         FROM timesheet_entries t \
+         LEFT JOIN accounts a ON a.id = t.volunteer_id \
+         LEFT JOIN LATERAL (SELECT h.cents_per_hour FROM hourly_rates h \
+             WHERE h.territory_id = t.territory_id AND h.effective_from <= t.work_date \
+             ORDER BY h.effective_from DESC LIMIT 1) r ON true \
+         WHERE t.territory_id = $1 AND t.work_date BETWEEN $2 AND $3 \
+         ORDER BY t.work_date, t.id",
+    )
+    .bind(territory)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *tx)
+    .await?;
+    let (territory_name, issuer_name): (String, Option<String>) = sqlx::query_as(
+        "SELECT t.name, (SELECT display_name FROM accounts WHERE id = $2) \
+         FROM territories t WHERE t.id = $1",
+    )
+    .bind(territory)
+    .bind(issued_by)
+    .fetch_one(&mut *tx)
+    .await?;
+    let rates: Vec<Value> = sqlx::query_scalar(
+        "SELECT jsonb_build_object('effectiveFrom', effective_from, 'centsPerHour', cents_per_hour, \
+                'euroPerHour', to_char(cents_per_hour / 100.0, 'FM999990.00'), 'basis', basis, 'note', note) \
+         FROM hourly_rates WHERE territory_id = $1 AND effective_from <= $2 \
+         ORDER BY effective_from",
+    )
+    .bind(territory)
+    .bind(to)
+    .fetch_all(&mut *tx)
+    .await?;
+    // To the millisecond, so that the time the JSON shows is the one stored.
+    let issued_at: DateTime<Utc> = sqlx::query_scalar("SELECT date_trunc('milliseconds', now())")
+        .fetch_one(&mut *tx)
+        .await?;
+
+    let content = build(
+        territory,
+        &territory_name,
+        from,
+        to,
+        issued_at,
+        issued_by,
+        issuer_name,
+        rates,
+        &entries,
+    );
+    let text = canonical_json(&content);
+    let sha256 = sha256_hex(&text);
+    sqlx::query(
+        "INSERT INTO issued_reports (sha256, territory_id, kind, period_from, period_to, issued_by, issued_at, content) \
+         VALUES ($1, $2, 'hours', $3, $4, $5, $6, $7)",
+    )
+    .bind(&sha256)
+    .bind(territory)
+    .bind(from)
+    .bind(to)
+    .bind(issued_by)
+    .bind(issued_at)
+    .bind(&text)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO audit_log (territory_id, action, actor_id, detail) \
+         VALUES ($1, 'report_issued', $2, jsonb_build_object('kind', 'hours', 'sha256', $3::text, \
+                 'from', $4::date, 'to', $5::date))",
+    )
+    .bind(territory)
+    .bind(issued_by)
+    .bind(&sha256)
+    .bind(from)
+    .bind(to)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(IssuedReport { sha256, content })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    territory: Uuid,
+    territory_name: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+    issued_at: DateTime<Utc>,
+    issued_by: Uuid,
+    issuer_name: Option<String>,
+    rates: Vec<Value>,
+    entries: &[Entry],
+) -> Value {
+    let mut total = Total::default();
+    let mut by_volunteer: BTreeMap<(String, Uuid), Total> = BTreeMap::new();
+    let mut by_activity: BTreeMap<&str, Total> = BTreeMap::new();
+    let mut by_site: BTreeMap<Option<&str>, Total> = BTreeMap::new();
+    let mut by_month: BTreeMap<String, Total> = BTreeMap::new();
+    let (mut pending, mut returned, mut conflicted) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut pending_total, mut returned_total) = (Total::default(), Total::default());
+    for entry in entries {
+        match entry.approval_status.as_str() {
+            "approved" => {
+                total.add(entry);
+                by_volunteer
+                    .entry((volunteer_name(entry), entry.volunteer_id))
+                    .or_default()
+                    .add(entry);
+                by_activity.entry(&entry.activity).or_default().add(entry);
+                by_site.entry(entry.site.as_deref()).or_default().add(entry);
+                let month = format!("{}-{:02}", entry.work_date.year(), entry.work_date.month());
+                by_month.entry(month).or_default().add(entry);
+                if entry.has_conflicts {
+                    conflicted.push(listed(entry));
+                }
+            }
+            "returned" => {
+                returned_total.add(entry);
+                returned.push(listed(entry));
+            }
+            _ => {
+                pending_total.add(entry);
+                pending.push(listed(entry));
+            }
+        }
+    }
+    json!({
+        "kind": "volunteer-hours",
+        "territory": { "id": territory, "name": territory_name },
+        "period": { "from": from, "to": to },
+        "issuedAt": issued_at,
+        "issuedBy": { "id": issued_by, "name": issuer_name },
+        "rates": rates,
+        "approved": total.json(json!({})),
+        "byVolunteer": by_volunteer.iter().map(|((name, id), t)| t.json(json!({"volunteerId": id, "volunteer": name}))).collect::<Vec<_>>(),
+        "byActivity": by_activity.iter().map(|(activity, t)| t.json(json!({"activity": activity}))).collect::<Vec<_>>(),
+        "bySite": by_site.iter().map(|(site, t)| t.json(json!({"site": site}))).collect::<Vec<_>>(),
+        "byMonth": by_month.iter().map(|(month, t)| t.json(json!({"month": month}))).collect::<Vec<_>>(),
+        "pending": { "total": pending_total.json(json!({})), "entries": pending },
+        "returned": { "total": returned_total.json(json!({})), "entries": returned },
+        "withUnresolvedConflicts": conflicted,
+    })
+}
+
+/// A report issued in `territory` whose hash is `sha256`, as it was issued.
+pub async fn fetch(
+    pool: &PgPool,
+    territory: Uuid,
+    sha256: &str,
+) -> sqlx::Result<Option<IssuedReport>> {
+    let content: Option<String> = sqlx::query_scalar(
+        "SELECT content FROM issued_reports WHERE territory_id = $1 AND sha256 = $2",
+    )
+    .bind(territory)
+    .bind(sha256)
+    .fetch_optional(pool)
+    .await?;
+    Ok(content.and_then(|text| {
+        // Stored by `issue`: its hash is the key; a row whose text no longer
+        // hashes to it was rewritten and is not answered as issued.
+        (sha256_hex(&text) == sha256).then(|| IssuedReport {
+            sha256: sha256.to_string(),
+            content: serde_json::from_str(&text).unwrap_or(Value::Null),
+        })
+    }))
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The report as one CSV table: a `section` column (`total`, `volunteer`,
+/// `activity`, `site`, `month`, `pending`, `returned`, `report`) and the
+/// same columns for every row; the last row carries the hash.
+pub fn csv(report: &IssuedReport) -> Vec<u8> {
+    let mut out = ::csv::Writer::from_writer(Vec::new());
+    let c = &report.content;
+    let header = [
+        "section",
+        "key",
+        "label",
+        "entries",
+        "minutes",
+        "hours",
+        "euros",
+        "unvalued_minutes",
+        "work_date",
+        "reason",
+    ];
+    let mut rows: Vec<[String; 10]> = Vec::new();
+    let group = |section: &str, key: String, label: String, t: &Value| -> [String; 10] {
+        [
+            section.to_string(),
+            key,
+            label,
+            text(&t["entries"]),
+            text(&t["minutes"]),
+            text(&t["hours"]),
+            text(&t["euros"]),
+            text(&t["unvaluedMinutes"]),
+            String::new(),
+            String::new(),
+        ]
+    };
+    rows.push(group(
+        "total",
+        format!(
+            "{}..{}",
+            text(&c["period"]["from"]),
+            text(&c["period"]["to"])
+        ),
+        text(&c["territory"]["name"]),
+        &c["approved"],
+    ));
+    for t in c["byVolunteer"].as_array().into_iter().flatten() {
+        rows.push(group(
+            "volunteer",
+            text(&t["volunteerId"]),
+            text(&t["volunteer"]),
+            t,
+        ));
+    }
+    for t in c["byActivity"].as_array().into_iter().flatten() {
+        rows.push(group("activity", text(&t["activity"]), String::new(), t));
+    }
+    for t in c["bySite"].as_array().into_iter().flatten() {
+        rows.push(group("site", text(&t["site"]), String::new(), t));
+    }
+    for t in c["byMonth"].as_array().into_iter().flatten() {
+        rows.push(group("month", text(&t["month"]), String::new(), t));
+    }
+    for section in ["pending", "returned"] {
+        for e in c[section]["entries"].as_array().into_iter().flatten() {
+            rows.push([
+                section.to_string(),
+                text(&e["entryId"]),
+                text(&e["volunteer"]),
+                "1".into(),
+                text(&e["minutes"]),
+                e["minutes"].as_i64().map(hours).unwrap_or_default(),
+                String::new(),
+                String::new(),
+                text(&e["workDate"]),
+                text(&e["reason"]),
+            ]);
+        }
+    }
+    rows.push([
+        "report".into(),
+        "sha256".into(),
+        report.sha256.clone(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        text(&c["issuedAt"]),
+        String::new(),
+    ]);
+    // Writing to a Vec cannot fail.
+    out.write_record(header).ok();
+    for row in rows {
+        out.write_record(&row).ok();
+    }
+    out.into_inner().unwrap_or_default()
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+fn html_table(title: &str, key: &str, rows: &[Value], label: impl Fn(&Value) -> String) -> String {
+    let mut html = format!(
+        "<h2>{}</h2>\n<table>\n<thead><tr><th scope=\"col\">{}</th><th scope=\"col\">Entries</th>\
+         <th scope=\"col\">Hours</th><th scope=\"col\">Value (€)</th></tr></thead>\n<tbody>\n",
+        escape(title),
+        escape(key)
+    );
+    for row in rows {
+        html.push_str(&format!(
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape(&label(row)),
+            escape(&text(&row["entries"])),
+            escape(&text(&row["hours"])),
+            escape(&text(&row["euros"])),
+        ));
+    }
+    html.push_str("</tbody>\n</table>\n");
+    html
+}
+
+fn entry_table(title: &str, entries: &[Value]) -> String {
+    let mut html = format!(
+        "<h2>{}</h2>\n<table>\n<thead><tr><th scope=\"col\">Date</th><th scope=\"col\">Volunteer</th>\
+         <th scope=\"col\">Activity</th><th scope=\"col\">Hours</th><th scope=\"col\">Reason</th></tr></thead>\n<tbody>\n",
+        escape(title)
+    );
+    if entries.is_empty() {
+        html.push_str("<tr><td colspan=\"5\">None</td></tr>\n");
+    }
+    for e in entries {
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape(&text(&e["workDate"])),
+            escape(&text(&e["volunteer"])),
+            escape(&text(&e["activity"])),
+            escape(&e["minutes"].as_i64().map(hours).unwrap_or_default()),
+            escape(&text(&e["reason"])),
+        ));
+    }
+    html.push_str("</tbody>\n</table>\n");
+    html
+}
+
+/// A printable page (A4, no script, no outside resource) of the report,
+/// its hash and how to check it.
+pub fn html(report: &IssuedReport) -> String {
+    let c = &report.content;
+    let rows = |key: &str| c[key].as_array().cloned().unwrap_or_default();
+    let territory = text(&c["territory"]["name"]);
+    let mut rates = String::new();
+    for rate in rows("rates") {
+        rates.push_str(&format!(
+            "<li>From {}: {} € per hour ({}){}</li>\n",
+            escape(&text(&rate["effectiveFrom"])),
+            escape(&text(&rate["euroPerHour"])),
+            if rate["basis"] == "smic" {
+                "SMIC"
+            } else {
+                "set rate"
+            },
+            rate["note"]
+                .as_str()
+                .map(|note| format!(" — {}", escape(note)))
+                .unwrap_or_default(),
+        ));
+    }
+    if rates.is_empty() {
+        rates.push_str("<li>No hourly rate is set for this period: hours are not valued.</li>\n");
+    }
+    let approved = &c["approved"];
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>Volunteer hours — {territory}</title>\n<style>\n\
+         @page {{ size: A4; margin: 18mm; }}\n\
+         body {{ font: 11pt/1.4 system-ui, sans-serif; color: #111; max-width: 50em; margin: 1em auto; }}\n\
+         table {{ border-collapse: collapse; width: 100%; margin-bottom: 1.2em; }}\n\
+         th, td {{ border: 1px solid #999; padding: 0.2em 0.5em; text-align: left; }}\n\
+         td:nth-child(n+2) {{ font-variant-numeric: tabular-nums; }}\n\
+         .hash {{ font-family: monospace; word-break: break-all; }}\n\
+         h2 {{ break-after: avoid; }} table {{ break-inside: auto; }} tr {{ break-inside: avoid; }}\n\
+         </style>\n</head>\n<body>\n<main>\n\
+         <h1>Volunteer hours — {territory}</h1>\n\
+         <p>Period: {from} to {to} (both included). Issued {issued_at} by {issuer}.</p>\n\
+         <p><strong>Approved: {entries} entries, {hours} hours, valued at {euros} €</strong>{unvalued}.</p>\n\
+         <h2>Hourly rates</h2>\n<ul>\n{rates}</ul>\n\
+         {by_volunteer}{by_activity}{by_site}{by_month}\
+         {pending}{returned}\
+         <h2>Checking this report</h2>\n\
+         <p>SHA-256 of this report: <span class=\"hash\" id=\"report-sha256\">{sha}</span></p>\n\
+         <p>The service keeps every report it issued. The territory's régie or coordinators \
+         can fetch this one by its hash (<code>GET /api/territories/{territory_id}/reports/hours/{sha}</code>) \
+         and compare it with this copy; the issue is also recorded in the territory's audit trail.</p>\n\
+         </main>\n</body>\n</html>\n",
+        territory = escape(&territory),
+        territory_id = escape(&text(&c["territory"]["id"])),
+        from = escape(&text(&c["period"]["from"])),
+        to = escape(&text(&c["period"]["to"])),
+        issued_at = escape(&text(&c["issuedAt"])),
+        issuer = escape(&text(&c["issuedBy"]["name"])),
+        entries = escape(&text(&approved["entries"])),
+        hours = escape(&text(&approved["hours"])),
+        euros = escape(&text(&approved["euros"])),
+        unvalued = match approved["unvaluedMinutes"].as_i64() {
+            Some(minutes) if minutes > 0 =>
+                format!(" ({} hours before any rate, not valued)", hours(minutes)),
+            _ => String::new(),
+        },
+        rates = rates,
+        by_volunteer = html_table("By volunteer", "Volunteer", &rows("byVolunteer"), |r| text(&r["volunteer"])),
+        by_activity = html_table("By activity", "Activity", &rows("byActivity"), |r| text(&r["activity"])),
+        by_site = html_table("By site", "Site", &rows("bySite"), |r| {
+            r["site"].as_str().map(str::to_string).unwrap_or_else(|| "(no site)".into())
+        }),
+        by_month = html_table("By month", "Month", &rows("byMonth"), |r| text(&r["month"])),
+        pending = entry_table(
+            "Awaiting approval (not counted)",
+            c["pending"]["entries"].as_array().map(Vec::as_slice).unwrap_or_default()
+        ),
+        returned = entry_table(
+            "Returned to the volunteer (not counted)",
+            c["returned"]["entries"].as_array().map(Vec::as_slice).unwrap_or_default()
+        ),
+        sha = escape(&report.sha256),
+    )
+}
