@@ -154,6 +154,10 @@ pub async fn serve(
         core.clone(),
         stop_background.child_token(),
     );
+    tokio::spawn(review::counts::fold_continually(
+        pool.clone(),
+        stop_background.child_token(),
+    ));
     let live = live::Live::start(pool.clone(), stop_background.child_token()).await;
     let state = http::AppState {
         pool,

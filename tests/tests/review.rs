@@ -985,3 +985,129 @@ async fn close_sightings_of_one_taxon_are_proposed_and_merged_or_dismissed() -> 
     );
     Ok(())
 }
+
+/// The dashboard's counts as counting the tables gives them.
+async fn counted(pool: &PgPool, territory: Uuid) -> anyhow::Result<Value> {
+    Ok(sqlx::query_scalar(
+        "SELECT jsonb_build_object( \
+           'sightings', (SELECT jsonb_build_object('total', count(*), 'conflicts', count(*) FILTER (WHERE has_conflicts), \
+               'byStatus', COALESCE((SELECT jsonb_object_agg(s, n) FROM (SELECT validation_status::text s, count(*) n \
+                 FROM sightings WHERE territory_id = $1 GROUP BY 1) g), '{}')) FROM sightings WHERE territory_id = $1), \
+           'degradationReports', (SELECT jsonb_build_object('total', count(*), 'conflicts', count(*) FILTER (WHERE has_conflicts), \
+               'byStatus', COALESCE((SELECT jsonb_object_agg(s, n) FROM (SELECT status s, count(*) n \
+                 FROM degradation_reports WHERE territory_id = $1 GROUP BY 1) g), '{}')) FROM degradation_reports WHERE territory_id = $1), \
+           'timesheetEntries', (SELECT jsonb_build_object('total', count(*), 'conflicts', count(*) FILTER (WHERE has_conflicts), \
+               'byStatus', COALESCE((SELECT jsonb_object_agg(s, n) FROM (SELECT approval_status s, count(*) n \
+                 FROM timesheet_entries WHERE territory_id = $1 GROUP BY 1) g), '{}'), \
+               'minutesByStatus', COALESCE((SELECT jsonb_object_agg(s, m) FROM (SELECT approval_status s, sum(duration_minutes) m \
+                 FROM timesheet_entries WHERE territory_id = $1 GROUP BY 1) g), '{}')) FROM timesheet_entries WHERE territory_id = $1), \
+           'invalidRecords', (SELECT count(*) FROM invalid_records WHERE territory_id = $1))",
+    )
+    .bind(territory)
+    .fetch_one(pool)
+    .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_counts_kept_by_triggers_follow_inserts_updates_upserts_and_deletes(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let p = place(&db).await?;
+    let server = ServerProcess::start(&db.url)?;
+    let t = p.territory;
+    let path = format!("/api/territories/{t}/review/counts");
+    let check = |what: &'static str| {
+        let (server, p) = (&server, &p);
+        let path = path.clone();
+        async move {
+            let shown = get(server, &p.auditor, &path).await?;
+            let truth = counted(&p.pool, t).await?;
+            assert_eq!(shown, truth, "after {what}");
+            anyhow::Ok(())
+        }
+    };
+    check("nothing").await?;
+    let mut sightings = Vec::new();
+    for name in [
+        "Bufo bufo",
+        "Rana temporaria",
+        "Bufo bufo",
+        "Erinaceus europaeus",
+    ] {
+        sightings.push(
+            insert_sighting(
+                &p.pool,
+                t,
+                NewSighting::of(&p.doc, p.volunteer.account_id, name),
+            )
+            .await?,
+        );
+    }
+    let report = insert_report(&p.pool, t, &p.doc, p.volunteer.account_id).await?;
+    let hours = insert_hours(&p.pool, t, &p.doc, p.volunteer.account_id, 90).await?;
+    insert_hours(&p.pool, t, &p.doc, p.volunteer.account_id, 30).await?;
+    accounts::seed_invalid_record(&p.pool, &p.doc, t).await?;
+    check("inserts").await?;
+    // Decisions move rows between statuses (through the review's own triggers).
+    let (status, body) = post(&server, &p.coordinator, &format!("/api/territories/{t}/review/decisions"),
+        &json!({"decision": "verification", "status": "1", "records": [sightings[0], sightings[1]]})).await?;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        &server,
+        &p.coordinator,
+        &format!("/api/territories/{t}/review/decisions"),
+        &json!({"decision": "approval", "status": "approved", "records": [hours]}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        &server,
+        &p.coordinator,
+        &format!("/api/territories/{t}/review/decisions"),
+        &json!({"decision": "follow_up", "status": "under_analysis", "records": [report], "reason": "seen on site"}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    check("decisions").await?;
+    // A conflict appears, a duration changes, as materialisation's upsert does it.
+    sqlx::query(
+        "UPDATE sightings SET conflicts = '[{\"field\": \"individualCount\"}]' WHERE id = $1",
+    )
+    .bind(sightings[2])
+    .execute(&p.pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO timesheet_entries (id, territory_id, doc_id, volunteer_id, work_date, duration_minutes, \
+           activity, author_id, device_id, created_at, modified_at) \
+         SELECT id, territory_id, doc_id, volunteer_id, work_date, 150, activity, author_id, device_id, created_at, now() \
+         FROM timesheet_entries WHERE id = $1 \
+         ON CONFLICT (id) DO UPDATE SET duration_minutes = EXCLUDED.duration_minutes",
+    )
+    .bind(hours)
+    .execute(&p.pool)
+    .await?;
+    check("a conflict and an upsert").await?;
+    // A record leaves the inventory (it became invalid).
+    sqlx::query("DELETE FROM sightings WHERE id = $1")
+        .bind(sightings[3])
+        .execute(&p.pool)
+        .await?;
+    check("a delete").await?;
+    // Folding moves the deltas into the counters and changes no count.
+    let folded = server::review::counts::fold(&p.pool).await?;
+    assert!(folded > 0, "there were deltas to fold");
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM review_count_deltas WHERE territory_id = $1")
+            .bind(t)
+            .fetch_one(&p.pool)
+            .await?;
+    assert_eq!(left, 0);
+    check("folding").await?;
+    sqlx::query("UPDATE sightings SET validation_status = 4 WHERE id = $1")
+        .bind(sightings[2])
+        .execute(&p.pool)
+        .await?;
+    check("a change after folding").await?;
+    Ok(())
+}

@@ -179,7 +179,7 @@ async fn counts(
 ) -> Result<Json<Value>, ApiError> {
     user.require_role(territory, READERS, "review the inventory")?;
     Ok(Json(
-        crate::review::filter::counts(&state.pool, territory).await?,
+        crate::review::counts::counts(&state.pool, territory).await?,
     ))
 }
 

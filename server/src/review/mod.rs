@@ -1,8 +1,8 @@
 //! Coordinators' review of a territory's inventory, without HTTP: the
 //! routes in `http::review` parse requests and call these.
 //!
-//! - [`filter`]: the review table's filters and keyset pages, and the counts
-//!   of a dashboard;
+//! - [`filter`]: the review table's filters and keyset pages;
+//! - [`counts`]: the counts of a dashboard, kept by triggers;
 //! - [`decisions`]: verification, degradation follow-up and timesheet
 //!   approval, one record or a selection at once (all or nothing), each with
 //!   its row of history;
@@ -23,6 +23,7 @@
 //! other, and its history row is stored in the same transaction.
 
 pub mod conflicts;
+pub mod counts;
 pub mod decisions;
 pub mod duplicates;
 pub mod filter;
