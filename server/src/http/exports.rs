@@ -40,6 +40,14 @@ const EXPORTERS: &[Role] = &[Role::Coordinator, Role::RegieAuditor];
 const SETTERS: &[Role] = &[Role::Coordinator];
 /// Bytes the pipe between an export's writer and its response holds.
 const PIPE_BYTES: usize = 64 * 1024;
+/// Exports one process streams at once: each holds a database connection
+/// for as long as its client takes to read it, and the pool is shared with
+/// the sync core.
+static EXPORT_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+/// What a client refused a slot is told to wait.
+const RETRY_EXPORT_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+const BUSY: &str =
+    "Four exports are already being streamed by this server: retry after `Retry-After` seconds";
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -145,11 +153,18 @@ fn streamed(
     content_type: &'static str,
     file_name: String,
     produce: Produce,
-) -> Response {
+) -> Result<Response, ApiError> {
+    let slot = EXPORT_SLOTS
+        .try_acquire()
+        .map_err(|_| ApiError::TooManyRequests {
+            message: "four exports are already being streamed by this server; retry shortly".into(),
+            retry_after: RETRY_EXPORT_AFTER,
+        })?;
     let (writer, reader) = tokio::io::duplex(PIPE_BYTES);
     let (done, finished) = tokio::sync::oneshot::channel();
     let pool = state.pool.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         let started = std::time::Instant::now();
         let result = produce(pool, BufWriter::new(writer)).await;
         match &result {
@@ -171,7 +186,7 @@ fn streamed(
     });
     let body = Body::from_stream(ReaderStream::new(reader).chain(tail));
     let disposition = format!("attachment; filename=\"{file_name}\"");
-    (
+    Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (
@@ -183,7 +198,7 @@ fn streamed(
         ],
         body,
     )
-        .into_response()
+        .into_response())
 }
 
 /// Finishes a flat export: everything buffered goes out.
@@ -222,6 +237,7 @@ fn base_url(headers: &HeaderMap) -> String {
         (status = 401, description = UNAUTHENTICATED, body = ApiError),
         (status = 403, description = "Only the territory's régie auditors and coordinators export it", body = ApiError),
         (status = 404, description = "No such territory", body = ApiError),
+        (status = 429, description = BUSY, body = ApiError),
     ),
     security(("bearer" = [])),
 )]
@@ -240,7 +256,7 @@ async fn darwin_core_archive(
         .fetch_one(&state.pool)
         .await?;
     let base_url = base_url(&headers);
-    Ok(streamed(
+    streamed(
         &state,
         territory,
         "darwin-core-archive",
@@ -258,7 +274,7 @@ async fn darwin_core_archive(
                 dwca::write(&mut tx, &scope, &publisher, out).await
             })
         }),
-    ))
+    )
 }
 
 macro_rules! flat_sighting_export {
@@ -276,6 +292,7 @@ macro_rules! flat_sighting_export {
                 (status = 401, description = UNAUTHENTICATED, body = ApiError),
                 (status = 403, description = "Only the territory's régie auditors and coordinators export it", body = ApiError),
                 (status = 404, description = "No such territory", body = ApiError),
+                (status = 429, description = BUSY, body = ApiError),
             ),
             security(("bearer" = [])),
         )]
@@ -287,7 +304,7 @@ macro_rules! flat_sighting_export {
         ) -> Result<Response, ApiError> {
             check(&state, &user, territory).await?;
             let scope = scope(territory, query)?;
-            Ok(streamed(
+            streamed(
                 &state,
                 territory,
                 $operation,
@@ -300,7 +317,7 @@ macro_rules! flat_sighting_export {
                         finish(out).await
                     })
                 }),
-            ))
+            )
         }
     };
 }
@@ -319,6 +336,7 @@ macro_rules! flat_degradation_export {
                 (status = 401, description = UNAUTHENTICATED, body = ApiError),
                 (status = 403, description = "Only the territory's régie auditors and coordinators export it", body = ApiError),
                 (status = 404, description = "No such territory", body = ApiError),
+                (status = 429, description = BUSY, body = ApiError),
             ),
             security(("bearer" = [])),
         )]
@@ -328,7 +346,7 @@ macro_rules! flat_degradation_export {
             Path(territory): Path<Uuid>,
         ) -> Result<Response, ApiError> {
             check(&state, &user, territory).await?;
-            Ok(streamed(
+            streamed(
                 &state,
                 territory,
                 $operation,
@@ -341,7 +359,7 @@ macro_rules! flat_degradation_export {
                         finish(out).await
                     })
                 }),
-            ))
+            )
         }
     };
 }
