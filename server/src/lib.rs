@@ -102,7 +102,8 @@ async fn grant_service_role(conn: &mut PgConnection) -> bool {
             "GRANT USAGE ON SCHEMA public TO fieldnotes_service; \
              GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO fieldnotes_service; \
              GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO fieldnotes_service; \
-             REVOKE UPDATE, DELETE, TRUNCATE ON audit_log, issued_reports FROM fieldnotes_service; \
+             REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_log FROM fieldnotes_service; \
+             REVOKE UPDATE, DELETE, TRUNCATE ON audit_pending, issued_reports FROM fieldnotes_service; \
              REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_chain_heads FROM fieldnotes_service;",
         )
         .await?;
@@ -154,6 +155,10 @@ pub async fn serve(
         core.clone(),
         stop_background.child_token(),
     );
+    tokio::spawn(audit::chain::chain_continually(
+        pool.clone(),
+        stop_background.child_token(),
+    ));
     tokio::spawn(review::counts::fold_continually(
         pool.clone(),
         stop_background.child_token(),

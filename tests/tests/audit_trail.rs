@@ -347,7 +347,7 @@ async fn audited_territory(service: &sqlx::PgPool, name: &str) -> anyhow::Result
     let territory = phones::territory(service, name).await?.id;
     for n in 1..=6 {
         sqlx::query(
-            "INSERT INTO audit_log (territory_id, action, actor_id, record_id, record_kind, before, after) \
+            "INSERT INTO audit_pending (territory_id, action, actor_id, record_id, record_kind, before, after) \
              VALUES ($1, 'change', $2, $3, 'sighting', $4, $5)",
         )
         .bind(territory)
@@ -358,6 +358,7 @@ async fn audited_territory(service: &sqlx::PgPool, name: &str) -> anyhow::Result
         .execute(service)
         .await?;
     }
+    server::audit::chain::chain_pending(service).await?;
     Ok(territory)
 }
 
@@ -374,7 +375,8 @@ async fn tampering_with_the_audit_log_is_found_at_the_right_entry_and_the_servic
     let cut = audited_territory(&service, "Tronqué").await?;
     let untouched = audited_territory(&service, "Intact").await?;
 
-    // The service's role may append, never rewrite.
+    // The service's role may append pending entries, never rewrite them nor
+    // write the chain itself.
     let role: String = sqlx::query_scalar("SELECT current_user::text")
         .fetch_one(&service)
         .await?;
@@ -383,6 +385,10 @@ async fn tampering_with_the_audit_log_is_found_at_the_right_entry_and_the_servic
         "UPDATE audit_log SET after = '{}' WHERE seq = 1",
         "DELETE FROM audit_log WHERE seq = 1",
         "TRUNCATE audit_log",
+        "INSERT INTO audit_log (territory_id, seq, action, actor_id, prev_hash, hash) \
+         SELECT territory_id, 99, 'change', actor_id, '', '' FROM audit_log LIMIT 1",
+        "UPDATE audit_pending SET after = '{}'",
+        "DELETE FROM audit_pending",
         "UPDATE audit_chain_heads SET seq = 1",
         "DELETE FROM audit_chain_heads",
     ] {

@@ -506,7 +506,8 @@ async fn the_hours_report_matches_a_hand_computed_fixture_and_is_checked_by_its_
     assert!(html.contains("9.25 hours, valued at 110.04 €"), "{html}");
     assert!(html.contains("no attendance sheet for that day"), "{html}");
 
-    // The issue is in the audit trail, and the chain holds.
+    // The issue is in the audit trail.
+    server::audit::chain::chain_pending(&pool).await?;
     let audited: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_log WHERE territory_id = $1 AND action = 'report_issued' \
          AND detail->>'sha256' = $2 AND actor_id = $3",

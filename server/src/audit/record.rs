@@ -24,6 +24,8 @@ pub async fn history(
     territory: Uuid,
     record: Uuid,
 ) -> Result<Option<Json>, sqlx::Error> {
+    // Chained entries by seq, then those not chained yet (seq and hash null)
+    // in the order they were appended.
     let steps: Option<Json> = sqlx::query_scalar(
         "SELECT jsonb_agg(jsonb_build_object(\
            'seq', a.seq, 'recordedAt', a.recorded_at, 'action', a.action, \
@@ -31,8 +33,14 @@ pub async fn history(
            'deviceId', a.device_id, 'deviceName', d.name, 'sessionId', a.session_id, \
            'docId', a.doc_id, 'recordKind', a.record_kind, 'changeHash', a.change_hash, \
            'before', a.before, 'after', a.after, 'detail', a.detail, \
-           'hash', encode(a.hash, 'hex')) ORDER BY a.seq) \
-         FROM audit_log a \
+           'hash', encode(a.hash, 'hex')) ORDER BY a.seq IS NULL, a.seq, a.pending_id) \
+         FROM (SELECT territory_id, seq, NULL::bigint AS pending_id, recorded_at, action, actor_id, \
+                 device_id, session_id, doc_id, record_id, record_kind, change_hash, before, after, \
+                 detail, hash FROM audit_log \
+               UNION ALL \
+               SELECT territory_id, NULL, id, recorded_at, action, actor_id, device_id, session_id, \
+                 doc_id, record_id, record_kind, change_hash, before, after, detail, NULL \
+               FROM audit_pending) a \
          LEFT JOIN accounts ac ON ac.id = a.actor_id \
          LEFT JOIN devices d ON d.id = a.device_id \
          WHERE a.territory_id = $1 AND a.record_id = $2",
@@ -67,9 +75,11 @@ pub async fn state_at(
     at: DateTime<Utc>,
 ) -> Result<Json, StateError> {
     let located: Option<(String, String)> = sqlx::query_as(
-        "SELECT doc_id, record_kind FROM audit_log \
-         WHERE territory_id = $1 AND record_id = $2 AND action = 'change' \
-         ORDER BY seq LIMIT 1",
+        "SELECT doc_id, record_kind FROM (\
+           SELECT doc_id, record_kind, territory_id, record_id, action FROM audit_log \
+           UNION ALL \
+           SELECT doc_id, record_kind, territory_id, record_id, action FROM audit_pending) a \
+         WHERE territory_id = $1 AND record_id = $2 AND action = 'change' LIMIT 1",
     )
     .bind(territory)
     .bind(record)

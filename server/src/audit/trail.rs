@@ -69,21 +69,21 @@ pub fn change_entries<'a>(
     entries
 }
 
-/// Appends `entries` (from [`change_entries`]) in one statement, territory
-/// by territory so that concurrent transactions lock chain heads in one order.
+/// Appends `entries` (from [`change_entries`]) to the pending entries in one
+/// statement: no lock is taken, the chaining gives them their places later
+/// (`super::chain`).
 pub async fn append(conn: &mut PgConnection, entries: Vec<Json>) -> Result<(), sqlx::Error> {
     if entries.is_empty() {
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO audit_log (territory_id, action, actor_id, device_id, session_id, doc_id, \
+        "INSERT INTO audit_pending (territory_id, action, actor_id, device_id, session_id, doc_id, \
            record_id, record_kind, change_hash, before, after, detail) \
          SELECT (e->>'territory_id')::uuid, 'change', (e->>'actor_id')::uuid, \
            (e->>'device_id')::uuid, (e->>'session_id')::uuid, e->>'doc_id', \
            (e->>'record_id')::uuid, e->>'record_kind', e->>'change_hash', \
            e->'before', e->'after', e->'detail' \
-         FROM jsonb_array_elements($1) WITH ORDINALITY AS entries(e, n) \
-         ORDER BY (e->>'territory_id')::uuid, n",
+         FROM jsonb_array_elements($1) WITH ORDINALITY AS entries(e, n) ORDER BY n",
     )
     .bind(Json::Array(entries))
     .execute(conn)

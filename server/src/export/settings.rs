@@ -214,7 +214,7 @@ pub async fn put(
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "INSERT INTO audit_log (territory_id, action, actor_id, before, after) \
+        "INSERT INTO audit_pending (territory_id, action, actor_id, before, after) \
          VALUES ($1, 'export_settings_set', $2, $3, $4)",
     )
     .bind(territory)

@@ -121,6 +121,8 @@ async fn entries(
     if after < 0 {
         return Err(ApiError::bad_request("after", "must be a seq, 0 or more"));
     }
+    // The trail as accepted until now: pending entries take their places first.
+    crate::audit::chain::chain_pending(&state.pool).await?;
     let page: Value = sqlx::query_scalar(
         "WITH page AS (\
            SELECT a.*, ac.display_name FROM audit_log a \
@@ -247,6 +249,8 @@ async fn record_audit(
     Path((territory, record_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<Value>, ApiError> {
     check(&state, &user, territory).await?;
+    // Each step with its place in the chain, whenever it can have one now.
+    crate::audit::chain::chain_pending(&state.pool).await?;
     record::history(&state.pool, territory, record_id)
         .await?
         .map(Json)

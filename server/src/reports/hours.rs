@@ -185,7 +185,7 @@ pub async fn issue(
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "INSERT INTO audit_log (territory_id, action, actor_id, detail) \
+        "INSERT INTO audit_pending (territory_id, action, actor_id, detail) \
          VALUES ($1, 'report_issued', $2, jsonb_build_object('kind', 'hours', 'sha256', $3::text, \
                  'from', $4::date, 'to', $5::date))",
     )

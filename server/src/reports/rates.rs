@@ -61,7 +61,7 @@ pub async fn set(
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "INSERT INTO audit_log (territory_id, action, actor_id, before, after, detail) \
+        "INSERT INTO audit_pending (territory_id, action, actor_id, before, after, detail) \
          VALUES ($1, 'hourly_rate_set', $2, $3, $4, jsonb_build_object('effectiveFrom', $5::date))",
     )
     .bind(territory)

@@ -241,20 +241,6 @@ impl Selection {
         sql: &mut QueryBuilder<'a, Postgres>,
         territory: Uuid,
     ) {
-        self.push_from_where_planned(sql, territory, false)
-    }
-
-    /// As [`Self::push_from_where`]; with `box_first`, the rows in the
-    /// bounding box are found first, through the spatial index, and the
-    /// other filters and the review order apply to those only. The planner
-    /// cannot tell how few rows a small box holds: left to itself it walks
-    /// the review order and tests every row against the box (docs/PERFORMANCE.md).
-    fn push_from_where_planned<'a>(
-        &'a self,
-        sql: &mut QueryBuilder<'a, Postgres>,
-        territory: Uuid,
-        box_first: bool,
-    ) {
         let kind = self.kind;
         sql.push(format!(
             " FROM {} t JOIN territories tr ON tr.id = t.territory_id \
@@ -293,20 +279,15 @@ impl Selection {
                 // Hours have no position: a box selects none.
                 sql.push(" AND false");
             } else {
-                sql.push(" AND t.geom && ");
-                push_envelope(sql, [min_lon, min_lat, max_lon, max_lat]);
-                if box_first {
-                    // OFFSET 0 keeps the subquery a subquery: its rows are
-                    // found on their own, by the GiST index.
-                    sql.push(format!(
-                        " AND t.id IN (SELECT b.id FROM {} b WHERE b.territory_id = ",
-                        kind.table()
-                    ))
-                    .push_bind(territory)
-                    .push(" AND b.geom && ");
-                    push_envelope(sql, [min_lon, min_lat, max_lon, max_lat]);
-                    sql.push(" OFFSET 0)");
-                }
+                sql.push(" AND t.geom && ST_MakeEnvelope(")
+                    .push_bind(min_lon)
+                    .push(", ")
+                    .push_bind(min_lat)
+                    .push(", ")
+                    .push_bind(max_lon)
+                    .push(", ")
+                    .push_bind(max_lat)
+                    .push(", 4326)");
             }
         }
         if let Some(status) = &self.status {
@@ -329,35 +310,11 @@ impl Selection {
         }
     }
 
-    /// Whether the bounding box (if any) holds few enough of the
-    /// territory's rows to be read first: counted through the spatial
-    /// index, up to [`BOX_FIRST_MAX_ROWS`].
-    async fn box_is_small(&self, pool: &PgPool, territory: Uuid) -> Result<bool, ReviewError> {
-        let Some(envelope) = self.bbox else {
-            return Ok(false);
-        };
-        if self.kind == RecordKind::TimesheetEntry {
-            return Ok(false);
-        }
-        let mut sql = QueryBuilder::new(format!(
-            "SELECT count(*) FROM (SELECT 1 FROM {} b WHERE b.territory_id = ",
-            self.kind.table()
-        ));
-        sql.push_bind(territory).push(" AND b.geom && ");
-        push_envelope(&mut sql, envelope);
-        sql.push(" LIMIT ")
-            .push_bind(BOX_FIRST_MAX_ROWS + 1)
-            .push(") s");
-        let in_box: i64 = sql.build_query_scalar().fetch_one(pool).await?;
-        Ok(in_box <= BOX_FIRST_MAX_ROWS)
-    }
-
     /// One page of rows, newest first, and the cursor of the next page.
     pub async fn page(&self, pool: &PgPool, territory: Uuid) -> Result<Json, ReviewError> {
-        let box_first = self.box_is_small(pool, territory).await?;
         let mut sql = QueryBuilder::new("SELECT ");
         sql.push(row_json(self.kind)).push(" AS row, t.review_seq");
-        self.push_from_where_planned(&mut sql, territory, box_first);
+        self.push_from_where(&mut sql, territory);
         if let Some(after) = self.after {
             sql.push(" AND t.review_seq < ").push_bind(after);
         }
@@ -404,24 +361,6 @@ pub async fn record(pool: &PgPool, territory: Uuid, id: Uuid) -> Result<Json, Re
     Err(ReviewError::NotFound(format!(
         "no record {id} in territory {territory}"
     )))
-}
-
-/// A box of the territory holding at most this many rows is read first.
-const BOX_FIRST_MAX_ROWS: i64 = 20_000;
-
-fn push_envelope(
-    sql: &mut QueryBuilder<'_, Postgres>,
-    [min_lon, min_lat, max_lon, max_lat]: [f64; 4],
-) {
-    sql.push("ST_MakeEnvelope(")
-        .push_bind(min_lon)
-        .push(", ")
-        .push_bind(min_lat)
-        .push(", ")
-        .push_bind(max_lon)
-        .push(", ")
-        .push_bind(max_lat)
-        .push(", 4326)");
 }
 
 fn push_instant(sql: &mut QueryBuilder<'_, Postgres>, kind: RecordKind, instant: DateTime<Utc>) {
