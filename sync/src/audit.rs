@@ -60,6 +60,7 @@ pub fn record_edits(doc: &Automerge, change: &Change) -> Result<Vec<RecordEdit>,
         }
     }
 
+    let written = scalars_written(&values);
     let before_heads = change.deps().to_vec();
     let after_heads = [change.hash()];
     let mut edits = Vec::with_capacity(touched.len());
@@ -69,7 +70,10 @@ pub fn record_edits(doc: &Automerge, change: &Change) -> Result<Vec<RecordEdit>,
             .find(|c| c.key() == collection_key)
             .expect("a collection found above");
         let before = record_at(doc, collection, &record, &before_heads);
-        let after = record_at(doc, collection, &record, &after_heads);
+        let after = match written.get(&(collection_key, record.clone())) {
+            Some(Some(after)) => after.clone(),
+            _ => record_at(doc, collection, &record, &after_heads),
+        };
         let names: BTreeSet<String> = if fields.contains(&None) {
             before.keys().chain(after.keys()).cloned().collect()
         } else {
@@ -93,6 +97,60 @@ pub fn record_edits(doc: &Automerge, change: &Change) -> Result<Vec<RecordEdit>,
 
 /// A record's fields (each at its winning value) as the document stood at
 /// `heads`; empty where it did not exist, or was not a map.
+/// Per record, the record as the change leaves it when that can be told
+/// from the change alone, without reading the document's history (the
+/// costly part: docs/PERFORMANCE.md): when the change writes only scalars
+/// into the record's fields, each field it writes shows, at the change, the
+/// last value it wrote there (its operation overwrites every value its
+/// writer saw); and when it also made the record, those fields are all the
+/// record has. `None` for a record it writes anything else into (an object,
+/// a deletion, an increment, deeper than a field): that one is read at the
+/// change.
+fn scalars_written(
+    values: &[crate::written::WrittenValue],
+) -> BTreeMap<(&'static str, String), Option<Map<String, Json>>> {
+    use crate::written::Written;
+    let mut records: BTreeMap<(&'static str, String), Option<Map<String, Json>>> = BTreeMap::new();
+    // Records whose own key the change wrote: made (a new map) or not.
+    let mut made: BTreeMap<(&'static str, String), bool> = BTreeMap::new();
+    for value in values {
+        let [Segment::Key(collection), Segment::Key(record), rest @ ..] = value.path.as_slice()
+        else {
+            continue;
+        };
+        let Some(collection) = Collection::ALL.iter().find(|c| c.key() == collection) else {
+            continue;
+        };
+        let key = (collection.key(), record.clone());
+        match (rest, &value.value) {
+            ([], Written::Object(ObjType::Map)) => {
+                made.insert(key.clone(), true);
+                records.entry(key).or_insert_with(|| Some(Map::new()));
+            }
+            ([], _) => {
+                made.insert(key.clone(), false);
+                records.insert(key, None);
+            }
+            ([Segment::Key(field)], Written::Scalar(scalar)) => {
+                if let Some(fields) = records.entry(key).or_insert_with(|| Some(Map::new())) {
+                    fields.insert(field.clone(), crate::read::scalar_to_json(scalar));
+                }
+            }
+            _ => {
+                records.insert(key, None);
+            }
+        }
+    }
+    // A record the change did not make may hold fields it did not write:
+    // only the fields it wrote are known, which is what an edit shows.
+    for (key, fields) in records.iter_mut() {
+        if made.get(key) == Some(&false) {
+            *fields = None;
+        }
+    }
+    records
+}
+
 pub fn record_at(
     doc: &Automerge,
     collection: Collection,
@@ -234,5 +292,90 @@ mod tests {
         tx.put_object(ROOT, "sightings", ObjType::Map).unwrap();
         tx.commit();
         assert!(edits_of_last_change(&doc).is_empty());
+    }
+
+    /// The record as the change leaves it, told from the change alone
+    /// (`scalars_written`), is what reading the history at the change gives;
+    /// a record the change writes an object into is left to the history.
+    #[test]
+    fn what_a_change_wrote_is_what_the_history_shows_at_the_change() {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        let sightings = tx.put_object(ROOT, "sightings", ObjType::Map).unwrap();
+        let r1 = tx.put_object(&sightings, "r1", ObjType::Map).unwrap();
+        tx.put(&r1, "individualCount", 1).unwrap();
+        tx.put(&r1, "individualCount", 2).unwrap();
+        tx.put(&r1, "notes", "sous la haie").unwrap();
+        tx.put(&r1, "verified", true).unwrap();
+        let r2 = tx.put_object(&sightings, "r2", ObjType::Map).unwrap();
+        tx.put(&r2, "scientificName", "Bufo bufo").unwrap();
+        tx.put_object(&r2, "photos", ObjType::List).unwrap();
+        tx.commit();
+        // A concurrent edit merged in afterwards must not show at the change.
+        let mut other = doc.fork();
+        let first = doc.get_heads();
+        let mut tx = doc.transaction();
+        tx.put(&r1, "notes", "au pied du platane").unwrap();
+        tx.commit();
+        let mut tx = other.transaction();
+        tx.put(&r1, "individualCount", 7).unwrap();
+        tx.commit();
+        doc.merge(&mut other).unwrap();
+
+        let check = |hash: ChangeHash| {
+            let change = doc.get_change_by_hash(&hash).unwrap().clone();
+            let (values, _) = written_by(&doc, std::slice::from_ref(&change)).unwrap();
+            let told = scalars_written(&values);
+            let mut checked = 0;
+            for ((collection, record), after) in &told {
+                let collection = Collection::ALL
+                    .into_iter()
+                    .find(|c| c.key() == *collection)
+                    .unwrap();
+                let read = record_at(&doc, collection, record, &[hash]);
+                if let Some(after) = after {
+                    let read: Map<String, Json> = read
+                        .into_iter()
+                        .filter(|(field, _)| after.contains_key(field))
+                        .collect();
+                    assert_eq!(&read, after, "{record} at {hash}");
+                    checked += 1;
+                }
+            }
+            (told, checked)
+        };
+        let (made, checked) = check(first[0]);
+        assert_eq!(checked, 1, "r1 is told from the change");
+        assert_eq!(
+            made[&("sightings", "r1".to_string())]
+                .as_ref()
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            made[&("sightings", "r2".to_string())],
+            None,
+            "r2 holds a list"
+        );
+        for hash in doc.get_heads() {
+            let (told, checked) = check(hash);
+            assert_eq!(checked, 1);
+            assert_eq!(told.len(), 1);
+        }
+        // A made record told from the change holds every field the history shows.
+        let whole = record_at(
+            &doc,
+            Collection::ALL
+                .into_iter()
+                .find(|c| c.key() == "sightings")
+                .unwrap(),
+            "r1",
+            &first,
+        );
+        assert_eq!(
+            &whole,
+            made[&("sightings", "r1".to_string())].as_ref().unwrap()
+        );
     }
 }

@@ -112,7 +112,7 @@ pub fn value_to_json_at<D: ReadDoc>(
     }
 }
 
-fn scalar_to_json(scalar: &ScalarValue) -> Json {
+pub(crate) fn scalar_to_json(scalar: &ScalarValue) -> Json {
     match scalar {
         ScalarValue::Str(s) => Json::String(s.to_string()),
         ScalarValue::Int(i) => Json::from(*i),
