@@ -15,8 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
-    error::UNAUTHENTICATED, extractor::AuthUser, territories::require_territory, ApiError,
-    AppState, Routes,
+    error::UNAUTHENTICATED,
+    extractor::{is_sha256_hex, query, AuthUser},
+    territories::require_territory,
+    ApiError, AppState, Routes,
 };
 use crate::{
     audit::{
@@ -48,12 +50,6 @@ pub fn routes() -> Routes {
             "/api/territories/{id}/records/{record_id}/state",
             record_state,
         )
-}
-
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query
-        .map(|Query(query)| query)
-        .map_err(|rejection| ApiError::bad_request("query", rejection.body_text()))
 }
 
 async fn check(state: &AppState, user: &AuthUser, territory: Uuid) -> Result<(), ApiError> {
@@ -187,7 +183,7 @@ async fn verification(
             seq: Some(seq),
             hash: Some(hash),
         } => {
-            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !is_sha256_hex(&hash) {
                 return Err(ApiError::bad_request(
                     "hash",
                     "must be a SHA-256 in hex (64 characters)",

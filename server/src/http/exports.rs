@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::{
     error::{BODY_TOO_LARGE, UNAUTHENTICATED},
-    extractor::{AuthUser, JsonBody},
+    extractor::{self, AuthUser, JsonBody},
     territories::require_territory,
     ApiError, AppState, Routes,
 };
@@ -106,9 +106,7 @@ fn scope(
     territory: Uuid,
     query: Result<Query<ScopeQuery>, QueryRejection>,
 ) -> Result<SightingScope, ApiError> {
-    let Query(query) =
-        query.map_err(|rejection| ApiError::bad_request("query", rejection.body_text()))?;
-    let statuses = match query.validation {
+    let statuses = match extractor::query(query)?.validation {
         None => DEFAULT_STATUSES.to_vec(),
         Some(list) => {
             let mut statuses = Vec::new();

@@ -1,12 +1,14 @@
 //! Extractors that do a handler's checking once: [`AuthUser`] authenticates
 //! (so a handler's signature says whether it needs a caller), [`JsonBody`]
-//! reads a JSON body and names the field at fault when it cannot.
+//! reads a JSON body and names the field at fault when it cannot; [`query`]
+//! does the same for a query string, [`is_sha256_hex`] checks a hash a
+//! caller names.
 
 use axum::{
     body::Bytes,
     extract::{
-        rejection::{BytesRejection, FailedToBufferBody},
-        FromRequest, FromRequestParts, Path, Request,
+        rejection::{BytesRejection, FailedToBufferBody, QueryRejection},
+        FromRequest, FromRequestParts, Path, Query, Request,
     },
     http::{
         header::{AUTHORIZATION, CONTENT_LENGTH},
@@ -18,6 +20,20 @@ use uuid::Uuid;
 
 use super::{ApiError, AppState, MAX_JSON_BODY_BYTES};
 use crate::auth::{self, Principal, Role};
+
+/// A handler's query parameters, or a 400 on `query` saying what is wrong
+/// with them (a handler takes `Result<Query<T>, QueryRejection>` and passes
+/// it here, so the refusal is an [`ApiError`] like every other).
+pub fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|rejection| ApiError::bad_request("query", rejection.body_text()))
+}
+
+/// Whether `text` is a SHA-256 in hex (64 digits, either case).
+pub fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
 
 /// The authenticated caller, from `Authorization: Bearer <token>`; refuses the
 /// request with 401 when the token is missing, unknown, expired or revoked.

@@ -311,8 +311,7 @@ impl ListQuery {
         query: Result<Query<ListQuery>, QueryRejection>,
         user: &AuthUser,
     ) -> Result<ListQuery, ApiError> {
-        let Query(query) =
-            query.map_err(|rejection| ApiError::bad_request("query", rejection.body_text()))?;
+        let query = super::extractor::query(query)?;
         if let Some(territory) = query.territory {
             user.require_member(territory)?;
         }

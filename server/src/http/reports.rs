@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::{
     error::{BODY_TOO_LARGE, UNAUTHENTICATED},
-    extractor::{AuthUser, JsonBody},
+    extractor::{self, AuthUser, JsonBody},
     territories::require_territory,
     ApiError, AppState, Routes,
 };
@@ -173,10 +173,9 @@ async fn fetch(
     query: Result<Query<FormatQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     user.require_role(territory, REPORTERS, "read the territory's reports")?;
-    let Query(query) =
-        query.map_err(|rejection| ApiError::bad_request("query", rejection.body_text()))?;
+    let query = extractor::query(query)?;
     let sha256 = sha256.to_ascii_lowercase();
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !extractor::is_sha256_hex(&sha256) {
         return Err(ApiError::bad_request(
             "sha256",
             "must be a SHA-256 in hex (64 characters)",

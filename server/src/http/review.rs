@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{
     error::{BODY_TOO_LARGE, UNAUTHENTICATED},
-    extractor::{AuthUser, JsonBody},
+    extractor::{query, AuthUser, JsonBody},
     ApiError, AppState, Routes,
 };
 use crate::{
@@ -106,12 +106,6 @@ impl From<ReviewError> for ApiError {
             ReviewError::Database(error) => ApiError::Database(error),
         }
     }
-}
-
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query
-        .map(|Query(query)| query)
-        .map_err(|rejection| ApiError::bad_request("query", rejection.body_text()))
 }
 
 /// A page of the review table (documentation only: built in SQL).
