@@ -124,6 +124,32 @@ async fn grant_service_role(conn: &mut PgConnection) -> bool {
     }
 }
 
+/// Runs `work` every `period` until `stop`: the database's upkeep each
+/// process takes its share of (each `work` takes its own lock, so processes
+/// never do it twice at once). A failure is logged and the next round tries
+/// again.
+async fn every<F, Fut>(
+    period: std::time::Duration,
+    what: &'static str,
+    stop: tokio_util::sync::CancellationToken,
+    work: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = sqlx::Result<u64>>,
+{
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        match work().await {
+            Ok(0) => {}
+            Ok(rows) => tracing::debug!(rows, "{what}"),
+            Err(error) => tracing::warn!(%error, "{what}"),
+        }
+    }
+}
+
 /// What the service is told at start beyond its database and socket.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -155,13 +181,29 @@ pub async fn serve(
         core.clone(),
         stop_background.child_token(),
     );
-    tokio::spawn(audit::chain::chain_continually(
-        pool.clone(),
+    tokio::spawn(every(
+        audit::chain::CHAIN_EVERY,
+        "chaining the audit trail",
         stop_background.child_token(),
+        {
+            let pool = pool.clone();
+            move || {
+                let pool = pool.clone();
+                async move { audit::chain::chain_pending(&pool).await }
+            }
+        },
     ));
-    tokio::spawn(review::counts::fold_continually(
-        pool.clone(),
+    tokio::spawn(every(
+        review::counts::FOLD_EVERY,
+        "folding the review counts",
         stop_background.child_token(),
+        {
+            let pool = pool.clone();
+            move || {
+                let pool = pool.clone();
+                async move { review::counts::fold(&pool).await }
+            }
+        },
     ));
     let live = live::Live::start(pool.clone(), stop_background.child_token()).await;
     let state = http::AppState {

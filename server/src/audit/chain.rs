@@ -13,7 +13,7 @@ use sqlx::PgPool;
 /// Entries one chaining transaction moves at most.
 const BATCH: i32 = 5000;
 /// How often each process chains what is pending.
-const CHAIN_EVERY: Duration = Duration::from_millis(500);
+pub const CHAIN_EVERY: Duration = Duration::from_millis(500);
 
 /// Chains every entry pending now (batch after batch); returns how many.
 /// Another process chaining at the same moment makes this one return
@@ -28,21 +28,6 @@ pub async fn chain_pending(pool: &PgPool) -> sqlx::Result<u64> {
         total += moved as u64;
         if moved < BATCH {
             return Ok(total);
-        }
-    }
-}
-
-/// Chains every [`CHAIN_EVERY`] until `stop`.
-pub async fn chain_continually(pool: PgPool, stop: tokio_util::sync::CancellationToken) {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(CHAIN_EVERY) => {}
-        }
-        match chain_pending(&pool).await {
-            Ok(0) => {}
-            Ok(moved) => tracing::debug!(moved, "audit entries chained"),
-            Err(error) => tracing::warn!(%error, "chaining the audit trail"),
         }
     }
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::error::ReviewError;
 
 /// How often each process folds the deltas.
-const FOLD_EVERY: Duration = Duration::from_secs(5);
+pub const FOLD_EVERY: Duration = Duration::from_secs(5);
 
 /// Records by kind and status, open conflicts, hours by approval status,
 /// invalid records. (Possible duplicates are listed, and counted, by
@@ -95,17 +95,4 @@ pub async fn fold(pool: &PgPool) -> sqlx::Result<u64> {
     .rows_affected();
     tx.commit().await?;
     Ok(folded)
-}
-
-/// Folds every [`FOLD_EVERY`] until `stop`.
-pub async fn fold_continually(pool: PgPool, stop: tokio_util::sync::CancellationToken) {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(FOLD_EVERY) => {}
-        }
-        if let Err(error) = fold(&pool).await {
-            tracing::warn!(%error, "folding the review counts");
-        }
-    }
 }
