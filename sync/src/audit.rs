@@ -32,12 +32,9 @@ pub struct RecordEdit {
 pub fn record_edits(doc: &Automerge, change: &Change) -> Result<Vec<RecordEdit>, String> {
     let (values, objects) = written_by(doc, std::slice::from_ref(change))?;
     // Per record, the fields written; `None`: the record itself (made, replaced or deleted).
-    let mut touched: BTreeMap<(&'static str, String), BTreeSet<Option<String>>> = BTreeMap::new();
+    let mut touched: BTreeMap<(Collection, String), BTreeSet<Option<String>>> = BTreeMap::new();
     let mut touch = |path: &[Segment]| {
-        let [Segment::Key(collection), Segment::Key(record), rest @ ..] = path else {
-            return;
-        };
-        let Some(collection) = Collection::ALL.iter().find(|c| c.key() == collection) else {
+        let Some((collection, record, rest)) = in_record(path) else {
             return;
         };
         let field = match rest.first() {
@@ -45,7 +42,7 @@ pub fn record_edits(doc: &Automerge, change: &Change) -> Result<Vec<RecordEdit>,
             _ => None,
         };
         touched
-            .entry((collection.key(), record.clone()))
+            .entry((collection, record.to_string()))
             .or_default()
             .insert(field);
     };
@@ -64,13 +61,9 @@ pub fn record_edits(doc: &Automerge, change: &Change) -> Result<Vec<RecordEdit>,
     let before_heads = change.deps().to_vec();
     let after_heads = [change.hash()];
     let mut edits = Vec::with_capacity(touched.len());
-    for ((collection_key, record), fields) in touched {
-        let collection = Collection::ALL
-            .into_iter()
-            .find(|c| c.key() == collection_key)
-            .expect("a collection found above");
+    for ((collection, record), fields) in touched {
         let before = record_at(doc, collection, &record, &before_heads);
-        let after = match written.get(&(collection_key, record.clone())) {
+        let after = match written.get(&(collection, record.clone())) {
             Some(Some(after)) => after.clone(),
             _ => record_at(doc, collection, &record, &after_heads),
         };
@@ -108,20 +101,16 @@ pub fn record_edits(doc: &Automerge, change: &Change) -> Result<Vec<RecordEdit>,
 /// change.
 fn scalars_written(
     values: &[crate::written::WrittenValue],
-) -> BTreeMap<(&'static str, String), Option<Map<String, Json>>> {
+) -> BTreeMap<(Collection, String), Option<Map<String, Json>>> {
     use crate::written::Written;
-    let mut records: BTreeMap<(&'static str, String), Option<Map<String, Json>>> = BTreeMap::new();
+    let mut records: BTreeMap<(Collection, String), Option<Map<String, Json>>> = BTreeMap::new();
     // Records whose own key the change wrote: made (a new map) or not.
-    let mut made: BTreeMap<(&'static str, String), bool> = BTreeMap::new();
+    let mut made: BTreeMap<(Collection, String), bool> = BTreeMap::new();
     for value in values {
-        let [Segment::Key(collection), Segment::Key(record), rest @ ..] = value.path.as_slice()
-        else {
+        let Some((collection, record, rest)) = in_record(&value.path) else {
             continue;
         };
-        let Some(collection) = Collection::ALL.iter().find(|c| c.key() == collection) else {
-            continue;
-        };
-        let key = (collection.key(), record.clone());
+        let key = (collection, record.to_string());
         match (rest, &value.value) {
             ([], Written::Object(ObjType::Map)) => {
                 made.insert(key.clone(), true);
@@ -149,6 +138,18 @@ fn scalars_written(
         }
     }
     records
+}
+
+/// A path inside a record: its collection, its key, and the rest of the
+/// path below it (empty for the record itself).
+fn in_record(path: &[Segment]) -> Option<(Collection, &str, &[Segment])> {
+    let [Segment::Key(collection), Segment::Key(record), rest @ ..] = path else {
+        return None;
+    };
+    let collection = Collection::ALL
+        .into_iter()
+        .find(|c| c.key() == collection)?;
+    Some((collection, record, rest))
 }
 
 pub fn record_at(
@@ -328,11 +329,7 @@ mod tests {
             let told = scalars_written(&values);
             let mut checked = 0;
             for ((collection, record), after) in &told {
-                let collection = Collection::ALL
-                    .into_iter()
-                    .find(|c| c.key() == *collection)
-                    .unwrap();
-                let read = record_at(&doc, collection, record, &[hash]);
+                let read = record_at(&doc, *collection, record, &[hash]);
                 if let Some(after) = after {
                     let read: Map<String, Json> = read
                         .into_iter()
@@ -347,14 +344,14 @@ mod tests {
         let (made, checked) = check(first[0]);
         assert_eq!(checked, 1, "r1 is told from the change");
         assert_eq!(
-            made[&("sightings", "r1".to_string())]
+            made[&(Collection::Sightings, "r1".to_string())]
                 .as_ref()
                 .unwrap()
                 .len(),
             3
         );
         assert_eq!(
-            made[&("sightings", "r2".to_string())],
+            made[&(Collection::Sightings, "r2".to_string())],
             None,
             "r2 holds a list"
         );
@@ -364,18 +361,12 @@ mod tests {
             assert_eq!(told.len(), 1);
         }
         // A made record told from the change holds every field the history shows.
-        let whole = record_at(
-            &doc,
-            Collection::ALL
-                .into_iter()
-                .find(|c| c.key() == "sightings")
-                .unwrap(),
-            "r1",
-            &first,
-        );
+        let whole = record_at(&doc, Collection::Sightings, "r1", &first);
         assert_eq!(
             &whole,
-            made[&("sightings", "r1".to_string())].as_ref().unwrap()
+            made[&(Collection::Sightings, "r1".to_string())]
+                .as_ref()
+                .unwrap()
         );
     }
 }

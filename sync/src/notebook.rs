@@ -34,6 +34,19 @@ pub enum Collection {
     TimesheetEntries,
 }
 
+/// Collections sort by their key in the document (as automerge lists them).
+impl Ord for Collection {
+    fn cmp(&self, other: &Collection) -> std::cmp::Ordering {
+        self.key().cmp(other.key())
+    }
+}
+
+impl PartialOrd for Collection {
+    fn partial_cmp(&self, other: &Collection) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl Collection {
     pub const ALL: [Collection; 3] = [
         Collection::Sightings,
