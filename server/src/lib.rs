@@ -16,6 +16,7 @@ pub mod export;
 pub mod history;
 pub mod http;
 pub mod live;
+pub mod markup;
 pub mod materialise;
 pub mod reports;
 pub mod review;

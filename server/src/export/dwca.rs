@@ -14,6 +14,8 @@ use futures::{io::AsyncWriteExt as _, TryStreamExt};
 use sqlx::PgConnection;
 use tokio::io::AsyncWrite;
 
+use crate::markup::escape;
+
 use super::{
     rows,
     settings::{licence_url, ExportSettings},
@@ -255,21 +257,6 @@ pub fn meta_xml() -> String {
     )
 }
 
-fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            _ => out.push(ch),
-        }
-    }
-    out
-}
-
 fn licence_title(licence: &str) -> &'static str {
     match licence {
         "CC0-1.0" => "Public Domain (CC0 1.0)",
@@ -286,20 +273,22 @@ fn party(tag: &str, publisher: &Publisher<'_>) -> String {
     if let Some(name) = &settings.contact_name {
         inner.push_str(&format!(
             "<individualName><surName>{}</surName></individualName>",
-            xml(name)
+            escape(name)
         ));
     }
     inner.push_str(&format!(
         "<organizationName>{}</organizationName>",
-        xml(settings
-            .organisation
-            .as_deref()
-            .unwrap_or(publisher.territory_name))
+        escape(
+            settings
+                .organisation
+                .as_deref()
+                .unwrap_or(publisher.territory_name)
+        )
     ));
     if let Some(email) = &settings.contact_email {
         inner.push_str(&format!(
             "<electronicMailAddress>{}</electronicMailAddress>",
-            xml(email)
+            escape(email)
         ));
     }
     format!("    <{tag}>{inner}</{tag}>\n")
@@ -308,7 +297,7 @@ fn party(tag: &str, publisher: &Publisher<'_>) -> String {
 /// The dataset's metadata (GBIF EML profile 1.3, EML 2.2.0).
 fn eml_xml(publisher: &Publisher<'_>, coverage: &Coverage, now: DateTime<Utc>) -> String {
     let settings = publisher.settings;
-    let territory = xml(publisher.territory_name);
+    let territory = escape(publisher.territory_name);
     let licence = settings.licence.as_str();
     let coverage_xml = match (coverage.first, coverage.last) {
         (Some(first), Some(last)) => format!(

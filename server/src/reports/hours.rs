@@ -22,6 +22,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{canonical_json, euros, hours, sha256_hex};
+use crate::markup::escape;
 
 /// The longest period one report covers.
 pub const MAX_PERIOD_DAYS: i64 = 366 * 5;
@@ -388,21 +389,6 @@ pub fn csv(report: &IssuedReport) -> Vec<u8> {
         out.write_record(&row).ok();
     }
     out.into_inner().unwrap_or_default()
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(ch),
-        }
-    }
-    out
 }
 
 fn html_table(title: &str, key: &str, rows: &[Value], label: impl Fn(&Value) -> String) -> String {
