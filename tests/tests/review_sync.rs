@@ -1,24 +1,28 @@
 //! The review's sync path: a coordinator's conflict resolution is written into
 //! the volunteer's notebook through the sync core and reaches both of the
-//! volunteer's phones (Rust clients) and the JS automerge-repo client;
+//! volunteer's phones (Rust clients) and the JS automerge-repo client, also
+//! when the JS client is one of the two phones that made the conflict;
 //! decisions reach their volunteer's phone, and only theirs, through the
 //! review document, which no phone can write.
 
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use fieldnotes_tests::{
     accounts::{self, call},
-    eventually, init_test_logging, phones,
+    ensure_js_dependencies, eventually, init_test_logging, phones,
     raw_peer::RawPeer,
     records, ServerProcess, TestDatabase,
 };
-use mobile_bridge::Phone;
+use mobile_bridge::{DeviceCredential, Phone};
 use reqwest::Method;
 use schemas::{FieldRecord, RecordKind};
 use serde_json::{json, Value};
 use server::auth::Role;
 use sync::{read_notebook, review::read_decisions};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use url::Url;
 use uuid::Uuid;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -264,6 +268,247 @@ async fn a_resolved_conflict_reaches_both_phones_and_the_js_client_and_leaves_th
 
     phone_a.shut_down().await;
     phone_b.shut_down().await;
+    Ok(())
+}
+
+/// A phone on the JS automerge-repo client (`tests/js/offline-editor.mjs`, a
+/// Node child process with its own in-memory copy of the notebook), driven
+/// one JSON command per line.
+struct JsPhone {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl JsPhone {
+    /// Connects as `device` (peer id `device-<id>`, as the server requires),
+    /// fetches `doc` and waits until it is in sync with the server.
+    async fn fetch(url: &Url, device: &DeviceCredential, doc: &str) -> anyhow::Result<JsPhone> {
+        let js = ensure_js_dependencies()?;
+        let mut child = tokio::process::Command::new("node")
+            .arg(js.join("offline-editor.mjs"))
+            .args(["--url", url.as_str(), "--doc-id", doc])
+            .args(["--token", &device.secret])
+            .args(["--peer-id", &format!("device-{}", device.device_id)])
+            .args(["--timeout-ms", &TIMEOUT.as_millis().to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("running node")?;
+        let mut phone = JsPhone {
+            stdin: child.stdin.take().context("node's stdin")?,
+            stdout: BufReader::new(child.stdout.take().context("node's stdout")?).lines(),
+            child,
+        };
+        let fetched = phone.answer("fetching the notebook").await?;
+        assert_eq!(
+            (&fetched["documentId"], &fetched["online"]),
+            (&json!(doc), &json!(true)),
+            "{fetched}"
+        );
+        Ok(phone)
+    }
+
+    /// Sends one command and returns its answer.
+    async fn send(&mut self, command: Value) -> anyhow::Result<Value> {
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await?;
+        self.stdin.flush().await?;
+        self.answer(&command.to_string()).await
+    }
+
+    /// The next line the client prints. It bounds each of its own waits by
+    /// TIMEOUT and then exits with the reason; the margin lets that reason
+    /// arrive rather than a bare timeout here.
+    async fn answer(&mut self, what: &str) -> anyhow::Result<Value> {
+        let line = tokio::time::timeout(TIMEOUT + Duration::from_secs(5), self.stdout.next_line())
+            .await
+            .with_context(|| format!("no answer from the JS client to {what}"))??;
+        match line {
+            Some(line) => serde_json::from_str(&line)
+                .with_context(|| format!("the JS client's answer to {what}: {line}")),
+            None => {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = self.child.stderr.take() {
+                    pipe.read_to_string(&mut stderr).await?;
+                }
+                let status = self.child.wait().await?;
+                bail!("the JS client exited ({status}) during {what}: {stderr}")
+            }
+        }
+    }
+
+    async fn exit(mut self) -> anyhow::Result<()> {
+        self.stdin.write_all(b"{\"do\":\"exit\"}\n").await?;
+        self.stdin.flush().await?;
+        let status = tokio::time::timeout(TIMEOUT, self.child.wait()).await??;
+        assert!(status.success(), "the JS client exited with {status}");
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_between_a_rust_phone_and_the_js_client_is_resolved_on_both(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let url = server.sync_url();
+    let pool = db.pool().await?;
+    let territory = phones::territory(&pool, "Plaine des Chères").await?;
+    let t = territory.id;
+    let coordinator =
+        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
+    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    let js_device = phones::enrol_second_device(&pool, &territory, &camille).await?;
+
+    // The Rust phone records a sighting and syncs; the JS client (Camille's
+    // second device) fetches the notebook.
+    let mut phone = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
+    let sighting = records::sighting(camille.account_id, "Lepus europaeus", 1);
+    let record = sighting.id();
+    phone.record(&sighting)?;
+    phone.go_online(&url).await?;
+    phone.wait_synced(TIMEOUT).await?;
+    let notebook = phone.notebook_id().to_string();
+    let mut js_phone = JsPhone::fetch(&url, &js_device, &notebook).await?;
+    let count = json!(["sightings", record.to_string(), "individualCount"]);
+    js_phone
+        .send(json!({"do": "read", "path": count, "value": 1, "conflicts": null}))
+        .await?;
+
+    // Both go offline and each counts differently there.
+    phone.go_offline();
+    let offline = js_phone.send(json!({"do": "offline"})).await?;
+    assert_eq!(
+        (&offline["online"], &offline["peers"]),
+        (&json!(false), &json!([])),
+        "{offline}"
+    );
+    phone.edit(RecordKind::Sighting, record, "individualCount", &json!(3))?;
+    let edited = js_phone
+        .send(json!({"do": "edit", "path": count, "value": 5}))
+        .await?;
+    assert_eq!(
+        (&edited["edited"], &edited["online"]),
+        (&json!(true), &json!(false)),
+        "the JS client edits while it has no connection: {edited}"
+    );
+
+    // Both come back and sync.
+    phone.go_online(&url).await?;
+    let online = js_phone.send(json!({"do": "online"})).await?;
+    assert_eq!(online["online"], true, "{online}");
+    phone.wait_synced(TIMEOUT).await?;
+    eventually(TIMEOUT, "the conflict in the inventory", || async {
+        let conflicted: bool =
+            sqlx::query_scalar("SELECT has_conflicts FROM sightings WHERE id = $1")
+                .bind(record)
+                .fetch_one(&pool)
+                .await?;
+        Ok(conflicted.then_some(()))
+    })
+    .await?;
+
+    // The coordinator's queue shows both values, each with the device that wrote it.
+    let queue = format!("/api/territories/{t}/review/conflicts");
+    let (status, page) = call(&server, Method::GET, &queue, Some(&coordinator.token), None).await?;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(page["items"][0]["id"], record.to_string(), "{page}");
+    let conflicts = page["items"][0]["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{page}");
+    let conflict = &conflicts[0];
+    assert_eq!(conflict["field"], "individualCount", "{page}");
+    let mut written: Vec<(i64, String)> = conflict["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            assert_eq!(v["writtenBy"]["displayName"], "Camille", "{v}");
+            (
+                v["value"].as_i64().unwrap(),
+                v["writtenBy"]["deviceId"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        vec![
+            (3, camille.device.device_id.to_string()),
+            (5, js_device.device_id.to_string())
+        ]
+    );
+
+    // Each copy holds the conflict, and both show the same winner as the queue.
+    let on_phone = eventually(TIMEOUT, "the JS value on the Rust phone", || async {
+        let (value, conflicted) = field_on_phone(&phone, record, "individualCount");
+        Ok(conflicted.then_some(value))
+    })
+    .await?;
+    let on_js = js_phone
+        .send(json!({"do": "read", "path": count, "conflicts": [3, 5]}))
+        .await?;
+    assert_eq!(on_phone, conflict["winner"], "{page}");
+    assert_eq!(on_js["value"], conflict["winner"], "{on_js}");
+
+    // The JS phone goes back into the field; the coordinator resolves.
+    js_phone.send(json!({"do": "offline"})).await?;
+    let resolution = format!("/api/territories/{t}/review/conflicts/{record}/resolution");
+    let (status, body) = call(
+        &server,
+        Method::POST,
+        &resolution,
+        Some(&coordinator.token),
+        Some(&json!({"field": "individualCount", "value": 4, "reason": "counted on the photo"})),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+
+    // The connected Rust phone receives it; the JS phone once it syncs again.
+    eventually(TIMEOUT, "the Rust phone holds the resolution", || async {
+        Ok((field_on_phone(&phone, record, "individualCount") == (json!(4), false)).then_some(()))
+    })
+    .await?;
+    let still_offline = js_phone
+        .send(json!({"do": "read", "path": count, "conflicts": [3, 5]}))
+        .await?;
+    assert_eq!(
+        still_offline["value"], conflict["winner"],
+        "{still_offline}"
+    );
+    js_phone.send(json!({"do": "online"})).await?;
+    let resolved = js_phone
+        .send(json!({"do": "read", "path": count, "value": 4, "conflicts": null}))
+        .await?;
+    assert_eq!(resolved["value"], 4, "{resolved}");
+    let js_synced = js_phone.send(json!({"do": "online"})).await?;
+    let mut js_heads: Vec<String> = serde_json::from_value(js_synced["heads"].clone())?;
+    js_heads.sort();
+    eventually(TIMEOUT, "the same heads on both phones", || async {
+        let mut heads: Vec<String> = phone.heads().iter().map(ToString::to_string).collect();
+        heads.sort();
+        Ok((heads == js_heads).then_some(()))
+    })
+    .await?;
+
+    // The queue is empty and the inventory holds the resolved count.
+    let (status, page) = call(&server, Method::GET, &queue, Some(&coordinator.token), None).await?;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"], json!([]), "the conflict queue is empty");
+    let stored: (Option<i64>, bool) =
+        sqlx::query_as("SELECT individual_count, has_conflicts FROM sightings WHERE id = $1")
+            .bind(record)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(stored, (Some(4), false));
+
+    js_phone.exit().await?;
+    phone.shut_down().await;
     Ok(())
 }
 
