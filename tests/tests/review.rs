@@ -297,6 +297,21 @@ async fn every_filter_of_the_review_table_selects_what_it_names() -> anyhow::Res
             select("bbox=4.86,45.75,4.89,45.80"),
             vec![hedgehog, bat, bat_again],
         ),
+        // A box with a period reads the place-and-period index: both narrow.
+        (
+            select(&format!(
+                "bbox=4.86,45.75,4.89,45.80&from={}",
+                day(6).format("%Y-%m-%d")
+            )),
+            vec![bat, bat_again],
+        ),
+        (
+            select(&format!(
+                "bbox=4.86,45.75,4.89,45.80&to={}",
+                day(6).format("%Y-%m-%d")
+            )),
+            vec![hedgehog],
+        ),
         (select("conflicts=true"), vec![toad]),
         (select("conflicts=false"), vec![hedgehog, bat, bat_again]),
         (select("duplicates=true"), vec![bat, bat_again]),

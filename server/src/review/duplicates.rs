@@ -49,6 +49,48 @@ fn brief(t: &str, account: &str) -> String {
     )
 }
 
+/// The SQL of a page of proposals: `$1` territory, `$2`/`$3` the cursor's
+/// review orders (NULL for the first page), `$4` the row limit. Public so
+/// the review benchmark explains the very query the server runs.
+pub fn proposals_sql() -> String {
+    // The page's pairs are found first, reading indexes only (the walk in
+    // review order starts at the cursor, each probe is index-only since the
+    // probe index covers review_seq); the records are read for those pairs
+    // alone. A cursor `a:b` resumes inside a's pairs (`o.review_seq < b`),
+    // then walks on from a.
+    format!(
+        "WITH page AS ( \
+           SELECT t.id AS a_id, o.id AS b_id, t.review_seq AS a_seq, o.review_seq AS b_seq \
+           FROM sightings t JOIN territories tr ON tr.id = t.territory_id \
+           JOIN LATERAL ( \
+             SELECT o.id, o.review_seq FROM sightings o \
+             WHERE o.territory_id = t.territory_id AND o.taxon_key = t.taxon_key \
+               AND o.review_seq < t.review_seq \
+               AND ($3::bigint IS NULL OR t.review_seq < $2 OR o.review_seq < $3) \
+               AND o.event_date BETWEEN t.event_date - make_interval(secs => tr.duplicate_window_hours * 3600) \
+                                    AND t.event_date + make_interval(secs => tr.duplicate_window_hours * 3600) \
+               AND o.duplicate_of IS NULL \
+               AND abs(ST_Y(o.geom) - ST_Y(t.geom)) <= tr.duplicate_distance_m / 110574 \
+               AND ST_Distance(o.geom::geography, t.geom::geography) <= tr.duplicate_distance_m \
+               AND NOT EXISTS (SELECT 1 FROM duplicate_dismissals x \
+                               WHERE x.record_a = LEAST(o.id, t.id) AND x.record_b = GREATEST(o.id, t.id)) \
+           ) o ON true \
+           WHERE t.territory_id = $1 AND t.duplicate_of IS NULL \
+             AND t.review_seq <= coalesce($2::bigint, 9223372036854775807) \
+           ORDER BY t.review_seq DESC, o.review_seq DESC LIMIT $4) \
+         SELECT jsonb_build_object('a', {a}, 'b', {b}, \
+           'distanceM', round(ST_Distance(t.geom::geography, o.geom::geography)::numeric, 1), \
+           'hoursApart', round((abs(extract(epoch FROM t.event_date - o.event_date)) / 3600)::numeric, 2)), \
+           page.a_seq, page.b_seq \
+         FROM page JOIN sightings t ON t.id = page.a_id JOIN sightings o ON o.id = page.b_id \
+         LEFT JOIN accounts au ON au.id = t.author_id \
+         LEFT JOIN accounts ou ON ou.id = o.author_id \
+         ORDER BY page.a_seq DESC, page.b_seq DESC",
+        a = brief("t", "au"),
+        b = brief("o", "ou"),
+    )
+}
+
 /// A page of proposed pairs, newest first: each pair once, `a` the later
 /// filed. The cursor is `<a's review_seq>:<b's review_seq>`.
 pub async fn proposals(
@@ -72,32 +114,7 @@ pub async fn proposals(
                 .ok_or_else(|| ReviewError::bad_request("after", "not a cursor this server gave"))
         })
         .transpose()?;
-    let sql = format!(
-        "SELECT jsonb_build_object('a', {a}, 'b', {b}, \
-           'distanceM', round(ST_Distance(t.geom::geography, o.geom::geography)::numeric, 1), \
-           'hoursApart', round((abs(extract(epoch FROM t.event_date - o.event_date)) / 3600)::numeric, 2)), \
-           t.review_seq, o.review_seq \
-         FROM sightings t JOIN territories tr ON tr.id = t.territory_id \
-         LEFT JOIN accounts au ON au.id = t.author_id \
-         JOIN LATERAL ( \
-           SELECT o.* FROM sightings o \
-           WHERE o.territory_id = t.territory_id AND o.taxon_key = t.taxon_key \
-             AND o.review_seq < t.review_seq \
-             AND o.event_date BETWEEN t.event_date - make_interval(secs => tr.duplicate_window_hours * 3600) \
-                                  AND t.event_date + make_interval(secs => tr.duplicate_window_hours * 3600) \
-             AND o.duplicate_of IS NULL \
-             AND abs(ST_Y(o.geom) - ST_Y(t.geom)) <= tr.duplicate_distance_m / 110574 \
-             AND ST_Distance(o.geom::geography, t.geom::geography) <= tr.duplicate_distance_m \
-             AND NOT EXISTS (SELECT 1 FROM duplicate_dismissals x \
-                             WHERE x.record_a = LEAST(o.id, t.id) AND x.record_b = GREATEST(o.id, t.id)) \
-         ) o ON true \
-         LEFT JOIN accounts ou ON ou.id = o.author_id \
-         WHERE t.territory_id = $1 AND t.duplicate_of IS NULL \
-           AND ($2::bigint IS NULL OR t.review_seq < $2 OR (t.review_seq = $2 AND o.review_seq < $3)) \
-         ORDER BY t.review_seq DESC, o.review_seq DESC LIMIT $4",
-        a = brief("t", "au"),
-        b = brief("o", "ou"),
-    );
+    let sql = proposals_sql();
     let mut rows: Vec<(Json, i64, i64)> = sqlx::query_as(&sql)
         .bind(territory)
         .bind(cursor.map(|c| c.0))

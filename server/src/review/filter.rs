@@ -83,13 +83,14 @@ pub struct Selection {
 /// Whether `t` (a sighting, with its territory's settings as `tr`) has
 /// another sighting of its taxon within the territory's distance and time
 /// window, neither marked duplicate nor dismissed as a pair. The probe reads
-/// only `sightings_duplicate_probe_idx` (it covers id, duplicate_of, geom),
+/// only `sightings_duplicate_probe_idx` (it covers id, duplicate_of, geom
+/// and review_seq),
 /// drops candidates outside the distance in latitude alone (a comparison of
 /// two floats; 110 574 m is the shortest degree of latitude), then measures
 /// the rest on the spheroid. Neither test can use a spatial index: with
 /// `ST_DWithin` the planner ANDed the GiST index in, and scanned thousands of
 /// rows per probe instead of the few dozen of the taxon's time window.
-pub(crate) const HAS_POSSIBLE_DUPLICATE: &str = "(t.duplicate_of IS NULL AND EXISTS ( \
+pub const HAS_POSSIBLE_DUPLICATE: &str = "(t.duplicate_of IS NULL AND EXISTS ( \
     SELECT 1 FROM sightings o \
     WHERE o.territory_id = t.territory_id AND o.taxon_key = t.taxon_key AND o.id <> t.id \
       AND o.event_date BETWEEN t.event_date - make_interval(secs => tr.duplicate_window_hours * 3600) \
@@ -288,6 +289,9 @@ impl Selection {
                     .push(", ")
                     .push_bind(max_lat)
                     .push(", 4326)");
+                if kind == RecordKind::Sighting {
+                    push_place_time_box(sql, [min_lon, min_lat, max_lon, max_lat], self);
+                }
             }
         }
         if let Some(status) = &self.status {
@@ -361,6 +365,44 @@ pub async fn record(pool: &PgPool, territory: Uuid, id: Uuid) -> Result<Json, Re
     Err(ReviewError::NotFound(format!(
         "no record {id} in territory {territory}"
     )))
+}
+
+/// Days as the third dimension of `review_place_time` (migration 0012).
+const PLACE_TIME_PER_DAY: f64 = 0.0001;
+
+/// The place-and-period box of a sighting filter, tested against
+/// `sightings_review_place_idx` so a small box and a short period are read
+/// together. It only lets the index narrow the rows: the exact tests are the
+/// box and date comparisons beside it, so the box's period is widened by a
+/// minute each way (no rounding can drop a row: GiST keys are single-precision
+/// boxes rounded outwards) and left unbounded (±10⁹) where the filter gives
+/// no date.
+fn push_place_time_box(
+    sql: &mut QueryBuilder<'_, Postgres>,
+    [min_lon, min_lat, max_lon, max_lat]: [f64; 4],
+    selection: &Selection,
+) {
+    const MINUTE: f64 = 1.0 / 1440.0;
+    let day = |instant: DateTime<Utc>| instant.timestamp() as f64 / 86_400.0;
+    let from = selection
+        .from
+        .map_or(-1e9, |from| (day(from) - MINUTE) * PLACE_TIME_PER_DAY);
+    let to = selection
+        .to
+        .map_or(1e9, |to| (day(to) + MINUTE) * PLACE_TIME_PER_DAY);
+    sql.push(" AND review_place_time(t.geom, t.event_date) &&& ST_MakeLine(ST_MakePoint(")
+        .push_bind(min_lon)
+        .push(", ")
+        .push_bind(min_lat)
+        .push(", ")
+        .push_bind(from)
+        .push("), ST_MakePoint(")
+        .push_bind(max_lon)
+        .push(", ")
+        .push_bind(max_lat)
+        .push(", ")
+        .push_bind(to)
+        .push("))");
 }
 
 fn push_instant(sql: &mut QueryBuilder<'_, Postgres>, kind: RecordKind, instant: DateTime<Utc>) {

@@ -1511,28 +1511,13 @@ fn literal(text: &str) -> String {
 
 /// The server's SQL for `query` (a copy of `server/src/review/filter.rs` and
 /// `duplicates.rs`), with `p`'s values inlined.
+/// An instant as the third dimension of `review_place_time` (migration 0012).
+fn place_time_day(instant: DateTime<Utc>) -> f64 {
+    instant.timestamp() as f64 / 86_400.0 * 0.0001
+}
+
 fn sql_equivalent(query: Query, territory: Uuid, p: &RunParams) -> String {
-    const HAS_POSSIBLE_DUPLICATE: &str = "(t.duplicate_of IS NULL AND EXISTS ( \
-        SELECT 1 FROM sightings o \
-        WHERE o.territory_id = t.territory_id AND o.taxon_key = t.taxon_key AND o.id <> t.id \
-          AND o.event_date BETWEEN t.event_date - make_interval(secs => tr.duplicate_window_hours * 3600) \
-                               AND t.event_date + make_interval(secs => tr.duplicate_window_hours * 3600) \
-          AND o.duplicate_of IS NULL \
-          AND abs(ST_Y(o.geom) - ST_Y(t.geom)) <= tr.duplicate_distance_m / 110574 \
-          AND ST_Distance(o.geom::geography, t.geom::geography) <= tr.duplicate_distance_m \
-          AND NOT EXISTS (SELECT 1 FROM duplicate_dismissals x \
-                          WHERE x.record_a = LEAST(o.id, t.id) AND x.record_b = GREATEST(o.id, t.id))))";
-    let brief = |t: &str, account: &str| {
-        format!(
-            "jsonb_build_object('id', {t}.id, 'scientificName', {t}.scientific_name, \
-               'taxonID', {t}.taxon_id, 'eventDate', {t}.event_date, \
-               'decimalLatitude', ST_Y({t}.geom), 'decimalLongitude', ST_X({t}.geom), \
-               'coordinateUncertaintyInMeters', {t}.coordinate_uncertainty_m, \
-               'individualCount', {t}.individual_count, 'site', {t}.site, 'photos', {t}.photos, \
-               'authorId', {t}.author_id, 'authorName', {account}.display_name, \
-               'validationStatus', {t}.validation_status)"
-        )
-    };
+    use server::review::filter::HAS_POSSIBLE_DUPLICATE;
     let filter = match query {
         Query::FirstPage => String::new(),
         Query::DeepPage => format!(" AND t.review_seq < {}", p.deep_cursor),
@@ -1546,13 +1531,21 @@ fn sql_equivalent(query: Query, territory: Uuid, p: &RunParams) -> String {
         ),
         Query::BboxWindow => format!(
             " AND t.event_date >= '{}' AND t.event_date <= '{}' \
-             AND t.geom && ST_MakeEnvelope({}, {}, {}, {}, 4326)",
+             AND t.geom && ST_MakeEnvelope({}, {}, {}, {}, 4326) \
+             AND review_place_time(t.geom, t.event_date) &&& ST_MakeLine(\
+               ST_MakePoint({}, {}, {}), ST_MakePoint({}, {}, {}))",
             rfc3339(p.from),
             rfc3339(p.to),
             p.bbox[0],
             p.bbox[1],
             p.bbox[2],
-            p.bbox[3]
+            p.bbox[3],
+            p.bbox[0],
+            p.bbox[1],
+            place_time_day(p.from) - 0.0001 / 1440.0,
+            p.bbox[2],
+            p.bbox[3],
+            place_time_day(p.to) + 0.0001 / 1440.0,
         ),
         Query::AuthorConflicts => format!(
             " AND t.author_id = '{}' AND t.has_conflicts = true",
@@ -1570,33 +1563,12 @@ fn sql_equivalent(query: Query, territory: Uuid, p: &RunParams) -> String {
                 (Query::ProposalsSecond, Some((a, b))) => (a.to_string(), b.to_string()),
                 _ => ("NULL".to_string(), "NULL".to_string()),
             };
-            return format!(
-                "SELECT jsonb_build_object('a', {ja}, 'b', {jb}, \
-                   'distanceM', round(ST_Distance(t.geom::geography, o.geom::geography)::numeric, 1), \
-                   'hoursApart', round((abs(extract(epoch FROM t.event_date - o.event_date)) / 3600)::numeric, 2)), \
-                   t.review_seq, o.review_seq \
-                 FROM sightings t JOIN territories tr ON tr.id = t.territory_id \
-                 LEFT JOIN accounts au ON au.id = t.author_id \
-                 JOIN LATERAL ( \
-                   SELECT o.* FROM sightings o \
-                   WHERE o.territory_id = t.territory_id AND o.taxon_key = t.taxon_key \
-                     AND o.review_seq < t.review_seq \
-                     AND o.event_date BETWEEN t.event_date - make_interval(secs => tr.duplicate_window_hours * 3600) \
-                                          AND t.event_date + make_interval(secs => tr.duplicate_window_hours * 3600) \
-                     AND o.duplicate_of IS NULL \
-                     AND abs(ST_Y(o.geom) - ST_Y(t.geom)) <= tr.duplicate_distance_m / 110574 \
-                     AND ST_Distance(o.geom::geography, t.geom::geography) <= tr.duplicate_distance_m \
-                     AND NOT EXISTS (SELECT 1 FROM duplicate_dismissals x \
-                                     WHERE x.record_a = LEAST(o.id, t.id) AND x.record_b = GREATEST(o.id, t.id)) \
-                 ) o ON true \
-                 LEFT JOIN accounts ou ON ou.id = o.author_id \
-                 WHERE t.territory_id = '{territory}' AND t.duplicate_of IS NULL \
-                   AND ({a}::bigint IS NULL OR t.review_seq < {a} OR (t.review_seq = {a} AND o.review_seq < {b})) \
-                 ORDER BY t.review_seq DESC, o.review_seq DESC LIMIT {limit}",
-                ja = brief("t", "au"),
-                jb = brief("o", "ou"),
-                limit = PAGE + 1,
-            );
+            // The server's own SQL, its parameters inlined.
+            return server::review::duplicates::proposals_sql()
+                .replace("$1", &format!("'{territory}'::uuid"))
+                .replace("$2", &a)
+                .replace("$3", &b)
+                .replace("$4", &(PAGE + 1).to_string());
         }
         Query::Counts => {
             return "SELECT jsonb_build_object(\
