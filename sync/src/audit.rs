@@ -13,7 +13,7 @@ use serde_json::{Map, Value as Json};
 use crate::{
     notebook::Collection,
     read::value_to_json_at,
-    written::{written_by, Segment},
+    written::{written_by, Segment, Written},
 };
 
 /// One record as one change left it.
@@ -58,11 +58,26 @@ pub fn record_edits(doc: &Automerge, change: &Change) -> Result<Vec<RecordEdit>,
     }
 
     let written = scalars_written(&values);
+    // Records the change made under a key its writer saw empty: nothing was
+    // there before, which the operation itself says (it overwrites nothing),
+    // so the history is not read for them (the common case: a new record).
+    let made_fresh: BTreeSet<(Collection, &str)> = values
+        .iter()
+        .filter(|value| !value.overwrites && value.value == Written::Object(ObjType::Map))
+        .filter_map(|value| match in_record(&value.path) {
+            Some((collection, record, [])) => Some((collection, record)),
+            _ => None,
+        })
+        .collect();
     let before_heads = change.deps().to_vec();
     let after_heads = [change.hash()];
     let mut edits = Vec::with_capacity(touched.len());
     for ((collection, record), fields) in touched {
-        let before = record_at(doc, collection, &record, &before_heads);
+        let before = if made_fresh.contains(&(collection, record.as_str())) {
+            Map::new()
+        } else {
+            record_at(doc, collection, &record, &before_heads)
+        };
         let after = match written.get(&(collection, record.clone())) {
             Some(Some(after)) => after.clone(),
             _ => record_at(doc, collection, &record, &after_heads),
@@ -88,8 +103,6 @@ pub fn record_edits(doc: &Automerge, change: &Change) -> Result<Vec<RecordEdit>,
     Ok(edits)
 }
 
-/// A record's fields (each at its winning value) as the document stood at
-/// `heads`; empty where it did not exist, or was not a map.
 /// Per record, the record as the change leaves it when that can be told
 /// from the change alone, without reading the document's history (the
 /// costly part: docs/PERFORMANCE.md): when the change writes only scalars
@@ -102,7 +115,6 @@ pub fn record_edits(doc: &Automerge, change: &Change) -> Result<Vec<RecordEdit>,
 fn scalars_written(
     values: &[crate::written::WrittenValue],
 ) -> BTreeMap<(Collection, String), Option<Map<String, Json>>> {
-    use crate::written::Written;
     let mut records: BTreeMap<(Collection, String), Option<Map<String, Json>>> = BTreeMap::new();
     // Records whose own key the change wrote: made (a new map) or not.
     let mut made: BTreeMap<(Collection, String), bool> = BTreeMap::new();
@@ -152,6 +164,8 @@ fn in_record(path: &[Segment]) -> Option<(Collection, &str, &[Segment])> {
     Some((collection, record, rest))
 }
 
+/// A record's fields (each at its winning value) as the document stood at
+/// `heads`; empty where it did not exist, or was not a map.
 pub fn record_at(
     doc: &Automerge,
     collection: Collection,
@@ -283,6 +297,26 @@ mod tests {
         let edits = edits_of_last_change(&doc);
         assert_eq!(edits[0].before["minutes"], 90);
         assert!(edits[0].after.is_empty());
+    }
+
+    /// A record made afresh is read from the change alone, but one made
+    /// again under a key that held a record still shows what it replaced.
+    #[test]
+    fn a_record_replaced_under_its_key_shows_the_record_it_replaced() {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        let sightings = tx.put_object(ROOT, "sightings", ObjType::Map).unwrap();
+        let first = tx.put_object(&sightings, "r1", ObjType::Map).unwrap();
+        tx.put(&first, "individualCount", 4).unwrap();
+        tx.commit();
+        assert!(edits_of_last_change(&doc)[0].before.is_empty());
+        let mut tx = doc.transaction();
+        let again = tx.put_object(&sightings, "r1", ObjType::Map).unwrap();
+        tx.put(&again, "individualCount", 6).unwrap();
+        tx.commit();
+        let edits = edits_of_last_change(&doc);
+        assert_eq!(edits[0].before["individualCount"], 4);
+        assert_eq!(edits[0].after["individualCount"], 6);
     }
 
     #[test]

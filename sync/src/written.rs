@@ -38,6 +38,9 @@ pub struct WrittenValue {
     /// From the root down to the written key or element.
     pub path: Vec<Segment>,
     pub value: Written,
+    /// Whether the operation replaces values its writer saw there (it has
+    /// predecessors): false for a key written for the first time.
+    pub overwrites: bool,
 }
 
 /// A list or text object the changes touched, with its path, so its size can
@@ -118,7 +121,11 @@ pub fn written_by(
                 legacy::OpType::MarkBegin(_) | legacy::OpType::MarkEnd(_) => Written::Mark,
                 legacy::OpType::Delete | legacy::OpType::Increment(_) => Written::Other,
             };
-            values.push(WrittenValue { path, value });
+            values.push(WrittenValue {
+                path,
+                value,
+                overwrites: !op.pred.is_empty(),
+            });
         }
     }
     Ok((values, touched.into_values().collect()))

@@ -401,6 +401,29 @@ async fn tampering_with_the_audit_log_is_found_at_the_right_entry_and_the_servic
             .and_then(|e| e.code())
             .map(|c| c.to_string());
         assert_eq!(code.as_deref(), Some("42501"), "{statement}: {error}");
+        // The role's missing right, not the append-only trigger (which
+        // raises the same code): the grant itself refuses.
+        assert!(
+            error.to_string().contains("permission denied"),
+            "{statement}: {error}"
+        );
+    }
+    for (table, right) in [
+        ("audit_log", "UPDATE"),
+        ("audit_log", "DELETE"),
+        ("audit_log", "INSERT"),
+        ("audit_pending", "UPDATE"),
+        ("audit_pending", "DELETE"),
+        ("issued_reports", "UPDATE"),
+        ("issued_reports", "DELETE"),
+    ] {
+        let held: bool =
+            sqlx::query_scalar("SELECT has_table_privilege('fieldnotes_service', $1, $2)")
+                .bind(table)
+                .bind(right)
+                .fetch_one(&service)
+                .await?;
+        assert!(!held, "fieldnotes_service holds {right} on {table}");
     }
     // Nor can a superuser without disabling the triggers first.
     let mut superuser = PgConnection::connect(&db.url).await?;

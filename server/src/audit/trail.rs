@@ -2,7 +2,9 @@
 //! it touched, with the fields it wrote before and after
 //! (`sync::audit::record_edits`) and the credential that delivered it.
 
-use automerge::{Automerge, ChangeHash, ReadDoc};
+use std::collections::HashMap;
+
+use automerge::{Automerge, Change, ChangeHash};
 use serde_json::{json, Value as Json};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -11,14 +13,28 @@ use crate::auth::Credential;
 
 /// The entries of the changes `delivered` (each with the account and the
 /// credential that delivered it), all stored in `doc`, a notebook of
-/// `territory`. A change that cannot be read is logged and audited without
-/// its fields, never dropped.
+/// `territory`; `chunk` holds those changes as the commit stores them. A
+/// change that cannot be read is logged and audited without its fields,
+/// never dropped.
+///
+/// The changes are parsed from the chunk, not asked of the document:
+/// automerge rebuilds a change it is asked for from its whole operation set,
+/// which cost the reconnect storm more than anything else the audit does
+/// (docs/PERFORMANCE.md).
 pub fn change_entries<'a>(
     territory: Uuid,
     doc_id: &str,
     doc: &Automerge,
+    chunk: &[u8],
     delivered: impl IntoIterator<Item = (&'a ChangeHash, Uuid, &'a Credential)>,
 ) -> Vec<Json> {
+    let changes: HashMap<ChangeHash, Change> = match sync::wire::chunk_changes(chunk) {
+        Ok(changes) => changes.into_iter().map(|c| (c.hash(), c)).collect(),
+        Err(reason) => {
+            tracing::error!(doc_id, %reason, "the committed chunk does not parse");
+            HashMap::new()
+        }
+    };
     let mut entries = Vec::new();
     for (hash, account, credential) in delivered {
         let (device, session) = match *credential {
@@ -32,9 +48,9 @@ pub fn change_entries<'a>(
                    "record_id": record, "record_kind": kind, "change_hash": hash.to_string(),
                    "before": before, "after": after, "detail": detail})
             };
-        let edits = match doc.get_change_by_hash(hash) {
-            Some(change) => sync::audit::record_edits(doc, &change),
-            None => Err("the change is not in the stored document".to_string()),
+        let edits = match changes.get(hash) {
+            Some(change) => sync::audit::record_edits(doc, change),
+            None => Err("the change is not in the committed chunk".to_string()),
         };
         match edits {
             Ok(edits) => {

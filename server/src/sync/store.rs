@@ -347,8 +347,13 @@ impl Committer {
                 .receipts
                 .iter()
                 .map(|(hash, delivery)| (hash, delivery.account_id, &delivery.credential));
-            *audit_entries =
-                audit::trail::change_entries(territory, doc_id, &commit.doc.doc, delivered);
+            *audit_entries = audit::trail::change_entries(
+                territory,
+                doc_id,
+                &commit.doc.doc,
+                &commit.chunk,
+                delivered,
+            );
         }
         if !commit.history.is_empty() {
             crate::history::append(tx, &commit.history).await?;
