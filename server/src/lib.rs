@@ -77,7 +77,7 @@ pub async fn connect_database(database_url: &str, max_connections: u32) -> anyho
 const SET_SERVICE_ROLE: &str = "SET ROLE fieldnotes_service";
 
 /// Gives `fieldnotes_service` (migration 0009) every right on the tables but
-/// rewriting the audit trail and the reports issued (0010), so that the service's own queries cannot
+/// rewriting the audit trail, the review history and the reports issued (0010), so that the service's own queries cannot
 /// update or delete an audit entry whatever role it logs in with. Done at
 /// every start, so tables of later migrations are included. False (and the
 /// service keeps its login role, the audit log then guarded by its triggers
@@ -104,7 +104,7 @@ async fn grant_service_role(conn: &mut PgConnection) -> bool {
              GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO fieldnotes_service; \
              GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO fieldnotes_service; \
              REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_log FROM fieldnotes_service; \
-             REVOKE UPDATE, DELETE, TRUNCATE ON audit_pending, issued_reports FROM fieldnotes_service; \
+             REVOKE UPDATE, DELETE, TRUNCATE ON audit_pending, issued_reports, review_history FROM fieldnotes_service; \
              REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_chain_heads FROM fieldnotes_service;",
         )
         .await?;

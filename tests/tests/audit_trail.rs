@@ -391,6 +391,8 @@ async fn tampering_with_the_audit_log_is_found_at_the_right_entry_and_the_servic
         "DELETE FROM audit_pending",
         "UPDATE audit_chain_heads SET seq = 1",
         "DELETE FROM audit_chain_heads",
+        "UPDATE review_history SET reason = 'rewritten'",
+        "DELETE FROM review_history",
     ] {
         let error = sqlx::query(statement)
             .execute(&service)
@@ -416,6 +418,8 @@ async fn tampering_with_the_audit_log_is_found_at_the_right_entry_and_the_servic
         ("audit_pending", "DELETE"),
         ("issued_reports", "UPDATE"),
         ("issued_reports", "DELETE"),
+        ("review_history", "UPDATE"),
+        ("review_history", "DELETE"),
     ] {
         let held: bool =
             sqlx::query_scalar("SELECT has_table_privilege('fieldnotes_service', $1, $2)")
