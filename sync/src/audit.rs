@@ -109,13 +109,25 @@ pub fn record_edits(doc: &Automerge, change: &Change) -> Result<Vec<RecordEdit>,
 /// into the record's fields, each field it writes shows, at the change, the
 /// last value it wrote there (its operation overwrites every value its
 /// writer saw); and when it also made the record, those fields are all the
-/// record has. `None` for a record it writes anything else into (an object,
-/// a deletion, an increment, deeper than a field): that one is read at the
+/// record has. A list or map the change makes in a field and writes nothing
+/// into is empty at the change (a new sighting's `photos: []`). `None` for a
+/// record it writes anything else into (a text, a filled object, a
+/// deletion, an increment, deeper than a field): that one is read at the
 /// change.
 fn scalars_written(
     values: &[crate::written::WrittenValue],
 ) -> BTreeMap<(Collection, String), Option<Map<String, Json>>> {
     let mut records: BTreeMap<(Collection, String), Option<Map<String, Json>>> = BTreeMap::new();
+    // Fields the change writes below (into an object it holds).
+    let filled: BTreeSet<(Collection, &str, &str)> = values
+        .iter()
+        .filter_map(|value| match in_record(&value.path) {
+            Some((collection, record, [Segment::Key(field), _, ..])) => {
+                Some((collection, record, field.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
     // Records whose own key the change wrote: made (a new map) or not.
     let mut made: BTreeMap<(Collection, String), bool> = BTreeMap::new();
     for value in values {
@@ -135,6 +147,17 @@ fn scalars_written(
             ([Segment::Key(field)], Written::Scalar(scalar)) => {
                 if let Some(fields) = records.entry(key).or_insert_with(|| Some(Map::new())) {
                     fields.insert(field.clone(), crate::read::scalar_to_json(scalar));
+                }
+            }
+            ([Segment::Key(field)], Written::Object(kind @ (ObjType::List | ObjType::Map)))
+                if !filled.contains(&(collection, record, field.as_str())) =>
+            {
+                let empty = match kind {
+                    ObjType::List => Json::Array(Vec::new()),
+                    _ => Json::Object(Map::new()),
+                };
+                if let Some(fields) = records.entry(key).or_insert_with(|| Some(Map::new())) {
+                    fields.insert(field.clone(), empty);
                 }
             }
             _ => {
@@ -345,6 +368,11 @@ mod tests {
         let r2 = tx.put_object(&sightings, "r2", ObjType::Map).unwrap();
         tx.put(&r2, "scientificName", "Bufo bufo").unwrap();
         tx.put_object(&r2, "photos", ObjType::List).unwrap();
+        let r3 = tx.put_object(&sightings, "r3", ObjType::Map).unwrap();
+        let photos = tx.put_object(&r3, "photos", ObjType::List).unwrap();
+        tx.insert(&photos, 0, "5e1f…").unwrap();
+        let r4 = tx.put_object(&sightings, "r4", ObjType::Map).unwrap();
+        tx.put_object(&r4, "notes", ObjType::Text).unwrap();
         tx.commit();
         // A concurrent edit merged in afterwards must not show at the change.
         let mut other = doc.fork();
@@ -376,7 +404,7 @@ mod tests {
             (told, checked)
         };
         let (made, checked) = check(first[0]);
-        assert_eq!(checked, 1, "r1 is told from the change");
+        assert_eq!(checked, 2, "r1 and r2 are told from the change");
         assert_eq!(
             made[&(Collection::Sightings, "r1".to_string())]
                 .as_ref()
@@ -385,9 +413,21 @@ mod tests {
             3
         );
         assert_eq!(
-            made[&(Collection::Sightings, "r2".to_string())],
+            made[&(Collection::Sightings, "r2".to_string())]
+                .as_ref()
+                .map(|fields| fields["photos"].clone()),
+            Some(Json::Array(Vec::new())),
+            "r2's list is made empty"
+        );
+        assert_eq!(
+            made[&(Collection::Sightings, "r3".to_string())],
             None,
-            "r2 holds a list"
+            "r3's list is filled: read from the history"
+        );
+        assert_eq!(
+            made[&(Collection::Sightings, "r4".to_string())],
+            None,
+            "r4 holds a text: read from the history"
         );
         for hash in doc.get_heads() {
             let (told, checked) = check(hash);

@@ -106,9 +106,15 @@ pub fn written_by(
             let value = match &op.action {
                 legacy::OpType::Put(scalar) => Written::Scalar(scalar.clone()),
                 legacy::OpType::Make(_) => {
-                    // The new object, so that an empty one is judged too.
+                    // The new object, so that an empty one is judged too. Its
+                    // path is where this operation puts it: known without
+                    // asking the document for its parents, which costs a walk
+                    // of the operation set per object (docs/PERFORMANCE.md).
                     let id = format!("{}@{actor}", start_op + index as u64);
-                    let (_, obj, kind) = locate(after, id, &mut paths)?;
+                    let (obj, kind) = after.import(&id).map_err(|error| {
+                        format!("an operation makes an object the document lacks {id}: {error}")
+                    })?;
+                    paths.insert(id, (path.clone(), obj.clone(), kind));
                     touched.entry(obj.clone()).or_insert_with(|| TouchedObject {
                         path: path.clone(),
                         obj,
