@@ -18,9 +18,7 @@ use crate::auth::Credential;
 /// never dropped.
 ///
 /// The changes are parsed from the chunk, not asked of the document:
-/// automerge rebuilds a change it is asked for from its whole operation set,
-/// which cost the reconnect storm more than anything else the audit does
-/// (docs/PERFORMANCE.md).
+/// automerge rebuilds a change it is asked for out of its operation set.
 pub fn change_entries<'a>(
     territory: Uuid,
     doc_id: &str,
