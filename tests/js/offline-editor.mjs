@@ -36,18 +36,13 @@
 import { createInterface } from "node:readline";
 import { Repo, decodeHeads, getConflicts } from "@automerge/automerge-repo";
 import { BrowserWebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import { failOnUncaught, failer, parseFlags } from "./cli.mjs";
 
 const PROG = "offline-editor";
 
-function fail(message) {
-  process.stderr.write(`${PROG}: ${message}\n`);
-  process.exit(1);
-}
+const fail = failer(PROG);
 
-// The WebSocket adapter rethrows socket errors other than ECONNREFUSED (for
-// example an HTTP 401 on upgrade) from an event handler: report them cleanly.
-process.on("uncaughtException", err => fail(`fatal: ${err?.stack ?? err}`));
-process.on("unhandledRejection", err => fail(`fatal: ${err?.stack ?? err}`));
+failOnUncaught(fail);
 
 function parseArgs(argv) {
   const names = {
@@ -57,16 +52,7 @@ function parseArgs(argv) {
     "--peer-id": "peerId",
     "--timeout-ms": "timeoutMs",
   };
-  const opts = { timeoutMs: "30000" };
-  for (let i = 0; i < argv.length; i++) {
-    let [flag, value] = argv[i].split(/=(.*)/s, 2);
-    if (!(flag in names)) fail(`unknown argument ${argv[i]}`);
-    if (value === undefined) {
-      if (i + 1 >= argv.length) fail(`${flag} needs a value`);
-      value = argv[++i];
-    }
-    opts[names[flag]] = value;
-  }
+  const opts = parseFlags(argv, names, { timeoutMs: "30000" }, fail);
   for (const required of ["url", "docId", "token", "peerId"]) {
     if (opts[required] === undefined) fail(`--${required.replace(/[A-Z]/g, c => "-" + c.toLowerCase())} is required`);
   }

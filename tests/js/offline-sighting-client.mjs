@@ -23,21 +23,15 @@ import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { Repo, decodeHeads } from "@automerge/automerge-repo";
 import { BrowserWebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import { failOnUncaught, failer, parseFlags } from "./cli.mjs";
 
 const PROG = "offline-sighting-client";
 
-function fail(message) {
-  process.stderr.write(`${PROG}: ${message}\n`);
-  process.exit(1);
-}
+const fail = failer(PROG);
 
-// The WebSocket adapter rethrows socket errors other than ECONNREFUSED (for
-// example an HTTP 401 on upgrade) from an event handler: report them cleanly.
-process.on("uncaughtException", err => fail(`fatal: ${err?.message ?? err}`));
-process.on("unhandledRejection", err => fail(`fatal: ${err?.message ?? err}`));
+failOnUncaught(fail, err => err?.message ?? err);
 
 function parseArgs(argv) {
-  const opts = { timeoutMs: 30000 };
   const names = {
     "--url": "url",
     "--doc-json": "docJson",
@@ -46,15 +40,7 @@ function parseArgs(argv) {
     "--edit-json": "editJson",
     "--timeout-ms": "timeoutMs",
   };
-  for (let i = 0; i < argv.length; i++) {
-    let [flag, value] = argv[i].split(/=(.*)/s, 2);
-    if (!(flag in names)) fail(`unknown argument ${argv[i]}`);
-    if (value === undefined) {
-      if (i + 1 >= argv.length) fail(`${flag} needs a value`);
-      value = argv[++i];
-    }
-    opts[names[flag]] = value;
-  }
+  const opts = parseFlags(argv, names, { timeoutMs: 30000 }, fail);
   if (!opts.url) fail("--url is required");
   if (!opts.docJson) fail("--doc-json is required");
   opts.timeoutMs = Number(opts.timeoutMs);

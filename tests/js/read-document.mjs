@@ -14,16 +14,13 @@
 
 import { Repo } from "@automerge/automerge-repo";
 import { BrowserWebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import { failOnUncaught, failer, parseFlags } from "./cli.mjs";
 
 const PROG = "read-document";
 
-function fail(message) {
-  process.stderr.write(`${PROG}: ${message}\n`);
-  process.exit(1);
-}
+const fail = failer(PROG);
 
-process.on("uncaughtException", err => fail(`fatal: ${err?.message ?? err}`));
-process.on("unhandledRejection", err => fail(`fatal: ${err?.message ?? err}`));
+failOnUncaught(fail, err => err?.message ?? err);
 
 function parseArgs(argv) {
   const names = {
@@ -35,16 +32,7 @@ function parseArgs(argv) {
     "--expect-json": "expectJson",
     "--timeout-ms": "timeoutMs",
   };
-  const opts = { timeoutMs: "30000" };
-  for (let i = 0; i < argv.length; i++) {
-    let [flag, value] = argv[i].split(/=(.*)/s, 2);
-    if (!(flag in names)) fail(`unknown argument ${argv[i]}`);
-    if (value === undefined) {
-      if (i + 1 >= argv.length) fail(`${flag} needs a value`);
-      value = argv[++i];
-    }
-    opts[names[flag]] = value;
-  }
+  const opts = parseFlags(argv, names, { timeoutMs: "30000" }, fail);
   for (const required of ["url", "docId", "token", "peerId", "pathJson", "expectJson"]) {
     if (opts[required] === undefined) fail(`--${required.replace(/[A-Z]/g, c => "-" + c.toLowerCase())} is required`);
   }

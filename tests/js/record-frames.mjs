@@ -32,6 +32,7 @@ import { join as joinPath } from "node:path";
 import WebSocket, { WebSocketServer } from "ws";
 import { Repo, cbor, generateAutomergeUrl } from "@automerge/automerge-repo";
 import { BrowserWebSocketClientAdapter, NodeWSServerAdapter } from "@automerge/automerge-repo-network-websocket";
+import { failOnUncaught, failer, parseFlags } from "./cli.mjs";
 
 const PROG = "record-frames";
 const MAX_PER_KIND = 2;
@@ -39,26 +40,13 @@ const MAX_PER_KIND = 2;
 const SERVER_STORAGE_ID = "5e7e7e75-0000-4000-8000-000000000001";
 const CLIENT_STORAGE_ID = "c11e7715-0000-4000-8000-000000000002";
 
-function fail(message) {
-  process.stderr.write(`${PROG}: ${message}\n`);
-  process.exit(1);
-}
+const fail = failer(PROG);
 
-process.on("uncaughtException", err => fail(`fatal: ${err?.stack ?? err}`));
-process.on("unhandledRejection", err => fail(`fatal: ${err?.stack ?? err}`));
+failOnUncaught(fail);
 
 function parseArgs(argv) {
-  const opts = { timeoutMs: 10000 };
   const names = { "--out": "out", "--timeout-ms": "timeoutMs" };
-  for (let i = 0; i < argv.length; i++) {
-    let [flag, value] = argv[i].split(/=(.*)/s, 2);
-    if (!(flag in names)) fail(`unknown argument ${argv[i]}`);
-    if (value === undefined) {
-      if (i + 1 >= argv.length) fail(`${flag} needs a value`);
-      value = argv[++i];
-    }
-    opts[names[flag]] = value;
-  }
+  const opts = parseFlags(argv, names, { timeoutMs: 10000 }, fail);
   if (!opts.out) fail("--out is required");
   opts.timeoutMs = Number(opts.timeoutMs);
   if (!Number.isFinite(opts.timeoutMs) || opts.timeoutMs <= 0) fail("--timeout-ms must be a positive number");

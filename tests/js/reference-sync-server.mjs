@@ -17,26 +17,15 @@ import { WebSocketServer } from "ws";
 import { Repo } from "@automerge/automerge-repo";
 import { NodeWSServerAdapter } from "@automerge/automerge-repo-network-websocket";
 import { NodeFSStorageAdapter } from "@automerge/automerge-repo-storage-nodefs";
+import { failer, parseFlags } from "./cli.mjs";
 
 const PROG = "reference-sync-server";
 
-function fail(message) {
-  process.stderr.write(`${PROG}: ${message}\n`);
-  process.exit(1);
-}
+const fail = failer(PROG);
 
 function parseArgs(argv) {
-  const opts = { port: 0, host: "127.0.0.1" };
   const names = { "--port": "port", "--data-dir": "dataDir", "--host": "host" };
-  for (let i = 0; i < argv.length; i++) {
-    let [flag, value] = argv[i].split(/=(.*)/s, 2);
-    if (!(flag in names)) fail(`unknown argument ${argv[i]}`);
-    if (value === undefined) {
-      if (i + 1 >= argv.length) fail(`${flag} needs a value`);
-      value = argv[++i];
-    }
-    opts[names[flag]] = value;
-  }
+  const opts = parseFlags(argv, names, { port: 0, host: "127.0.0.1" }, fail);
   if (!opts.dataDir) fail("--data-dir is required");
   opts.port = Number(opts.port);
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) fail("--port must be 0..65535");
