@@ -133,9 +133,9 @@ async fn every<F, Fut>(
     period: std::time::Duration,
     what: &'static str,
     stop: tokio_util::sync::CancellationToken,
-    work: F,
+    mut work: F,
 ) where
-    F: Fn() -> Fut,
+    F: FnMut() -> Fut,
     Fut: std::future::Future<Output = sqlx::Result<u64>>,
 {
     loop {
@@ -188,9 +188,18 @@ pub async fn serve(
         stop_background.child_token(),
         {
             let pool = pool.clone();
+            let core = core.clone();
+            let mut pacer = audit::chain::Pacer::default();
             move || {
                 let pool = pool.clone();
-                async move { audit::chain::chain_pending(&pool).await }
+                let ready = pacer.ready(core.commits_handed(), audit::chain::CHAIN_EVERY);
+                async move {
+                    if ready {
+                        audit::chain::chain_pending(&pool).await
+                    } else {
+                        Ok(0)
+                    }
+                }
             }
         },
     ));

@@ -342,6 +342,63 @@ async fn a_record_edited_on_two_phones_and_by_a_coordinator_has_an_attributed_hi
     Ok(())
 }
 
+/// One chaining pass takes entries of several territories appended in turn:
+/// each territory's chain holds its own entries in the order they were
+/// appended, carries on from its head at the next pass, and verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_of_territories_appended_in_turn_are_chained_in_append_order_each(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let service = server::connect_database(&db.url, 2).await?;
+    let north = phones::territory(&service, "Nord").await?.id;
+    let south = phones::territory(&service, "Sud").await?.id;
+    let mut appended = Vec::new();
+    for pass in 0..2 {
+        for n in 1..=4 {
+            for territory in [north, south, north] {
+                let step = appended.len();
+                sqlx::query(
+                    "INSERT INTO audit_pending (territory_id, action, actor_id, record_id, record_kind, after) \
+                     VALUES ($1, 'change', $2, $3, 'sighting', $4)",
+                )
+                .bind(territory)
+                .bind(Uuid::new_v4())
+                .bind(Uuid::new_v4())
+                .bind(json!({"step": step, "pass": pass, "n": n}))
+                .execute(&service)
+                .await?;
+                appended.push((territory, step as i64));
+            }
+        }
+        let chained = server::audit::chain::chain_pending(&service).await?;
+        assert_eq!(chained, 12, "pass {pass}");
+    }
+    for territory in [north, south] {
+        let steps: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT seq, (after->>'step')::bigint FROM audit_log WHERE territory_id = $1 ORDER BY seq",
+        )
+        .bind(territory)
+        .fetch_all(&service)
+        .await?;
+        let expected: Vec<(i64, i64)> = appended
+            .iter()
+            .filter(|(t, _)| *t == territory)
+            .enumerate()
+            .map(|(i, (_, step))| (i as i64 + 1, *step))
+            .collect();
+        assert_eq!(steps, expected);
+        let verification = server::audit::verify::verify(&service, territory, None).await?;
+        assert!(verification.intact, "{verification:?}");
+        assert_eq!(verification.entries, expected.len() as i64);
+        assert_eq!(
+            verification.head.map(|head| head.seq),
+            Some(expected.len() as i64)
+        );
+    }
+    Ok(())
+}
+
 /// Six entries in a new territory, appended as the service appends them.
 async fn audited_territory(service: &sqlx::PgPool, name: &str) -> anyhow::Result<Uuid> {
     let territory = phones::territory(service, name).await?.id;

@@ -618,7 +618,7 @@ async fn seed_audited_record(
 ) -> anyhow::Result<Uuid> {
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO audit_log (territory_id, action, actor_id, doc_id, record_id, record_kind, after) \
+        "INSERT INTO audit_pending (territory_id, action, actor_id, doc_id, record_id, record_kind, after) \
          VALUES ($1, 'change', $2, $3, $4, 'sighting', '{\"individualCount\": 1}')",
     )
     .bind(territory)
@@ -627,6 +627,9 @@ async fn seed_audited_record(
     .bind(id)
     .execute(pool)
     .await?;
+    sqlx::query("SELECT audit_chain_pending(1000)")
+        .execute(pool)
+        .await?;
     Ok(id)
 }
 

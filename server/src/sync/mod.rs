@@ -205,6 +205,11 @@ impl SyncCore {
         &self.hub.access
     }
 
+    /// Commits handed to storage since the start (see [`Store::commits_handed`]).
+    pub fn commits_handed(&self) -> u64 {
+        self.hub.store.commits_handed()
+    }
+
     /// Documents whose owner is in memory now.
     pub fn live_documents(&self) -> usize {
         self.hub

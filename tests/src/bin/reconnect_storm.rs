@@ -143,6 +143,14 @@ struct StormResult {
     inventory_rows_at_end: Option<i64>,
     /// Acknowledged and, for ours, in the inventory; for JS acknowledged only.
     all_present_s: Option<f64>,
+    /// Every audit entry chained (ours only): the server chains in the
+    /// background and stands aside while it stores, so this comes after
+    /// `all_present_s`.
+    audit_chained_s: Option<f64>,
+    /// Server and PostgreSQL CPU from the start until `audit_chained_s`:
+    /// the storm's whole cost, the audit's deferred part included.
+    server_cpu_until_chained_s: Option<f64>,
+    postgres_cpu_until_chained_s: Option<f64>,
     connect_p50_s: Option<f64>,
     connect_p95_s: Option<f64>,
     connect_max_s: Option<f64>,
@@ -540,6 +548,15 @@ async fn storm(
         .server
         .max(server_samples.cpu_ticks.load(Ordering::Relaxed));
 
+    let (audit_chained, cpu_until_chained) = match inventory {
+        Some(pool) if server_exited.is_none() => {
+            let chained = audit_chained(pool, start, start + timeout).await;
+            let cpu = CpuSnapshot::take(server_pid, postmaster).minus(&cpu_before);
+            (chained, Some(cpu))
+        }
+        _ => (None, None),
+    };
+
     let phones: Vec<Phone> = phones.into_iter().flatten().collect();
     let sent: u64 = phones
         .iter()
@@ -585,6 +602,9 @@ async fn storm(
         inventory_complete_s,
         inventory_rows_at_end,
         all_present_s,
+        audit_chained_s: audit_chained.map(|d| d.as_secs_f64()),
+        server_cpu_until_chained_s: cpu_until_chained.as_ref().map(|cpu| cpu.server),
+        postgres_cpu_until_chained_s: cpu_until_chained.and_then(|cpu| cpu.postgres),
         connect_p50_s: percentile(&connect_times, 50.0)
             .as_ref()
             .map(Duration::as_secs_f64),
@@ -716,6 +736,25 @@ async fn postmaster_pid(pool: &sqlx::PgPool) -> anyhow::Result<u32> {
         .ppid)
 }
 
+/// When, after `start`, no audit entry is left waiting for its place in the
+/// chain (None past `deadline`).
+async fn audit_chained(pool: &sqlx::PgPool, start: Instant, deadline: Instant) -> Option<Duration> {
+    loop {
+        match sqlx::query_scalar::<_, bool>("SELECT NOT EXISTS (SELECT FROM audit_pending)")
+            .fetch_one(pool)
+            .await
+        {
+            Ok(true) => return Some(start.elapsed()),
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "polling the audit trail"),
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 struct CpuSnapshot {
     server: u64,
     generator: u64,
@@ -822,6 +861,10 @@ fn print_table(results: &[StormResult]) {
         ),
         ("all present", Box::new(|r| secs(r.all_present_s))),
         (
+            "audit entries chained",
+            Box::new(|r| secs(r.audit_chained_s)),
+        ),
+        (
             "per-phone connect p50/p95/max",
             Box::new(|r| {
                 format!(
@@ -879,6 +922,15 @@ fn print_table(results: &[StormResult]) {
                 r.postgres_cpu_s
                     .map_or("n/a".to_string(), |s| format!("{s:.2} s"))
             }),
+        ),
+        (
+            "server / PostgreSQL CPU until chained",
+            Box::new(
+                |r| match (r.server_cpu_until_chained_s, r.postgres_cpu_until_chained_s) {
+                    (Some(server), Some(postgres)) => format!("{server:.2} s / {postgres:.2} s"),
+                    _ => "n/a".to_string(),
+                },
+            ),
         ),
         (
             "load generator CPU",
