@@ -184,7 +184,7 @@ pub async fn serve(
     );
     tokio::spawn(every(
         audit::chain::CHAIN_EVERY,
-        "chaining the audit trail",
+        "writing out and chaining the audit trail",
         stop_background.child_token(),
         {
             let pool = pool.clone();
@@ -195,7 +195,7 @@ pub async fn serve(
                 let ready = pacer.ready(core.commits_handed(), audit::chain::CHAIN_EVERY);
                 async move {
                     if ready {
-                        audit::chain::chain_pending(&pool).await
+                        audit::chain::catch_up(&pool).await
                     } else {
                         Ok(0)
                     }

@@ -342,6 +342,156 @@ async fn a_record_edited_on_two_phones_and_by_a_coordinator_has_an_attributed_hi
     Ok(())
 }
 
+/// Accepted commits are queued by their transaction and written out as
+/// entries later, each from its own chunk and the document at its own heads:
+/// three commits of one record (made, edited, deleted) queued before any is
+/// written out give the entries each commit would have given, attributed to
+/// the device and session their receipts name, at the time each was queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_written_out_after_the_document_moved_on_give_each_commit_its_own_entries(
+) -> anyhow::Result<()> {
+    use automerge::transaction::Transactable;
+    use automerge::ReadDoc;
+
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let service = server::connect_database(&db.url, 2).await?;
+    let territory = phones::territory(&service, "Différé").await?.id;
+    let owner = Uuid::new_v4();
+    let (device, session) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut notebook = sync::new_notebook(sync::NotebookHeader {
+        territory_id: territory,
+        owner_id: owner,
+    });
+    let sighting = records::sighting(owner, "Bufo bufo", 2);
+    let record = FieldRecord::id(&sighting);
+    let doc_id = fieldnotes_tests::raw_peer::new_document_id().to_string();
+    sqlx::query(
+        "INSERT INTO documents (doc_id, territory_id, owner_id, kind, revision) \
+         VALUES ($1, $2, $3, 'notebook', 3)",
+    )
+    .bind(&doc_id)
+    .bind(territory)
+    .bind(owner)
+    .execute(&service)
+    .await?;
+
+    let mut queued_at = Vec::new();
+    for step in 0..3 {
+        // The first commit holds the notebook's header too.
+        let heads_before = match step {
+            0 => Vec::new(),
+            _ => notebook.get_heads(),
+        };
+        match step {
+            0 => sync::put_record(&mut notebook, &sighting)?,
+            1 => sync::set_field(
+                &mut notebook,
+                RecordKind::Sighting,
+                record,
+                "individualCount",
+                &json!(7),
+            )?,
+            _ => {
+                let (_, sightings) = notebook
+                    .get(automerge::ROOT, "sightings")?
+                    .expect("the notebook has sightings");
+                let mut tx = notebook.transaction();
+                tx.delete(&sightings, record.to_string())?;
+                tx.commit();
+            }
+        }
+        let changes: Vec<String> = notebook
+            .get_changes(&heads_before)
+            .iter()
+            .map(|change| change.hash().to_string())
+            .collect();
+        let chunk = notebook.save_after(&heads_before);
+        let chunk_key = format!("{doc_id}/incremental/{step}");
+        sqlx::query("INSERT INTO automerge_chunks (key, doc_id, data) VALUES ($1, $2, $3)")
+            .bind(&chunk_key)
+            .bind(&doc_id)
+            .bind(&chunk)
+            .execute(&service)
+            .await?;
+        // The edit came from a web session, the others from the phone.
+        let (by_device, by_session) = match step {
+            1 => (None, Some(session)),
+            _ => (Some(device), None),
+        };
+        for hash in &changes {
+            sqlx::query(
+                "INSERT INTO change_receipts (doc_id, change_hash, account_id, device_id, session_id) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&doc_id)
+            .bind(hash)
+            .bind(owner)
+            .bind(by_device)
+            .bind(by_session)
+            .execute(&service)
+            .await?;
+        }
+        let mut conn = service.acquire().await?;
+        server::audit::trail::queue(
+            &mut conn,
+            vec![server::audit::trail::AcceptedCommit {
+                territory,
+                doc_id: doc_id.clone(),
+                chunk_key,
+                heads: notebook.get_heads().iter().map(|h| h.to_string()).collect(),
+                changes,
+            }],
+        )
+        .await?;
+        queued_at.push(
+            sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
+                "SELECT max(recorded_at) FROM audit_commits_pending",
+            )
+            .fetch_one(&mut *conn)
+            .await?,
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    server::audit::chain::catch_up(&service).await?;
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_commits_pending")
+        .fetch_one(&service)
+        .await?;
+    assert_eq!(queued, 0, "every queued commit is written out");
+    // before, after, device, session, recorded at
+    type Entry = (
+        Value,
+        Value,
+        Option<Uuid>,
+        Option<Uuid>,
+        chrono::DateTime<chrono::Utc>,
+    );
+    let entries: Vec<Entry> = sqlx::query_as(
+        "SELECT before, after, device_id, session_id, recorded_at FROM audit_log \
+             WHERE territory_id = $1 AND record_id = $2 ORDER BY seq",
+    )
+    .bind(territory)
+    .bind(record)
+    .fetch_all(&service)
+    .await?;
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    let (made_before, made_after, made_device, _, made_at) = &entries[0];
+    assert_eq!(made_before, &json!({}));
+    assert_eq!(made_after["individualCount"], json!(2));
+    assert_eq!(made_after["scientificName"], json!("Bufo bufo"));
+    assert_eq!(*made_device, Some(device));
+    let (edit_before, edit_after, edit_device, edit_session, edit_at) = &entries[1];
+    assert_eq!(edit_before, &json!({"individualCount": 2}));
+    assert_eq!(edit_after, &json!({"individualCount": 7}));
+    assert_eq!((*edit_device, *edit_session), (None, Some(session)));
+    let (gone_before, gone_after, _, _, gone_at) = &entries[2];
+    assert_eq!(gone_before["individualCount"], json!(7));
+    assert_eq!(gone_after, &json!({}));
+    assert_eq!([*made_at, *edit_at, *gone_at], queued_at[..]);
+    Ok(())
+}
+
 /// One chaining pass takes entries of several territories appended in turn:
 /// each territory's chain holds its own entries in the order they were
 /// appended, carries on from its head at the next pass, and verifies.

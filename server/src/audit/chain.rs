@@ -6,10 +6,11 @@
 //! before every read of the chain, so that a verification covers everything
 //! accepted until then.
 //!
-//! The background chaining stands aside while the sync core is storing
-//! phones' changes ([`Pacer`]): hashing entries competes with the commits
-//! for the database, and an entry is safe the moment its accepting
-//! transaction commits; only its place in the chain waits.
+//! The background work ([`catch_up`]: accepted commits written out as
+//! entries, then chained) stands aside while the sync core is storing
+//! phones' changes ([`Pacer`]): it competes with the commits for the CPU and
+//! the database, and a change is safe the moment its accepting transaction
+//! commits; only its entries and their places in the chain wait.
 
 use std::time::Duration;
 
@@ -23,6 +24,14 @@ pub const CHAIN_EVERY: Duration = Duration::from_millis(500);
 /// under sustained load the chain lags the log by this much at most (plus
 /// one tick).
 pub const MAX_DEFERRAL: Duration = Duration::from_secs(10);
+
+/// Brings the chain up to everything accepted until now: queued commits
+/// written out as entries (`super::trail::write_out`), then every pending
+/// entry chained; returns how many entries were chained.
+pub async fn catch_up(pool: &PgPool) -> sqlx::Result<u64> {
+    super::trail::write_out(pool).await?;
+    chain_pending(pool).await
+}
 
 /// Chains every entry pending now (batch after batch); returns how many.
 /// Another process chaining at the same moment makes this one return
@@ -41,7 +50,7 @@ pub async fn chain_pending(pool: &PgPool) -> sqlx::Result<u64> {
     }
 }
 
-/// Decides, tick after tick, whether the background chaining runs: not
+/// Decides, tick after tick, whether the background catch-up runs: not
 /// while commits are being handed to storage, unless it has already stood
 /// aside for [`MAX_DEFERRAL`].
 #[derive(Debug, Default)]

@@ -1,12 +1,15 @@
-//! The audit trail a régie relies on (migration 0009): every accepted change
-//! to a record and every review decision, appended in the transaction that
-//! accepts it and hash-chained per territory.
+//! The audit trail a régie relies on (migrations 0009, 0013): every accepted
+//! change to a record and every review decision, recorded in the transaction
+//! that accepts it and hash-chained per territory.
 //!
-//! - [`trail`]: the entries of the changes a commit stores (the sync core
-//!   calls it; decisions are appended by a trigger on `review_history`),
-//!   appended to `audit_pending` without taking any lock;
-//! - [`chain`]: gives pending entries their places in their territory's
-//!   chain, every half second and before every read of the chain;
+//! - [`trail`]: a commit of notebook changes is queued by its transaction
+//!   (the sync core calls [`trail::queue`]) and written out afterwards as one
+//!   entry per change and record, with the fields' values before and after;
+//!   decisions are appended by a trigger on `review_history`; both land in
+//!   `audit_pending` without taking any lock;
+//! - [`chain`]: writes queued commits out and gives pending entries their
+//!   places in their territory's chain, in the background when the sync
+//!   core is quiet and before every read of the chain;
 //! - [`verify`]: walks a territory's chain and names the first entry that
 //!   does not hold;
 //! - [`record`]: one record's history, and its state at a past date.

@@ -25,7 +25,7 @@ pub async fn history(
     record: Uuid,
 ) -> Result<Option<Json>, sqlx::Error> {
     // Chained entries by seq, then those not chained yet (seq and hash null)
-    // in the order they were appended.
+    // in the order they will be chained.
     let steps: Option<Json> = sqlx::query_scalar(
         "SELECT jsonb_agg(jsonb_build_object(\
            'seq', a.seq, 'recordedAt', a.recorded_at, 'action', a.action, \
@@ -33,7 +33,7 @@ pub async fn history(
            'deviceId', a.device_id, 'deviceName', d.name, 'sessionId', a.session_id, \
            'docId', a.doc_id, 'recordKind', a.record_kind, 'changeHash', a.change_hash, \
            'before', a.before, 'after', a.after, 'detail', a.detail, \
-           'hash', encode(a.hash, 'hex')) ORDER BY a.seq IS NULL, a.seq, a.pending_id) \
+           'hash', encode(a.hash, 'hex')) ORDER BY a.seq IS NULL, a.seq, a.recorded_at, a.pending_id) \
          FROM (SELECT territory_id, seq, NULL::bigint AS pending_id, recorded_at, action, actor_id, \
                  device_id, session_id, doc_id, record_id, record_kind, change_hash, before, after, \
                  detail, hash FROM audit_log \

@@ -1,19 +1,222 @@
 //! Audit entries for the changes a commit stores: one per change and record
 //! it touched, with the fields it wrote before and after
 //! (`sync::audit::record_edits`) and the credential that delivered it.
+//!
+//! The accepting transaction queues the commit ([`queue`]: the document,
+//! its chunk, its heads, the changes' hashes; their receipts name who
+//! delivered each), and the background work writes it out as entries
+//! ([`write_out`]) before chaining them. The entries are computed from the
+//! commit's own chunk and the document at the commit's heads, both stored
+//! with the commit and never rewritten, so they are exactly what the commit
+//! would have computed, and a commit that is acknowledged is in the trail
+//! whatever happens to the process after. Reading its fields back is
+//! automerge work, and storing them a row per record: kept out of a storm's
+//! commits, they no longer slow them (docs/PERFORMANCE.md).
 
 use std::collections::HashMap;
 
 use automerge::{Automerge, Change, ChangeHash};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value as Json};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::auth::Credential;
+use crate::{auth::Credential, materialise};
+
+/// Commits one write-out transaction takes at most.
+const WRITE_OUT_BATCH: i64 = 200;
+
+/// A commit of notebook changes, as the accepting transaction queues it.
+#[derive(Debug)]
+pub struct AcceptedCommit {
+    pub territory: Uuid,
+    pub doc_id: String,
+    /// `automerge_chunks.key` of the chunk holding the commit's changes.
+    pub chunk_key: String,
+    /// The document's heads once the commit's changes are applied.
+    pub heads: Vec<String>,
+    /// The changes the commit accepted (each has its receipt).
+    pub changes: Vec<String>,
+}
+
+/// Queues `accepted` for [`write_out`], in the accepting transaction, in one
+/// statement.
+pub async fn queue(
+    conn: &mut PgConnection,
+    accepted: Vec<AcceptedCommit>,
+) -> Result<(), sqlx::Error> {
+    if accepted.is_empty() {
+        return Ok(());
+    }
+    // Arrays of arrays must be rectangular in PostgreSQL: heads and changes
+    // travel as space-separated text.
+    let mut territory = Vec::with_capacity(accepted.len());
+    let mut doc_id = Vec::with_capacity(accepted.len());
+    let mut chunk_key = Vec::with_capacity(accepted.len());
+    let mut heads = Vec::with_capacity(accepted.len());
+    let mut changes = Vec::with_capacity(accepted.len());
+    for commit in accepted {
+        territory.push(commit.territory);
+        doc_id.push(commit.doc_id);
+        chunk_key.push(commit.chunk_key);
+        heads.push(commit.heads.join(" "));
+        changes.push(commit.changes.join(" "));
+    }
+    sqlx::query(
+        "INSERT INTO audit_commits_pending (territory_id, doc_id, chunk_key, heads, changes) \
+         SELECT territory_id, doc_id, chunk_key, string_to_array(heads, ' '), \
+           string_to_array(changes, ' ') \
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY \
+           AS c(territory_id, doc_id, chunk_key, heads, changes, n) \
+         ORDER BY n",
+    )
+    .bind(territory)
+    .bind(doc_id)
+    .bind(chunk_key)
+    .bind(heads)
+    .bind(changes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes every queued commit out as pending audit entries (batch after
+/// batch), in the order they were queued; returns how many commits. One
+/// process at a time (an advisory lock; another waits for it), so a commit
+/// is written out once.
+pub async fn write_out(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fieldnotes audit write-out'))")
+            .execute(&mut *tx)
+            .await?;
+        let queued: Vec<QueuedCommit> = sqlx::query_as(
+            "SELECT id, territory_id, doc_id, chunk_key, heads, changes, recorded_at \
+             FROM audit_commits_pending ORDER BY id LIMIT $1",
+        )
+        .bind(WRITE_OUT_BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if queued.is_empty() {
+            return Ok(total);
+        }
+        let mut entries = Vec::new();
+        let mut documents: HashMap<String, Automerge> = HashMap::new();
+        for commit in &queued {
+            if !documents.contains_key(&commit.doc_id) {
+                let loaded = materialise::load_committed(&mut tx, &commit.doc_id).await?;
+                documents.insert(commit.doc_id.clone(), loaded.doc);
+            }
+            let doc = &documents[&commit.doc_id];
+            entries.extend(commit.entries(&mut tx, doc).await?);
+        }
+        let ids: Vec<i64> = queued.iter().map(|commit| commit.id).collect();
+        append(&mut tx, entries).await?;
+        sqlx::query("DELETE FROM audit_commits_pending WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        total += ids.len() as u64;
+        if (ids.len() as i64) < WRITE_OUT_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// A row of `audit_commits_pending`.
+#[derive(sqlx::FromRow)]
+struct QueuedCommit {
+    id: i64,
+    territory_id: Uuid,
+    doc_id: String,
+    chunk_key: String,
+    heads: Vec<String>,
+    changes: Vec<String>,
+    recorded_at: DateTime<Utc>,
+}
+
+impl QueuedCommit {
+    /// The commit's entries, read from its chunk and from `doc` (the
+    /// document as stored now) taken back to the commit's heads.
+    async fn entries(
+        &self,
+        conn: &mut PgConnection,
+        doc: &Automerge,
+    ) -> Result<Vec<ChangeEntry>, sqlx::Error> {
+        let chunk: Vec<u8> = sqlx::query_scalar("SELECT data FROM automerge_chunks WHERE key = $1")
+            .bind(&self.chunk_key)
+            .fetch_optional(&mut *conn)
+            .await?
+            .unwrap_or_default();
+        let receipts: Vec<(String, Uuid, Option<Uuid>, Option<Uuid>)> = sqlx::query_as(
+            "SELECT change_hash, account_id, device_id, session_id FROM change_receipts \
+             WHERE doc_id = $1 AND change_hash = ANY($2)",
+        )
+        .bind(&self.doc_id)
+        .bind(&self.changes)
+        .fetch_all(&mut *conn)
+        .await?;
+        let receipts: HashMap<String, (Uuid, Credential)> = receipts
+            .into_iter()
+            .filter_map(|(hash, account, device, session)| {
+                let credential = match (device, session) {
+                    (Some(device_id), _) => Credential::Device { device_id },
+                    (None, Some(session_id)) => Credential::Session { session_id },
+                    (None, None) => return None,
+                };
+                Some((hash, (account, credential)))
+            })
+            .collect();
+        let heads: Vec<ChangeHash> = self.heads.iter().filter_map(|h| h.parse().ok()).collect();
+        let at_commit;
+        let doc = if doc.get_heads() == heads {
+            doc
+        } else {
+            match doc.fork_at(&heads) {
+                Ok(fork) => {
+                    at_commit = fork;
+                    &at_commit
+                }
+                Err(error) => {
+                    tracing::error!(doc_id = %self.doc_id, %error, "the commit's heads are not in the stored document");
+                    doc
+                }
+            }
+        };
+        let delivered: Vec<(ChangeHash, Uuid, &Credential)> = self
+            .changes
+            .iter()
+            .filter_map(|hash| {
+                let (account, credential) = receipts.get(hash)?;
+                Some((hash.parse().ok()?, *account, credential))
+            })
+            .collect();
+        if delivered.len() < self.changes.len() {
+            tracing::error!(doc_id = %self.doc_id, "a queued change has no receipt: it is audited without its deliverer");
+        }
+        let mut entries = change_entries(
+            self.territory_id,
+            &self.doc_id,
+            doc,
+            &chunk,
+            delivered
+                .iter()
+                .map(|(hash, account, credential)| (hash, *account, *credential)),
+        );
+        for entry in &mut entries {
+            entry.recorded_at = Some(self.recorded_at);
+        }
+        Ok(entries)
+    }
+}
 
 /// One change's edit of one record, as `audit_pending` keeps it.
 #[derive(Debug)]
-pub struct ChangeEntry {
+struct ChangeEntry {
+    /// When the accepting transaction began (None: now).
+    recorded_at: Option<DateTime<Utc>>,
     territory: Uuid,
     actor: Uuid,
     device: Option<Uuid>,
@@ -35,7 +238,7 @@ pub struct ChangeEntry {
 ///
 /// The changes are parsed from the chunk, not asked of the document:
 /// automerge rebuilds a change it is asked for out of its operation set.
-pub fn change_entries<'a>(
+fn change_entries<'a>(
     territory: Uuid,
     doc_id: &str,
     doc: &Automerge,
@@ -56,6 +259,7 @@ pub fn change_entries<'a>(
             Credential::Session { session_id } => (None, Some(session_id)),
         };
         let entry = |record, record_kind, before, after, detail| ChangeEntry {
+            recorded_at: None,
             territory,
             actor,
             device,
@@ -109,7 +313,7 @@ pub fn change_entries<'a>(
 /// statement, in their order: no lock is taken, the chaining gives them
 /// their places later (`super::chain`). Bound column by column, so the
 /// database parses only the fields' values.
-pub async fn append(conn: &mut PgConnection, entries: Vec<ChangeEntry>) -> Result<(), sqlx::Error> {
+async fn append(conn: &mut PgConnection, entries: Vec<ChangeEntry>) -> Result<(), sqlx::Error> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -118,14 +322,14 @@ pub async fn append(conn: &mut PgConnection, entries: Vec<ChangeEntry>) -> Resul
         columns.push(entry);
     }
     sqlx::query(
-        "INSERT INTO audit_pending (territory_id, action, actor_id, device_id, session_id, doc_id, \
-           record_id, record_kind, change_hash, before, after, detail) \
-         SELECT territory_id, 'change', actor_id, device_id, session_id, doc_id, record_id, \
-           record_kind, change_hash, before, after, detail \
+        "INSERT INTO audit_pending (recorded_at, territory_id, action, actor_id, device_id, \
+           session_id, doc_id, record_id, record_kind, change_hash, before, after, detail) \
+         SELECT coalesce(recorded_at, now()), territory_id, 'change', actor_id, device_id, \
+           session_id, doc_id, record_id, record_kind, change_hash, before, after, detail \
          FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], \
-           $7::text[], $8::text[], $9::jsonb[], $10::jsonb[], $11::jsonb[]) WITH ORDINALITY \
-           AS e(territory_id, actor_id, device_id, session_id, doc_id, record_id, record_kind, \
-                change_hash, before, after, detail, n) \
+           $7::text[], $8::text[], $9::jsonb[], $10::jsonb[], $11::jsonb[], $12::timestamptz[]) \
+           WITH ORDINALITY AS e(territory_id, actor_id, device_id, session_id, doc_id, record_id, \
+                record_kind, change_hash, before, after, detail, recorded_at, n) \
          ORDER BY n",
     )
     .bind(columns.territory)
@@ -139,6 +343,7 @@ pub async fn append(conn: &mut PgConnection, entries: Vec<ChangeEntry>) -> Resul
     .bind(columns.before)
     .bind(columns.after)
     .bind(columns.detail)
+    .bind(columns.recorded_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -157,6 +362,7 @@ struct Columns {
     before: Vec<Json>,
     after: Vec<Json>,
     detail: Vec<Json>,
+    recorded_at: Vec<Option<DateTime<Utc>>>,
 }
 
 impl Columns {
@@ -173,6 +379,7 @@ impl Columns {
             before: Vec::with_capacity(n),
             after: Vec::with_capacity(n),
             detail: Vec::with_capacity(n),
+            recorded_at: Vec::with_capacity(n),
         }
     }
 
@@ -188,5 +395,6 @@ impl Columns {
         self.before.push(entry.before);
         self.after.push(entry.after);
         self.detail.push(entry.detail);
+        self.recorded_at.push(entry.recorded_at);
     }
 }

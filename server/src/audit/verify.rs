@@ -51,7 +51,7 @@ pub async fn verify(
     anchor: Option<&ChainPoint>,
 ) -> Result<Verification, sqlx::Error> {
     // Everything accepted until now is in the chain first.
-    super::chain::chain_pending(pool).await?;
+    super::chain::catch_up(pool).await?;
     let head: Option<(i64, String)> = sqlx::query_as(
         "SELECT seq, encode(hash, 'hex') FROM audit_chain_heads WHERE territory_id = $1",
     )

@@ -118,7 +118,7 @@ async fn entries(
         return Err(ApiError::bad_request("after", "must be a seq, 0 or more"));
     }
     // The trail as accepted until now: pending entries take their places first.
-    crate::audit::chain::chain_pending(&state.pool).await?;
+    crate::audit::chain::catch_up(&state.pool).await?;
     let page: Value = sqlx::query_scalar(
         "WITH page AS (\
            SELECT a.*, ac.display_name FROM audit_log a \
@@ -246,7 +246,7 @@ async fn record_audit(
 ) -> Result<Json<Value>, ApiError> {
     check(&state, &user, territory).await?;
     // Each step with its place in the chain, whenever it can have one now.
-    crate::audit::chain::chain_pending(&state.pool).await?;
+    crate::audit::chain::catch_up(&state.pool).await?;
     record::history(&state.pool, territory, record_id)
         .await?
         .map(Json)
@@ -320,6 +320,8 @@ async fn record_state(
             ApiError::bad_request("at", format!("must be an RFC 3339 time ({error}): {at:?}"))
         })?
         .with_timezone(&Utc);
+    // The record is located by its entries: every accepted change has them first.
+    crate::audit::trail::write_out(&state.pool).await?;
     match record::state_at(&state.pool, territory, record_id, at).await {
         Ok(found) => Ok(Json(found)),
         Err(StateError::UnknownRecord) => Err(ApiError::NotFound(format!(

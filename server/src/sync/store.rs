@@ -284,19 +284,19 @@ impl Committer {
     async fn try_group(&self, group: &mut [Commit]) -> Result<Vec<Outcome>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(group.len());
-        let mut audit_entries = Vec::new();
+        let mut audited = Vec::new();
         for commit in group.iter_mut() {
             let mut savepoint = (&mut *tx).begin().await?;
             let span = tracing::debug_span!("store", doc_id = %commit.doc_id);
-            let mut entries = Vec::new();
+            let mut accepted = None;
             match self
-                .store(&mut savepoint, commit, &mut entries)
+                .store(&mut savepoint, commit, &mut accepted)
                 .instrument(span)
                 .await
             {
                 Ok(outcome @ Outcome::Stored) => {
                     savepoint.commit().await?;
-                    audit_entries.append(&mut entries);
+                    audited.extend(accepted);
                     outcomes.push(outcome);
                 }
                 Ok(outcome) => {
@@ -315,8 +315,10 @@ impl Committer {
                 }
             }
         }
-        // The group's audit entries in one statement.
-        audit::trail::append(&mut tx, audit_entries).await?;
+        // The group's accepted changes, queued for the audit trail in one
+        // statement: committed with the changes, written out as entries in
+        // the background (`audit::trail::write_out`).
+        audit::trail::queue(&mut tx, audited).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -325,7 +327,7 @@ impl Committer {
         &self,
         tx: &mut Transaction<'_, Postgres>,
         commit: &mut Commit,
-        audit_entries: &mut Vec<audit::trail::ChangeEntry>,
+        accepted: &mut Option<audit::trail::AcceptedCommit>,
     ) -> Result<Outcome, sqlx::Error> {
         let doc_id = commit.doc_id.as_str();
         sqlx::query(
@@ -356,22 +358,27 @@ impl Committer {
         commit.doc.revision = revision + 1;
         materialise::materialise(tx, doc_id, &mut commit.doc).await?;
         store_receipts(tx, doc_id, &commit.receipts).await?;
-        if commit.doc.kind == DocumentKind::Notebook {
-            let territory = commit
-                .doc
-                .header
-                .map_or(DEFAULT_TERRITORY, |header| header.territory_id);
-            let delivered = commit
-                .receipts
-                .iter()
-                .map(|(hash, delivery)| (hash, delivery.account_id, &delivery.credential));
-            *audit_entries = audit::trail::change_entries(
-                territory,
-                doc_id,
-                &commit.doc.doc,
-                &commit.chunk,
-                delivered,
-            );
+        if commit.doc.kind == DocumentKind::Notebook && !commit.receipts.is_empty() {
+            *accepted = Some(audit::trail::AcceptedCommit {
+                territory: commit
+                    .doc
+                    .header
+                    .map_or(DEFAULT_TERRITORY, |header| header.territory_id),
+                doc_id: doc_id.to_string(),
+                chunk_key: key.clone(),
+                heads: commit
+                    .doc
+                    .doc
+                    .get_heads()
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect(),
+                changes: commit
+                    .receipts
+                    .iter()
+                    .map(|(hash, _)| hash.to_string())
+                    .collect(),
+            });
         }
         if !commit.history.is_empty() {
             crate::history::append(tx, &commit.history).await?;

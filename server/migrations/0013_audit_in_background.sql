@@ -1,3 +1,6 @@
+-- The audit trail's background work (issue 12), in two parts: chaining in
+-- batches, and writing accepted commits out as entries after their commit.
+
 -- Chaining a batch of pending audit entries (migration 0009) in one pass:
 -- each territory's head row is read and locked once per batch and written
 -- once, and the batch's entries go into the log in one statement.
@@ -8,10 +11,17 @@
 -- every version the batch had made before it: a storm's chaining did work
 -- growing with the square of its batch.
 --
+-- Entries take their places in the order their accepting transactions
+-- began (`recorded_at`), then the order they were appended: a change's
+-- entries are written out after its commit (below), so a decision taken
+-- meanwhile is appended first but chained after it.
+--
 -- The hash is unchanged (`audit_entry_hash`), so chains made before this
 -- migration verify as they did. Only this function writes the log: the
 -- service's role may not insert into it (0009), so no trigger is needed to
 -- chain an insert made some other way.
+
+CREATE INDEX audit_pending_order_idx ON audit_pending (recorded_at, id);
 
 DROP TRIGGER audit_log_chain ON audit_log;
 DROP FUNCTION audit_log_chain();
@@ -30,10 +40,11 @@ BEGIN
     END IF;
     WITH taken AS (
         DELETE FROM audit_pending
-        WHERE id IN (SELECT id FROM audit_pending ORDER BY id LIMIT batch)
+        WHERE id IN (SELECT id FROM audit_pending ORDER BY recorded_at, id LIMIT batch)
         RETURNING *
     )
-    SELECT coalesce(array_agg(taken ORDER BY territory_id, id), '{}') INTO picked FROM taken;
+    SELECT coalesce(array_agg(taken ORDER BY territory_id, recorded_at, id), '{}') INTO picked
+    FROM taken;
     FOREACH pending IN ARRAY picked LOOP
         IF head.territory_id IS DISTINCT FROM pending.territory_id THEN
             IF head.territory_id IS NOT NULL THEN
@@ -72,3 +83,28 @@ BEGIN
     INSERT INTO audit_log SELECT * FROM unnest(chained);
     RETURN cardinality(picked);
 END $$;
+
+-- Commits of notebook changes not yet written out as audit entries: one row
+-- per document commit, inserted by the transaction that accepts it (so an
+-- acknowledged change is in the trail whatever happens to the process
+-- after), and turned into one `audit_pending` entry per change and record
+-- by `audit::trail::write_out`, in the background like the chaining.
+-- Reading a change's fields back is automerge work and storing them a row
+-- per record: done in the accepting transaction, they slowed a storm of
+-- reconnecting phones by a fifth (docs/PERFORMANCE.md). The entries are
+-- computed from the commit's own chunk and the document at the commit's
+-- heads, both stored with it and never rewritten, so they are what the
+-- commit would have computed; who delivered each change is its receipt
+-- (`change_receipts`, written in the same transaction).
+CREATE TABLE audit_commits_pending (
+    id            bigserial PRIMARY KEY,
+    territory_id  uuid NOT NULL REFERENCES territories (id),
+    recorded_at   timestamptz NOT NULL DEFAULT now(),
+    doc_id        text COLLATE "C" NOT NULL REFERENCES documents (doc_id),
+    -- `automerge_chunks.key` of the chunk holding the commit's changes.
+    chunk_key     text NOT NULL,
+    -- The document's heads once the commit's changes were applied.
+    heads         text[] NOT NULL,
+    -- The changes the commit accepted, in the order they were received.
+    changes       text[] NOT NULL
+);
