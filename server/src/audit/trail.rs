@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use automerge::{Automerge, Change, ChangeHash};
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value as Json};
 use sqlx::{PgConnection, PgPool};
@@ -101,17 +101,21 @@ pub async fn write_out(pool: &PgPool) -> Result<u64, sqlx::Error> {
         if queued.is_empty() {
             return Ok(total);
         }
+        // A document at a time, each loaded once: the chain orders entries by
+        // when their commits began, not by the order they are written out.
+        let ids: Vec<i64> = queued.iter().map(|commit| commit.id).collect();
+        let mut queued = queued;
+        queued.sort_by(|a, b| (&a.doc_id, a.id).cmp(&(&b.doc_id, b.id)));
         let mut entries = Vec::new();
-        let mut documents: HashMap<String, Automerge> = HashMap::new();
+        let mut document: Option<(String, Automerge)> = None;
         for commit in &queued {
-            if !documents.contains_key(&commit.doc_id) {
+            if document.as_ref().map(|(id, _)| id) != Some(&commit.doc_id) {
                 let loaded = materialise::load_committed(&mut tx, &commit.doc_id).await?;
-                documents.insert(commit.doc_id.clone(), loaded.doc);
+                document = Some((commit.doc_id.clone(), loaded.doc));
             }
-            let doc = &documents[&commit.doc_id];
+            let (_, doc) = document.as_ref().expect("loaded above");
             entries.extend(commit.entries(&mut tx, doc).await?);
         }
-        let ids: Vec<i64> = queued.iter().map(|commit| commit.id).collect();
         append(&mut tx, entries).await?;
         sqlx::query("DELETE FROM audit_commits_pending WHERE id = ANY($1)")
             .bind(&ids)
@@ -272,9 +276,22 @@ fn change_entries<'a>(
             after,
             detail,
         };
-        let edits = match changes.get(hash) {
+        // A change the chunk does not hold is asked of the document (slow:
+        // automerge rebuilds it out of its operations), never left unread.
+        let asked;
+        let change = match changes.get(hash) {
+            Some(change) => Some(change),
+            None => {
+                tracing::warn!(doc_id, change = %hash, chunk_bytes = chunk.len(), "a change is not in its commit's chunk");
+                asked = doc.get_change_by_hash(hash);
+                asked.as_ref()
+            }
+        };
+        let edits = match change {
             Some(change) => sync::audit::record_edits(doc, change),
-            None => Err("the change is not in the committed chunk".to_string()),
+            None => {
+                Err("the change is neither in its commit's chunk nor in the document".to_string())
+            }
         };
         match edits {
             Ok(edits) => {

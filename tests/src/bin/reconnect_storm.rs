@@ -736,13 +736,17 @@ async fn postmaster_pid(pool: &sqlx::PgPool) -> anyhow::Result<u32> {
         .ppid)
 }
 
-/// When, after `start`, no audit entry is left waiting for its place in the
-/// chain (None past `deadline`).
+/// When, after `start`, no accepted commit is left waiting to be written out
+/// as audit entries, nor any entry for its place in the chain (None past
+/// `deadline`).
 async fn audit_chained(pool: &sqlx::PgPool, start: Instant, deadline: Instant) -> Option<Duration> {
     loop {
-        match sqlx::query_scalar::<_, bool>("SELECT NOT EXISTS (SELECT FROM audit_pending)")
-            .fetch_one(pool)
-            .await
+        match sqlx::query_scalar::<_, bool>(
+            "SELECT NOT EXISTS (SELECT FROM audit_commits_pending) \
+               AND NOT EXISTS (SELECT FROM audit_pending)",
+        )
+        .fetch_one(pool)
+        .await
         {
             Ok(true) => return Some(start.elapsed()),
             Ok(false) => {}
