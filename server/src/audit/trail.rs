@@ -21,7 +21,7 @@ use serde_json::{json, Value as Json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::{auth::Credential, materialise};
+use crate::materialise;
 
 /// Commits one write-out transaction takes at most.
 const WRITE_OUT_BATCH: i64 = 200;
@@ -154,7 +154,7 @@ impl QueuedCommit {
             .fetch_optional(&mut *conn)
             .await?
             .unwrap_or_default();
-        let receipts: Vec<(String, Uuid, Option<Uuid>, Option<Uuid>)> = sqlx::query_as(
+        let receipts: Vec<Receipt> = sqlx::query_as(
             "SELECT change_hash, account_id, device_id, session_id FROM change_receipts \
              WHERE doc_id = $1 AND change_hash = ANY($2)",
         )
@@ -162,16 +162,9 @@ impl QueuedCommit {
         .bind(&self.changes)
         .fetch_all(&mut *conn)
         .await?;
-        let receipts: HashMap<String, (Uuid, Credential)> = receipts
+        let mut receipts: HashMap<String, Receipt> = receipts
             .into_iter()
-            .filter_map(|(hash, account, device, session)| {
-                let credential = match (device, session) {
-                    (Some(device_id), _) => Credential::Device { device_id },
-                    (None, Some(session_id)) => Credential::Session { session_id },
-                    (None, None) => return None,
-                };
-                Some((hash, (account, credential)))
-            })
+            .map(|receipt| (receipt.change_hash.clone(), receipt))
             .collect();
         let heads: Vec<ChangeHash> = self.heads.iter().filter_map(|h| h.parse().ok()).collect();
         let at_commit;
@@ -189,38 +182,124 @@ impl QueuedCommit {
                 }
             }
         };
-        let delivered: Vec<(ChangeHash, Uuid, &Credential)> = self
+        // In the order the commit received them.
+        let delivered: Vec<Receipt> = self
             .changes
             .iter()
-            .filter_map(|hash| {
-                let (account, credential) = receipts.get(hash)?;
-                Some((hash.parse().ok()?, *account, credential))
-            })
+            .filter_map(|hash| receipts.remove(hash))
             .collect();
         if delivered.len() < self.changes.len() {
             tracing::error!(doc_id = %self.doc_id, "a queued change has no receipt: it is audited without its deliverer");
         }
-        let mut entries = change_entries(
-            self.territory_id,
-            &self.doc_id,
-            doc,
-            &chunk,
-            delivered
-                .iter()
-                .map(|(hash, account, credential)| (hash, *account, *credential)),
-        );
-        for entry in &mut entries {
-            entry.recorded_at = Some(self.recorded_at);
-        }
-        Ok(entries)
+        Ok(self.change_entries(doc, &chunk, &delivered))
     }
+
+    /// The entries of the changes `delivered`, all stored in `doc` (the
+    /// document at the commit's heads); `chunk` holds those changes as the
+    /// commit stored them. A change that cannot be read is logged and
+    /// audited without its fields, never dropped.
+    ///
+    /// The changes are parsed from the chunk, not asked of the document:
+    /// automerge rebuilds a change it is asked for out of its operation set.
+    fn change_entries(
+        &self,
+        doc: &Automerge,
+        chunk: &[u8],
+        delivered: &[Receipt],
+    ) -> Vec<ChangeEntry> {
+        let doc_id = self.doc_id.as_str();
+        let changes: HashMap<ChangeHash, Change> = match sync::wire::chunk_changes(chunk) {
+            Ok(changes) => changes.into_iter().map(|c| (c.hash(), c)).collect(),
+            Err(reason) => {
+                tracing::error!(doc_id, %reason, "the committed chunk does not parse");
+                HashMap::new()
+            }
+        };
+        let mut entries = Vec::new();
+        for receipt in delivered {
+            let entry = |record, record_kind, before, after, detail| ChangeEntry {
+                recorded_at: self.recorded_at,
+                territory: self.territory_id,
+                actor: receipt.account_id,
+                device: receipt.device_id,
+                session: receipt.session_id,
+                doc_id: self.doc_id.clone(),
+                record,
+                record_kind,
+                change_hash: receipt.change_hash.clone(),
+                before,
+                after,
+                detail,
+            };
+            // A change the chunk does not hold is asked of the document (slow:
+            // automerge rebuilds it out of its operations), never left unread.
+            let asked;
+            let change = match receipt.change_hash.parse::<ChangeHash>() {
+                Ok(hash) => match changes.get(&hash) {
+                    Some(change) => Some(change),
+                    None => {
+                        tracing::warn!(doc_id, change = %hash, chunk_bytes = chunk.len(), "a change is not in its commit's chunk");
+                        asked = doc.get_change_by_hash(&hash);
+                        asked.as_ref()
+                    }
+                },
+                Err(_) => None,
+            };
+            let edits = match change {
+                Some(change) => sync::audit::record_edits(doc, change),
+                None => Err(
+                    "the change is neither in its commit's chunk nor in the document".to_string(),
+                ),
+            };
+            match edits {
+                Ok(edits) => {
+                    for edit in edits {
+                        let record = Uuid::parse_str(&edit.record).ok();
+                        // A key that is no UUID (a misbehaving client) is kept as written.
+                        let detail = match record {
+                            Some(_) => json!({}),
+                            None => json!({"recordKey": edit.record}),
+                        };
+                        entries.push(entry(
+                            record,
+                            Some(edit.kind.as_str()),
+                            Json::Object(edit.before),
+                            Json::Object(edit.after),
+                            detail,
+                        ));
+                    }
+                }
+                Err(reason) => {
+                    tracing::error!(doc_id, change = %receipt.change_hash, %reason, "auditing a change without its fields");
+                    entries.push(entry(
+                        None,
+                        None,
+                        json!({}),
+                        json!({}),
+                        json!({"unread": reason}),
+                    ));
+                }
+            }
+        }
+        entries
+    }
+}
+
+/// Who delivered a change (`change_receipts`): a phone's device or a web
+/// session, never both (the table's check).
+#[derive(sqlx::FromRow)]
+struct Receipt {
+    change_hash: String,
+    account_id: Uuid,
+    device_id: Option<Uuid>,
+    session_id: Option<Uuid>,
 }
 
 /// One change's edit of one record, as `audit_pending` keeps it.
 #[derive(Debug)]
 struct ChangeEntry {
-    /// When the accepting transaction began (None: now).
-    recorded_at: Option<DateTime<Utc>>,
+    /// When the accepting transaction began.
+    recorded_at: DateTime<Utc>,
     territory: Uuid,
     actor: Uuid,
     device: Option<Uuid>,
@@ -234,99 +313,7 @@ struct ChangeEntry {
     detail: Json,
 }
 
-/// The entries of the changes `delivered` (each with the account and the
-/// credential that delivered it), all stored in `doc`, a notebook of
-/// `territory`; `chunk` holds those changes as the commit stores them. A
-/// change that cannot be read is logged and audited without its fields,
-/// never dropped.
-///
-/// The changes are parsed from the chunk, not asked of the document:
-/// automerge rebuilds a change it is asked for out of its operation set.
-fn change_entries<'a>(
-    territory: Uuid,
-    doc_id: &str,
-    doc: &Automerge,
-    chunk: &[u8],
-    delivered: impl IntoIterator<Item = (&'a ChangeHash, Uuid, &'a Credential)>,
-) -> Vec<ChangeEntry> {
-    let changes: HashMap<ChangeHash, Change> = match sync::wire::chunk_changes(chunk) {
-        Ok(changes) => changes.into_iter().map(|c| (c.hash(), c)).collect(),
-        Err(reason) => {
-            tracing::error!(doc_id, %reason, "the committed chunk does not parse");
-            HashMap::new()
-        }
-    };
-    let mut entries = Vec::new();
-    for (hash, actor, credential) in delivered {
-        let (device, session) = match *credential {
-            Credential::Device { device_id } => (Some(device_id), None),
-            Credential::Session { session_id } => (None, Some(session_id)),
-        };
-        let entry = |record, record_kind, before, after, detail| ChangeEntry {
-            recorded_at: None,
-            territory,
-            actor,
-            device,
-            session,
-            doc_id: doc_id.to_string(),
-            record,
-            record_kind,
-            change_hash: hash.to_string(),
-            before,
-            after,
-            detail,
-        };
-        // A change the chunk does not hold is asked of the document (slow:
-        // automerge rebuilds it out of its operations), never left unread.
-        let asked;
-        let change = match changes.get(hash) {
-            Some(change) => Some(change),
-            None => {
-                tracing::warn!(doc_id, change = %hash, chunk_bytes = chunk.len(), "a change is not in its commit's chunk");
-                asked = doc.get_change_by_hash(hash);
-                asked.as_ref()
-            }
-        };
-        let edits = match change {
-            Some(change) => sync::audit::record_edits(doc, change),
-            None => {
-                Err("the change is neither in its commit's chunk nor in the document".to_string())
-            }
-        };
-        match edits {
-            Ok(edits) => {
-                for edit in edits {
-                    let record = Uuid::parse_str(&edit.record).ok();
-                    // A key that is no UUID (a misbehaving client) is kept as written.
-                    let detail = match record {
-                        Some(_) => json!({}),
-                        None => json!({"recordKey": edit.record}),
-                    };
-                    entries.push(entry(
-                        record,
-                        Some(edit.kind.as_str()),
-                        Json::Object(edit.before),
-                        Json::Object(edit.after),
-                        detail,
-                    ));
-                }
-            }
-            Err(reason) => {
-                tracing::error!(doc_id, change = %hash, %reason, "auditing a change without its fields");
-                entries.push(entry(
-                    None,
-                    None,
-                    json!({}),
-                    json!({}),
-                    json!({"unread": reason}),
-                ));
-            }
-        }
-    }
-    entries
-}
-
-/// Appends `entries` (from [`change_entries`]) to the pending entries in one
+/// Appends `entries` (from [`QueuedCommit::change_entries`]) to the pending entries in one
 /// statement, in their order: no lock is taken, the chaining gives them
 /// their places later (`super::chain`). Bound column by column, so the
 /// database parses only the fields' values.
@@ -341,7 +328,7 @@ async fn append(conn: &mut PgConnection, entries: Vec<ChangeEntry>) -> Result<()
     sqlx::query(
         "INSERT INTO audit_pending (recorded_at, territory_id, action, actor_id, device_id, \
            session_id, doc_id, record_id, record_kind, change_hash, before, after, detail) \
-         SELECT coalesce(recorded_at, now()), territory_id, 'change', actor_id, device_id, \
+         SELECT recorded_at, territory_id, 'change', actor_id, device_id, \
            session_id, doc_id, record_id, record_kind, change_hash, before, after, detail \
          FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], \
            $7::text[], $8::text[], $9::jsonb[], $10::jsonb[], $11::jsonb[], $12::timestamptz[]) \
@@ -379,7 +366,7 @@ struct Columns {
     before: Vec<Json>,
     after: Vec<Json>,
     detail: Vec<Json>,
-    recorded_at: Vec<Option<DateTime<Utc>>>,
+    recorded_at: Vec<DateTime<Utc>>,
 }
 
 impl Columns {
