@@ -192,12 +192,17 @@ pub async fn serve(
             let mut pacer = audit::chain::Pacer::default();
             move || {
                 let pool = pool.clone();
-                let ready = pacer.ready(core.commits_handed(), audit::chain::CHAIN_EVERY);
+                let core = core.clone();
+                let traffic = core.traffic();
+                let turn = pacer.turn(traffic, audit::chain::CHAIN_EVERY);
                 async move {
-                    if ready {
-                        audit::chain::catch_up(&pool).await
-                    } else {
-                        Ok(0)
+                    match turn {
+                        audit::chain::Turn::StandAside => Ok(0),
+                        audit::chain::Turn::UntilTraffic => {
+                            audit::chain::catch_up_unless(&pool, &|| core.traffic() != traffic)
+                                .await
+                        }
+                        audit::chain::Turn::ToTheEnd => audit::chain::catch_up(&pool).await,
                     }
                 }
             }

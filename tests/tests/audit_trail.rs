@@ -401,55 +401,22 @@ async fn commits_written_out_after_the_document_moved_on_give_each_commit_its_ow
                 tx.commit();
             }
         }
-        let changes: Vec<String> = notebook
-            .get_changes(&heads_before)
-            .iter()
-            .map(|change| change.hash().to_string())
-            .collect();
-        let chunk = notebook.save_after(&heads_before);
         let chunk_key = format!("{doc_id}/incremental/{step}");
-        sqlx::query("INSERT INTO automerge_chunks (key, doc_id, data) VALUES ($1, $2, $3)")
-            .bind(&chunk_key)
-            .bind(&doc_id)
-            .bind(&chunk)
-            .execute(&service)
-            .await?;
         // The edit came from a web session, the others from the phone.
-        let (by_device, by_session) = match step {
-            1 => (None, Some(session)),
-            _ => (Some(device), None),
+        let by = match step {
+            1 => Deliverer::Session(session),
+            _ => Deliverer::Device(device),
         };
-        for hash in &changes {
-            sqlx::query(
-                "INSERT INTO change_receipts (doc_id, change_hash, account_id, device_id, session_id) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&doc_id)
-            .bind(hash)
-            .bind(owner)
-            .bind(by_device)
-            .bind(by_session)
-            .execute(&service)
-            .await?;
-        }
-        let mut conn = service.acquire().await?;
-        server::audit::trail::queue(
-            &mut conn,
-            vec![server::audit::trail::AcceptedCommit {
-                territory,
-                doc_id: doc_id.clone(),
-                chunk_key,
-                heads: notebook.get_heads().iter().map(|h| h.to_string()).collect(),
-                changes,
-            }],
-        )
-        .await?;
+        let commit = Commit {
+            territory,
+            doc_id: &doc_id,
+            chunk_key,
+            deliverer: (owner, by),
+        };
         queued_at.push(
-            sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
-                "SELECT max(recorded_at) FROM audit_commits_pending",
-            )
-            .fetch_one(&mut *conn)
-            .await?,
+            commit
+                .store_and_queue(&service, &notebook, &heads_before)
+                .await?,
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -489,6 +456,179 @@ async fn commits_written_out_after_the_document_moved_on_give_each_commit_its_ow
     assert_eq!(gone_before["individualCount"], json!(7));
     assert_eq!(gone_after, &json!({}));
     assert_eq!([*made_at, *edit_at, *gone_at], queued_at[..]);
+    Ok(())
+}
+
+/// Who delivered a commit's changes: a phone's device or a web session.
+#[derive(Clone, Copy)]
+enum Deliverer {
+    Device(Uuid),
+    Session(Uuid),
+}
+
+/// A commit of notebook changes, stored as the sync core stores one.
+struct Commit<'a> {
+    territory: Uuid,
+    doc_id: &'a str,
+    chunk_key: String,
+    /// The account and the credential that delivered the changes.
+    deliverer: (Uuid, Deliverer),
+}
+
+impl Commit<'_> {
+    /// Stores the changes `notebook` made since `heads_before` (their chunk,
+    /// a receipt each) and queues the commit for the audit trail, as the
+    /// accepting transaction does; returns when it was queued.
+    async fn store_and_queue(
+        self,
+        service: &sqlx::PgPool,
+        notebook: &automerge::Automerge,
+        heads_before: &[automerge::ChangeHash],
+    ) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+        let changes: Vec<String> = notebook
+            .get_changes(heads_before)
+            .iter()
+            .map(|change| change.hash().to_string())
+            .collect();
+        sqlx::query("INSERT INTO automerge_chunks (key, doc_id, data) VALUES ($1, $2, $3)")
+            .bind(&self.chunk_key)
+            .bind(self.doc_id)
+            .bind(notebook.save_after(heads_before))
+            .execute(service)
+            .await?;
+        let (account, deliverer) = self.deliverer;
+        let (device, session) = match deliverer {
+            Deliverer::Device(device) => (Some(device), None),
+            Deliverer::Session(session) => (None, Some(session)),
+        };
+        for hash in &changes {
+            sqlx::query(
+                "INSERT INTO change_receipts (doc_id, change_hash, account_id, device_id, session_id) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(self.doc_id)
+            .bind(hash)
+            .bind(account)
+            .bind(device)
+            .bind(session)
+            .execute(service)
+            .await?;
+        }
+        let mut conn = service.acquire().await?;
+        server::audit::trail::queue(
+            &mut conn,
+            vec![server::audit::trail::AcceptedCommit {
+                territory: self.territory,
+                doc_id: self.doc_id.to_string(),
+                chunk_key: self.chunk_key,
+                heads: notebook.get_heads().iter().map(|h| h.to_string()).collect(),
+                changes,
+            }],
+        )
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT max(recorded_at) FROM audit_commits_pending")
+                .fetch_one(&mut *conn)
+                .await?,
+        )
+    }
+}
+
+/// A background catch-up gives way to phones syncing between two batches
+/// (`interrupted` is asked after each), and chains nothing while a queued
+/// commit waits to be written out: entries chain in the order their commits
+/// began, however many turns writing them out takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_interrupted_between_batches_chains_nothing_until_every_commit_is_written_out(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let service = server::connect_database(&db.url, 2).await?;
+    let territory = phones::territory(&service, "Interrompu").await?.id;
+    let owner = Uuid::new_v4();
+    let device = Uuid::new_v4();
+    let mut notebook = sync::new_notebook(sync::NotebookHeader {
+        territory_id: territory,
+        owner_id: owner,
+    });
+    let doc_id = fieldnotes_tests::raw_peer::new_document_id().to_string();
+    sqlx::query(
+        "INSERT INTO documents (doc_id, territory_id, owner_id, kind, revision) \
+         VALUES ($1, $2, $3, 'notebook', 60)",
+    )
+    .bind(&doc_id)
+    .bind(territory)
+    .bind(owner)
+    .execute(&service)
+    .await?;
+    // More commits than one write-out batch takes, a sighting each.
+    const COMMITS: i64 = 60;
+    let mut recorded = Vec::new();
+    for n in 0..COMMITS {
+        let heads_before = match n {
+            0 => Vec::new(),
+            _ => notebook.get_heads(),
+        };
+        let sighting = records::sighting(owner, "Bufo bufo", n + 1);
+        sync::put_record(&mut notebook, &sighting)?;
+        recorded.push(FieldRecord::id(&sighting));
+        let commit = Commit {
+            territory,
+            doc_id: &doc_id,
+            chunk_key: format!("{doc_id}/incremental/{n}"),
+            deliverer: (owner, Deliverer::Device(device)),
+        };
+        commit
+            .store_and_queue(&service, &notebook, &heads_before)
+            .await?;
+    }
+    let counts = || async {
+        sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT (SELECT count(*) FROM audit_commits_pending), \
+                    (SELECT count(*) FROM audit_pending), \
+                    (SELECT count(*) FROM audit_log WHERE territory_id = $1)",
+        )
+        .bind(territory)
+        .fetch_one(&service)
+        .await
+    };
+
+    // Phones sync again after the first batch: the turn ends there.
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let interrupted = || {
+        asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        true
+    };
+    let chained = server::audit::chain::catch_up_unless(&service, &interrupted).await?;
+    let (queued, pending, in_chain) = counts().await?;
+    assert_eq!(asked.into_inner(), 1, "asked once, after the first batch");
+    assert!(
+        queued > 0 && queued < COMMITS,
+        "one batch written out, not every commit: {queued} of {COMMITS} still queued"
+    );
+    assert_eq!(
+        pending,
+        COMMITS - queued,
+        "a sighting's entry per commit written out"
+    );
+    assert_eq!(
+        (chained, in_chain),
+        (0, 0),
+        "nothing chained while commits wait to be written out"
+    );
+
+    // A quiet turn takes the rest and chains everything, in commit order.
+    let chained = server::audit::chain::catch_up_unless(&service, &|| false).await?;
+    assert_eq!(chained, COMMITS as u64);
+    assert_eq!(counts().await?, (0, 0, COMMITS));
+    let chained_records: Vec<Uuid> =
+        sqlx::query_scalar("SELECT record_id FROM audit_log WHERE territory_id = $1 ORDER BY seq")
+            .bind(territory)
+            .fetch_all(&service)
+            .await?;
+    assert_eq!(chained_records, recorded);
+    let verification = server::audit::verify::verify(&service, territory, None).await?;
+    assert!(verification.intact, "{verification:?}");
     Ok(())
 }
 

@@ -6,37 +6,59 @@
 //! before every read of the chain, so that a verification covers everything
 //! accepted until then.
 //!
-//! The background work ([`catch_up`]: accepted commits written out as
-//! entries, then chained) stands aside while the sync core is storing
-//! phones' changes ([`Pacer`]): it competes with the commits for the CPU and
-//! the database, and a change is safe the moment its accepting transaction
-//! commits; only its entries and their places in the chain wait.
+//! The background work (accepted commits written out as entries, then
+//! chained) stands aside while phones are syncing ([`Pacer`]), and returns
+//! between two small batches once they start again ([`catch_up_unless`]):
+//! it competes with the sync core for the CPU and the database, and a
+//! change is safe the moment its accepting transaction commits; only its
+//! entries and their places in the chain wait.
 
 use std::time::Duration;
 
 use sqlx::PgPool;
 
-/// Entries one chaining transaction moves at most.
-const BATCH: i32 = 5000;
+/// Entries one chaining transaction moves at most: small enough that
+/// background chaining returns soon once phones sync again.
+const BATCH: i32 = 1000;
 /// How often each process considers chaining what is pending.
 pub const CHAIN_EVERY: Duration = Duration::from_millis(500);
 /// The longest the background chaining stands aside for a busy sync core:
 /// under sustained load the chain lags the log by this much at most (plus
-/// one tick).
+/// one catch-up).
 pub const MAX_DEFERRAL: Duration = Duration::from_secs(10);
 
 /// Brings the chain up to everything accepted until now: queued commits
 /// written out as entries (`super::trail::write_out`), then every pending
 /// entry chained; returns how many entries were chained.
 pub async fn catch_up(pool: &PgPool) -> sqlx::Result<u64> {
-    super::trail::write_out(pool).await?;
-    chain_pending(pool).await
+    catch_up_unless(pool, &|| false).await
+}
+
+/// [`catch_up`], returning early between two batches once `interrupted`
+/// says so: the background's turn ends when phones sync again. Entries are
+/// chained only once every queued commit is written out, so that they are
+/// chained in the order their commits began.
+pub async fn catch_up_unless(
+    pool: &PgPool,
+    interrupted: &(dyn Fn() -> bool + Sync),
+) -> sqlx::Result<u64> {
+    if !super::trail::write_out(pool, interrupted).await? {
+        return Ok(0);
+    }
+    chain_batches(pool, interrupted).await
 }
 
 /// Chains every entry pending now (batch after batch); returns how many.
 /// Another process chaining at the same moment makes this one return
 /// early: that one chains them.
 pub async fn chain_pending(pool: &PgPool) -> sqlx::Result<u64> {
+    chain_batches(pool, &|| false).await
+}
+
+async fn chain_batches(
+    pool: &PgPool,
+    interrupted: &(dyn Fn() -> bool + Sync),
+) -> sqlx::Result<u64> {
     let mut total = 0;
     loop {
         let moved: i32 = sqlx::query_scalar("SELECT audit_chain_pending($1)")
@@ -44,33 +66,50 @@ pub async fn chain_pending(pool: &PgPool) -> sqlx::Result<u64> {
             .fetch_one(pool)
             .await?;
         total += moved as u64;
-        if moved < BATCH {
+        if moved < BATCH || interrupted() {
             return Ok(total);
         }
     }
 }
 
-/// Decides, tick after tick, whether the background catch-up runs: not
-/// while commits are being handed to storage, unless it has already stood
-/// aside for [`MAX_DEFERRAL`].
+/// What the background catch-up does at a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// Phones synced since the last tick: nothing now.
+    StandAside,
+    /// A quiet tick: catch up, until phones sync again.
+    UntilTraffic,
+    /// Stood aside for [`MAX_DEFERRAL`]: catch up whatever the traffic, so
+    /// that sustained load cannot grow the queue without bound.
+    ToTheEnd,
+}
+
+/// Decides, tick after tick, what the background catch-up does, from the
+/// sync core's traffic (messages received and writes asked for since the
+/// start): it stands aside while the traffic grows, [`MAX_DEFERRAL`] at
+/// most.
 #[derive(Debug, Default)]
 pub struct Pacer {
-    commits_seen: u64,
+    traffic_seen: u64,
     deferred: Duration,
 }
 
 impl Pacer {
-    /// `commits_handed` is the sync core's count now; `tick` the time since
-    /// the last call.
-    pub fn ready(&mut self, commits_handed: u64, tick: Duration) -> bool {
-        let busy = commits_handed != self.commits_seen;
-        self.commits_seen = commits_handed;
-        if busy && self.deferred + tick < MAX_DEFERRAL {
-            self.deferred += tick;
-            return false;
+    /// `traffic` is the sync core's count now; `tick` the time since the
+    /// last call.
+    pub fn turn(&mut self, traffic: u64, tick: Duration) -> Turn {
+        let busy = traffic != self.traffic_seen;
+        self.traffic_seen = traffic;
+        if !busy {
+            self.deferred = Duration::ZERO;
+            return Turn::UntilTraffic;
+        }
+        self.deferred += tick;
+        if self.deferred < MAX_DEFERRAL {
+            return Turn::StandAside;
         }
         self.deferred = Duration::ZERO;
-        true
+        Turn::ToTheEnd
     }
 }
 
@@ -81,29 +120,38 @@ mod tests {
     #[test]
     fn an_idle_core_is_chained_at_every_tick() {
         let mut pacer = Pacer::default();
-        assert!((0..5).all(|_| pacer.ready(0, CHAIN_EVERY)));
+        assert!((0..5).all(|_| pacer.turn(0, CHAIN_EVERY) == Turn::UntilTraffic));
     }
 
     #[test]
-    fn commits_flowing_defer_the_chaining_until_they_stop() {
+    fn traffic_defers_the_chaining_until_it_stops() {
         let mut pacer = Pacer::default();
-        assert!(!pacer.ready(10, CHAIN_EVERY));
-        assert!(!pacer.ready(25, CHAIN_EVERY));
-        assert!(
-            pacer.ready(25, CHAIN_EVERY),
-            "no commit since the last tick"
+        assert_eq!(pacer.turn(10, CHAIN_EVERY), Turn::StandAside);
+        assert_eq!(pacer.turn(25, CHAIN_EVERY), Turn::StandAside);
+        assert_eq!(
+            pacer.turn(25, CHAIN_EVERY),
+            Turn::UntilTraffic,
+            "no message since the last tick"
         );
-        assert!(!pacer.ready(26, CHAIN_EVERY), "busy again");
+        assert_eq!(pacer.turn(26, CHAIN_EVERY), Turn::StandAside, "busy again");
     }
 
     #[test]
-    fn sustained_commits_defer_the_chaining_no_longer_than_the_bound() {
+    fn sustained_traffic_defers_the_chaining_no_longer_than_the_bound() {
         let mut pacer = Pacer::default();
         let ticks = (MAX_DEFERRAL.as_millis() / CHAIN_EVERY.as_millis()) as u64;
-        let ready: Vec<bool> = (1..=2 * ticks)
-            .map(|n| pacer.ready(n, CHAIN_EVERY))
+        let turns: Vec<Turn> = (1..=2 * ticks)
+            .map(|n| pacer.turn(n, CHAIN_EVERY))
             .collect();
-        let chained_at: Vec<u64> = (1..=2 * ticks).filter(|n| ready[*n as usize - 1]).collect();
+        let chained_at: Vec<u64> = (1..=2 * ticks)
+            .filter(|n| turns[*n as usize - 1] != Turn::StandAside)
+            .collect();
         assert_eq!(chained_at, vec![ticks, 2 * ticks]);
+        assert!(
+            chained_at
+                .iter()
+                .all(|n| turns[*n as usize - 1] == Turn::ToTheEnd),
+            "an overdue catch-up does not give way to the traffic: {turns:?}"
+        );
     }
 }

@@ -23,8 +23,10 @@ use uuid::Uuid;
 
 use crate::materialise;
 
-/// Commits one write-out transaction takes at most.
-const WRITE_OUT_BATCH: i64 = 200;
+/// Commits one write-out transaction takes at most: its entries are held
+/// until they are inserted, and background work returns between batches
+/// once phones sync again.
+const WRITE_OUT_BATCH: i64 = 25;
 
 /// A commit of notebook changes, as the accepting transaction queues it.
 #[derive(Debug)]
@@ -81,11 +83,14 @@ pub async fn queue(
 }
 
 /// Writes every queued commit out as pending audit entries (batch after
-/// batch), in the order they were queued; returns how many commits. One
-/// process at a time (an advisory lock; another waits for it), so a commit
-/// is written out once.
-pub async fn write_out(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
+/// batch), in the order they were queued, unless `interrupted` says to stop
+/// between two batches; returns whether the queue was emptied. One process
+/// at a time (an advisory lock; another waits for it), so a commit is
+/// written out once.
+pub async fn write_out(
+    pool: &PgPool,
+    interrupted: &(dyn Fn() -> bool + Sync),
+) -> Result<bool, sqlx::Error> {
     loop {
         let mut tx = pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fieldnotes audit write-out'))")
@@ -99,7 +104,7 @@ pub async fn write_out(pool: &PgPool) -> Result<u64, sqlx::Error> {
         .fetch_all(&mut *tx)
         .await?;
         if queued.is_empty() {
-            return Ok(total);
+            return Ok(true);
         }
         // A document at a time, each loaded once: the chain orders entries by
         // when their commits began, not by the order they are written out.
@@ -122,9 +127,12 @@ pub async fn write_out(pool: &PgPool) -> Result<u64, sqlx::Error> {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        total += ids.len() as u64;
+        tracing::debug!(commits = ids.len(), "audit: commits written out");
         if (ids.len() as i64) < WRITE_OUT_BATCH {
-            return Ok(total);
+            return Ok(true);
+        }
+        if interrupted() {
+            return Ok(false);
         }
     }
 }

@@ -8,7 +8,11 @@
 //! connection (a refusal, a revocation, a protocol error) gives the reason,
 //! which the peer receives as an `error` message before the close frame.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
 
 use axum::extract::ws::{Message as Frame, WebSocket};
 use futures::{SinkExt, StreamExt};
@@ -84,6 +88,7 @@ pub(super) async fn serve(
                 break;
             }
         };
+        hub.traffic.fetch_add(1, Ordering::Relaxed);
         let incoming = match protocol.receive(&bytes) {
             Ok(incoming) => incoming,
             Err(error) => {

@@ -61,6 +61,8 @@ pub struct SyncSettings {
 pub(crate) struct Hub {
     documents: Mutex<HashMap<DocumentId, OwnerEntry>>,
     next_generation: AtomicU64,
+    /// Messages received from peers and writes asked for since the start.
+    traffic: AtomicU64,
     store: Store,
     access: SyncAccess,
     settings: SyncSettings,
@@ -158,6 +160,7 @@ impl SyncCore {
         let hub = Arc::new(Hub {
             documents: Mutex::default(),
             next_generation: AtomicU64::new(0),
+            traffic: AtomicU64::new(0),
             store,
             access: SyncAccess::new(pool.clone()),
             settings,
@@ -192,6 +195,7 @@ impl SyncCore {
         write: ServerWrite,
     ) -> Result<WriteOutcome, WriteFailure> {
         let (done, outcome) = tokio::sync::oneshot::channel();
+        self.hub.traffic.fetch_add(1, Ordering::Relaxed);
         self.hub
             .dispatch(id, DocMessage::Write { write, done })
             .await;
@@ -205,9 +209,10 @@ impl SyncCore {
         &self.hub.access
     }
 
-    /// Commits handed to storage since the start (see [`Store::commits_handed`]).
-    pub fn commits_handed(&self) -> u64 {
-        self.hub.store.commits_handed()
+    /// Messages received from peers and writes asked for since the start:
+    /// background work reads it to stand aside while phones sync.
+    pub fn traffic(&self) -> u64 {
+        self.hub.traffic.load(Ordering::Relaxed)
     }
 
     /// Documents whose owner is in memory now.

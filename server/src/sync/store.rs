@@ -13,13 +13,7 @@
 //! in a savepoint of its own, so a storm of phones shares transactions and one
 //! document's failure does not undo the others'.
 
-use std::{
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use automerge::ChangeHash;
 use serde_json::{json, Value as Json};
@@ -121,8 +115,6 @@ impl FatalStorageReceiver {
 pub struct Store {
     pool: PgPool,
     queue: mpsc::Sender<Commit>,
-    /// Commits handed over since the start: how busy storing is.
-    handed: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -139,11 +131,7 @@ impl Store {
             };
             tokio::spawn(committer.run(receiver.clone()));
         }
-        Store {
-            pool,
-            queue,
-            handed: Arc::default(),
-        }
+        Store { pool, queue }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -152,18 +140,11 @@ impl Store {
 
     /// Stores `commit` (waiting for room in the queue when committers are behind).
     pub async fn commit(&self, commit: Commit) {
-        self.handed.fetch_add(1, Ordering::Relaxed);
         if let Err(mpsc::error::SendError(commit)) = self.queue.send(commit).await {
             let _ = commit
                 .done
                 .send(Committed::Failed("the server is stopping".into()));
         }
-    }
-
-    /// Commits handed to [`Store::commit`] since the start: background work
-    /// reads it to stand aside while phones' changes are being stored.
-    pub fn commits_handed(&self) -> u64 {
-        self.handed.load(Ordering::Relaxed)
     }
 
     /// Loads a document as committed (empty at revision 0 if never stored).
