@@ -193,14 +193,14 @@ pub async fn serve(
             move || {
                 let pool = pool.clone();
                 let core = core.clone();
-                let traffic = core.traffic();
-                let turn = pacer.turn(traffic, audit::chain::CHAIN_EVERY);
+                let activity = core.activity();
+                let turn = pacer.turn(activity, audit::chain::CHAIN_EVERY);
                 async move {
                     match turn {
                         audit::chain::Turn::StandAside => Ok(0),
-                        audit::chain::Turn::UntilTraffic => {
-                            audit::chain::catch_up_unless(&pool, &|| core.traffic() != traffic)
-                                .await
+                        audit::chain::Turn::UntilActivity => {
+                            let interrupted = || core.activity().busy_since(activity);
+                            audit::chain::catch_up_unless(&pool, &interrupted).await
                         }
                         audit::chain::Turn::ToTheEnd => audit::chain::catch_up(&pool).await,
                     }

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
+use crate::sync::Activity;
+
 /// Entries one chaining transaction moves at most: small enough that
 /// background chaining returns soon once phones sync again.
 const BATCH: i32 = 1000;
@@ -75,34 +77,33 @@ async fn chain_batches(
 /// What the background catch-up does at a tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Turn {
-    /// Phones synced since the last tick: nothing now.
+    /// Phones synced since the last tick or are syncing: nothing now.
     StandAside,
     /// A quiet tick: catch up, until phones sync again.
-    UntilTraffic,
-    /// Stood aside for [`MAX_DEFERRAL`]: catch up whatever the traffic, so
+    UntilActivity,
+    /// Stood aside for [`MAX_DEFERRAL`]: catch up whatever the activity, so
     /// that sustained load cannot grow the queue without bound.
     ToTheEnd,
 }
 
 /// Decides, tick after tick, what the background catch-up does, from the
-/// sync core's traffic (messages received and writes asked for since the
-/// start): it stands aside while the traffic grows, [`MAX_DEFERRAL`] at
-/// most.
+/// sync core's activity: it stands aside while messages arrive or are being
+/// handled, [`MAX_DEFERRAL`] at most.
 #[derive(Debug, Default)]
 pub struct Pacer {
-    traffic_seen: u64,
+    seen: Activity,
     deferred: Duration,
 }
 
 impl Pacer {
-    /// `traffic` is the sync core's count now; `tick` the time since the
-    /// last call.
-    pub fn turn(&mut self, traffic: u64, tick: Duration) -> Turn {
-        let busy = traffic != self.traffic_seen;
-        self.traffic_seen = traffic;
+    /// `activity` is the sync core's now; `tick` the time since the last
+    /// call.
+    pub fn turn(&mut self, activity: Activity, tick: Duration) -> Turn {
+        let busy = activity.busy_since(self.seen);
+        self.seen = activity;
         if !busy {
             self.deferred = Duration::ZERO;
-            return Turn::UntilTraffic;
+            return Turn::UntilActivity;
         }
         self.deferred += tick;
         if self.deferred < MAX_DEFERRAL {
@@ -117,31 +118,57 @@ impl Pacer {
 mod tests {
     use super::*;
 
+    fn received(received: u64) -> Activity {
+        Activity {
+            received,
+            handling: 0,
+        }
+    }
+
     #[test]
     fn an_idle_core_is_chained_at_every_tick() {
         let mut pacer = Pacer::default();
-        assert!((0..5).all(|_| pacer.turn(0, CHAIN_EVERY) == Turn::UntilTraffic));
+        assert!((0..5).all(|_| pacer.turn(received(0), CHAIN_EVERY) == Turn::UntilActivity));
     }
 
     #[test]
-    fn traffic_defers_the_chaining_until_it_stops() {
+    fn messages_arriving_defer_the_chaining_until_they_stop() {
         let mut pacer = Pacer::default();
-        assert_eq!(pacer.turn(10, CHAIN_EVERY), Turn::StandAside);
-        assert_eq!(pacer.turn(25, CHAIN_EVERY), Turn::StandAside);
+        assert_eq!(pacer.turn(received(10), CHAIN_EVERY), Turn::StandAside);
+        assert_eq!(pacer.turn(received(25), CHAIN_EVERY), Turn::StandAside);
         assert_eq!(
-            pacer.turn(25, CHAIN_EVERY),
-            Turn::UntilTraffic,
+            pacer.turn(received(25), CHAIN_EVERY),
+            Turn::UntilActivity,
             "no message since the last tick"
         );
-        assert_eq!(pacer.turn(26, CHAIN_EVERY), Turn::StandAside, "busy again");
+        assert_eq!(
+            pacer.turn(received(26), CHAIN_EVERY),
+            Turn::StandAside,
+            "busy again"
+        );
     }
 
     #[test]
-    fn sustained_traffic_defers_the_chaining_no_longer_than_the_bound() {
+    fn messages_being_handled_defer_the_chaining_though_none_arrives() {
+        let mut pacer = Pacer::default();
+        assert_eq!(pacer.turn(received(200), CHAIN_EVERY), Turn::StandAside);
+        let working_through_them = Activity {
+            received: 200,
+            handling: 3,
+        };
+        assert_eq!(
+            pacer.turn(working_through_them, CHAIN_EVERY),
+            Turn::StandAside
+        );
+        assert_eq!(pacer.turn(received(200), CHAIN_EVERY), Turn::UntilActivity);
+    }
+
+    #[test]
+    fn sustained_activity_defers_the_chaining_no_longer_than_the_bound() {
         let mut pacer = Pacer::default();
         let ticks = (MAX_DEFERRAL.as_millis() / CHAIN_EVERY.as_millis()) as u64;
         let turns: Vec<Turn> = (1..=2 * ticks)
-            .map(|n| pacer.turn(n, CHAIN_EVERY))
+            .map(|n| pacer.turn(received(n), CHAIN_EVERY))
             .collect();
         let chained_at: Vec<u64> = (1..=2 * ticks)
             .filter(|n| turns[*n as usize - 1] != Turn::StandAside)
@@ -151,7 +178,7 @@ mod tests {
             chained_at
                 .iter()
                 .all(|n| turns[*n as usize - 1] == Turn::ToTheEnd),
-            "an overdue catch-up does not give way to the traffic: {turns:?}"
+            "an overdue catch-up does not give way to the phones: {turns:?}"
         );
     }
 }

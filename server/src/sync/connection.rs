@@ -88,7 +88,7 @@ pub(super) async fn serve(
                 break;
             }
         };
-        hub.traffic.fetch_add(1, Ordering::Relaxed);
+        hub.received.fetch_add(1, Ordering::Relaxed);
         let incoming = match protocol.receive(&bytes) {
             Ok(incoming) => incoming,
             Err(error) => {

@@ -33,7 +33,7 @@ use super::{
     access::{access_for, Access, Delivery, MAX_NEW_DOCUMENTS_PER_HOUR},
     peer::Peer,
     store::{Commit, Committed},
-    Hub,
+    Handling, Hub,
 };
 use crate::{
     auth::Role,
@@ -188,6 +188,8 @@ impl DocumentOwner {
                     Err(_) => break,
                 }
             }
+            let hub = self.hub.clone();
+            let _handling = Handling::start(&hub.handling);
             self.handle(batch).await;
         }
     }

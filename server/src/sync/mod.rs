@@ -27,7 +27,7 @@ pub mod store;
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::Duration,
@@ -57,12 +57,47 @@ pub struct SyncSettings {
     pub document_idle: Duration,
 }
 
+/// How busy the sync core is, as background work sees it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Activity {
+    /// Messages received from peers and writes asked for since the start.
+    pub received: u64,
+    /// Document owners handling messages now: judging, committing, replying.
+    /// A storm's messages are all received long before they are handled.
+    pub handling: usize,
+}
+
+impl Activity {
+    /// Whether messages arrived since `earlier` or are being handled now.
+    pub fn busy_since(self, earlier: Activity) -> bool {
+        self.received != earlier.received || self.handling > 0
+    }
+}
+
+/// Counts a document owner as handling messages until dropped.
+struct Handling<'a>(&'a AtomicUsize);
+
+impl<'a> Handling<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Handling(count)
+    }
+}
+
+impl Drop for Handling<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// What every part of the core shares.
 pub(crate) struct Hub {
     documents: Mutex<HashMap<DocumentId, OwnerEntry>>,
     next_generation: AtomicU64,
     /// Messages received from peers and writes asked for since the start.
-    traffic: AtomicU64,
+    received: AtomicU64,
+    /// Document owners handling messages now.
+    handling: AtomicUsize,
     store: Store,
     access: SyncAccess,
     settings: SyncSettings,
@@ -160,7 +195,8 @@ impl SyncCore {
         let hub = Arc::new(Hub {
             documents: Mutex::default(),
             next_generation: AtomicU64::new(0),
-            traffic: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            handling: AtomicUsize::new(0),
             store,
             access: SyncAccess::new(pool.clone()),
             settings,
@@ -195,7 +231,7 @@ impl SyncCore {
         write: ServerWrite,
     ) -> Result<WriteOutcome, WriteFailure> {
         let (done, outcome) = tokio::sync::oneshot::channel();
-        self.hub.traffic.fetch_add(1, Ordering::Relaxed);
+        self.hub.received.fetch_add(1, Ordering::Relaxed);
         self.hub
             .dispatch(id, DocMessage::Write { write, done })
             .await;
@@ -209,10 +245,13 @@ impl SyncCore {
         &self.hub.access
     }
 
-    /// Messages received from peers and writes asked for since the start:
-    /// background work reads it to stand aside while phones sync.
-    pub fn traffic(&self) -> u64 {
-        self.hub.traffic.load(Ordering::Relaxed)
+    /// How busy the core is now: background work reads it to stand aside
+    /// while phones sync.
+    pub fn activity(&self) -> Activity {
+        Activity {
+            received: self.hub.received.load(Ordering::Relaxed),
+            handling: self.hub.handling.load(Ordering::Relaxed),
+        }
     }
 
     /// Documents whose owner is in memory now.
