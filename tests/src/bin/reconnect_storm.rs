@@ -144,7 +144,7 @@ struct StormResult {
     /// Acknowledged and, for ours, in the inventory; for JS acknowledged only.
     all_present_s: Option<f64>,
     /// Every audit entry chained (ours only): the server chains in the
-    /// background and stands aside while it stores, so this comes after
+    /// background and stands aside while phones sync, so this comes after
     /// `all_present_s`.
     audit_chained_s: Option<f64>,
     /// Server and PostgreSQL CPU from the start until `audit_chained_s`:
