@@ -12,13 +12,8 @@ use automerge::{Automerge, Bundle, Change};
 /// the ones that cannot apply yet kept apart. A truncated or corrupt chunk
 /// is an error (automerge would load the readable part of it).
 pub fn chunk_changes(chunk: &[u8]) -> Result<Vec<Change>, String> {
-    if let Ok(change) = Change::from_bytes(chunk.to_vec()) {
-        return Ok(vec![change]);
-    }
-    if let Ok(bundle) = Bundle::try_from(chunk) {
-        return bundle.to_changes().map_err(|e| e.to_string());
-    }
     if let Some(parts) = split_chunks(chunk) {
+        // One change, or changes laid end to end, each matching its checksum.
         if let Ok(changes) = parts
             .iter()
             .map(|part| Change::from_bytes(part.to_vec()))
@@ -26,17 +21,30 @@ pub fn chunk_changes(chunk: &[u8]) -> Result<Vec<Change>, String> {
         {
             return Ok(changes);
         }
+        // automerge's bundle parser checks neither the chunk's type nor that
+        // it read every byte: a run of changes can pass for an empty bundle.
+        if let [bundle] = parts.as_slice() {
+            if bundle.get(CHUNK_TYPE_AT) == Some(&BUNDLE_CHUNK) {
+                let bundle = Bundle::try_from(*bundle).map_err(|e| e.to_string())?;
+                return bundle.to_changes().map_err(|e| e.to_string());
+            }
+        }
     }
     Automerge::load(chunk)
         .map(|doc| doc.get_changes(&[]))
         .map_err(|e| e.to_string())
 }
 
+/// Where a chunk's type byte is (after the magic bytes and the checksum),
+/// and the type of a bundle of changes.
+const CHUNK_TYPE_AT: usize = 8;
+const BUNDLE_CHUNK: u8 = 3;
+
 /// Splits bytes into automerge chunks by their headers (magic and checksum,
 /// 8 bytes; type, 1 byte; body length, unsigned LEB128), or None if they do not
 /// split exactly. Each part still has to parse (and match its checksum).
 fn split_chunks(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
-    const FIXED_HEADER: usize = 4 + 4 + 1;
+    const FIXED_HEADER: usize = CHUNK_TYPE_AT + 1;
     let mut chunks = Vec::new();
     while !bytes.is_empty() {
         let (mut length, mut shift, mut at) = (0u64, 0u32, FIXED_HEADER);
@@ -101,5 +109,38 @@ mod tests {
         let saved = doc_with_changes(2).save();
         assert_eq!(chunk_changes(&saved).unwrap().len(), 2);
         assert!(chunk_changes(&saved[..saved.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn a_run_of_changes_that_also_parses_as_a_bundle_is_read_as_its_changes() {
+        // Values of these lengths make the first change's bytes parse as an
+        // empty bundle (automerge 0.12): the run was once read as no change.
+        let mut doc = Automerge::new();
+        for n in 0..51u64 {
+            let len = ((299 * 7919 + n * 104729) % 700) as usize;
+            doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+                tx.put(ROOT, format!("k{n}"), "x".repeat(len)).map(|_| ())
+            })
+            .unwrap();
+        }
+        let run = doc.save_after(&[]);
+        let read: Vec<_> = chunk_changes(&run)
+            .unwrap()
+            .iter()
+            .map(Change::hash)
+            .collect();
+        let made: Vec<_> = doc.get_changes(&[]).iter().map(|c| c.hash()).collect();
+        assert_eq!(read, made);
+    }
+
+    #[test]
+    fn a_bundle_is_read_and_one_with_bytes_after_it_is_not() {
+        let doc = doc_with_changes(3);
+        let hashes = doc.get_heads();
+        let bundle = doc.bundle(hashes.iter().copied()).unwrap().bytes().to_vec();
+        assert_eq!(chunk_changes(&bundle).unwrap().len(), 1);
+        let mut longer = bundle.clone();
+        longer.extend_from_slice(b"trailing");
+        assert!(chunk_changes(&longer).is_err());
     }
 }

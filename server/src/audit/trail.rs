@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use automerge::{Automerge, Change, ChangeHash, ReadDoc};
+use automerge::{Automerge, Change, ChangeHash};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value as Json};
 use sqlx::{PgConnection, PgPool};
@@ -239,25 +239,12 @@ impl QueuedCommit {
                 after,
                 detail,
             };
-            // A change the chunk does not hold is asked of the document (slow:
-            // automerge rebuilds it out of its operations), never left unread.
-            let asked;
-            let change = match receipt.change_hash.parse::<ChangeHash>() {
+            let edits = match receipt.change_hash.parse::<ChangeHash>() {
                 Ok(hash) => match changes.get(&hash) {
-                    Some(change) => Some(change),
-                    None => {
-                        tracing::warn!(doc_id, change = %hash, chunk_bytes = chunk.len(), "a change is not in its commit's chunk");
-                        asked = doc.get_change_by_hash(&hash);
-                        asked.as_ref()
-                    }
+                    Some(change) => sync::audit::record_edits(doc, change),
+                    None => Err("the change is not in its commit's chunk".to_string()),
                 },
-                Err(_) => None,
-            };
-            let edits = match change {
-                Some(change) => sync::audit::record_edits(doc, change),
-                None => Err(
-                    "the change is neither in its commit's chunk nor in the document".to_string(),
-                ),
+                Err(error) => Err(format!("the receipt's change hash does not parse: {error}")),
             };
             match edits {
                 Ok(edits) => {
