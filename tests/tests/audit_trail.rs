@@ -365,16 +365,7 @@ async fn commits_written_out_after_the_document_moved_on_give_each_commit_its_ow
     });
     let sighting = records::sighting(owner, "Bufo bufo", 2);
     let record = FieldRecord::id(&sighting);
-    let doc_id = fieldnotes_tests::raw_peer::new_document_id().to_string();
-    sqlx::query(
-        "INSERT INTO documents (doc_id, territory_id, owner_id, kind, revision) \
-         VALUES ($1, $2, $3, 'notebook', 3)",
-    )
-    .bind(&doc_id)
-    .bind(territory)
-    .bind(owner)
-    .execute(&service)
-    .await?;
+    let doc_id = accounts::seed_document(&service, territory, owner).await?;
 
     let mut queued_at = Vec::new();
     for step in 0..3 {
@@ -551,16 +542,7 @@ async fn a_catch_up_interrupted_between_batches_chains_nothing_until_every_commi
         territory_id: territory,
         owner_id: owner,
     });
-    let doc_id = fieldnotes_tests::raw_peer::new_document_id().to_string();
-    sqlx::query(
-        "INSERT INTO documents (doc_id, territory_id, owner_id, kind, revision) \
-         VALUES ($1, $2, $3, 'notebook', 60)",
-    )
-    .bind(&doc_id)
-    .bind(territory)
-    .bind(owner)
-    .execute(&service)
-    .await?;
+    let doc_id = accounts::seed_document(&service, territory, owner).await?;
     // More commits than one write-out batch takes, a sighting each.
     const COMMITS: i64 = 60;
     let mut recorded = Vec::new();
