@@ -12,6 +12,7 @@ mod degradation;
 pub mod limits;
 mod raw;
 mod sighting;
+pub mod text;
 mod timesheet;
 
 pub use degradation::{

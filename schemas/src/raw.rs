@@ -58,6 +58,13 @@ pub(crate) fn parse<R: FieldRecord>(raw: &Value) -> Result<R, Vec<FieldProblem>>
             problems.push(problem);
         }
     }
+    // Keys included: a client's own field is stored as written.
+    for found in crate::text::forbidden_in_json(raw) {
+        problems.push(FieldProblem::new(
+            found.field,
+            crate::text::forbidden_reason(found.character),
+        ));
+    }
     if !problems.is_empty() {
         return Err(problems);
     }

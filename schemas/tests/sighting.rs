@@ -492,3 +492,23 @@ fn every_free_text_is_bounded() {
         );
     }
 }
+
+#[test]
+fn a_nul_character_in_a_value_or_in_a_field_name_is_refused_naming_both() {
+    let mut raw = with(json!({"notes": "under the bridge\u{0}"}));
+    raw["myOwn\u{0}Field"] = json!("x");
+    let problems = problems_of(&raw);
+    for field in ["notes", "myOwn{U+0000}Field"] {
+        let found = problems
+            .iter()
+            .find(|p| p.field == field)
+            .unwrap_or_else(|| panic!("no problem names {field}: {problems:?}"));
+        assert!(found.reason.contains("U+0000"), "{found:?}");
+    }
+}
+
+#[test]
+fn line_breaks_and_tabs_in_notes_are_ordinary_text() {
+    let raw = with(json!({"notes": "line one\r\nline two\tand a tab"}));
+    assert!(Sighting::from_raw(&raw).is_ok());
+}

@@ -59,6 +59,18 @@ pub struct Config {
     )]
     pub document_idle_secs: u64,
 
+    /// Bytes the changes of one sync message may take once inflated
+    /// (compressed automerge chunks are counted as they inflate, before they
+    /// are parsed); a message over it is refused with an `error` naming the
+    /// limit. Bounds the memory one message can cost.
+    #[arg(
+        long,
+        env = "FIELDNOTES_MAX_INFLATED_BYTES",
+        default_value_t = sync::wire::DEFAULT_MAX_INFLATED_BYTES as u64,
+        value_parser = clap::value_parser!(u64).range(1024 * 1024..=1 << 32)
+    )]
+    pub max_inflated_bytes: u64,
+
     /// Raster map tiles for the web app's maps (`{z}/{x}/{y}`, optionally
     /// `{s}`); empty for no tiles (the maps still show the points, the
     /// territory's outline and its sites). The page may load images from this

@@ -104,7 +104,7 @@ async fn grant_service_role(conn: &mut PgConnection) -> bool {
              GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO fieldnotes_service; \
              GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO fieldnotes_service; \
              REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_log FROM fieldnotes_service; \
-             REVOKE UPDATE, DELETE, TRUNCATE ON audit_pending, issued_reports, review_history FROM fieldnotes_service; \
+             REVOKE UPDATE, DELETE, TRUNCATE ON audit_pending, audit_commits_set_aside, issued_reports, review_history FROM fieldnotes_service; \
              REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_chain_heads FROM fieldnotes_service;",
         )
         .await?;

@@ -95,6 +95,7 @@ async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
         max_photo_bytes: config.max_photo_bytes,
         sync: SyncSettings {
             document_idle: std::time::Duration::from_secs(config.document_idle_secs),
+            max_inflated_bytes: usize::try_from(config.max_inflated_bytes)?,
         },
         web: fieldnotes_server::http::web::WebSettings {
             map_tiles_url: config.map_tiles_url.clone(),

@@ -78,6 +78,10 @@ pub enum Refusal {
     NotYourNotebook,
     #[error("you may not keep a notebook in territory {territory}")]
     TerritoryNotAllowed { territory: Uuid },
+    #[error(
+        "your roles keep no notebook in any territory: you may read documents, not change them"
+    )]
+    NoNotebookAnywhere,
     #[error("a new notebook must name you as its owner (`ownerId` must be your account id)")]
     OwnerMismatch,
     #[error("the notebook's `{field}` cannot be changed")]
@@ -127,6 +131,12 @@ pub enum Refusal {
     TooManyChanges { limit: usize, got: usize },
     #[error("a change of {got} operations; the limit is {limit} per change")]
     ChangeTooLarge { limit: usize, got: usize },
+    #[error("`{location}` holds the character {character}, which stored text may not hold (control characters other than tab and line breaks)")]
+    ForbiddenCharacter {
+        location: String,
+        /// As `U+0000`.
+        character: String,
+    },
     #[error("`{location}` holds {what}, which are not part of a notebook")]
     Unsupported {
         location: String,
@@ -377,6 +387,9 @@ fn judge_written(
     for object in &touched {
         match object.kind {
             ObjType::Text => {
+                if let Some(character) = object.forbidden_char {
+                    return Err(forbidden_character(&object.path, character));
+                }
                 if let Some(what) = object.foreign {
                     return Err(Refusal::Unsupported {
                         location: describe(&object.path),
@@ -445,6 +458,18 @@ struct ValueJudge<'a> {
 
 impl ValueJudge<'_> {
     fn value(&self, path: &[Segment], value: Value<'_>) -> Result<(), Refusal> {
+        // Keys and texts alike end up in PostgreSQL, the audit trail and exports.
+        let in_key = path.iter().find_map(|segment| match segment {
+            Segment::Key(key) => schemas::text::forbidden_char(key),
+            Segment::Element => None,
+        });
+        let in_text = match value {
+            Value::Text(text) => schemas::text::forbidden_char(text),
+            _ => None,
+        };
+        if let Some(character) = in_key.or(in_text) {
+            return Err(forbidden_character(path, character));
+        }
         let keys: Vec<&str> = path
             .iter()
             .map(|segment| match segment {
@@ -626,6 +651,13 @@ fn describe(path: &[Segment]) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+fn forbidden_character(path: &[Segment], character: char) -> Refusal {
+    Refusal::ForbiddenCharacter {
+        location: schemas::text::printable(&describe(path)),
+        character: schemas::text::code_point(character),
+    }
 }
 
 fn collection_named(key: &str) -> Result<Collection, Refusal> {
@@ -1245,6 +1277,46 @@ mod tests {
             decide(&committed, &marked, &rights),
             Err(Refusal::Unsupported { what: "marks", .. })
         ));
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_in_a_field_name_a_value_and_a_text_naming_it() {
+        use automerge::transaction::Transactable;
+        let (committed, _, rights) = notebook_with_sighting();
+        let in_name = edited(&committed, |tx, record| {
+            tx.put(record, "notes\u{0}evil", "x").map(|_| ())
+        });
+        let refusal = decide(&committed, &in_name, &rights).unwrap_err();
+        assert!(
+            matches!(&refusal, Refusal::ForbiddenCharacter { location, character }
+                if location.ends_with("notes{U+0000}evil") && character == "U+0000"),
+            "{refusal:?}"
+        );
+        assert!(
+            !refusal.to_string().contains('\0'),
+            "the message holds no NUL"
+        );
+        let in_value = edited(&committed, |tx, record| {
+            tx.put(record, "notes", "before\u{0}after").map(|_| ())
+        });
+        assert!(matches!(
+            decide(&committed, &in_value, &rights),
+            Err(Refusal::ForbiddenCharacter { .. })
+        ));
+        // Inserted then deleted: still in the document's history.
+        let in_text = edited(&committed, |tx, record| {
+            let text = tx.put_object(record, "notes", automerge::ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, "a\u{1b}b")?;
+            tx.splice_text(&text, 1, 1, "")
+        });
+        assert!(matches!(
+            decide(&committed, &in_text, &rights),
+            Err(Refusal::ForbiddenCharacter { ref character, .. }) if character == "U+001B"
+        ));
+        let with_line_breaks = edited(&committed, |tx, record| {
+            tx.put(record, "notes", "one\ntwo\tthree").map(|_| ())
+        });
+        assert_eq!(decide(&committed, &with_line_breaks, &rights), Ok(()));
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub struct TouchedObject {
     /// For a text: something other than a character the changes put in it
     /// (a number, bytes, a mark), which a field of a notebook never holds.
     pub foreign: Option<&'static str>,
+    /// For a text: a character the changes insert that stored text may not
+    /// hold (`schemas::text`), deleted ones included.
+    pub forbidden_char: Option<char>,
 }
 
 /// What `changes` (all applied in `after`) write: every operation's value, and
@@ -81,12 +84,16 @@ pub fn written_by(
                     kind: parent_kind,
                     inserted_chars: 0,
                     foreign: None,
+                    forbidden_char: None,
                 });
             if parent_kind == ObjType::Text {
                 // A text is judged by what is inserted and by its content.
                 match &op.action {
                     legacy::OpType::Put(ScalarValue::Str(text)) => {
-                        object.inserted_chars += text.chars().count()
+                        object.inserted_chars += text.chars().count();
+                        object.forbidden_char = object
+                            .forbidden_char
+                            .or_else(|| schemas::text::forbidden_char(text));
                     }
                     legacy::OpType::Put(_) | legacy::OpType::Make(_) => {
                         object.foreign = Some("values other than characters")
@@ -121,6 +128,7 @@ pub fn written_by(
                         kind,
                         inserted_chars: 0,
                         foreign: None,
+                        forbidden_char: None,
                     });
                     Written::Object(kind)
                 }

@@ -6,6 +6,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use fieldnotes_sync::protocol::{
     decode, encode, DecodeError, DocumentId, HeadsAt, IncomingSync, Limits, Message, PeerMetadata,
+    SyncDataLimits,
 };
 use minicbor::Encoder;
 
@@ -301,7 +302,13 @@ fn frames_recorded_from_the_javascript_client_decode_and_round_trip() {
             .unwrap_or_else(|error| panic!("{file} does not decode: {error}"));
         assert_eq!(message.kind(), kind, "{file}");
         if let Message::Sync { data, .. } | Message::Request { data, .. } = &message {
-            IncomingSync::decode(data, 100)
+            let limits = SyncDataLimits {
+                max_chunks: 100,
+                max_inflated_bytes: fieldnotes_sync::wire::DEFAULT_MAX_INFLATED_BYTES,
+            };
+            // The JS client's changes, compressed or not, pass the inflation count.
+            IncomingSync::decode(data, limits)
+                .and_then(|incoming| incoming.changes())
                 .unwrap_or_else(|error| panic!("{file}: its sync data does not decode: {error}"));
         }
         assert_eq!(

@@ -307,3 +307,127 @@ fn read_frame(
         Some(Ok(_)) => Ok(None),
     }
 }
+
+/// A compressed automerge change chunk (type 2) whose deflated body is
+/// `compressed_bytes` long and inflates to about 1,032 times that in zeros:
+/// a decompression bomb. Built bit by bit, so that a 16 MiB one (16 GiB
+/// inflated) costs nothing to make.
+pub fn deflate_bomb_chunk(compressed_bytes: usize) -> Vec<u8> {
+    let deflated = deflate_bomb(compressed_bytes);
+    // Magic bytes, a checksum automerge would only check once inflated, the
+    // type (compressed change), the body's length.
+    let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2];
+    let mut length = deflated.len();
+    loop {
+        let low = (length & 0x7f) as u8;
+        length >>= 7;
+        if length == 0 {
+            chunk.push(low);
+            break;
+        }
+        chunk.push(low | 0x80);
+    }
+    chunk.extend(deflated);
+    chunk
+}
+
+/// One dynamic-Huffman DEFLATE block (RFC 1951) with three literal/length
+/// codes — length 258 in one bit, the literal 0 and end-of-block in two —
+/// and one distance code (distance 1) in one bit: a zero, then "copy 258
+/// bytes from 1 back" in two zero bits, over and over.
+pub fn deflate_bomb(compressed_bytes: usize) -> Vec<u8> {
+    let mut bits = BitWriter::default();
+    bits.number(1, 1); // the last block
+    bits.number(2, 2); // dynamic Huffman codes
+    bits.number(29, 5); // 286 literal/length codes
+    bits.number(0, 5); // one distance code
+    bits.number(14, 4); // 18 code-length codes
+                        // Code lengths of the code-length alphabet, in RFC 1951's order
+                        // (16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1):
+                        // 18 (a run of zeros) in one bit, the lengths 1 and 2 in two.
+    for length in [0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 2] {
+        bits.number(length, 3);
+    }
+    // Canonical codes: 18 → 0; 1 → 10; 2 → 11.
+    let zeros = |bits: &mut BitWriter, run: u32| {
+        bits.code(0b0, 1);
+        bits.number(run - 11, 7);
+    };
+    bits.code(0b11, 2); // literal 0: length 2
+    zeros(&mut bits, 138);
+    zeros(&mut bits, 117); // literals 1–255: unused
+    bits.code(0b11, 2); // end of block: length 2
+    zeros(&mut bits, 28); // lengths 257–284: unused
+    bits.code(0b10, 2); // length 258 (code 285): length 1
+    bits.code(0b10, 2); // distance 1 (code 0): length 1
+                        // Canonical codes: 285 → 0; literal 0 → 10; end of block → 11; distance 0 → 0.
+    bits.code(0b10, 2); // one zero byte
+    let header_bits = bits.bit_length() + 2;
+    let copies = (compressed_bytes * 8).saturating_sub(header_bits) / 2;
+    bits.zeros(copies * 2); // 258 more zero bytes per copy
+    bits.code(0b11, 2); // end of block
+    bits.finish()
+}
+
+/// Bits into bytes, least significant bit first, as DEFLATE packs them.
+#[derive(Default)]
+struct BitWriter {
+    bytes: Vec<u8>,
+    used: u32,
+}
+
+impl BitWriter {
+    fn bit(&mut self, bit: bool) {
+        if self.used == 0 {
+            self.bytes.push(0);
+        }
+        if bit {
+            *self.bytes.last_mut().expect("pushed above") |= 1 << self.used;
+        }
+        self.used = (self.used + 1) % 8;
+    }
+
+    /// A number's `count` low bits, least significant first (header fields, extra bits).
+    fn number(&mut self, value: u32, count: u32) {
+        (0..count).for_each(|i| self.bit(value >> i & 1 == 1));
+    }
+
+    /// A Huffman code, most significant bit first.
+    fn code(&mut self, code: u32, length: u32) {
+        (0..length).rev().for_each(|i| self.bit(code >> i & 1 == 1));
+    }
+
+    fn zeros(&mut self, mut count: usize) {
+        while count > 0 && self.used != 0 {
+            self.bit(false);
+            count -= 1;
+        }
+        self.bytes.resize(self.bytes.len() + count / 8, 0);
+        (0..count % 8).for_each(|_| self.bit(false));
+    }
+
+    fn bit_length(&self) -> usize {
+        self.bytes.len() * 8 - (8 - self.used as usize) % 8
+    }
+
+    fn finish(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    #[test]
+    fn the_bomb_inflates_to_about_a_thousand_times_its_size_in_zeros() {
+        let bomb = super::deflate_bomb(4096);
+        assert!((4090..=4100).contains(&bomb.len()), "{}", bomb.len());
+        let mut inflated = Vec::new();
+        flate2::read::DeflateDecoder::new(&bomb[..])
+            .read_to_end(&mut inflated)
+            .unwrap();
+        assert!(inflated.len() > 1000 * 4096, "{}", inflated.len());
+        assert!(inflated.iter().all(|&b| b == 0));
+    }
+}

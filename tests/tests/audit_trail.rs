@@ -614,6 +614,91 @@ async fn a_catch_up_interrupted_between_batches_chains_nothing_until_every_commi
     Ok(())
 }
 
+/// A commit the write-out cannot store (a field name holding U+0000,
+/// accepted before the sync judge refused such characters: an installation
+/// the probe's volunteer reached) no longer stops the trail: it is set aside
+/// with its reason, the commits before and after it are written out and
+/// chained, the chain verifies and names it, and `/health` counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_entries_cannot_be_stored_is_set_aside_and_the_trail_goes_on(
+) -> anyhow::Result<()> {
+    use automerge::transaction::Transactable;
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let service = server::connect_database(&db.url, 2).await?;
+    let territory = phones::territory(&service, "Empoisonnée").await?.id;
+    let owner = Uuid::new_v4();
+    let device = Uuid::new_v4();
+    let mut notebook = sync::new_notebook(sync::NotebookHeader {
+        territory_id: territory,
+        owner_id: owner,
+    });
+    let doc_id = accounts::seed_document(&service, territory, owner).await?;
+    let before = records::sighting(owner, "Bufo bufo", 1);
+    let after = records::sighting(owner, "Rana temporaria", 2);
+    let commit = |n: u32, notebook: &automerge::Automerge, heads: Vec<_>| {
+        let commit = Commit {
+            territory,
+            doc_id: &doc_id,
+            chunk_key: format!("{doc_id}/incremental/{n}"),
+            deliverer: (owner, Deliverer::Device(device)),
+        };
+        let notebook = notebook.clone();
+        let service = service.clone();
+        async move { commit.store_and_queue(&service, &notebook, &heads).await }
+    };
+    sync::put_record(&mut notebook, &before)?;
+    commit(0, &notebook, Vec::new()).await?;
+    let heads = notebook.get_heads();
+    let (_, sightings) = automerge::ReadDoc::get(&notebook, automerge::ROOT, "sightings")?.unwrap();
+    let (_, record) =
+        automerge::ReadDoc::get(&notebook, &sightings, FieldRecord::id(&before).to_string())?
+            .unwrap();
+    notebook
+        .transact::<_, _, automerge::AutomergeError>(|tx| tx.put(&record, "notes\u{0}x", "poison"))
+        .map_err(|failure| anyhow::anyhow!("{:?}", failure.error))?;
+    commit(1, &notebook, heads).await?;
+    let heads = notebook.get_heads();
+    sync::put_record(&mut notebook, &after)?;
+    commit(2, &notebook, heads).await?;
+
+    server::audit::chain::catch_up(&service).await?;
+    let (queued, set_aside): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM audit_commits_pending), \
+                (SELECT count(*) FROM audit_commits_set_aside)",
+    )
+    .fetch_one(&service)
+    .await?;
+    assert_eq!(
+        (queued, set_aside),
+        (0, 1),
+        "one commit set aside, none left queued"
+    );
+    let chained: Vec<Uuid> =
+        sqlx::query_scalar("SELECT record_id FROM audit_log WHERE territory_id = $1 ORDER BY seq")
+            .bind(territory)
+            .fetch_all(&service)
+            .await?;
+    assert_eq!(chained, [FieldRecord::id(&before), FieldRecord::id(&after)]);
+    let verification = server::audit::verify::verify(&service, territory, None).await?;
+    assert!(verification.intact, "{verification:?}");
+    assert_eq!(verification.set_aside_count, 1);
+    let reason = &verification.set_aside[0].reason;
+    assert!(
+        reason.contains("notes{U+0000}x") && reason.contains("U+0000"),
+        "the reason says where: {reason}"
+    );
+    assert_eq!(verification.set_aside[0].doc_id, doc_id);
+
+    let server = ServerProcess::start(&db.url)?;
+    let (status, health) = server.get_json("/health").await?;
+    assert_eq!(
+        (status, &health["audit"]["setAsideCommits"]),
+        (200, &json!(1))
+    );
+    Ok(())
+}
+
 /// One chaining pass takes entries of several territories appended in turn:
 /// each territory's chain holds its own entries in the order they were
 /// appended, carries on from its head at the next pass, and verifies.

@@ -36,6 +36,15 @@ pub async fn catch_up(pool: &PgPool) -> sqlx::Result<u64> {
     catch_up_unless(pool, &|| false).await
 }
 
+/// [`catch_up`] before a read of the trail: a failure (the database failing
+/// meanwhile; a commit that cannot be written out is set aside, not a
+/// failure) is logged and the read goes on over what is chained.
+pub async fn catch_up_before_reading(pool: &PgPool) {
+    if let Err(error) = catch_up(pool).await {
+        tracing::error!(%error, "audit: the trail could not be brought up to date before a read");
+    }
+}
+
 /// [`catch_up`], returning early between two batches once `interrupted`
 /// says so: the background's turn ends when phones sync again. Entries are
 /// chained only once every queued commit is written out, so that they are

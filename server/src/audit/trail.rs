@@ -111,17 +111,26 @@ pub async fn write_out(
         let ids: Vec<i64> = queued.iter().map(|commit| commit.id).collect();
         let mut queued = queued;
         queued.sort_by(|a, b| (&a.doc_id, a.id).cmp(&(&b.doc_id, b.id)));
-        let mut entries = Vec::new();
+        let mut written = Vec::new();
+        let mut set_aside = Vec::new();
         let mut document: Option<(String, Automerge)> = None;
-        for commit in &queued {
+        for commit in queued {
             if document.as_ref().map(|(id, _)| id) != Some(&commit.doc_id) {
                 let loaded = materialise::load_committed(&mut tx, &commit.doc_id).await?;
                 document = Some((commit.doc_id.clone(), loaded.doc));
             }
             let (_, doc) = document.as_ref().expect("loaded above");
-            entries.extend(commit.entries(&mut tx, doc).await?);
+            let entries = commit.entries(&mut tx, doc).await?;
+            match unstorable_text(&entries) {
+                Some(reason) => set_aside.push((commit, reason)),
+                None => written.push((commit, entries)),
+            }
         }
-        append(&mut tx, entries).await?;
+        set_aside.extend(append_or_set_aside(&mut tx, written).await?);
+        for (commit, reason) in &set_aside {
+            tracing::error!(doc_id = %commit.doc_id, commit = commit.id, %reason, "audit: a commit that cannot be written out is set aside");
+        }
+        set_aside_commits(&mut tx, &set_aside).await?;
         sqlx::query("DELETE FROM audit_commits_pending WHERE id = ANY($1)")
             .bind(&ids)
             .execute(&mut *tx)
@@ -135,6 +144,99 @@ pub async fn write_out(
             return Ok(false);
         }
     }
+}
+
+/// Why `entries` cannot be stored, if a key or a value holds a character
+/// PostgreSQL's `jsonb` cannot (`schemas::text`): named before the
+/// database is asked, so the reason says where.
+fn unstorable_text(entries: &[ChangeEntry]) -> Option<String> {
+    entries.iter().find_map(|entry| {
+        [
+            ("before", &entry.before),
+            ("after", &entry.after),
+            ("detail", &entry.detail),
+        ]
+        .into_iter()
+        .find_map(|(part, value)| {
+            let found = schemas::text::forbidden_in_json(value).into_iter().next()?;
+            Some(format!(
+                "the entry of change {} ({part}.{}) {}",
+                entry.change_hash,
+                found.field,
+                schemas::text::forbidden_reason(found.character)
+            ))
+        })
+    })
+}
+
+/// Appends the entries of every commit in `written` in one statement; if
+/// the database refuses the data, commit by commit, each in a savepoint,
+/// so that only the commits it refuses are left out: returned with the
+/// database's reason, to be set aside.
+async fn append_or_set_aside(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    written: Vec<(QueuedCommit, Vec<ChangeEntry>)>,
+) -> Result<Vec<(QueuedCommit, String)>, sqlx::Error> {
+    let mut all = sqlx::Connection::begin(&mut **tx).await?;
+    let everything: Vec<&ChangeEntry> = written.iter().flat_map(|(_, e)| e).collect();
+    match append(&mut all, &everything).await {
+        Ok(()) => {
+            all.commit().await?;
+            return Ok(Vec::new());
+        }
+        Err(error) if refuses_the_data(&error) => all.rollback().await?,
+        Err(error) => return Err(error),
+    }
+    let mut refused = Vec::new();
+    for (commit, entries) in written {
+        let mut one = sqlx::Connection::begin(&mut **tx).await?;
+        let entries: Vec<&ChangeEntry> = entries.iter().collect();
+        match append(&mut one, &entries).await {
+            Ok(()) => one.commit().await?,
+            Err(error) if refuses_the_data(&error) => {
+                one.rollback().await?;
+                refused.push((commit, format!("the database refused its entries: {error}")));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(refused)
+}
+
+/// Whether `error` is the database refusing a value (SQLSTATE class 22,
+/// data exception: a character it cannot hold, a value out of range), which
+/// no retry mends, rather than the database being unreachable or busy.
+fn refuses_the_data(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| code.starts_with("22")),
+        sqlx::Error::Encode(_) => true,
+        _ => false,
+    }
+}
+
+/// Moves `commits` to `audit_commits_set_aside` with their reasons.
+async fn set_aside_commits(
+    conn: &mut PgConnection,
+    commits: &[(QueuedCommit, String)],
+) -> Result<(), sqlx::Error> {
+    for (commit, reason) in commits {
+        sqlx::query(
+            "INSERT INTO audit_commits_set_aside \
+               (id, territory_id, doc_id, chunk_key, heads, changes, recorded_at, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(commit.id)
+        .bind(commit.territory_id)
+        .bind(&commit.doc_id)
+        .bind(&commit.chunk_key)
+        .bind(&commit.heads)
+        .bind(&commit.changes)
+        .bind(commit.recorded_at)
+        .bind(reason)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// A row of `audit_commits_pending`.
@@ -312,7 +414,7 @@ struct ChangeEntry {
 /// statement, in their order: no lock is taken, the chaining gives them
 /// their places later (`super::chain`). Bound column by column, so the
 /// database parses only the fields' values.
-async fn append(conn: &mut PgConnection, entries: Vec<ChangeEntry>) -> Result<(), sqlx::Error> {
+async fn append(conn: &mut PgConnection, entries: &[&ChangeEntry]) -> Result<(), sqlx::Error> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -382,18 +484,18 @@ impl Columns {
         }
     }
 
-    fn push(&mut self, entry: ChangeEntry) {
+    fn push(&mut self, entry: &ChangeEntry) {
         self.territory.push(entry.territory);
         self.actor.push(entry.actor);
         self.device.push(entry.device);
         self.session.push(entry.session);
-        self.doc_id.push(entry.doc_id);
+        self.doc_id.push(entry.doc_id.clone());
         self.record.push(entry.record);
         self.record_kind.push(entry.record_kind);
-        self.change_hash.push(entry.change_hash);
-        self.before.push(entry.before);
-        self.after.push(entry.after);
-        self.detail.push(entry.detail);
+        self.change_hash.push(entry.change_hash.clone());
+        self.before.push(entry.before.clone());
+        self.after.push(entry.after.clone());
+        self.detail.push(entry.detail.clone());
         self.recorded_at.push(entry.recorded_at);
     }
 }

@@ -29,6 +29,35 @@ pub struct Verification {
     pub first_broken: Option<BrokenEntry>,
     /// When an anchor was given: whether that entry still has that hash.
     pub anchor_holds: Option<bool>,
+    /// Commits of this territory the audit write-out could not write as
+    /// entries, oldest first (at most [`SET_ASIDE_SHOWN`]): their changes
+    /// are stored and in the inventory, their entries are missing from the
+    /// chain, and this says why.
+    pub set_aside: Vec<SetAsideCommit>,
+    /// How many commits of this territory are set aside in all.
+    pub set_aside_count: i64,
+    /// When the trail could not be brought up to date before the walk (the
+    /// database failed meanwhile): why. What was chained until then was
+    /// verified all the same.
+    pub catch_up_failed: Option<String>,
+}
+
+/// Set-aside commits a verification lists at most.
+pub const SET_ASIDE_SHOWN: i64 = 100;
+
+/// A commit the audit write-out set aside (migration 0014).
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct SetAsideCommit {
+    /// The document the commit changed.
+    pub doc_id: String,
+    /// The changes it accepted (hex hashes).
+    pub changes: Vec<String>,
+    /// When the accepting transaction began.
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+    pub set_aside_at: chrono::DateTime<chrono::Utc>,
+    /// Why its entries could not be written.
+    pub reason: String,
 }
 
 /// An entry of the chain: its position and hash (hex).
@@ -50,8 +79,18 @@ pub async fn verify(
     territory: Uuid,
     anchor: Option<&ChainPoint>,
 ) -> Result<Verification, sqlx::Error> {
-    // Everything accepted until now is in the chain first.
-    super::chain::catch_up(pool).await?;
+    // Everything accepted until now is in the chain first. A commit that
+    // cannot be written out is set aside, not a failure; a database that
+    // fails meanwhile does not stop the walk over what is chained.
+    let catch_up_failed = match super::chain::catch_up(pool).await {
+        Ok(_) => None,
+        Err(error) => {
+            tracing::error!(%error, %territory, "audit: the trail could not be brought up to date before verifying");
+            Some(format!(
+                "the trail could not be brought up to date: {error}"
+            ))
+        }
+    };
     let head: Option<(i64, String)> = sqlx::query_as(
         "SELECT seq, encode(hash, 'hex') FROM audit_chain_heads WHERE territory_id = $1",
     )
@@ -127,6 +166,19 @@ pub async fn verify(
             _ => None,
         };
     }
+    let set_aside: Vec<SetAsideCommit> = sqlx::query_as(
+        "SELECT doc_id, changes, recorded_at, set_aside_at, reason FROM audit_commits_set_aside \
+         WHERE territory_id = $1 ORDER BY id LIMIT $2",
+    )
+    .bind(territory)
+    .bind(SET_ASIDE_SHOWN)
+    .fetch_all(pool)
+    .await?;
+    let set_aside_count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_commits_set_aside WHERE territory_id = $1")
+            .bind(territory)
+            .fetch_one(pool)
+            .await?;
     Ok(Verification {
         territory_id: territory,
         entries,
@@ -134,5 +186,8 @@ pub async fn verify(
         intact: first_broken.is_none(),
         first_broken,
         anchor_holds,
+        set_aside,
+        set_aside_count,
+        catch_up_failed,
     })
 }

@@ -157,6 +157,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                     }
                     rejection => ApiError::bad_request("body", rejection.body_text()),
                 })?;
+        refuse_forbidden_text(&bytes)?;
         let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(deserializer)
             .map(JsonBody)
@@ -176,6 +177,61 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 ApiError::bad_request(&field, message)
             })
     }
+}
+
+/// Refuses a JSON body holding, in a key or a string, a character stored text
+/// may not hold (`schemas::text`: U+0000 and other controls), naming the
+/// field. JSON can carry them only as `\u` escapes, so a body without such an
+/// escape is not parsed twice.
+fn refuse_forbidden_text(body: &[u8]) -> Result<(), ApiError> {
+    let escapes_one = body.windows(6).any(|escape| {
+        escape.starts_with(b"\\u")
+            && std::str::from_utf8(&escape[2..])
+                .ok()
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .and_then(char::from_u32)
+                .is_some_and(schemas::text::is_forbidden)
+    });
+    if !escapes_one {
+        return Ok(());
+    }
+    // A body that does not parse is refused by the typed reading, with its reason.
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(());
+    };
+    match schemas::text::forbidden_in_json(&value).into_iter().next() {
+        Some(found) => Err(ApiError::bad_request(
+            if found.field.is_empty() {
+                "body"
+            } else {
+                &found.field
+            },
+            schemas::text::forbidden_reason(found.character),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a query string holding, in a parameter's name or value, a
+/// character stored text may not hold, naming the parameter: handlers pass
+/// query values on to PostgreSQL, which cannot take U+0000.
+pub async fn refuse_forbidden_query(
+    request: Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, ApiError> {
+    if let Some(query) = request.uri().query() {
+        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            let found = schemas::text::forbidden_char(&name)
+                .or_else(|| schemas::text::forbidden_char(&value));
+            if let Some(character) = found {
+                return Err(ApiError::bad_request(
+                    &schemas::text::printable(&name),
+                    schemas::text::forbidden_reason(character),
+                ));
+            }
+        }
+    }
+    Ok(next.run(request).await)
 }
 
 /// `what` begins the message: "the body is … bytes".
@@ -227,6 +283,21 @@ mod tests {
             None
         );
         assert_eq!(bearer_token(&parts("/api/me", None)), None);
+    }
+
+    #[test]
+    fn a_body_escaping_a_nul_character_is_refused_naming_the_field() {
+        let refused = refuse_forbidden_text(br#"{"name": "ok", "reason": "a\u0000b"}"#);
+        match refused {
+            Err(ApiError::BadRequest { field, message }) => {
+                assert_eq!(field, "reason");
+                assert!(message.contains("U+0000"), "{message}");
+            }
+            other => panic!("expected a 400, got {other:?}"),
+        }
+        // An escaped backslash followed by "u0000" is text, not a NUL.
+        assert!(refuse_forbidden_text(br#"{"reason": "C:\\u0000"}"#).is_ok());
+        assert!(refuse_forbidden_text(br#"{"reason": "line\nbreak \u00e9"}"#).is_ok());
     }
 
     #[test]

@@ -22,6 +22,16 @@ struct Health {
     #[schema(example = "ok")]
     database: &'static str,
     sync: SyncLoad,
+    audit: AuditBacklog,
+}
+
+/// What the audit trail has not chained (all territories): a count only.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct AuditBacklog {
+    /// Commits whose entries could not be written (each territory's
+    /// verification says which and why); 0 when the trail is whole.
+    set_aside_commits: i64,
 }
 
 /// What this process holds in memory.
@@ -47,8 +57,11 @@ struct SyncLoad {
     ),
 )]
 async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    sqlx::query("SELECT 1").execute(&state.pool).await?;
+    let set_aside_commits: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_commits_set_aside")
+        .fetch_one(&state.pool)
+        .await?;
     Ok(Json(Health {
+        audit: AuditBacklog { set_aside_commits },
         status: "ok",
         database: "ok",
         sync: SyncLoad {

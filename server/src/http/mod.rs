@@ -202,6 +202,7 @@ pub fn router(state: AppState, web: &web::WebSettings) -> Router {
         .fallback(no_route)
         .with_state(state)
         .merge(web::router(web))
+        .layer(axum::middleware::from_fn(extractor::refuse_forbidden_query))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(

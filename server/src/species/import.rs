@@ -140,6 +140,15 @@ pub fn parse_species_list(body: &[u8]) -> Result<Vec<Species>, ImportError> {
                 .iter()
                 .find(|(n, _)| *n == name)
                 .map_or(NAME_MAX_CHARS, |(_, l)| *l);
+            if let Some(character) = value.and_then(schemas::text::forbidden_char) {
+                return Err(error(
+                    name,
+                    format!(
+                        "line {line}: {name} {}",
+                        schemas::text::forbidden_reason(character)
+                    ),
+                ));
+            }
             if let Some(value) = value.filter(|v| v.chars().count() as u64 > limit) {
                 return Err(error(
                     name,
@@ -318,5 +327,20 @@ mod tests {
             "line 2 is not UTF-8; save the list as UTF-8 text"
         );
         assert_eq!(bad("").field, "body");
+    }
+
+    #[test]
+    fn a_nul_character_in_a_cell_is_refused_with_its_line_and_column() {
+        let refused = parse_species_list(
+            "CD_NOM\tLB_NOM\tNOM_VERN\n3764\tParus major\tMésange\0\n".as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(refused.field, "NOM_VERN");
+        assert!(
+            refused
+                .message
+                .starts_with("line 2: NOM_VERN holds the character U+0000"),
+            "{refused}"
+        );
     }
 }

@@ -22,7 +22,7 @@ use sync::{
     authorize::{
         authorize_notebook_changes, Decision, Refusal, WriterRights, MAX_CHANGES_PER_MESSAGE,
     },
-    protocol::{DocumentId, DocumentSync, IncomingSync},
+    protocol::{DocumentId, DocumentSync, IncomingSync, SyncDataLimits},
     wire::chunk_changes,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -114,6 +114,30 @@ pub enum WriteFailure {
     Refused(EditError),
     /// It could not be stored (nothing was).
     Storage(String),
+}
+
+/// Whether a writer with `rights` may send changes to `doc` at all, from
+/// what is known without reading the changes: review documents and species
+/// lists take none over sync, a stored notebook takes its owner's only, and
+/// a writer who may keep no notebook anywhere (a régie auditor) writes none.
+fn may_send_changes(doc: &CommittedDoc, rights: &WriterRights) -> Result<(), Refusal> {
+    match doc.kind {
+        DocumentKind::Review => return Err(Refusal::ReviewDocument),
+        DocumentKind::SpeciesList { .. } => return Err(Refusal::SpeciesListDocument),
+        DocumentKind::Notebook => {}
+    }
+    if rights.notebook_territories.is_empty() {
+        return Err(Refusal::NoNotebookAnywhere);
+    }
+    match doc.header {
+        Some(header) if header.owner_id != rights.account_id => Err(Refusal::NotYourNotebook),
+        Some(header) if !rights.notebook_territories.contains(&header.territory_id) => {
+            Err(Refusal::TerritoryNotAllowed {
+                territory: header.territory_id,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A change waiting for a dependency, and the peer that delivered it (whose
@@ -383,7 +407,7 @@ impl DocumentOwner {
             let mut writers = Vec::new();
             if recheck_waiting {
                 if let Some(from) = self.waiting.first().map(|w| w.from.clone()) {
-                    match self.judge(&mut doc, &from, Vec::new(), &mut receipts) {
+                    match self.judge(&mut doc, &from, None, &mut receipts) {
                         Ok(true) => writers.push(from),
                         Ok(false) => {}
                         Err(reason) => {
@@ -503,7 +527,11 @@ impl DocumentOwner {
         if peer.is_closed() {
             return false;
         }
-        let incoming = match IncomingSync::decode(data, MAX_CHANGES_PER_MESSAGE) {
+        let limits = SyncDataLimits {
+            max_chunks: MAX_CHANGES_PER_MESSAGE,
+            max_inflated_bytes: self.hub.settings.max_inflated_bytes,
+        };
+        let incoming = match IncomingSync::decode(data, limits) {
             Ok(incoming) => incoming,
             Err(error) => {
                 self.refuse(peer, &error.to_string());
@@ -512,10 +540,9 @@ impl DocumentOwner {
         };
         // Changes are judged whoever sends them: a writer without the right
         // is refused with the reason, as it already knows the document.
-        let changes = incoming.changes();
         let mut added = false;
-        if !changes.is_empty() {
-            match self.judge(doc, peer, changes, receipts) {
+        if incoming.has_changes() {
+            match self.judge(doc, peer, Some(&incoming), receipts) {
                 Ok(grew) => added = grew,
                 Err(reason) => {
                     self.refuse(peer, &reason);
@@ -543,24 +570,35 @@ impl DocumentOwner {
         added
     }
 
-    /// Judges `changes` (with those still waiting) and applies the accepted
+    /// Judges `incoming`'s changes (none: only those still waiting, which
+    /// may apply now) with those still waiting, and applies the accepted
     /// ones to `doc`; true if the document grew.
     fn judge(
         &mut self,
         doc: &mut CommittedDoc,
         peer: &Arc<Peer>,
-        changes: Vec<Vec<u8>>,
+        incoming: Option<&IncomingSync>,
         receipts: &mut Vec<(ChangeHash, Delivery)>,
     ) -> Result<bool, String> {
         let principal = &peer.principal;
-        if doc.kind == DocumentKind::Review {
-            tracing::warn!(account = %principal.account_id, "refusing changes to a review document");
-            return Err(format!("refused: {}", Refusal::ReviewDocument));
+        let rights = WriterRights {
+            account_id: principal.account_id,
+            notebook_territories: principal.territories_with(&[Role::Volunteer, Role::Coordinator]),
+        };
+        // Decided before a byte of the changes is inflated or parsed: a
+        // peer with no right to write here costs nothing more.
+        if let Err(refusal) = may_send_changes(doc, &rights) {
+            tracing::warn!(account = %principal.account_id, %refusal, "refusing changes before reading them");
+            return Err(format!("refused: {refusal}"));
         }
-        if let DocumentKind::SpeciesList { .. } = doc.kind {
-            tracing::warn!(account = %principal.account_id, "refusing changes to a species list");
-            return Err(format!("refused: {}", Refusal::SpeciesListDocument));
-        }
+        let changes = incoming
+            .map(IncomingSync::changes)
+            .transpose()
+            .map_err(|error| {
+                tracing::warn!(account = %principal.account_id, %error, "refusing a sync message");
+                format!("refused: {error}")
+            })?
+            .unwrap_or_default();
         let creating = !doc.is_stored() && doc.doc.get_heads().is_empty();
         if creating
             && !self
@@ -573,10 +611,6 @@ impl DocumentOwner {
                 "more than {MAX_NEW_DOCUMENTS_PER_HOUR} new documents in an hour from one account; try again later"
             ));
         }
-        let rights = WriterRights {
-            account_id: principal.account_id,
-            notebook_territories: principal.territories_with(&[Role::Volunteer, Role::Coordinator]),
-        };
         let chunks: Vec<Vec<u8>> = self
             .waiting
             .iter()

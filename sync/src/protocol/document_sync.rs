@@ -18,6 +18,8 @@ use automerge::{
     Automerge, AutomergeError, ChangeHash,
 };
 
+use crate::wire::{InflationBudget, InflationError};
+
 /// Why the `data` of a `sync`/`request` message is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyncDataError {
@@ -25,35 +27,66 @@ pub enum SyncDataError {
     Malformed(String),
     #[error("the sync message carries {got} change chunks, over the limit of {limit}")]
     TooManyChunks { limit: usize, got: usize },
+    #[error(transparent)]
+    Inflation(#[from] InflationError),
+}
+
+/// What one sync message's changes may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncDataLimits {
+    /// Change chunks in the message.
+    pub max_chunks: usize,
+    /// Bytes the chunks take once inflated (see [`crate::wire::InflationBudget`]).
+    pub max_inflated_bytes: usize,
 }
 
 /// A decoded automerge sync message, changes not applied yet.
 #[derive(Debug, Clone)]
-pub struct IncomingSync(sync::Message);
+pub struct IncomingSync {
+    message: sync::Message,
+    max_inflated_bytes: usize,
+}
 
 impl IncomingSync {
-    /// Decodes a sync message carrying at most `max_chunks` change chunks.
-    pub fn decode(data: &[u8], max_chunks: usize) -> Result<IncomingSync, SyncDataError> {
+    /// Decodes a sync message within `limits`. Nothing is inflated here
+    /// (automerge's decoding of the message only splits its chunks): the
+    /// chunks are counted as they inflate when [`IncomingSync::changes`]
+    /// hands them out, so a peer the caller refuses costs no inflation.
+    pub fn decode(data: &[u8], limits: SyncDataLimits) -> Result<IncomingSync, SyncDataError> {
         let message = sync::Message::decode(data)
             .map_err(|error| SyncDataError::Malformed(error.to_string()))?;
         let got = message.changes.len();
-        if got > max_chunks {
+        if got > limits.max_chunks {
             return Err(SyncDataError::TooManyChunks {
-                limit: max_chunks,
+                limit: limits.max_chunks,
                 got,
             });
         }
-        Ok(IncomingSync(message))
+        Ok(IncomingSync {
+            message,
+            max_inflated_bytes: limits.max_inflated_bytes,
+        })
     }
 
-    /// The change chunks, to be judged before anything is applied.
-    pub fn changes(&self) -> Vec<Vec<u8>> {
-        self.0.changes.iter().map(<[u8]>::to_vec).collect()
+    /// Whether the message carries changes at all.
+    pub fn has_changes(&self) -> bool {
+        !self.message.changes.is_empty()
+    }
+
+    /// The change chunks, to be judged before anything is applied, once
+    /// what they inflate to is within the limit (counted without keeping
+    /// it, before automerge parses them).
+    pub fn changes(&self) -> Result<Vec<Vec<u8>>, SyncDataError> {
+        let mut budget = InflationBudget::new(self.max_inflated_bytes);
+        for chunk in self.message.changes.iter() {
+            budget.charge(chunk)?;
+        }
+        Ok(self.message.changes.iter().map(<[u8]>::to_vec).collect())
     }
 
     /// The heads the peer announces.
     pub fn heads(&self) -> &[ChangeHash] {
-        &self.0.heads
+        &self.message.heads
     }
 }
 
@@ -77,9 +110,9 @@ impl DocumentSync {
     ) -> Result<(), AutomergeError> {
         let last_sent = self.state.last_sent_heads.clone();
         // A peer with nothing is resynced from scratch, as automerge does.
-        let peer_has_nothing = message.0.heads.is_empty();
-        message.0.changes = Vec::<Vec<u8>>::new().into();
-        doc.receive_sync_message(&mut self.state, message.0)?;
+        let peer_has_nothing = message.message.heads.is_empty();
+        message.message.changes = Vec::<Vec<u8>>::new().into();
+        doc.receive_sync_message(&mut self.state, message.message)?;
         // A message without changes whose heads equal ours makes automerge
         // take our heads for announced, and say nothing more. Here our heads
         // may equal the peer's only because the caller applied changes
@@ -122,9 +155,16 @@ mod tests {
 
     /// The server takes `message` in as it would once judged: its changes
     /// applied, then the peer's state updated.
+    fn limits(max_chunks: usize) -> SyncDataLimits {
+        SyncDataLimits {
+            max_chunks,
+            max_inflated_bytes: 1 << 30,
+        }
+    }
+
     fn take_in(server: &mut Automerge, peer: &mut DocumentSync, message: sync::Message) {
-        let incoming = IncomingSync::decode(&message.encode(), 100).unwrap();
-        for chunk in incoming.changes() {
+        let incoming = IncomingSync::decode(&message.encode(), limits(100)).unwrap();
+        for chunk in incoming.changes().unwrap() {
             server.load_incremental(&chunk).unwrap();
         }
         peer.received(server, incoming).unwrap();
@@ -143,9 +183,9 @@ mod tests {
             let mut quiet = true;
             if let Some(message) = phone.generate_sync_message(&mut phone_state) {
                 quiet = false;
-                let incoming = IncomingSync::decode(&message.encode(), 100).unwrap();
+                let incoming = IncomingSync::decode(&message.encode(), limits(100)).unwrap();
                 assert_eq!(incoming.heads(), phone.get_heads().as_slice());
-                let changes = incoming.changes();
+                let changes = incoming.changes().unwrap();
                 if !judge(&changes) {
                     return false;
                 }
@@ -273,12 +313,55 @@ mod tests {
             version: sync::MessageVersion::V1,
         };
         assert_eq!(
-            IncomingSync::decode(&message.encode(), 1).unwrap_err(),
+            IncomingSync::decode(&message.encode(), limits(1)).unwrap_err(),
             SyncDataError::TooManyChunks { limit: 1, got: 2 }
         );
         assert!(matches!(
-            IncomingSync::decode(&[0x42, 0x01], 10),
+            IncomingSync::decode(&[0x42, 0x01], limits(10)),
             Err(SyncDataError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn changes_inflating_past_the_limit_are_refused_naming_it() {
+        let mut phone = Automerge::new();
+        phone
+            .transact::<_, _, AutomergeError>(|tx| {
+                for n in 0..100 {
+                    tx.put(ROOT, format!("k{n}"), "repeated text ".repeat(50))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        // The whole document, its columns deflated, as a phone may send it.
+        let saved = phone.save();
+        let message = sync::Message {
+            heads: phone.get_heads(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![saved.clone()].into(),
+            flags: None,
+            version: sync::MessageVersion::V2,
+        }
+        .encode();
+        let tight = SyncDataLimits {
+            max_chunks: 10,
+            max_inflated_bytes: 2 * saved.len(),
+        };
+        let refused = IncomingSync::decode(&message, tight)
+            .unwrap()
+            .changes()
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            SyncDataError::Inflation(InflationError::OverLimit {
+                limit: 2 * saved.len()
+            })
+        );
+        assert!(refused.to_string().contains(&(2 * saved.len()).to_string()));
+        assert!(IncomingSync::decode(&message, limits(10))
+            .unwrap()
+            .changes()
+            .is_ok());
     }
 }

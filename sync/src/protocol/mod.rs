@@ -24,7 +24,7 @@ pub mod ids;
 pub mod message;
 
 pub use connection::{Connection, ConnectionError, Incoming};
-pub use document_sync::{DocumentSync, IncomingSync, SyncDataError};
+pub use document_sync::{DocumentSync, IncomingSync, SyncDataError, SyncDataLimits};
 pub use ids::{DocumentId, PeerId};
 pub use message::{decode, encode, DecodeError, HeadsAt, Limits, Message, PeerMetadata};
 
