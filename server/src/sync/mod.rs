@@ -55,6 +55,9 @@ pub struct SyncSettings {
     /// How long a document no connection holds stays in memory after its
     /// last message.
     pub document_idle: Duration,
+    /// How long a connection's peer may stay silent before it is pinged, and
+    /// then before it is closed if it still sends nothing (`--sync-ping-secs`).
+    pub ping_interval: Duration,
 }
 
 /// How busy the sync core is, as background work sees it.
