@@ -61,6 +61,11 @@ pub const FD_RESERVE: u64 = 128;
 /// at once would spin, and what failed needs a connection closed first.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
+/// Least time between two warnings of refused connections: under attack
+/// they come by the thousand a second, and the log must not become one more
+/// thing the attacker fills.
+const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(60);
+
 /// How connections are bounded (see the module's documentation).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -127,6 +132,8 @@ pub async fn serve(
     let open = OpenConnections::new(limits.max_connections);
     let tasks = TaskTracker::new();
     let service = TowerToHyperService::new(app);
+    let mut refused_since_warning: u64 = 0;
+    let mut warned_at: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => break,
@@ -142,6 +149,16 @@ pub async fn serve(
         };
         let Some(connection) = open.admit() else {
             refuse(stream, limits.max_connections);
+            refused_since_warning += 1;
+            if warned_at.is_none_or(|at| at.elapsed() >= REFUSAL_WARNING_EVERY) {
+                tracing::warn!(
+                    cap = limits.max_connections,
+                    refused = refused_since_warning,
+                    "connections refused: every connection is busy at the cap"
+                );
+                warned_at = Some(Instant::now());
+                refused_since_warning = 0;
+            }
             continue;
         };
         let service = service.clone();
@@ -155,10 +172,6 @@ pub async fn serve(
 /// Tells a client turned away at the cap why, if its socket takes the few
 /// bytes at once, and closes it.
 fn refuse(stream: TcpStream, cap: usize) {
-    tracing::warn!(
-        cap,
-        "a connection was refused: every connection is busy at the cap"
-    );
     let body = serde_json::json!({ "error": {
         "field": null,
         "message": format!(
