@@ -66,6 +66,10 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// thing the attacker fills.
 const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(60);
 
+/// When a client turned away at the cap may dial again: busy connections
+/// are requests finishing and streams ending, seconds rather than minutes.
+const REFUSED_RETRY_AFTER_SECS: u64 = 5;
+
 /// How connections are bounded (see the module's documentation).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -181,7 +185,8 @@ fn refuse(stream: TcpStream, cap: usize) {
     .to_string();
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-         retry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+         retry-after: {REFUSED_RETRY_AFTER_SECS}\r\nconnection: close\r\n\
+         content-length: {}\r\n\r\n{body}",
         body.len()
     );
     let _ = stream.try_write(response.as_bytes());
@@ -475,5 +480,45 @@ impl AsyncWrite for Counted {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_the_cap_the_idlest_connection_makes_room_and_busy_ones_never_do() {
+        let open = OpenConnections::new(2);
+        let first = open.admit().expect("room");
+        let second = open.admit().expect("room");
+        // Both idle since accepted: the one idle longest makes room.
+        let third = open.admit().expect("the idlest makes room");
+        assert!(first.evicted.is_cancelled());
+        assert!(!second.evicted.is_cancelled());
+        // Every connection busy: a newcomer is refused, nobody evicted.
+        let answering = Activity::start(second.clone());
+        let upgrading = Activity::start(third.clone());
+        assert!(open.admit().is_none());
+        // A WebSocket stays busy once its upgrade is answered.
+        third.upgraded();
+        drop(upgrading);
+        assert!(open.admit().is_none());
+        // Answered, a kept-alive connection is idle again, and makes room.
+        drop(answering);
+        let fourth = open.admit().expect("the answered one makes room");
+        assert!(second.evicted.is_cancelled());
+        assert!(!third.evicted.is_cancelled());
+        // A closed socket leaves the count: room without evicting anyone.
+        drop(Slot(third.clone()));
+        assert!(open.admit().is_some());
+        assert!(!fourth.evicted.is_cancelled());
+    }
+
+    #[test]
+    fn the_cap_leaves_the_pool_and_a_reserve_of_descriptors_free() {
+        assert_eq!(connection_cap(10_000, 1 << 20, 16), 10_000);
+        assert_eq!(connection_cap(10_000, 1024, 16), 1024 - 128 - 16);
+        assert_eq!(connection_cap(10_000, 100, 16), 1);
     }
 }
