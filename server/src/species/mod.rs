@@ -122,20 +122,50 @@ pub async fn replace(
 ) -> Result<Replaced, String> {
     let species = Arc::new(species);
     let most_operations = MAX_HISTORY_FACTOR * fresh_operations(&species);
+    let (changes, outgrown) = write_list(
+        sync,
+        doc_id,
+        territory,
+        species.clone(),
+        by.clone(),
+        most_operations,
+    )
+    .await?;
+    let document_id = if outgrown {
+        move_to_fresh(pool, sync, doc_id, territory, species, by).await?
+    } else {
+        doc_id
+    };
+    Ok(Replaced {
+        changes,
+        document_id,
+    })
+}
+
+/// Writes `species` into the list `doc_id` (what differs only); what
+/// changed, and whether the document then holds more than
+/// `most_operations`.
+async fn write_list(
+    sync: &SyncCore,
+    doc_id: DocumentId,
+    territory: Uuid,
+    species: Arc<Vec<Species>>,
+    by: Option<Delivery>,
+    most_operations: u64,
+) -> Result<(ListChanges, bool), String> {
     // The edit runs again if another process committed first: the counts
     // are those of the run that was stored.
     let changes = Arc::new(Mutex::new((ListChanges::default(), false)));
     let counted = changes.clone();
-    let wanted = species.clone();
     let write = ServerWrite {
         edit: Box::new(move |doc| {
-            let written = put_species_list(doc, territory, &wanted)
+            let written = put_species_list(doc, territory, &species)
                 .map_err(|error| Box::new(error) as EditError)?;
             let outgrown = automerge::ReadDoc::stats(&*doc).num_ops > most_operations;
             *counted.lock().expect("species counts poisoned") = (written, outgrown);
             Ok(())
         }),
-        on_behalf_of: by.clone(),
+        on_behalf_of: by,
         history: Vec::new(),
     };
     match sync.write(doc_id, write).await {
@@ -152,21 +182,14 @@ pub async fn replace(
         removed = changes.removed,
         "species list replaced"
     );
-    let document_id = if outgrown {
-        move_to_fresh(pool, sync, doc_id, territory, species, by).await?
-    } else {
-        doc_id
-    };
-    Ok(Replaced {
-        changes,
-        document_id,
-    })
+    Ok((changes, outgrown))
 }
 
 /// Writes `species` as a fresh document and makes it the territory's list
-/// in place of `current`; returns the territory's list after (`current`
-/// still, if another import moved it first). The new document is written
-/// before the move, so the list named is never one half written.
+/// in place of `current`; returns the territory's list after. The new
+/// document is written before the move, so the list named is never one half
+/// written. If another import moved the list first, `species` (this import,
+/// the later one) is written into the list it moved to.
 async fn move_to_fresh(
     pool: &PgPool,
     sync: &SyncCore,
@@ -186,20 +209,15 @@ async fn move_to_fresh(
     .execute(pool)
     .await
     .map_err(storage)?;
-    let write = ServerWrite {
-        edit: Box::new(move |doc| {
-            put_species_list(doc, territory, &species)
-                .map(|_| ())
-                .map_err(|error| Box::new(error) as EditError)
-        }),
-        on_behalf_of: by,
-        history: Vec::new(),
-    };
-    match sync.write(fresh, write).await {
-        Ok(_) => {}
-        Err(WriteFailure::Refused(error)) => return Err(error.to_string()),
-        Err(WriteFailure::Storage(reason)) => return Err(reason),
-    }
+    write_list(
+        sync,
+        fresh,
+        territory,
+        species.clone(),
+        by.clone(),
+        u64::MAX,
+    )
+    .await?;
     let mut tx = pool.begin().await.map_err(storage)?;
     let retired = sqlx::query(
         "UPDATE documents SET kind = 'species_list_inactive' \
@@ -213,9 +231,11 @@ async fn move_to_fresh(
     if retired == 0 {
         // Another import moved the list meanwhile; the fresh one stays aside.
         tx.rollback().await.map_err(storage)?;
-        return species_list_document(pool, territory)
+        let moved_to = species_list_document(pool, territory)
             .await
-            .map_err(storage);
+            .map_err(storage)?;
+        write_list(sync, moved_to, territory, species, by, u64::MAX).await?;
+        return Ok(moved_to);
     }
     sqlx::query("UPDATE documents SET kind = 'species_list' WHERE doc_id = $1")
         .bind(fresh.to_string())
