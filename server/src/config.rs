@@ -70,6 +70,69 @@ pub struct Config {
         value_parser = clap::value_parser!(u64).range(1024 * 1024..=1 << 32)
     )]
     pub max_inflated_bytes: u64,
+    /// Client connections (HTTP, server-sent events and `/sync` WebSockets)
+    /// held open at once. Each costs a file descriptor and its buffers; a
+    /// territory's phones and pages use a few hundred. At the cap, a new
+    /// connection takes the place of the one idle longest (no request in
+    /// progress), or is refused with 503 when none is idle. Lowered at start
+    /// to stay below the process's file descriptor limit (raised to its hard
+    /// limit first), so that the database pool and files always find one.
+    #[arg(
+        long,
+        env = "FIELDNOTES_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_connections: u64,
+
+    /// Seconds a new connection has to send its first request's headers
+    /// (a few hundred bytes: one or two round trips even on a poor mobile
+    /// link); then it is closed. Holding connections open without a request
+    /// is how a client exhausts the server's file descriptors.
+    #[arg(
+        long,
+        env = "FIELDNOTES_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a kept-alive connection may wait for its next request after
+    /// an answer; then it is closed (its client opens another when needed).
+    /// A page's calls come in bursts: a minute keeps its connection between
+    /// them.
+    #[arg(
+        long,
+        env = "FIELDNOTES_IDLE_TIMEOUT_SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub idle_timeout_secs: u64,
+
+    /// Seconds a `/sync` peer may stay silent before it is sent a WebSocket
+    /// ping; a peer that then sends nothing (not even the pong) for as long
+    /// again is closed. 30 s also keeps mobile networks' NAT mappings open,
+    /// and a phone that lost its network is let go within a minute.
+    #[arg(
+        long,
+        env = "FIELDNOTES_SYNC_PING_SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub sync_ping_secs: u64,
+
+    /// Live-event streams (`GET /api/territories/{id}/events`) the process
+    /// serves at once, every credential together: one per open review page;
+    /// a territory has a few coordinators, a server a few hundred at most.
+    /// Beyond it a new stream is refused with 429. Kept well below
+    /// `--max-connections`, so streams cannot take every connection.
+    #[arg(
+        long,
+        env = "FIELDNOTES_MAX_EVENT_STREAMS",
+        default_value_t = 1_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_event_streams: u64,
 
     /// Raster map tiles for the web app's maps (`{z}/{x}/{y}`, optionally
     /// `{s}`); empty for no tiles (the maps still show the points, the

@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod embedded_pg;
 pub mod export;
 pub mod history;
@@ -159,6 +160,10 @@ pub struct ServeOptions {
     pub sync: sync::SyncSettings,
     /// What the web app's page is told (the map's tiles).
     pub web: http::web::WebSettings,
+    /// The connection cap and timeouts.
+    pub connections: connections::ConnectionLimits,
+    /// Live-event streams the process serves at once.
+    pub max_event_streams: usize,
 }
 
 /// Runs the service on `listener` until `shutdown` resolves or storage fails
@@ -220,7 +225,12 @@ pub async fn serve(
             }
         },
     ));
-    let live = live::Live::start(pool.clone(), stop_background.child_token()).await;
+    let live = live::Live::start(
+        pool.clone(),
+        options.max_event_streams,
+        stop_background.child_token(),
+    )
+    .await;
     let state = http::AppState {
         pool,
         sync: core.clone(),
@@ -237,22 +247,23 @@ pub async fn serve(
         tracing::error!(%reason, "storage failed permanently; stopping");
         reason
     };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server =
-        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
-            let _ = stop_rx.await;
-        });
-    let server = tokio::spawn(async move { server.await });
+    let stop_serving = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(connections::serve(
+        listener,
+        app,
+        options.connections,
+        stop_serving.clone(),
+    ));
 
     let outcome = tokio::select! {
         _ = shutdown => Ok(()),
         reason = storage_failed => Err(anyhow::anyhow!("storage failed: {reason}")),
     };
-    let _ = stop_tx.send(());
+    stop_serving.cancel();
     stop_background.cancel();
     core.stop();
-    // Open WebSockets keep axum's graceful shutdown waiting; the core told
-    // them to close, and nothing unstored was acknowledged.
+    // Connections finish their requests; open streams and WebSockets end
+    // with the core (told to close, nothing unstored was acknowledged).
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
     outcome
 }

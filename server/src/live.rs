@@ -28,8 +28,16 @@
 //! - The same listener hears revoked devices and ended sessions (the
 //!   channels of `auth::admin`), so a stream ends as soon as its credential
 //!   is logged out or revoked, in whichever process that happened.
+//! - **Streams are bounded** ([`Live::open_stream`]): each holds a
+//!   connection and a receiver, so one credential holds at most
+//!   [`MAX_STREAMS_PER_CREDENTIAL`] and the process serves at most
+//!   `--max-event-streams`; beyond, a new one is refused (429) rather than
+//!   let one session take every file descriptor.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use sqlx::{postgres::PgListener, PgPool};
 use tokio::sync::broadcast;
@@ -47,6 +55,11 @@ pub const INVENTORY_CHANGED_CHANNEL: &str = "inventory_changed";
 /// Events a slow stream may fall behind by before it lags (and is told to
 /// refetch everything). An event is a few dozen bytes.
 const BUFFER: usize = 1024;
+
+/// Live-event streams one credential holds open at once: one per open
+/// review page, a coordinator has a few tabs; more is a script holding
+/// connections.
+pub const MAX_STREAMS_PER_CREDENTIAL: usize = 8;
 
 /// Pause between attempts to (re)connect the listener.
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
@@ -105,6 +118,42 @@ pub enum LiveEvent {
 pub struct Live {
     events: broadcast::Sender<LiveEvent>,
     stop: CancellationToken,
+    streams: Arc<Streams>,
+}
+
+/// The streams open now, by credential.
+struct Streams {
+    /// Streams the process serves at once (`--max-event-streams`).
+    max: usize,
+    /// One entry per open stream; a std mutex, never held across an await.
+    open: Mutex<Vec<Credential>>,
+}
+
+/// Why a new stream is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamLimit {
+    #[error(
+        "this credential already holds {limit} live-event streams open, the limit per \
+         credential; close another page's stream first"
+    )]
+    PerCredential { limit: usize },
+    #[error("the server serves {limit} live-event streams, its limit; retry in a moment")]
+    PerProcess { limit: usize },
+}
+
+/// One open stream, counted until it is dropped.
+pub struct StreamPermit {
+    streams: Arc<Streams>,
+    credential: Credential,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut open = self.streams.open.lock().expect("live streams poisoned");
+        if let Some(at) = open.iter().position(|c| *c == self.credential) {
+            open.swap_remove(at);
+        }
+    }
 }
 
 impl Live {
@@ -112,7 +161,7 @@ impl Live {
     /// It is listening when this returns, unless the database refused; it
     /// then keeps trying in the background, and a stream opened meanwhile is
     /// told to refetch everything once it listens.
-    pub async fn start(pool: PgPool, stop: CancellationToken) -> Live {
+    pub async fn start(pool: PgPool, max_streams: usize, stop: CancellationToken) -> Live {
         let (events, _) = broadcast::channel(BUFFER);
         let listener = match listen(&pool).await {
             Ok(listener) => Some(listener),
@@ -122,7 +171,38 @@ impl Live {
             }
         };
         tokio::spawn(run(listener, pool, events.clone(), stop.clone()));
-        Live { events, stop }
+        let streams = Arc::new(Streams {
+            max: max_streams,
+            open: Mutex::new(Vec::new()),
+        });
+        Live {
+            events,
+            stop,
+            streams,
+        }
+    }
+
+    /// Counts a new stream of `credential` in, within the limits per
+    /// credential and per process (checked and taken under one lock, so
+    /// parallel requests cannot all pass).
+    pub fn open_stream(&self, credential: &Credential) -> Result<StreamPermit, StreamLimit> {
+        let mut open = self.streams.open.lock().expect("live streams poisoned");
+        let held = open.iter().filter(|c| *c == credential).count();
+        if held >= MAX_STREAMS_PER_CREDENTIAL {
+            return Err(StreamLimit::PerCredential {
+                limit: MAX_STREAMS_PER_CREDENTIAL,
+            });
+        }
+        if open.len() >= self.streams.max {
+            return Err(StreamLimit::PerProcess {
+                limit: self.streams.max,
+            });
+        }
+        open.push(credential.clone());
+        Ok(StreamPermit {
+            streams: self.streams.clone(),
+            credential: credential.clone(),
+        })
     }
 
     /// Every event from now on.

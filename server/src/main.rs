@@ -3,7 +3,10 @@
 //! account on the same database; `verify-audit` checks the audit trail's
 //! hash chains.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::{
+    io::{BufRead, IsTerminal, Write},
+    time::Duration,
+};
 
 use anyhow::Context;
 use clap::Parser;
@@ -12,6 +15,7 @@ use fieldnotes_server::{
     auth::admin,
     config::{Command, LogFormat},
     connect_database,
+    connections::{connection_cap, ConnectionLimits},
     embedded_pg::EmbeddedPostgres,
     serve,
     sync::SyncSettings,
@@ -83,6 +87,7 @@ fn init_logging(format: LogFormat) {
 
 async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
     let pool = connect_database(database_url, config.db_connections).await?;
+    let fd_limit = fieldnotes_server::connections::raise_fd_limit();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -94,12 +99,23 @@ async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
     let options = ServeOptions {
         max_photo_bytes: config.max_photo_bytes,
         sync: SyncSettings {
-            document_idle: std::time::Duration::from_secs(config.document_idle_secs),
+            document_idle: Duration::from_secs(config.document_idle_secs),
+            ping_interval: Duration::from_secs(config.sync_ping_secs),
             max_inflated_bytes: usize::try_from(config.max_inflated_bytes)?,
         },
         web: fieldnotes_server::http::web::WebSettings {
             map_tiles_url: config.map_tiles_url.clone(),
         },
+        connections: ConnectionLimits {
+            max_connections: connection_cap(
+                config.max_connections,
+                fd_limit,
+                config.db_connections,
+            ),
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        },
+        max_event_streams: usize::try_from(config.max_event_streams).unwrap_or(usize::MAX),
     };
     serve(pool, listener, options, shutdown_signal()).await
 }

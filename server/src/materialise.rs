@@ -90,7 +90,9 @@ pub async fn load_committed(
         doc,
         kind: match kind.as_str() {
             "review" => DocumentKind::Review,
-            "species_list" => DocumentKind::SpeciesList { territory },
+            // A list the territory moved away from is still one: read by
+            // members, written by no peer.
+            "species_list" | "species_list_inactive" => DocumentKind::SpeciesList { territory },
             _ => DocumentKind::Notebook,
         },
         revision,

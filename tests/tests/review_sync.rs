@@ -700,3 +700,96 @@ async fn decisions_reach_their_volunteers_phone_only_and_no_phone_can_write_one(
     assert_eq!(status, 4);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolution_is_held_to_the_limits_of_a_phones_write() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let url = server.sync_url();
+    let pool = db.pool().await?;
+    let territory = phones::territory(&pool, "Étang de la Ronze").await?;
+    let t = territory.id;
+    let coordinator =
+        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
+    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    let second_device = phones::enrol_second_device(&pool, &territory, &camille).await?;
+
+    // Two phones set a field of the client's own (as the probe did) and the
+    // notes, offline, differently.
+    let mut phone_a = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
+    let shared = records::sighting(camille.account_id, "Natrix helvetica", 1);
+    let record = shared.id();
+    phone_a.record(&shared)?;
+    phone_a.go_online(&url).await?;
+    phone_a.wait_synced(TIMEOUT).await?;
+    let mut phone_b =
+        Phone::fetch_notebook(&url, Some(second_device.clone()), phone_a.notebook_id()).await?;
+    phone_a.go_offline();
+    phone_b.go_offline();
+    for (phone, value) in [(&phone_a, "roselière"), (&phone_b, "berge")] {
+        phone.edit(RecordKind::Sighting, record, "habitatNote", &json!(value))?;
+        phone.edit(RecordKind::Sighting, record, "notes", &json!(value))?;
+    }
+    phone_a.go_online(&url).await?;
+    phone_b.go_online(&url).await?;
+    phone_a.wait_synced(TIMEOUT).await?;
+    phone_b.wait_synced(TIMEOUT).await?;
+    eventually(TIMEOUT, "both conflicts in the inventory", || async {
+        let conflicts: i32 =
+            sqlx::query_scalar("SELECT jsonb_array_length(conflicts) FROM sightings WHERE id = $1")
+                .bind(record)
+                .fetch_one(&pool)
+                .await?;
+        Ok((conflicts == 2).then_some(()))
+    })
+    .await?;
+
+    let resolution = format!("/api/territories/{t}/review/conflicts/{record}/resolution");
+    let resolve = |field: &str, value: Value| {
+        let body = json!({ "field": field, "value": value });
+        let (server, resolution, token) = (&server, &resolution, &coordinator.token);
+        async move { call(server, Method::POST, resolution, Some(token), Some(&body)).await }
+    };
+    // One character over the limit a phone is held to, for a field the
+    // schema does not describe (1000) and for the notes (10 000); a list
+    // of more items than a client's own list may hold.
+    let limits = schemas::limits::EXTRA_FIELD_MAX_CHARS as usize;
+    let notes = schemas::limits::TEXT_MAX_CHARS as usize;
+    for (field, value, limit) in [
+        ("habitatNote", json!("x".repeat(limits + 1)), limits),
+        ("notes", json!("x".repeat(notes + 1)), notes),
+        (
+            "habitatNote",
+            json!(vec!["x"; sync::authorize::EXTRA_LIST_MAX_ITEMS + 1]),
+            sync::authorize::EXTRA_LIST_MAX_ITEMS,
+        ),
+    ] {
+        let (status, body) = resolve(field, value).await?;
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (422, Some("value")),
+            "{body}"
+        );
+        assert!(
+            message.contains(&format!("{record}.{field}"))
+                && message.contains(&format!("the limit is {limit}")),
+            "{body}"
+        );
+    }
+    // Nothing was written: both fields are still in conflict.
+    let conflicts: i32 =
+        sqlx::query_scalar("SELECT jsonb_array_length(conflicts) FROM sightings WHERE id = $1")
+            .bind(record)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(conflicts, 2);
+    // At the limit, it is written.
+    let (status, body) = resolve("habitatNote", json!("x".repeat(limits))).await?;
+    assert_eq!(status, 200, "{body}");
+
+    phone_a.shut_down().await;
+    phone_b.shut_down().await;
+    Ok(())
+}

@@ -8,6 +8,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context;
+use automerge::ReadDoc;
 use fieldnotes_tests::{
     accounts::{self, call, Actor},
     init_test_logging, phones,
@@ -478,5 +479,88 @@ async fn a_volunteers_next_device_finds_the_notebook_their_phone_synced() -> any
     .await?;
     assert_eq!(status, 403);
     phone.shut_down().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_reimported_whole_again_and_again_stays_bounded_for_a_new_phone(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let t = f.territory_a;
+    let first = species_list(&server, t, &f.volunteer.token).await?.1["documentId"]
+        .as_str()
+        .context("a document id")?
+        .to_string();
+
+    // Every import renames every taxon: each is a whole new list.
+    let mut documents = vec![first.clone()];
+    for round in 0..6 {
+        let list: Vec<Species> = generated_list(1_000)
+            .into_iter()
+            .map(|mut s| {
+                s.scientific_name = format!("{} r{round}", s.scientific_name);
+                s.vernacular_name = s.vernacular_name.map(|v| format!("{v} (liste {round})"));
+                s
+            })
+            .collect();
+        let (status, body) = import(
+            &server,
+            t,
+            &f.coordinator.token,
+            "text/csv",
+            taxref_tsv(&list),
+        )
+        .await?;
+        assert_eq!(status, 200, "{body}");
+        let (_, summary) = species_list(&server, t, &f.volunteer.token).await?;
+        let doc_id = summary["documentId"]
+            .as_str()
+            .context("a document id")?
+            .to_string();
+        assert_eq!(body["documentId"], doc_id.as_str(), "{body}");
+        if documents.last() != Some(&doc_id) {
+            documents.push(doc_id.clone());
+        }
+
+        // A new phone fetches the list as it is now, and its history
+        // weighs at most MAX_HISTORY_FACTOR times a fresh write of it.
+        let mut new_phone = connect_device(&server, &f.volunteer).await?;
+        let fetched = new_phone
+            .fetch(&doc_id.parse()?, TIMEOUT)
+            .await?
+            .context("the list is available to a volunteer")?;
+        assert_eq!(read_species_list(&fetched), by_key(&list));
+        let mut fresh = automerge::Automerge::new();
+        sync::species::put_species_list(&mut fresh, t, &list)?;
+        let (held, fresh_ops) = (fetched.stats().num_ops, fresh.stats().num_ops);
+        println!(
+            "round {round}: document {doc_id}, {} changes, {held} operations (a fresh write: {fresh_ops})",
+            fetched.get_changes(&[]).len()
+        );
+        assert!(
+            held <= server::species::MAX_HISTORY_FACTOR * fresh_ops,
+            "round {round}: a new phone fetched {held} operations for a list of {fresh_ops}"
+        );
+    }
+    assert!(documents.len() > 1, "the list never moved: {documents:?}");
+    // The first document is still a species list members read (a phone
+    // holding it reads on until it follows the new one).
+    let mut old_phone = connect_device(&server, &f.volunteer).await?;
+    let old = old_phone
+        .fetch(&first.parse()?, TIMEOUT)
+        .await?
+        .context("the former list is still readable")?;
+    assert_eq!(read_species_list(&old).len(), 1_000);
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM documents WHERE doc_id = ANY($1) ORDER BY kind")
+            .bind(&documents)
+            .fetch_all(&pool)
+            .await?;
+    let current = kinds.iter().filter(|k| *k == "species_list").count();
+    assert_eq!(current, 1, "{kinds:?}");
     Ok(())
 }

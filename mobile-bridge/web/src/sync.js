@@ -37,6 +37,7 @@ let adapter = null;
 let notebookHandle = null;
 const wanted = new Set();
 const readOnly = new Map(); // documentId → signal
+const following = new Map(); // signal → { id, stop } of the document it shows
 
 const sameSet = (a, b) => a.length === b.length && a.every((h) => b.includes(h));
 
@@ -119,12 +120,14 @@ function toPlain(doc) {
   return doc ? JSON.parse(JSON.stringify(doc)) : null;
 }
 
+/** Publishes `handle`'s document into `target` as it changes; returns how to stop. */
 function watch(handle, target) {
   const publish = () => {
     if (handle.isReady()) target.set(toPlain(handle.doc()));
   };
   handle.on('change', publish);
   publish();
+  return () => handle.off('change', publish);
 }
 
 /**
@@ -164,11 +167,25 @@ export async function follow(documentId, target) {
   if (!documentId || !repo) return;
   const id = bareDocumentId(documentId);
   if (readOnly.has(id)) return;
+  // The server may move a document to a new id (a species list re-imported
+  // until its history outweighed it is rewritten as a fresh one): the one
+  // followed before into the same target is let go, so it cannot overwrite
+  // the new one, and is no longer synced.
+  const former = following.get(target);
+  if (former) {
+    former.stop();
+    readOnly.delete(former.id);
+    wanted.delete(former.id);
+  }
+  const entry = { id, stop: () => {} };
+  following.set(target, entry);
   readOnly.set(id, target);
   wanted.add(id);
   repo.shareConfigChanged();
   const handle = await repo.find(id, { allowableStates: ['ready', 'unavailable'] });
-  watch(handle, target);
+  // Moved again while this one was being found.
+  if (following.get(target) !== entry) return;
+  entry.stop = watch(handle, target);
 }
 
 export const COLLECTIONS = {

@@ -14,6 +14,8 @@
 //! logged out or the device revoked (any process), and at the next check,
 //! every minute, when the account loses its role or is disabled. The client
 //! then reconnects, and is refused if it may no longer follow the territory.
+//! A credential holds at most `live::MAX_STREAMS_PER_CREDENTIAL` streams,
+//! the process serves at most `--max-event-streams`: beyond, 429.
 
 use std::{convert::Infallible, time::Duration};
 
@@ -37,7 +39,7 @@ use super::{
 };
 use crate::{
     auth::{self, Principal, Role},
-    live::{ChangeKind, LiveEvent},
+    live::{ChangeKind, LiveEvent, StreamPermit},
 };
 
 /// Who may follow a territory: who may read its review.
@@ -45,6 +47,9 @@ const FOLLOWERS: &[Role] = &[Role::Coordinator, Role::RegieAuditor];
 const ACTION: &str = "follow the review's live updates";
 /// How often the credential and the role are checked again.
 const RECHECK: Duration = Duration::from_secs(60);
+/// When a refused client may try again: a page's stream ends when the page
+/// is closed, which frees its place.
+const STREAM_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// How often a comment keeps an idle stream open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -70,6 +75,10 @@ pub fn routes() -> Routes {
         (status = 401, description = UNAUTHENTICATED, body = ApiError),
         (status = 403, description = "Only the territory's coordinators and régie auditors follow it", body = ApiError),
         (status = 404, description = "No such territory (admins)", body = ApiError),
+        (status = 429, description = "The credential holds 8 streams open already, or the server \
+            serves as many as it may (`--max-event-streams`); the message names the limit",
+            body = ApiError,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ),
     security(("bearer" = [])),
 )]
@@ -83,6 +92,13 @@ async fn events(
     if user.0.is_admin {
         require_territory(&state.pool, territory).await?;
     }
+    let permit = state
+        .live
+        .open_stream(&user.0.credential)
+        .map_err(|limit| ApiError::TooManyRequests {
+            message: limit.to_string(),
+            retry_after: STREAM_RETRY_AFTER,
+        })?;
     // Subscribed first: whatever commits from now on reaches this stream.
     let receiver = state.live.subscribe();
     // The session's expiry, which the principal does not carry.
@@ -102,6 +118,7 @@ async fn events(
         stop: state.live.stopping(),
         ready_sent: false,
         ended: None,
+        _permit: permit,
     };
     let sse = Sse::new(follow.into_stream()).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
     // nginx would otherwise buffer the stream.
@@ -131,6 +148,8 @@ struct Follow {
     ready_sent: bool,
     /// Why the server ended it; None while open, or if the client left.
     ended: Option<&'static str>,
+    /// Counts the stream against the limits while it is open.
+    _permit: StreamPermit,
 }
 
 impl Follow {

@@ -120,9 +120,16 @@ async fn species_list(
         // An empty list, so a phone enrolled before the first import syncs
         // a document (a peer asking for one never stored is told it is
         // unavailable) and later receives the import as changes.
-        replace(&state.sync, doc_id, territory, Vec::new(), None)
-            .await
-            .map_err(ApiError::Internal)?;
+        replace(
+            &state.pool,
+            &state.sync,
+            doc_id,
+            territory,
+            Vec::new(),
+            None,
+        )
+        .await
+        .map_err(ApiError::Internal)?;
         (species, updated_at) = summary(&state.pool, &doc_id).await?;
     }
     Ok(Json(SpeciesList {
@@ -178,7 +185,8 @@ async fn import_species_list(
     let species = parse_species_list(&bytes)?;
     let doc_id = species_list_document(&state.pool, territory).await?;
     let total = species.len();
-    let changes = replace(
+    let replaced = replace(
+        &state.pool,
         &state.sync,
         doc_id,
         territory,
@@ -187,12 +195,13 @@ async fn import_species_list(
     )
     .await
     .map_err(ApiError::Internal)?;
+    let changes = replaced.changes;
     Ok(Json(Imported {
         added: changes.added,
         changed: changes.changed,
         removed: changes.removed,
         species: total,
-        document_id: doc_id.to_string(),
+        document_id: replaced.document_id.to_string(),
     }))
 }
 

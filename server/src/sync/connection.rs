@@ -7,6 +7,11 @@
 //! disconnected rather than let grow the server's memory. Whoever closes the
 //! connection (a refusal, a revocation, a protocol error) gives the reason,
 //! which the peer receives as an `error` message before the close frame.
+//!
+//! A peer silent for the ping interval (`SyncSettings::ping_interval`) is
+//! sent a WebSocket ping; one that then sends nothing, not even the pong,
+//! for as long again is closed: a phone gone out of coverage, or a client
+//! holding the socket without reading, does not keep it open for good.
 
 use std::{
     collections::HashSet,
@@ -17,7 +22,10 @@ use std::{
 use axum::extract::ws::{Message as Frame, WebSocket};
 use futures::{SinkExt, StreamExt};
 use sync::protocol::{Connection, DocumentId, Incoming, Limits};
-use tokio::sync::mpsc;
+use tokio::{
+    sync::{mpsc, Notify},
+    time::Instant,
+};
 
 use super::{
     access::{peer_id_for, ConnectionRegistration, MAX_DOCUMENTS_PER_CONNECTION},
@@ -49,7 +57,18 @@ pub(super) async fn serve(
     );
     let closing = Arc::new(Closing::default());
     let (outgoing, queued) = mpsc::channel(OUTGOING_QUEUE);
-    let writer = tokio::spawn(write(sink, queued, closing.clone(), protocol.clone()));
+    let ping = Arc::new(Notify::new());
+    let writer = tokio::spawn(write(
+        sink,
+        queued,
+        closing.clone(),
+        protocol.clone(),
+        ping.clone(),
+    ));
+    let ping_interval = hub.settings.ping_interval;
+    let silence = tokio::time::sleep(ping_interval);
+    tokio::pin!(silence);
+    let mut pinged = false;
     let goodbye = match principal.credential {
         Credential::Device { .. } => "this device's credential was revoked",
         Credential::Session { .. } => "this session ended (logged out or expired)",
@@ -61,7 +80,9 @@ pub(super) async fn serve(
     let mut open: HashSet<DocumentId> = HashSet::new();
     loop {
         let frame = tokio::select! {
-            frame = stream.next() => frame,
+            // The silence is heard only when no frame is waiting: a pong
+            // already received is never taken for a missing one.
+            biased;
             () = registration.revoked.cancelled() => {
                 close(&closing, goodbye);
                 break;
@@ -71,7 +92,28 @@ pub(super) async fn serve(
                 break;
             }
             () = closing.token.cancelled() => break,
+            frame = stream.next() => frame,
+            () = silence.as_mut() => {
+                if pinged {
+                    tracing::info!(%connection_id, "a sync peer answered no ping; closing");
+                    close(
+                        &closing,
+                        &format!(
+                            "nothing received for {} s after a ping; reconnect",
+                            ping_interval.as_secs()
+                        ),
+                    );
+                    break;
+                }
+                pinged = true;
+                ping.notify_one();
+                silence.as_mut().reset(Instant::now() + ping_interval);
+                continue;
+            }
         };
+        // Whatever the peer sends shows it is there.
+        pinged = false;
+        silence.as_mut().reset(Instant::now() + ping_interval);
         let bytes = match frame {
             Some(Ok(Frame::Binary(bytes))) => bytes,
             Some(Ok(Frame::Text(_))) => {
@@ -191,24 +233,31 @@ async fn write(
     mut queued: mpsc::Receiver<Vec<u8>>,
     closing: Arc<Closing>,
     protocol: Connection,
+    ping: Arc<Notify>,
 ) {
     loop {
         tokio::select! {
             biased;
             message = queued.recv() => match message {
                 Some(bytes) => {
-                    if !send(&mut sink, bytes).await {
+                    if !send_frame(&mut sink, Frame::Binary(bytes.into())).await {
                         closing.token.cancel();
                         return;
                     }
                 }
                 None => break,
             },
+            () = ping.notified() => {
+                if !send_frame(&mut sink, Frame::Ping(Default::default())).await {
+                    closing.token.cancel();
+                    return;
+                }
+            }
             () = closing.token.cancelled() => break,
         }
     }
     while let Ok(bytes) = queued.try_recv() {
-        if !send(&mut sink, bytes).await {
+        if !send_frame(&mut sink, Frame::Binary(bytes.into())).await {
             return;
         }
     }
@@ -218,17 +267,17 @@ async fn write(
         .expect("closing reason poisoned")
         .take();
     if let Some(reason) = reason {
-        if !send(&mut sink, protocol.error(&reason)).await {
+        if !send_frame(&mut sink, Frame::Binary(protocol.error(&reason).into())).await {
             return;
         }
     }
     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Frame::Close(None))).await;
 }
 
-/// Sends one message; false if the peer is gone or does not take it in time.
-async fn send(sink: &mut futures::stream::SplitSink<WebSocket, Frame>, bytes: Vec<u8>) -> bool {
+/// Sends one frame; false if the peer is gone or does not take it in time.
+async fn send_frame(sink: &mut futures::stream::SplitSink<WebSocket, Frame>, frame: Frame) -> bool {
     matches!(
-        tokio::time::timeout(WRITE_TIMEOUT, sink.send(Frame::Binary(bytes.into()))).await,
+        tokio::time::timeout(WRITE_TIMEOUT, sink.send(frame)).await,
         Ok(Ok(()))
     )
 }

@@ -59,6 +59,9 @@ pub struct SyncSettings {
     /// with judgements running one per worker thread at most, this bounds
     /// what a message can make the process hold, whatever a peer sends.
     pub max_inflated_bytes: usize,
+    /// How long a connection's peer may stay silent before it is pinged, and
+    /// then before it is closed if it still sends nothing (`--sync-ping-secs`).
+    pub ping_interval: Duration,
 }
 
 /// How busy the sync core is, as background work sees it.
