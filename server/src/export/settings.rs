@@ -8,6 +8,8 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::sensitive::normalise_scientific_name;
+
 /// The licences GBIF publishes occurrence data under.
 pub const LICENCES: [&str; 3] = ["CC0-1.0", "CC-BY-4.0", "CC-BY-NC-4.0"];
 /// Grid squares a sensitive sighting may be generalised to, in metres.
@@ -31,7 +33,9 @@ pub struct SensitiveTaxon {
     /// TAXREF `CD_NOM`; sightings with this id are generalised.
     #[serde(default)]
     pub taxon_id: Option<i64>,
-    /// Sightings with this name (any case) are generalised too, id or not.
+    /// Sightings with this name are generalised too, id or not: compared
+    /// normalised (case, whitespace and authorship do not count, see
+    /// `sensitive::normalise_scientific_name`); a genus covers its species.
     pub scientific_name: String,
 }
 
@@ -125,7 +129,7 @@ impl ExportSettings {
             let key = taxon
                 .taxon_id
                 .map(|id| id.to_string())
-                .unwrap_or_else(|| name.to_lowercase());
+                .unwrap_or_else(|| normalise_scientific_name(name));
             if !seen.insert(key) {
                 return Err(invalid(format!("sensitiveTaxa[{i}]"), "is listed twice"));
             }

@@ -22,7 +22,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{canonical_json, euros, hours, sha256_hex};
-use crate::markup::escape;
+use crate::{export::spreadsheet_safe, markup::escape};
 
 /// The longest period one report covers.
 pub const MAX_PERIOD_DAYS: i64 = 366 * 5;
@@ -386,7 +386,9 @@ pub fn csv(report: &IssuedReport) -> Vec<u8> {
     // Writing to a Vec cannot fail.
     out.write_record(header).ok();
     for row in rows {
-        out.write_record(&row).ok();
+        // Names, sites and reasons are volunteers' and coordinators' text.
+        out.write_record(row.iter().map(|cell| spreadsheet_safe(cell).into_owned()))
+            .ok();
     }
     out.into_inner().unwrap_or_default()
 }
