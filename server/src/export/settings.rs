@@ -114,7 +114,8 @@ impl ExportSettings {
         let mut seen = HashSet::new();
         for (i, taxon) in self.sensitive_taxa.iter().enumerate() {
             let name = taxon.scientific_name.trim();
-            if name.is_empty() || name.chars().count() > MAX_TEXT {
+            // Invisible characters alone are no name: nothing would match it.
+            if normalise_scientific_name(name).is_empty() || name.chars().count() > MAX_TEXT {
                 return Err(invalid(
                     format!("sensitiveTaxa[{i}].scientificName"),
                     format!("must be 1 to {MAX_TEXT} characters"),
