@@ -606,3 +606,561 @@ async fn exports_read_back_by_gbif_sinp_and_gis_tools_match_the_inventory_and_ge
         .any(|r| r[0] == dumping.to_string() && &r[1] == "waste_dumping" && &r[9] == "received"));
     Ok(())
 }
+
+/// Records `sightings` and `reports` (id, phone JSON) on a new phone of
+/// `volunteer` and waits until the inventory holds them all.
+async fn record_on_a_phone(
+    server: &ServerProcess,
+    pool: &PgPool,
+    volunteer: &phones::Volunteer,
+    sightings: &[(Uuid, Value)],
+    reports: &[(Uuid, Value)],
+) -> anyhow::Result<Phone> {
+    let mut phone =
+        Phone::new_notebook(volunteer.notebook(), Some(volunteer.device.clone())).await?;
+    for (id, json) in sightings {
+        phone.record_raw(RecordKind::Sighting, &id.to_string(), json)?;
+    }
+    for (id, json) in reports {
+        phone.record_raw(RecordKind::DegradationReport, &id.to_string(), json)?;
+    }
+    phone.go_online(&server.sync_url()).await?;
+    phone.wait_synced(TIMEOUT).await?;
+    let t = volunteer.territory_id;
+    let expected = (sightings.len() as i64, reports.len() as i64);
+    eventually(TIMEOUT, "the records in the inventory", || async {
+        let counts: (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM sightings WHERE territory_id = $1), \
+                    (SELECT count(*) FROM degradation_reports WHERE territory_id = $1)",
+        )
+        .bind(t)
+        .fetch_one(pool)
+        .await?;
+        Ok((counts == expected).then_some(()))
+    })
+    .await?;
+    Ok(phone)
+}
+
+/// Sets the territory's export settings (grid and sensitive taxa) as its
+/// coordinator.
+async fn set_sensitive_taxa(
+    server: &ServerProcess,
+    territory: Uuid,
+    coordinator: &str,
+    grid: i32,
+    taxa: Value,
+) -> anyhow::Result<()> {
+    let settings = json!({
+        "licence": "CC-BY-4.0",
+        "sensitiveGridMetres": grid,
+        "sensitiveTaxa": taxa,
+    });
+    let (status, body) = call(
+        server,
+        Method::PUT,
+        &format!("/api/territories/{territory}/export-settings"),
+        Some(coordinator),
+        Some(&settings),
+    )
+    .await?;
+    anyhow::ensure!(status == 200, "export settings refused: {body}");
+    Ok(())
+}
+
+/// A table as exported: its header and rows of cells, read back with the
+/// format's own reader (the csv crate for CSV, the Darwin Core text guide's
+/// rule — tab-separated, no quoting — for the archive's files).
+struct Table {
+    name: String,
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn csv(name: &str, file: &Path, delimiter: u8) -> anyhow::Result<Table> {
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .from_path(file)?;
+        let header = reader.headers()?.iter().map(str::to_string).collect();
+        let rows = reader
+            .records()
+            .map(|r| Ok(r?.iter().map(str::to_string).collect()))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Table {
+            name: name.to_string(),
+            header,
+            rows,
+        })
+    }
+
+    fn from_archive(archive: &Path, entry: &str) -> anyhow::Result<Table> {
+        let text = run(Command::new("unzip").arg("-p").arg(archive).arg(entry))?;
+        let mut lines = text.lines();
+        let split = |line: &str| line.split('\t').map(str::to_string).collect::<Vec<_>>();
+        let header = split(lines.next().unwrap_or_default());
+        Ok(Table {
+            name: entry.to_string(),
+            header,
+            rows: lines.map(split).collect(),
+        })
+    }
+
+    /// The cell of `column` in the row whose `key_column` is `key`.
+    fn cell(&self, key_column: &str, key: &str, column: &str) -> String {
+        let index = |name: &str| {
+            self.header
+                .iter()
+                .position(|h| h == name)
+                .unwrap_or_else(|| panic!("{}: no column {name}: {:?}", self.name, self.header))
+        };
+        let (k, c) = (index(key_column), index(column));
+        self.rows
+            .iter()
+            .find(|row| row[k] == key)
+            .unwrap_or_else(|| panic!("{}: no row {key}", self.name))[c]
+            .clone()
+    }
+}
+
+/// Every sighting format of `territory` (pending sightings included), each
+/// as (format, id column, latitude, longitude, notes, site — None where the
+/// format has no such column) read back per occurrence id.
+struct SightingFormats {
+    tables: Vec<(Table, [&'static str; 4], Option<&'static str>)>,
+    geojson: Value,
+}
+
+impl SightingFormats {
+    async fn download(
+        server: &ServerProcess,
+        territory: Uuid,
+        token: &str,
+        dir: &Path,
+    ) -> anyhow::Result<SightingFormats> {
+        let get = |export: &'static str| {
+            let file = dir.join(export);
+            async move {
+                let (status, _) = download(
+                    server,
+                    &format!("/api/territories/{territory}/exports/{export}?validation=0,1,2"),
+                    token,
+                    &file,
+                )
+                .await?;
+                anyhow::ensure!(status == 200, "{export}: {status}");
+                anyhow::Ok(file)
+            }
+        };
+        let archive = get("darwin-core-archive").await?;
+        let csv = get("sightings.csv").await?;
+        let sinp = get("sinp.csv").await?;
+        let geojson = serde_json::from_slice(&std::fs::read(get("sightings.geojson").await?)?)?;
+        Ok(SightingFormats {
+            tables: vec![
+                (
+                    Table::from_archive(&archive, "occurrence.txt")?,
+                    [
+                        "occurrenceID",
+                        "decimalLatitude",
+                        "decimalLongitude",
+                        "occurrenceRemarks",
+                    ],
+                    Some("locality"),
+                ),
+                (
+                    Table::csv("sightings.csv", &csv, b',')?,
+                    [
+                        "occurrenceID",
+                        "decimalLatitude",
+                        "decimalLongitude",
+                        "notes",
+                    ],
+                    Some("site"),
+                ),
+                (
+                    Table::csv("sinp.csv", &sinp, b';')?,
+                    [
+                        "idOrigine",
+                        "latitudeWGS84",
+                        "longitudeWGS84",
+                        "commentaire",
+                    ],
+                    None,
+                ),
+            ],
+            geojson,
+        })
+    }
+
+    /// (format, latitude, longitude, notes, site) of `occurrence` in each format.
+    fn of(&self, occurrence: &str) -> Vec<(String, f64, f64, String, String)> {
+        let mut found = Vec::new();
+        for (table, [id, lat, lon, notes], site) in &self.tables {
+            let number = |column| {
+                table
+                    .cell(id, occurrence, column)
+                    .parse::<f64>()
+                    .unwrap_or(f64::NAN)
+            };
+            found.push((
+                table.name.clone(),
+                number(lat),
+                number(lon),
+                table.cell(id, occurrence, notes),
+                site.map(|s| table.cell(id, occurrence, s))
+                    .unwrap_or_default(),
+            ));
+        }
+        let feature = self.geojson["features"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["properties"]["occurrenceID"] == occurrence)
+            .unwrap_or_else(|| panic!("{occurrence} not in the GeoJSON"));
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        found.push((
+            "sightings.geojson".to_string(),
+            feature["geometry"]["coordinates"][1]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            feature["geometry"]["coordinates"][0]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            text(&feature["properties"]["notes"]),
+            text(&feature["properties"]["site"]),
+        ));
+        found
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensitive_taxa_are_generalised_in_every_format_whatever_the_spelling_of_their_name(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let territory = phones::territory(&pool, "Moulin de Vaise").await?;
+    let t = territory.id;
+    let coordinator =
+        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
+    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    // A species named with its authorship, and a genus: no taxon ids, so
+    // only the names can match.
+    set_sensitive_taxa(
+        &server,
+        t,
+        &coordinator.token,
+        1000,
+        json!([
+            {"scientificName": "Myotis daubentonii (Kuhl, 1817)"},
+            {"scientificName": "Rhinolophus"},
+        ]),
+    )
+    .await?;
+    let spellings = [
+        "Myotis daubentonii",
+        "Myotis daubentonii Kuhl, 1817",
+        "Myotis  daubentonii",
+        "Myotis\u{a0}daubentonii",
+        "Myotis\u{202f}daubentonii (Kuhl,\u{a0}1817)",
+        "myotis DAUBENTONII",
+        "Rhinolophus hipposideros (Bechstein, 1800)",
+    ];
+    let point = |i: usize| (45.7700 + i as f64 * 0.0131, 4.8000 + i as f64 * 0.0173);
+    let mut sightings = Vec::new();
+    for (i, name) in spellings
+        .iter()
+        .chain(["Pipistrellus pipistrellus"].iter())
+        .enumerate()
+    {
+        let (latitude, longitude) = point(i);
+        sightings.push(sighting(
+            camille.account_id,
+            name,
+            // Ids on nobody's list.
+            70000 + i as i64,
+            latitude,
+            longitude,
+            json!({"notes": format!("gîte n°{i} derrière le volet"), "site": format!("Grange {i}")}),
+        ));
+    }
+    let _phone = record_on_a_phone(&server, &pool, &camille, &sightings, &[]).await?;
+    let work = tempfile::tempdir()?;
+    let formats = SightingFormats::download(&server, t, &coordinator.token, work.path()).await?;
+    for (i, (_, json)) in sightings.iter().enumerate() {
+        let occurrence = json["occurrenceID"].as_str().expect("occurrenceID");
+        let name = json["scientificName"].as_str().unwrap_or_default();
+        let (latitude, longitude) = point(i);
+        let (centre_lat, centre_lon, _, _) =
+            grid_centre(&pool, latitude, longitude, 1000.0).await?;
+        for (format, lat, lon, notes, site) in formats.of(occurrence) {
+            if i < spellings.len() {
+                assert!(
+                    (lat - centre_lat).abs() < 1e-6 && (lon - centre_lon).abs() < 1e-6,
+                    "{format}: {name:?} at ({lat}, {lon}), not at its square's centre ({centre_lat}, {centre_lon})"
+                );
+                assert_eq!(
+                    (notes.as_str(), site.as_str()),
+                    ("", ""),
+                    "{format}: {name:?}"
+                );
+            } else {
+                assert!(
+                    (lat - latitude).abs() < 1e-6 && (lon - longitude).abs() < 1e-6,
+                    "{format}: {name:?} moved"
+                );
+                assert_eq!(notes, format!("gîte n°{i} derrière le volet"), "{format}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True if a spreadsheet would evaluate `cell` (OWASP "CSV Injection") and
+/// it is not a plain number.
+fn evaluated_by_a_spreadsheet(cell: &str) -> bool {
+    cell.trim_start_matches(' ')
+        .starts_with(['=', '+', '-', '@', '\t', '\r'])
+        && cell.parse::<f64>().is_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cells_a_spreadsheet_would_evaluate_are_neutralised_in_every_csv_and_archive_file(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let territory = phones::territory(&pool, "Port de Nantes").await?;
+    let t = territory.id;
+    let coordinator =
+        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
+    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    let hyperlink = "=HYPERLINK(\"http://x\",\"y\")";
+    let command = "+cmd|' /C calc'!A0";
+    let sum = "@SUM(1)";
+    let arithmetic = "-2+3";
+    let photo = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    sqlx::query(
+        "INSERT INTO photos (sha256, territory_id, uploaded_by, size, width, height, content_type, data, thumbnail) \
+         VALUES ($1, $2, $3, 4, 1, 1, 'image/jpeg', '\\xffd8ffd9', '\\xffd8ffd9')",
+    )
+    .bind(&photo)
+    .bind(t)
+    .bind(camille.account_id)
+    .execute(&pool)
+    .await?;
+    // West of Greenwich: a negative longitude is a number, left as one.
+    let (id, json) = sighting(
+        camille.account_id,
+        "Ardea cinerea",
+        2506,
+        47.2100,
+        -1.5500,
+        json!({
+            "notes": hyperlink, "site": command, "vernacularName": sum,
+            "recordedBy": arithmetic, "photos": [photo],
+        }),
+    );
+    let (report, mut report_json) = degradation(camille.account_id, "other", 47.2110, -1.5510);
+    report_json["categoryDetail"] = json!(sum);
+    report_json["description"] = json!(hyperlink);
+    report_json["site"] = json!(command);
+    let _phone = record_on_a_phone(
+        &server,
+        &pool,
+        &camille,
+        &[(id, json.clone())],
+        &[(report, report_json)],
+    )
+    .await?;
+    let work = tempfile::tempdir()?;
+    let formats = SightingFormats::download(&server, t, &coordinator.token, work.path()).await?;
+    let degradation_file = work.path().join("degradation-reports.csv");
+    let (status, _) = download(
+        &server,
+        &format!("/api/territories/{t}/exports/degradation-reports.csv"),
+        &coordinator.token,
+        &degradation_file,
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let archive = work.path().join("darwin-core-archive");
+    let mut tables: Vec<Table> = formats
+        .tables
+        .into_iter()
+        .map(|(table, _, _)| table)
+        .collect();
+    tables.push(Table::from_archive(&archive, "multimedia.txt")?);
+    tables.push(Table::csv(
+        "degradation-reports.csv",
+        &degradation_file,
+        b',',
+    )?);
+
+    let occurrence = json["occurrenceID"].as_str().expect("occurrenceID");
+    let report = report.to_string();
+    let quoted = |text: &str| format!("'{text}");
+    for (table, key_column, key, column, expected) in [
+        (
+            "occurrence.txt",
+            "occurrenceID",
+            occurrence,
+            "occurrenceRemarks",
+            quoted(hyperlink),
+        ),
+        (
+            "occurrence.txt",
+            "occurrenceID",
+            occurrence,
+            "locality",
+            quoted(command),
+        ),
+        (
+            "occurrence.txt",
+            "occurrenceID",
+            occurrence,
+            "vernacularName",
+            quoted(sum),
+        ),
+        (
+            "occurrence.txt",
+            "occurrenceID",
+            occurrence,
+            "recordedBy",
+            quoted(arithmetic),
+        ),
+        (
+            "occurrence.txt",
+            "occurrenceID",
+            occurrence,
+            "decimalLongitude",
+            "-1.550000".into(),
+        ),
+        (
+            "multimedia.txt",
+            "occurrenceID",
+            occurrence,
+            "rightsHolder",
+            quoted(arithmetic),
+        ),
+        (
+            "sightings.csv",
+            "occurrenceID",
+            occurrence,
+            "notes",
+            quoted(hyperlink),
+        ),
+        (
+            "sightings.csv",
+            "occurrenceID",
+            occurrence,
+            "site",
+            quoted(command),
+        ),
+        (
+            "sightings.csv",
+            "occurrenceID",
+            occurrence,
+            "vernacularName",
+            quoted(sum),
+        ),
+        (
+            "sightings.csv",
+            "occurrenceID",
+            occurrence,
+            "recordedBy",
+            quoted(arithmetic),
+        ),
+        (
+            "sightings.csv",
+            "occurrenceID",
+            occurrence,
+            "decimalLongitude",
+            "-1.550000".into(),
+        ),
+        (
+            "sinp.csv",
+            "idOrigine",
+            occurrence,
+            "commentaire",
+            quoted(hyperlink),
+        ),
+        (
+            "sinp.csv",
+            "idOrigine",
+            occurrence,
+            "nomVernaculaire",
+            quoted(sum),
+        ),
+        (
+            "sinp.csv",
+            "idOrigine",
+            occurrence,
+            "observateur",
+            quoted(arithmetic),
+        ),
+        (
+            "sinp.csv",
+            "idOrigine",
+            occurrence,
+            "longitudeWGS84",
+            "-1.550000".into(),
+        ),
+        (
+            "degradation-reports.csv",
+            "id",
+            &report,
+            "description",
+            quoted(hyperlink),
+        ),
+        (
+            "degradation-reports.csv",
+            "id",
+            &report,
+            "site",
+            quoted(command),
+        ),
+        (
+            "degradation-reports.csv",
+            "id",
+            &report,
+            "categoryDetail",
+            quoted(sum),
+        ),
+        (
+            "degradation-reports.csv",
+            "id",
+            &report,
+            "decimalLongitude",
+            "-1.551000".into(),
+        ),
+    ] {
+        let table = tables
+            .iter()
+            .find(|candidate| candidate.name == table)
+            .expect("table");
+        assert_eq!(
+            table.cell(key_column, key, column),
+            expected,
+            "{table}: {column}",
+            table = table.name
+        );
+    }
+    // And no other cell of any file either.
+    for table in &tables {
+        assert!(!table.rows.is_empty(), "{} is empty", table.name);
+        for row in &table.rows {
+            for cell in row {
+                assert!(
+                    !evaluated_by_a_spreadsheet(cell),
+                    "{}: a spreadsheet would evaluate {cell:?}",
+                    table.name
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -18,6 +18,7 @@ use crate::markup::escape;
 
 use super::{
     rows,
+    sensitive::SensitiveTaxa,
     settings::{licence_url, ExportSettings},
     tsv_value, validation_label, ExportError, SightingScope,
 };
@@ -133,6 +134,7 @@ pub async fn write<W: AsyncWrite + Unpin>(
         .as_deref()
         .unwrap_or(publisher.territory_name);
     let mut coverage = Coverage::default();
+    let taxa = SensitiveTaxa::load(&mut *conn, scope.territory).await?;
 
     let mut entry = zip
         .write_entry_stream(ZipEntryBuilder::new(
@@ -142,9 +144,10 @@ pub async fn write<W: AsyncWrite + Unpin>(
         .await?;
     entry.write_all(&header(&CORE)).await?;
     {
-        let mut sightings = rows::sightings(&mut *conn, scope);
+        let mut sightings = rows::sightings(&mut *conn, scope, &taxa);
         while let Some(row) = sightings.try_next().await? {
-            coverage.add(row.latitude, row.longitude, row.event_date);
+            let location = &row.location;
+            coverage.add(location.latitude, location.longitude, row.event_date);
             let opt = |value: Option<String>| value.unwrap_or_default();
             entry
                 .write_all(&tsv_line(&[
@@ -158,19 +161,19 @@ pub async fn write<W: AsyncWrite + Unpin>(
                     opt(row.vernacular_name.clone()),
                     opt(row.individual_count.map(|n| n.to_string())),
                     row.recorded_by.clone(),
-                    format!("{:.6}", row.latitude),
-                    format!("{:.6}", row.longitude),
+                    format!("{:.6}", location.latitude),
+                    format!("{:.6}", location.longitude),
                     "EPSG:4326".to_string(),
-                    opt(row.uncertainty_m.map(|m| m.to_string())),
-                    opt(row.site.clone()),
-                    opt(row.notes.clone()),
+                    opt(location.uncertainty_m.map(|m| m.to_string())),
+                    opt(location.site.clone()),
+                    opt(location.notes.clone()),
                     format!(
                         "{} - {}",
                         row.validation_status,
                         validation_label(row.validation_status)
                     ),
-                    row.data_generalizations(),
-                    row.information_withheld(),
+                    location.data_generalizations(),
+                    location.information_withheld(),
                     licence.to_string(),
                     rights_holder.to_string(),
                     row.modified_at

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::{
     rows::{self, DegradationRow, SightingRow},
-    validation_label, ExportError, SightingScope,
+    sensitive::SensitiveTaxa,
+    spreadsheet_safe, validation_label, ExportError, SightingScope,
 };
 
 /// CSV records encoded one at a time, so that a row goes out as soon as it
@@ -23,13 +24,18 @@ impl CsvRows {
         CsvRows(builder)
     }
 
+    /// One record, each cell made [`spreadsheet_safe`].
     fn record<I, T>(&mut self, fields: I) -> Result<Vec<u8>, ExportError>
     where
         I: IntoIterator<Item = T>,
-        T: AsRef<[u8]>,
+        T: AsRef<str>,
     {
         let mut writer = self.0.from_writer(Vec::new());
-        writer.write_record(fields)?;
+        writer.write_record(
+            fields
+                .into_iter()
+                .map(|field| spreadsheet_safe(field.as_ref()).into_owned()),
+        )?;
         Ok(writer.into_inner().map_err(|error| error.into_error())?)
     }
 }
@@ -50,14 +56,14 @@ fn sighting_properties(row: &SightingRow) -> Value {
         "occurrenceStatus": row.occurrence_status,
         "basisOfRecord": row.basis_of_record,
         "recordedBy": row.recorded_by,
-        "site": row.site,
-        "notes": row.notes,
+        "site": row.location.site,
+        "notes": row.location.notes,
         "photoCount": row.photo_count,
         "validationStatus": row.validation_status,
         "validationLabel": validation_label(row.validation_status),
-        "coordinateUncertaintyInMeters": row.uncertainty_m,
-        "dataGeneralizations": row.data_generalizations(),
-        "informationWithheld": row.information_withheld(),
+        "coordinateUncertaintyInMeters": row.location.uncertainty_m,
+        "dataGeneralizations": row.location.data_generalizations(),
+        "informationWithheld": row.location.information_withheld(),
         "modified": row.modified_at,
     })
 }
@@ -111,9 +117,16 @@ pub async fn sightings_geojson<W: AsyncWrite + Unpin>(
     scope: &SightingScope,
     out: &mut W,
 ) -> Result<(), ExportError> {
-    let features = rows::sightings(conn, scope)
+    let taxa = SensitiveTaxa::load(conn, scope.territory).await?;
+    let features = rows::sightings(conn, scope, &taxa)
         .map_err(ExportError::from)
-        .map_ok(|row| feature(row.longitude, row.latitude, sighting_properties(&row)));
+        .map_ok(|row| {
+            feature(
+                row.location.longitude,
+                row.location.latitude,
+                sighting_properties(&row),
+            )
+        });
     write_features(out, features).await
 }
 
@@ -159,7 +172,8 @@ pub async fn sightings_csv<W: AsyncWrite + Unpin>(
 ) -> Result<(), ExportError> {
     let mut csv = CsvRows::new(b',');
     out.write_all(&csv.record(SIGHTING_COLUMNS)?).await?;
-    let mut rows = rows::sightings(conn, scope);
+    let taxa = SensitiveTaxa::load(conn, scope.territory).await?;
+    let mut rows = rows::sightings(conn, scope, &taxa);
     while let Some(row) = rows.try_next().await? {
         let line = csv.record([
             row.id.to_string(),
@@ -172,16 +186,16 @@ pub async fn sightings_csv<W: AsyncWrite + Unpin>(
             row.occurrence_status.clone(),
             row.basis_of_record.clone(),
             row.recorded_by.clone(),
-            opt(&row.site),
-            opt(&row.notes),
+            opt(&row.location.site),
+            opt(&row.location.notes),
             row.photo_count.to_string(),
             row.validation_status.to_string(),
             validation_label(row.validation_status).to_string(),
-            format!("{:.6}", row.latitude),
-            format!("{:.6}", row.longitude),
-            opt(&row.uncertainty_m),
-            row.data_generalizations(),
-            row.information_withheld(),
+            format!("{:.6}", row.location.latitude),
+            format!("{:.6}", row.location.longitude),
+            opt(&row.location.uncertainty_m),
+            row.location.data_generalizations(),
+            row.location.information_withheld(),
             row.modified_at.to_rfc3339(),
         ])?;
         out.write_all(&line).await?;
@@ -266,7 +280,8 @@ pub async fn sinp_csv<W: AsyncWrite + Unpin>(
 ) -> Result<(), ExportError> {
     let mut csv = CsvRows::new(b';');
     out.write_all(&csv.record(SINP_COLUMNS)?).await?;
-    let mut rows = rows::sightings(conn, scope);
+    let taxa = SensitiveTaxa::load(conn, scope.territory).await?;
+    let mut rows = rows::sightings(conn, scope, &taxa);
     while let Some(row) = rows.try_next().await? {
         let date = row
             .event_date
@@ -289,17 +304,17 @@ pub async fn sinp_csv<W: AsyncWrite + Unpin>(
             .to_string(),
             row.validation_status.to_string(),
             validation_label(row.validation_status).to_string(),
-            format!("{:.6}", row.longitude),
-            format!("{:.6}", row.latitude),
-            format!("{:.0}", row.x_l93),
-            format!("{:.0}", row.y_l93),
-            opt(&row.uncertainty_m),
-            if row.sensitive {
-                format!("OUI (maille {} m)", row.grid_m)
+            format!("{:.6}", row.location.longitude),
+            format!("{:.6}", row.location.latitude),
+            format!("{:.0}", row.location.x_l93),
+            format!("{:.0}", row.location.y_l93),
+            opt(&row.location.uncertainty_m),
+            if row.location.generalised {
+                format!("OUI (maille {} m)", row.location.grid_m)
             } else {
                 "NON".to_string()
             },
-            opt(&row.notes),
+            opt(&row.location.notes),
         ])?;
         out.write_all(&line).await?;
     }

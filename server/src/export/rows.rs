@@ -2,12 +2,17 @@
 //! in memory at a time) inside one read-only snapshot, so that an archive's
 //! files agree with each other whatever phones sync meanwhile.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
-use futures::stream::BoxStream;
+use futures::{stream::BoxStream, StreamExt, TryStreamExt};
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::SightingScope;
+use super::{
+    sensitive::{location_columns, location_joins, Audience, Location, SensitiveTaxa, Subject},
+    SightingScope,
+};
 
 /// Opens the snapshot an export reads.
 pub async fn snapshot(pool: &sqlx::PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
@@ -18,11 +23,13 @@ pub async fn snapshot(pool: &sqlx::PgPool) -> sqlx::Result<Transaction<'static, 
     Ok(tx)
 }
 
-/// A sighting as exported: coordinates already generalised when its taxon
-/// is sensitive (then `site` and `notes` are withheld too).
+/// A sighting as exported: its location already generalised when its taxon
+/// is sensitive (`location.generalised`; site and notes withheld too).
 #[derive(Debug, sqlx::FromRow)]
 pub struct SightingRow {
     pub id: Uuid,
+    pub territory_id: Uuid,
+    pub author_id: Uuid,
     pub occurrence_id: String,
     pub scientific_name: String,
     pub taxon_id: Option<i64>,
@@ -32,43 +39,11 @@ pub struct SightingRow {
     pub occurrence_status: String,
     pub basis_of_record: String,
     pub recorded_by: String,
-    pub site: Option<String>,
-    pub notes: Option<String>,
     pub photo_count: i32,
     pub validation_status: i16,
     pub modified_at: DateTime<Utc>,
-    pub sensitive: bool,
-    /// The territory's grid for sensitive taxa, in metres.
-    pub grid_m: i32,
-    pub latitude: f64,
-    pub longitude: f64,
-    /// Lambert-93 (EPSG:2154), metres.
-    pub x_l93: f64,
-    pub y_l93: f64,
-    pub uncertainty_m: Option<f64>,
-}
-
-impl SightingRow {
-    /// Darwin Core `dataGeneralizations`: empty unless generalised.
-    pub fn data_generalizations(&self) -> String {
-        if self.sensitive {
-            format!(
-                "Coordinates generalised to the centre of a {} m square of the Lambert-93 (EPSG:2154) grid: sensitive species",
-                self.grid_m
-            )
-        } else {
-            String::new()
-        }
-    }
-
-    /// Darwin Core `informationWithheld`: empty unless generalised.
-    pub fn information_withheld(&self) -> String {
-        if self.sensitive {
-            "Exact coordinates, site and notes withheld (sensitive species); available from the territory's coordinators on request".to_string()
-        } else {
-            String::new()
-        }
-    }
+    #[sqlx(flatten)]
+    pub location: Location,
 }
 
 /// The sightings filter shared by the core rows and their photos (a macro:
@@ -79,42 +54,43 @@ macro_rules! sightings_in_scope {
     };
 }
 
-/// The exported sightings of `scope`, in the review's order.
+/// The query of [`sightings`], built once.
+static SIGHTINGS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT s.id, s.territory_id, s.author_id, s.occurrence_id, s.scientific_name, s.taxon_id, \
+                s.vernacular_name, s.event_date, s.individual_count, s.occurrence_status, \
+                s.basis_of_record, s.recorded_by, cardinality(s.photos) AS photo_count, \
+                s.validation_status, s.modified_at, {columns} \
+         FROM sightings s {joins} {scope} ORDER BY s.review_seq",
+        columns = location_columns("s"),
+        joins = location_joins("s"),
+        scope = sightings_in_scope!(),
+    )
+});
+
+/// The exported sightings of `scope`, in the review's order, each shown as
+/// a publication (sensitive taxa of `taxa`, the territory's list,
+/// generalised).
 pub fn sightings<'c>(
     conn: &'c mut PgConnection,
     scope: &'c SightingScope,
+    taxa: &'c SensitiveTaxa,
 ) -> BoxStream<'c, sqlx::Result<SightingRow>> {
-    let sql = concat!(
-        "SELECT s.id, s.occurrence_id, s.scientific_name, s.taxon_id, s.vernacular_name, s.event_date, \
-                s.individual_count, s.occurrence_status, s.basis_of_record, s.recorded_by, \
-                CASE WHEN z.sensitive THEN NULL ELSE s.site END AS site, \
-                CASE WHEN z.sensitive THEN NULL ELSE s.notes END AS notes, \
-                cardinality(s.photos) AS photo_count, s.validation_status, s.modified_at, \
-                z.sensitive, t.sensitive_grid_m AS grid_m, \
-                ST_Y(w.point) AS latitude, ST_X(w.point) AS longitude, \
-                ST_X(g.point) AS x_l93, ST_Y(g.point) AS y_l93, \
-                CASE WHEN z.sensitive THEN ceil(t.sensitive_grid_m * sqrt(2) / 2) \
-                     ELSE s.coordinate_uncertainty_m END AS uncertainty_m \
-         FROM sightings s \
-         JOIN territories t ON t.id = s.territory_id \
-         CROSS JOIN LATERAL (SELECT EXISTS (SELECT FROM sensitive_taxa st \
-             WHERE st.territory_id = s.territory_id \
-               AND (st.taxon_id = s.taxon_id OR lower(st.scientific_name) = lower(s.scientific_name))) \
-             AS sensitive) z \
-         CROSS JOIN LATERAL (SELECT ST_Transform(s.geom, 2154) AS point) e \
-         CROSS JOIN LATERAL (SELECT CASE WHEN z.sensitive THEN ST_SetSRID(ST_MakePoint( \
-               floor(ST_X(e.point) / t.sensitive_grid_m) * t.sensitive_grid_m + t.sensitive_grid_m / 2.0, \
-               floor(ST_Y(e.point) / t.sensitive_grid_m) * t.sensitive_grid_m + t.sensitive_grid_m / 2.0), 2154) \
-             ELSE e.point END AS point) g \
-         CROSS JOIN LATERAL (SELECT CASE WHEN z.sensitive THEN ST_Transform(g.point, 4326) \
-             ELSE s.geom END AS point) w",
-        sightings_in_scope!(),
-        "ORDER BY s.review_seq"
-    );
-    sqlx::query_as::<_, SightingRow>(sql)
+    sqlx::query_as::<_, SightingRow>(SIGHTINGS_SQL.as_str())
         .bind(scope.territory)
         .bind(scope.statuses.clone())
         .fetch(conn)
+        .map_ok(move |mut row| {
+            let subject = Subject {
+                territory: row.territory_id,
+                author: row.author_id,
+                taxon_id: row.taxon_id,
+                scientific_name: &row.scientific_name,
+            };
+            row.location.show_to(Audience::Publication, &subject, taxa);
+            row
+        })
+        .boxed()
 }
 
 /// One photo of an exported sighting, held by the server.

@@ -8,6 +8,8 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::sensitive::normalise_scientific_name;
+
 /// The licences GBIF publishes occurrence data under.
 pub const LICENCES: [&str; 3] = ["CC0-1.0", "CC-BY-4.0", "CC-BY-NC-4.0"];
 /// Grid squares a sensitive sighting may be generalised to, in metres.
@@ -31,7 +33,9 @@ pub struct SensitiveTaxon {
     /// TAXREF `CD_NOM`; sightings with this id are generalised.
     #[serde(default)]
     pub taxon_id: Option<i64>,
-    /// Sightings with this name (any case) are generalised too, id or not.
+    /// Sightings with this name are generalised too, id or not: compared
+    /// normalised (case, whitespace and authorship do not count, see
+    /// `sensitive::normalise_scientific_name`); a genus covers its species.
     pub scientific_name: String,
 }
 
@@ -110,7 +114,8 @@ impl ExportSettings {
         let mut seen = HashSet::new();
         for (i, taxon) in self.sensitive_taxa.iter().enumerate() {
             let name = taxon.scientific_name.trim();
-            if name.is_empty() || name.chars().count() > MAX_TEXT {
+            // Invisible characters alone are no name: nothing would match it.
+            if normalise_scientific_name(name).is_empty() || name.chars().count() > MAX_TEXT {
                 return Err(invalid(
                     format!("sensitiveTaxa[{i}].scientificName"),
                     format!("must be 1 to {MAX_TEXT} characters"),
@@ -125,7 +130,7 @@ impl ExportSettings {
             let key = taxon
                 .taxon_id
                 .map(|id| id.to_string())
-                .unwrap_or_else(|| name.to_lowercase());
+                .unwrap_or_else(|| normalise_scientific_name(name));
             if !seen.insert(key) {
                 return Err(invalid(format!("sensitiveTaxa[{i}]"), "is listed twice"));
             }

@@ -13,14 +13,19 @@ use axum::{
     http::Method,
     Json,
 };
+use std::collections::{hash_map::Entry, HashMap};
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{error::UNAUTHENTICATED, extractor::AuthUser, ApiError, AppState, Routes};
-use crate::auth::Role;
+use crate::{
+    auth::Role,
+    export::sensitive::{self, Audience, Location, SensitiveTaxa, Subject},
+};
 
 /// Roles that read everything in their territory, drafts included.
 const REVIEWERS: &[Role] = &[Role::Coordinator, Role::RegieAuditor];
@@ -136,6 +141,11 @@ struct Sighting {
     site: Option<String>,
     #[schema(required = true)]
     notes: Option<String>,
+    /// Empty, unless the position was generalised (sensitive species):
+    /// then how.
+    data_generalizations: String,
+    /// Empty, unless something was withheld (sensitive species): then what.
+    information_withheld: String,
     /// SHA-256 of each photo (`GET /api/photos/{sha256}`).
     photos: Vec<String>,
     author_id: Uuid,
@@ -360,7 +370,11 @@ async fn list(
 /// Lists materialised sightings
 ///
 /// Rows of the caller's territories (admins: all), oldest first, each with
-/// its `warnings`.
+/// its `warnings`. A sighting of a taxon on its territory's sensitive list
+/// is shown exactly only to the territory's coordinators and régie
+/// auditors, admins and its own observer; anyone else gets it as exports
+/// do: at the centre of its grid square, without site, notes, or the
+/// concurrent values and warnings of these (`dataGeneralizations` says so).
 #[utoipa::path(
     get,
     path = "/api/sightings",
@@ -380,28 +394,126 @@ async fn sightings(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let query = ListQuery::from(query, &user)?;
-    list(
-        &state,
-        &user,
-        &format!(
-            "SELECT jsonb_build_object(\
+    let sql = format!(
+        "SELECT jsonb_build_object(\
            'id', t.id, 'territoryId', t.territory_id, 'documentId', t.doc_id, \
            'occurrenceID', t.occurrence_id, 'scientificName', t.scientific_name, \
            'taxonID', t.taxon_id, 'vernacularName', t.vernacular_name, 'eventDate', t.event_date, \
-           'decimalLatitude', ST_Y(t.geom), 'decimalLongitude', ST_X(t.geom), \
-           'coordinateUncertaintyInMeters', t.coordinate_uncertainty_m, \
            'individualCount', t.individual_count, 'occurrenceStatus', t.occurrence_status, \
-           'basisOfRecord', t.basis_of_record, 'recordedBy', t.recorded_by, 'site', t.site, \
-           'notes', t.notes, 'photos', t.photos, 'authorId', t.author_id, 'deviceId', t.device_id, \
+           'basisOfRecord', t.basis_of_record, 'recordedBy', t.recorded_by, \
+           'photos', t.photos, 'authorId', t.author_id, 'deviceId', t.device_id, \
            'createdAt', t.created_at, 'modifiedAt', t.modified_at, \
            'hasConflicts', t.has_conflicts, 'conflicts', t.conflicts, \
-           'warnings', {warnings}) AS row \
-         FROM sightings t",
-            warnings = point_warnings("event_date", "eventDate")
-        ),
-        &query,
-    )
-    .await
+           'warnings', {warnings}) AS row, \
+           t.territory_id, t.author_id, t.taxon_id, t.scientific_name, {location} \
+         FROM sightings t {joins} \
+         WHERE ($1::uuid IS NULL OR t.territory_id = $1) \
+           AND ($2::boolean IS NULL OR t.has_conflicts = $2) \
+           AND ($5::uuid[] IS NULL OR t.territory_id = ANY($5)) \
+         ORDER BY t.created_at, t.id LIMIT $3 OFFSET $4",
+        warnings = point_warnings("event_date", "eventDate"),
+        location = sensitive::location_columns("t"),
+        joins = sensitive::location_joins("t"),
+    );
+    let rows: Vec<SightingListRow> = sqlx::query_as(&sql)
+        .bind(query.territory)
+        .bind(query.conflicts)
+        .bind(query.limit.unwrap_or(DEFAULT_LIMIT))
+        .bind(query.offset.unwrap_or(0))
+        .bind(user.readable_territories())
+        .fetch_all(&state.pool)
+        .await?;
+    // Each territory's list is read once, on its first row.
+    let mut lists: HashMap<Uuid, SensitiveTaxa> = HashMap::new();
+    let mut conn = state.pool.acquire().await?;
+    let mut shown = Vec::with_capacity(rows.len());
+    for row in rows {
+        let taxa = match lists.entry(row.territory_id) {
+            Entry::Occupied(list) => list.into_mut(),
+            Entry::Vacant(slot) => {
+                slot.insert(SensitiveTaxa::load(&mut conn, row.territory_id).await?)
+            }
+        };
+        shown.push(row.shown_to(&user, taxa));
+    }
+    Ok(Json(Value::Array(shown)))
+}
+
+/// Fields of a sighting that a generalisation withholds or replaces: the
+/// concurrent values of these are withheld too.
+const LOCATED_FIELDS: [&str; 5] = [
+    "decimalLatitude",
+    "decimalLongitude",
+    "coordinateUncertaintyInMeters",
+    "site",
+    "notes",
+];
+
+/// A row of `GET /api/sightings` before it is shown: its JSON without its
+/// location, and what deciding who sees the location needs.
+#[derive(sqlx::FromRow)]
+struct SightingListRow {
+    row: Value,
+    territory_id: Uuid,
+    author_id: Uuid,
+    taxon_id: Option<i64>,
+    scientific_name: String,
+    #[sqlx(flatten)]
+    location: Location,
+}
+
+impl SightingListRow {
+    /// The row as `user` may see it: a sensitive sighting generalised
+    /// (`sensitive::Location::show_to`) unless they may see it exactly, and
+    /// then neither the concurrent values of its location, site and notes
+    /// nor a warning measuring its exact point go out either.
+    fn shown_to(mut self, user: &AuthUser, taxa: &SensitiveTaxa) -> Value {
+        let subject = Subject {
+            territory: self.territory_id,
+            author: self.author_id,
+            taxon_id: self.taxon_id,
+            scientific_name: &self.scientific_name,
+        };
+        self.location
+            .show_to(Audience::Reader(&user.0), &subject, taxa);
+        let location = &self.location;
+        let mut row = self.row;
+        let Value::Object(fields) = &mut row else {
+            return row;
+        };
+        if location.generalised {
+            for (key, located) in [("conflicts", "field"), ("warnings", "field")] {
+                if let Some(Value::Array(items)) = fields.get_mut(key) {
+                    items.retain(|item| {
+                        !item[located]
+                            .as_str()
+                            .is_some_and(|field| LOCATED_FIELDS.contains(&field))
+                    });
+                }
+            }
+        }
+        for (key, value) in [
+            ("decimalLatitude", json!(location.latitude)),
+            ("decimalLongitude", json!(location.longitude)),
+            (
+                "coordinateUncertaintyInMeters",
+                json!(location.uncertainty_m),
+            ),
+            ("site", json!(location.site)),
+            ("notes", json!(location.notes)),
+            (
+                "dataGeneralizations",
+                json!(location.data_generalizations()),
+            ),
+            (
+                "informationWithheld",
+                json!(location.information_withheld()),
+            ),
+        ] {
+            fields.insert(key.to_string(), value);
+        }
+        row
+    }
 }
 
 /// Lists degradation reports with their follow-up

@@ -22,7 +22,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{canonical_json, euros, hours, sha256_hex};
-use crate::markup::escape;
+use crate::{export::spreadsheet_safe, markup::escape};
 
 /// The longest period one report covers.
 pub const MAX_PERIOD_DAYS: i64 = 366 * 5;
@@ -386,7 +386,9 @@ pub fn csv(report: &IssuedReport) -> Vec<u8> {
     // Writing to a Vec cannot fail.
     out.write_record(header).ok();
     for row in rows {
-        out.write_record(&row).ok();
+        // Names, sites and reasons are volunteers' and coordinators' text.
+        out.write_record(row.iter().map(|cell| spreadsheet_safe(cell).into_owned()))
+            .ok();
     }
     out.into_inner().unwrap_or_default()
 }
@@ -515,4 +517,44 @@ pub fn html(report: &IssuedReport) -> String {
         ),
         sha = escape(&report.sha256),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_csv_neutralises_names_and_reasons_a_spreadsheet_would_evaluate() {
+        let report = IssuedReport {
+            sha256: "ab".repeat(32),
+            content: json!({
+                "byVolunteer": [{"volunteerId": "v1", "volunteer": "=HYPERLINK(\"http://x\",\"y\")",
+                                 "entries": 1, "minutes": 90, "hours": "1.50", "euros": "-3.5"}],
+                "bySite": [{"site": "@SUM(1)", "entries": 1, "minutes": 90}],
+                "returned": {"entries": [{"entryId": "e1", "volunteer": "+cmd|' /C calc'!A0",
+                                          "minutes": 30, "workDate": "2026-05-01", "reason": "-2+3"}]},
+            }),
+        };
+        let text = String::from_utf8(csv(&report)).expect("UTF-8");
+        let mut reader = ::csv::Reader::from_reader(text.as_bytes());
+        let cells: Vec<String> = reader
+            .records()
+            .flat_map(|record| {
+                record
+                    .expect("a record")
+                    .iter()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for cell in [
+            "'=HYPERLINK(\"http://x\",\"y\")",
+            "'@SUM(1)",
+            "'+cmd|' /C calc'!A0",
+            "'-2+3",
+            "-3.5",
+        ] {
+            assert!(cells.iter().any(|c| c == cell), "{cell:?} not in {text}");
+        }
+    }
 }
