@@ -460,7 +460,7 @@ async fn upload(
 }
 
 /// A photo whose bytes were checked, with the thumbnail made from them.
-struct Verified {
+pub struct Verified {
     data: Vec<u8>,
     content_type: &'static str,
     width: u32,
@@ -473,7 +473,10 @@ struct Verified {
 const MAX_DECODED_EDGE: u32 = 20_000;
 const MAX_DECODE_ALLOC: u64 = 1 << 30;
 
-fn verify(sha256: &str, data: Vec<u8>) -> Result<Verified, ApiError> {
+/// Checks that `data` hashes to `sha256` and decodes as a JPEG or PNG photo,
+/// and makes its thumbnail. Public for the fuzz targets (tests/fuzz), which
+/// give it arbitrary bytes.
+pub fn verify(sha256: &str, data: Vec<u8>) -> Result<Verified, ApiError> {
     let actual: String = Sha256::digest(&data)
         .iter()
         .map(|byte| format!("{byte:02x}"))

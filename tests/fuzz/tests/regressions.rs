@@ -1,0 +1,67 @@
+//! Inputs the fuzz targets once failed on, each run again through its
+//! target (and, where it helps to read, rebuilt by hand).
+
+use automerge::{transaction::Transactable, Automerge, ReadDoc, ScalarValue, ROOT};
+use fieldnotes_fuzz::{targets, BoundaryDatabase};
+use serde_json::json;
+use server::auth::AuthError;
+use sync::read_notebook;
+
+/// Found by `notebook`: a counter at i64::MAX, incremented by another change,
+/// panicked inside automerge's map iteration ("attempt to add with
+/// overflow") while the notebook was read, in debug builds.
+#[test]
+fn a_counter_incremented_past_its_maximum_reads_without_a_panic() {
+    let mut doc = Automerge::new();
+    let mut tx = doc.transaction();
+    let sightings = tx
+        .put_object(ROOT, "sightings", automerge::ObjType::Map)
+        .unwrap();
+    tx.put(&sightings, "count", ScalarValue::counter(i64::MAX))
+        .unwrap();
+    tx.commit();
+    let mut tx = doc.transaction();
+    tx.increment(&sightings, "count", 1).unwrap();
+    tx.commit();
+
+    let read = read_notebook(&doc);
+    assert_eq!(read.records.len(), 1);
+    assert!(
+        read.records[0].parsed.is_err(),
+        "the counter is reported as a broken record"
+    );
+    assert!(doc.get(&sightings, "count").unwrap().is_some());
+}
+
+/// The same, as the fuzzer's input (an arbitrary edit sequence).
+#[test]
+fn the_notebook_input_with_an_overflowing_counter() {
+    targets::notebook(include_bytes!("findings/notebook-counter-overflow"));
+}
+
+/// Found by `boundary`: an empty MultiPolygon is valid to PostGIS but has no
+/// extent, and its NULL bounds failed to decode: `POST /api/territories`
+/// answered 500. It is an invalid `boundary` now.
+#[test]
+fn an_empty_boundary_is_refused_naming_the_field() {
+    let database = BoundaryDatabase::create().expect("a database");
+    database.execute(include_bytes!("findings/boundary-empty-multipolygon"));
+    for empty in [
+        json!({ "type": "MultiPolygon", "coordinates": [] }),
+        json!({ "type": "Polygon", "coordinates": [] }),
+    ] {
+        let refused = database.block_on(server::auth::admin::create_described_territory(
+            database.pool(),
+            "Empty",
+            None,
+            Some(&empty),
+        ));
+        match refused {
+            Err(AuthError::Invalid { field, message }) => {
+                assert_eq!(field, "boundary");
+                assert!(message.contains("empty"), "{message}");
+            }
+            other => panic!("{empty} was answered with {other:?}"),
+        }
+    }
+}
