@@ -65,3 +65,34 @@ fn an_empty_boundary_is_refused_naming_the_field() {
         }
     }
 }
+
+/// Found by `boundary`: a polygon whose positions carry an altitude passed
+/// the checks, then the 2D column refused it ("Geometry has Z dimension but
+/// column does not"): `POST /api/territories` answered 500. Altitudes are
+/// dropped now, and the boundary is stored in 2D.
+#[test]
+fn a_boundary_with_altitudes_is_stored_flat() {
+    let database = BoundaryDatabase::create().expect("a database");
+    database.execute(include_bytes!("findings/boundary-with-altitudes"));
+    let with_altitudes = json!({
+        "type": "Polygon",
+        "coordinates": [[[4.83, 45.77, 170.0], [4.84, 45.77, 171.0], [4.84, 45.78, 172.0],
+                         [4.83, 45.78, 173.0], [4.83, 45.77, 170.0]]],
+    });
+    let territory = database
+        .block_on(server::auth::admin::create_described_territory(
+            database.pool(),
+            "Hillside",
+            None,
+            Some(&with_altitudes),
+        ))
+        .expect("a boundary with altitudes is accepted");
+    let dimensions: i32 = database
+        .block_on(
+            sqlx::query_scalar("SELECT ST_NDims(boundary)::int FROM territories WHERE id = $1")
+                .bind(territory)
+                .fetch_one(database.pool()),
+        )
+        .expect("the stored boundary");
+    assert_eq!(dimensions, 2);
+}
