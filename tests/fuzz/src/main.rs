@@ -105,7 +105,8 @@ fn main() -> anyhow::Result<()> {
             match target.kind {
                 Kind::Bytes(execute) => afl::fuzz!(|data: &[u8]| execute(data)),
                 Kind::Database => {
-                    let database = BoundaryDatabase::create()?;
+                    // A panic ends the process under AFL++: no state outlives it.
+                    let database = std::panic::AssertUnwindSafe(BoundaryDatabase::create()?);
                     afl::fuzz!(|data: &[u8]| database.execute(data));
                 }
             }

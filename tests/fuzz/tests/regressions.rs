@@ -96,3 +96,31 @@ fn a_boundary_with_altitudes_is_stored_flat() {
         .expect("the stored boundary");
     assert_eq!(dimensions, 2);
 }
+
+/// Found by `chunks` under AFL++: two chunks on which automerge 0.12 itself
+/// panics while `sync::wire::chunk_changes` reads them — a document chunk
+/// (hexane's RLE decoder, `Option::unwrap` on `None`, in
+/// `BundleStorage::verify` under `Automerge::load`) and a change chunk
+/// (`TryFromIntError` unwrapped in `Change::new_from_unverified`). The judge
+/// reads chunks inside its `catch_unwind`, so a peer sending them gets a
+/// refusal, which this test holds; `chunk_changes` called on its own still
+/// panics on them (reported; not fixed here).
+#[test]
+fn chunks_automerge_panics_on_are_refused_by_the_judge() {
+    let committed = targets::committed_notebook();
+    let rights = sync::authorize::WriterRights {
+        account_id: uuid::Uuid::from_u128(0x0e1),
+        notebook_territories: vec![uuid::Uuid::from_u128(0x7e77)],
+    };
+    for chunk in [
+        &include_bytes!("findings/chunk-document-rle-unwrap")[..],
+        &include_bytes!("findings/chunk-change-int-conversion")[..],
+    ] {
+        let decision =
+            sync::authorize::authorize_notebook_changes(committed, &[chunk.to_vec()], &rights);
+        assert!(
+            matches!(decision, sync::authorize::Decision::Refused(_)),
+            "{decision:?}"
+        );
+    }
+}
