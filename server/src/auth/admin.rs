@@ -101,7 +101,7 @@ pub async fn create_described_territory(
     let id = Uuid::new_v4();
     sqlx::query(
         "INSERT INTO territories (id, name, description, boundary) \
-         VALUES ($1, $2, $3, ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON($4), 4326)))",
+         VALUES ($1, $2, $3, ST_Multi(ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON($4)), 4326)))",
     )
     .bind(id)
     .bind(name)
@@ -131,20 +131,28 @@ async fn checked_boundary(pool: &PgPool, boundary: &Value) -> Result<String, Aut
         }
     }
     let text = boundary.to_string();
-    let checked: Result<(String, bool), sqlx::Error> = sqlx::query_as(
-        "SELECT ST_IsValidReason(g), \
+    // An empty geometry is valid to PostGIS and has no extent (its bounds
+    // are NULL): it is refused first. Altitudes (a third or fourth
+    // coordinate, as GIS software often writes) are dropped, here and when
+    // stored: the boundary is a 2D shape.
+    let checked: Result<(bool, String, Option<bool>), sqlx::Error> = sqlx::query_as(
+        "SELECT ST_IsEmpty(g), ST_IsValidReason(g), \
                 ST_XMin(g) >= -180 AND ST_XMax(g) <= 180 AND ST_YMin(g) >= -90 AND ST_YMax(g) <= 90 \
-         FROM (SELECT ST_GeomFromGeoJSON($1) AS g) AS boundary",
+         FROM (SELECT ST_Force2D(ST_GeomFromGeoJSON($1)) AS g) AS boundary",
     )
     .bind(&text)
     .fetch_one(pool)
     .await;
     match checked {
-        Ok((validity, _)) if validity != "Valid Geometry" => Err(AuthError::invalid(
+        Ok((true, _, _)) => Err(AuthError::invalid(
+            "boundary",
+            "is empty: it must hold at least one polygon with its coordinates",
+        )),
+        Ok((_, validity, _)) if validity != "Valid Geometry" => Err(AuthError::invalid(
             "boundary",
             format!("is not a valid polygon: {validity}"),
         )),
-        Ok((_, false)) => Err(AuthError::invalid(
+        Ok((_, _, Some(false) | None)) => Err(AuthError::invalid(
             "boundary",
             "coordinates must be WGS 84 longitude, latitude (EPSG:4326); these look projected \
              (Lambert 93?)",

@@ -263,6 +263,7 @@ async fn drain(body: Body, limit: u64) {
         (status = 400, description = "`sha256`, `territory` or `Content-Range` is invalid, or the body is not as long as announced", body = ApiError),
         (status = 401, description = UNAUTHENTICATED, body = ApiError),
         (status = 403, description = "Neither a volunteer nor a coordinator of the territory, nor an admin", body = ApiError),
+        (status = 404, description = "No such territory (an admin naming one with `?territory=`)", body = ApiError),
         (status = 409, description = "The chunk does not start at the server's offset; resume from `Upload-Offset`", body = ApiError,
             headers(("Upload-Offset" = u64, description = "Bytes of the upload received"))),
         (status = 413, description = "The photo is above `--max-photo-bytes` (`field`: `Content-Range` or `Content-Length`)", body = ApiError),
@@ -281,6 +282,9 @@ async fn upload(
 ) -> Result<Response, ApiError> {
     let sha256 = address(&sha256)?;
     let territory = upload_territory(&user, query.as_deref())?;
+    // An admin may name any territory: one that does not exist is a 404,
+    // not a row the database refuses.
+    super::territories::require_territory(&state.pool, territory).await?;
     if let Some(stored) = stored_photo(&state.pool, sha256).await? {
         // A client that sends the body anyway (without `Expect: 100-continue`)
         // is read to its end, within the photo limit, so it gets this answer
@@ -460,7 +464,7 @@ async fn upload(
 }
 
 /// A photo whose bytes were checked, with the thumbnail made from them.
-struct Verified {
+pub struct Verified {
     data: Vec<u8>,
     content_type: &'static str,
     width: u32,
@@ -473,7 +477,10 @@ struct Verified {
 const MAX_DECODED_EDGE: u32 = 20_000;
 const MAX_DECODE_ALLOC: u64 = 1 << 30;
 
-fn verify(sha256: &str, data: Vec<u8>) -> Result<Verified, ApiError> {
+/// Checks that `data` hashes to `sha256` and decodes as a JPEG or PNG photo,
+/// and makes its thumbnail. Public for the fuzz targets (tests/fuzz), which
+/// give it arbitrary bytes.
+pub fn verify(sha256: &str, data: Vec<u8>) -> Result<Verified, ApiError> {
     let actual: String = Sha256::digest(&data)
         .iter()
         .map(|byte| format!("{byte:02x}"))

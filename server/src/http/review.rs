@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{
     error::{BODY_TOO_LARGE, UNAUTHENTICATED},
-    extractor::{query, AuthUser, JsonBody},
+    extractor::{query, AuthUser, IdPath, JsonBody},
     ApiError, AppState, Routes,
 };
 use crate::{
@@ -619,17 +619,20 @@ struct ReviewDocument {
     params(("id" = Uuid, Path, description = "The territory")),
     responses(
         (status = 200, description = "The caller's review document (allocated on first use)", body = ReviewDocument),
+        (status = 400, description = "`id` is not a UUID", body = ApiError),
         (status = 401, description = UNAUTHENTICATED, body = ApiError),
         (status = 403, description = "The caller holds no role in the territory", body = ApiError),
+        (status = 404, description = "No such territory (an admin, who holds no role, naming one)", body = ApiError),
     ),
     security(("bearer" = [])),
 )]
 async fn own_review_document(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(territory): Path<Uuid>,
+    IdPath(territory): IdPath,
 ) -> Result<Json<ReviewDocument>, ApiError> {
     user.require_member(territory)?;
+    super::territories::require_territory(&state.pool, territory).await?;
     let id = review_document(&state.pool, territory, user.0.account_id).await?;
     Ok(Json(ReviewDocument {
         territory_id: territory,
