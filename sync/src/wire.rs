@@ -19,8 +19,16 @@ use automerge::{Automerge, Bundle, Change};
 
 /// The individual changes a chunk carries, so that each can be judged, and
 /// the ones that cannot apply yet kept apart. A truncated or corrupt chunk
-/// is an error (automerge would load the readable part of it).
+/// is an error (automerge would load the readable part of it), and so is one
+/// automerge panics on (fuzzing found chunks that make automerge 0.12 unwrap
+/// `None` or a failed integer conversion): a peer's bytes never panic the
+/// caller.
 pub fn chunk_changes(chunk: &[u8]) -> Result<Vec<Change>, String> {
+    std::panic::catch_unwind(|| read_chunk_changes(chunk))
+        .unwrap_or_else(|_| Err("automerge cannot read this chunk".to_string()))
+}
+
+fn read_chunk_changes(chunk: &[u8]) -> Result<Vec<Change>, String> {
     if let Some(parts) = split_chunks(chunk) {
         // One change, or changes laid end to end, each matching its checksum.
         if let Ok(changes) = parts

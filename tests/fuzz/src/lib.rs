@@ -57,6 +57,11 @@ pub const TARGETS: &[Target] = &[
         kind: Kind::Bytes(targets::chunks),
     },
     Target {
+        name: "inflation",
+        what: "what compressed chunks inflate to, counted before automerge (sync::wire::InflationBudget)",
+        kind: Kind::Bytes(targets::inflation),
+    },
+    Target {
         name: "judge",
         what: "the sync judge on arbitrary changes to a notebook (authorize_notebook_changes)",
         kind: Kind::Bytes(targets::judge),

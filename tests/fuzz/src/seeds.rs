@@ -8,7 +8,7 @@ use std::{io::Cursor, path::PathBuf};
 use automerge::Automerge;
 use image::{ImageFormat, RgbImage};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use sync::protocol::{decode, IncomingSync, Limits, Message};
+use sync::protocol::{decode, IncomingSync, Limits, Message, SyncDataLimits};
 
 /// Seeds of the structured targets, whose bytes are read as choices (which
 /// edit, which key, which value): any bytes make a valid input, these give
@@ -20,7 +20,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     match target {
         "protocol" => recorded_frames(),
         "sync-message" => sync_messages(),
-        "chunks" => chunks(),
+        "chunks" | "inflation" => chunks(),
         "judge" | "boundary" => structured(),
         "notebook" => {
             let mut seeds = structured();
@@ -70,8 +70,14 @@ fn sync_messages() -> Vec<Vec<u8>> {
 fn chunks() -> Vec<Vec<u8>> {
     let mut seeds: Vec<Vec<u8>> = sync_messages()
         .iter()
-        .filter_map(|data| IncomingSync::decode(data, usize::MAX).ok())
-        .flat_map(|message| message.changes())
+        .filter_map(|data| {
+            let limits = SyncDataLimits {
+                max_chunks: usize::MAX,
+                max_inflated_bytes: usize::MAX,
+            };
+            IncomingSync::decode(data, limits).ok()?.changes().ok()
+        })
+        .flatten()
         .collect();
     let doc = notebook();
     seeds.extend(doc.get_changes(&[]).iter().map(|c| c.raw_bytes().to_vec()));

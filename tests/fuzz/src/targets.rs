@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use sync::{
     authorize::{authorize_notebook_changes, Decision, WriterRights},
     new_notebook,
-    protocol::{decode, encode, IncomingSync, Limits, Message},
+    protocol::{decode, encode, IncomingSync, Limits, Message, SyncDataLimits},
     put_record, read_header, read_notebook,
-    wire::chunk_changes,
+    wire::{chunk_changes, InflationBudget},
     NotebookHeader,
 };
 use uuid::Uuid;
@@ -24,6 +24,15 @@ use crate::edits;
 /// own bound is larger, but a fuzzer's message of a few kilobytes never
 /// comes near it, and a smaller one keeps executions fast.
 const MAX_CHUNKS: usize = 1_000;
+
+/// What the chunks of one message may inflate to in these targets: far
+/// below the server's (64 MiB), so that an input inflating past it is
+/// refused quickly and executions stay fast.
+const MAX_INFLATED_BYTES: usize = 1024 * 1024;
+
+/// Inflated bytes a refusal may have counted beyond the limit: one read of
+/// the counting buffer (32 KiB) and a chunk's header and metadata.
+const INFLATION_SLACK: usize = 64 * 1024;
 
 /// Protocol frames: a frame that decodes encodes back to one that decodes
 /// to the same message.
@@ -42,10 +51,30 @@ pub fn protocol(data: &[u8]) {
 /// The `data` of a `sync` message: an automerge sync message, whose change
 /// chunks are then read as the judge reads them.
 pub fn sync_message(data: &[u8]) {
-    if let Ok(message) = IncomingSync::decode(data, MAX_CHUNKS) {
-        for chunk in message.changes() {
+    let limits = SyncDataLimits {
+        max_chunks: MAX_CHUNKS,
+        max_inflated_bytes: MAX_INFLATED_BYTES,
+    };
+    if let Ok(Ok(chunks)) = IncomingSync::decode(data, limits).map(|message| message.changes()) {
+        for chunk in chunks {
             let _ = chunk_changes(&chunk);
         }
+    }
+}
+
+/// Counting what chunks inflate to (`sync::wire::InflationBudget`), before
+/// automerge sees them: never more than the limit (and one buffer) counted,
+/// whatever the bytes; what passes is then read as the judge reads it.
+pub fn inflation(data: &[u8]) {
+    let mut budget = InflationBudget::new(MAX_INFLATED_BYTES);
+    let passed = budget.charge(data).is_ok();
+    assert!(
+        budget.spent() <= MAX_INFLATED_BYTES + INFLATION_SLACK,
+        "counted {} bytes past a limit of {MAX_INFLATED_BYTES}",
+        budget.spent()
+    );
+    if passed {
+        let _ = chunk_changes(data);
     }
 }
 

@@ -49,6 +49,11 @@ fn change_chunks() {
 }
 
 #[test]
+fn inflation_counting() {
+    bounded("inflation");
+}
+
+#[test]
 fn the_judge_on_arbitrary_changes() {
     bounded("judge");
 }

@@ -102,11 +102,10 @@ fn a_boundary_with_altitudes_is_stored_flat() {
 /// (hexane's RLE decoder, `Option::unwrap` on `None`, in
 /// `BundleStorage::verify` under `Automerge::load`) and a change chunk
 /// (`TryFromIntError` unwrapped in `Change::new_from_unverified`). The judge
-/// reads chunks inside its `catch_unwind`, so a peer sending them gets a
-/// refusal, which this test holds; `chunk_changes` called on its own still
-/// panics on them (reported; not fixed here).
+/// refuses them, and `chunk_changes` itself catches the panic and answers
+/// an error, so no caller reading a peer's bytes panics.
 #[test]
-fn chunks_automerge_panics_on_are_refused_by_the_judge() {
+fn chunks_automerge_panics_on_are_refused_by_the_judge_and_chunk_changes() {
     let committed = targets::committed_notebook();
     let rights = sync::authorize::WriterRights {
         account_id: uuid::Uuid::from_u128(0x0e1),
@@ -116,6 +115,7 @@ fn chunks_automerge_panics_on_are_refused_by_the_judge() {
         &include_bytes!("findings/chunk-document-rle-unwrap")[..],
         &include_bytes!("findings/chunk-change-int-conversion")[..],
     ] {
+        assert!(sync::wire::chunk_changes(chunk).is_err());
         let decision =
             sync::authorize::authorize_notebook_changes(committed, &[chunk.to_vec()], &rights);
         assert!(
