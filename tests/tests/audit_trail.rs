@@ -353,19 +353,17 @@ async fn commits_written_out_after_the_document_moved_on_give_each_commit_its_ow
     use automerge::transaction::Transactable;
     use automerge::ReadDoc;
 
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let service = server::connect_database(&db.url, 2).await?;
-    let territory = phones::territory(&service, "Différé").await?.id;
-    let owner = Uuid::new_v4();
+    let HandStored {
+        db: _db,
+        service,
+        territory,
+        owner,
+        mut notebook,
+        doc_id,
+    } = HandStored::new("Différé").await?;
     let (device, session) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut notebook = sync::new_notebook(sync::NotebookHeader {
-        territory_id: territory,
-        owner_id: owner,
-    });
     let sighting = records::sighting(owner, "Bufo bufo", 2);
     let record = FieldRecord::id(&sighting);
-    let doc_id = accounts::seed_document(&service, territory, owner).await?;
 
     let mut queued_at = Vec::new();
     for step in 0..3 {
@@ -450,6 +448,42 @@ async fn commits_written_out_after_the_document_moved_on_give_each_commit_its_ow
     Ok(())
 }
 
+/// A territory and an owner's empty notebook, its `documents` row filed,
+/// on a database the test's service pool writes: what the tests that store
+/// commits by hand (as the sync core would) start from.
+struct HandStored {
+    /// Dropped with the test: the database goes, its connections forced off.
+    db: TestDatabase,
+    service: sqlx::PgPool,
+    territory: Uuid,
+    owner: Uuid,
+    notebook: automerge::Automerge,
+    doc_id: String,
+}
+
+impl HandStored {
+    async fn new(territory_name: &str) -> anyhow::Result<HandStored> {
+        init_test_logging();
+        let db = TestDatabase::create().await?;
+        let service = server::connect_database(&db.url, 2).await?;
+        let territory = phones::territory(&service, territory_name).await?.id;
+        let owner = Uuid::new_v4();
+        let notebook = sync::new_notebook(sync::NotebookHeader {
+            territory_id: territory,
+            owner_id: owner,
+        });
+        let doc_id = accounts::seed_document(&service, territory, owner).await?;
+        Ok(HandStored {
+            db,
+            service,
+            territory,
+            owner,
+            notebook,
+            doc_id,
+        })
+    }
+}
+
 /// Who delivered a commit's changes: a phone's device or a web session.
 #[derive(Clone, Copy)]
 enum Deliverer {
@@ -532,17 +566,15 @@ impl Commit<'_> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_catch_up_interrupted_between_batches_chains_nothing_until_every_commit_is_written_out(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let service = server::connect_database(&db.url, 2).await?;
-    let territory = phones::territory(&service, "Interrompu").await?.id;
-    let owner = Uuid::new_v4();
+    let HandStored {
+        db: _db,
+        service,
+        territory,
+        owner,
+        mut notebook,
+        doc_id,
+    } = HandStored::new("Interrompu").await?;
     let device = Uuid::new_v4();
-    let mut notebook = sync::new_notebook(sync::NotebookHeader {
-        territory_id: territory,
-        owner_id: owner,
-    });
-    let doc_id = accounts::seed_document(&service, territory, owner).await?;
     // More commits than one write-out batch takes, a sighting each.
     const COMMITS: i64 = 60;
     let mut recorded = Vec::new();
@@ -623,17 +655,15 @@ async fn a_catch_up_interrupted_between_batches_chains_nothing_until_every_commi
 async fn a_commit_whose_entries_cannot_be_stored_is_set_aside_and_the_trail_goes_on(
 ) -> anyhow::Result<()> {
     use automerge::transaction::Transactable;
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let service = server::connect_database(&db.url, 2).await?;
-    let territory = phones::territory(&service, "Empoisonnée").await?.id;
-    let owner = Uuid::new_v4();
+    let HandStored {
+        db,
+        service,
+        territory,
+        owner,
+        mut notebook,
+        doc_id,
+    } = HandStored::new("Empoisonnée").await?;
     let device = Uuid::new_v4();
-    let mut notebook = sync::new_notebook(sync::NotebookHeader {
-        territory_id: territory,
-        owner_id: owner,
-    });
-    let doc_id = accounts::seed_document(&service, territory, owner).await?;
     let before = records::sighting(owner, "Bufo bufo", 1);
     let after = records::sighting(owner, "Rana temporaria", 2);
     let commit = |n: u32, notebook: &automerge::Automerge, heads: Vec<_>| {
