@@ -5,6 +5,10 @@
 //! serve both with nothing built committed. `src/http/web.rs` embeds what
 //! lands in `OUT_DIR/web` and `OUT_DIR/field`.
 //!
+//! Both import the shared web package (`web/shared`: API client, session
+//! state, i18n core, record vocabulary), which reads the JSON Schema files of
+//! `../schemas/json`: a change to either rebuilds both apps.
+//!
 //! Node.js and npm are the only things needed beyond Rust; their absence, or
 //! a Node too old for Vite, stops the build with what to install.
 
@@ -31,6 +35,10 @@ struct App {
     what: &'static str,
 }
 
+/// What both apps import, relative to this crate: the shared web package and
+/// the JSON Schemas its record vocabulary is read from.
+const SHARED_INPUTS: [&str; 2] = ["web/shared", "../schemas/json"];
+
 const APPS: [App; 2] = [
     App {
         dir: "web",
@@ -54,6 +62,9 @@ fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
     check_node();
+    for input in SHARED_INPUTS {
+        println!("cargo:rerun-if-changed={input}");
+    }
     let mut generated = String::new();
     for app in &APPS {
         let out = out_dir.join(app.out);

@@ -91,6 +91,13 @@ function fieldAppShell() {
 
 export default defineConfig({
   base: BASE,
+  resolve: {
+    // The shared package (../../server/web/shared, imported by relative
+    // paths, as are the schemas it reads) imports preact; resolved from its
+    // own folder, that would be the coordinators' app's copy, a second preact
+    // whose hooks would not work here. Dedupe resolves it from this app.
+    dedupe: ['preact'],
+  },
   // Nothing from a CDN; no public/ folder either: every asset is imported or
   // emitted by the plugin above.
   publicDir: false,

@@ -6,8 +6,9 @@
 // changed, so a volunteer can fix a record the server listed as invalid.
 import { useEffect, useState } from 'preact/hooks';
 import { html } from 'htm/preact';
-import { t, CATEGORIES, ACTIVITIES, formatTime } from './i18n.js';
-import { useValue } from './state.js';
+import { t, formatTime } from './i18n.js';
+import { ACTIVITIES, CATEGORIES, bounds, maxLength } from '../../../server/web/shared/vocabulary.js';
+import { useValue } from '../../../server/web/shared/state.js';
 import { enrolment, profile, invalid } from './session.js';
 import { saveRecord } from './sync.js';
 import { addPhoto, thumbnail } from './photos.js';
@@ -15,7 +16,8 @@ import { kv } from './idb.js';
 import { SpeciesCombobox } from './species.js';
 import { PositionField } from './position.js';
 
-const MAX_PHOTOS = 20;
+const MAX_PHOTOS = maxLength('sighting', 'photos');
+const MINUTES = bounds('timesheet_entry', 'durationMinutes');
 
 export function uuid() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -296,7 +298,7 @@ export function SightingForm({ existing, id: givenId }) {
       <input id="recordedBy" type="text" autocomplete="name" value=${recordedBy} onInput=${(e) => setRecordedBy(e.currentTarget.value)} />
     <//>
     <${Field} id="notes" label=${t('field.notes')} error=${errors.notes}>
-      <textarea id="notes" rows="3" maxlength="10000" value=${notes} onInput=${(e) => setNotes(e.currentTarget.value)}></textarea>
+      <textarea id="notes" rows="3" maxlength=${maxLength('sighting', 'notes')} value=${notes} onInput=${(e) => setNotes(e.currentTarget.value)}></textarea>
     <//>
   <//>`;
 }
@@ -346,11 +348,11 @@ export function DegradationForm({ existing, id: givenId }) {
     <//>
     ${category === 'other' || detail
       ? html`<${Field} id="categoryDetail" label=${t('field.categoryDetail')} required=${category === 'other'} error=${errors.categoryDetail}>
-          <input id="categoryDetail" type="text" maxlength="500" value=${detail} onInput=${(e) => setDetail(e.currentTarget.value)} />
+          <input id="categoryDetail" type="text" maxlength=${maxLength('degradation_report', 'categoryDetail')} value=${detail} onInput=${(e) => setDetail(e.currentTarget.value)} />
         <//>`
       : null}
     <${Field} id="description" label=${t('field.description')} required error=${errors.description}>
-      <textarea id="description" rows="4" maxlength="10000" value=${description} data-testid="description"
+      <textarea id="description" rows="4" maxlength=${maxLength('degradation_report', 'description')} value=${description} data-testid="description"
         onInput=${(e) => setDescription(e.currentTarget.value)}></textarea>
     <//>
     <${Field} id="observedAt" label=${t('field.observedAt')} required error=${errors.observedAt}>
@@ -428,7 +430,9 @@ export function TimesheetForm({ existing, id: givenId }) {
     if (!/^\d{4}-\d{2}-\d{2}$/.test(workDate)) errs.workDate = t('form.mustFill');
     if (running) errs.endedAt = t('timer.stop');
     const n = minutes === '' ? null : Number(minutes);
-    if (!(startedAt && endedAt) && !(Number.isInteger(n) && n >= 1 && n <= 1440)) errs.durationMinutes = '1 … 1440';
+    if (!(startedAt && endedAt) && !(Number.isInteger(n) && n >= MINUTES.min && n <= MINUTES.max)) {
+      errs.durationMinutes = `${MINUTES.min} … ${MINUTES.max}`;
+    }
     setErrors(errs);
     if (Object.keys(errs).length) return;
     save('timesheet_entry', id, {
@@ -466,7 +470,7 @@ export function TimesheetForm({ existing, id: givenId }) {
       ${errors.endedAt || errors.startedAt ? html`<p class="error">${errors.endedAt || errors.startedAt}</p>` : null}
     </div>
     <${Field} id="duration" label=${t('field.duration')} hint=${t('timer.or')} error=${errors.durationMinutes}>
-      <input id="duration" type="number" inputmode="numeric" min="1" max="1440" step="1" value=${minutes}
+      <input id="duration" type="number" inputmode="numeric" min=${MINUTES.min} max=${MINUTES.max} step="1" value=${minutes}
         data-testid="duration" onInput=${typedMinutes} disabled=${running} />
     <//>
     <${Field} id="workDate" label=${t('field.workDate')} required error=${errors.workDate}>
@@ -476,7 +480,7 @@ export function TimesheetForm({ existing, id: givenId }) {
       <${SiteSelect} id="site" value=${site} onChange=${setSite} />
     <//>
     <${Field} id="notes" label=${t('field.notes')} error=${errors.notes}>
-      <textarea id="notes" rows="3" maxlength="10000" value=${notes} onInput=${(e) => setNotes(e.currentTarget.value)}></textarea>
+      <textarea id="notes" rows="3" maxlength=${maxLength('timesheet_entry', 'notes')} value=${notes} onInput=${(e) => setNotes(e.currentTarget.value)}></textarea>
     <//>
   <//>`;
 }

@@ -1,7 +1,7 @@
-// Texts of the field app, French first (the volunteers work in French),
-// English second. The language is the browser's unless the volunteer chose
-// one, which is kept in localStorage.
-import { signal } from './state.js';
+// The field app's texts, French first (the volunteers work in French),
+// English second. The i18n core (language choice, lookup, formats) and the
+// labels of the record vocabulary are the shared package's (server/web/shared).
+import { createI18n } from '../../../server/web/shared/i18n.js';
 
 const fr = {
   'app.title': 'Fieldnotes — carnet de terrain',
@@ -301,100 +301,4 @@ const en = {
   'common.back': 'Back',
 };
 
-// Enumerations of the schemas (schemas/src/degradation.rs, timesheet.rs).
-const enums = {
-  fr: {
-    'category.waste_dumping': 'Dépôt de déchets',
-    'category.felled_or_damaged_trees_or_hedges': 'Arbres ou haies abattus ou abîmés',
-    'category.water_pollution': 'Pollution de l’eau',
-    'category.damaged_wetland': 'Zone humide dégradée',
-    'category.pesticide_use': 'Usage de pesticides',
-    'category.harm_to_protected_species_or_habitat': 'Atteinte à une espèce ou un habitat protégé',
-    'category.invasive_alien_species': 'Espèce exotique envahissante',
-    'category.light_pollution': 'Pollution lumineuse',
-    'category.other': 'Autre',
-    'activity.field_survey': 'Inventaire de terrain',
-    'activity.planting': 'Plantation',
-    'activity.clean_up': 'Nettoyage',
-    'activity.data_entry': 'Saisie de données',
-    'activity.training': 'Formation',
-    'activity.meeting': 'Réunion',
-    'activity.awareness_event': 'Sensibilisation',
-    'activity.other': 'Autre',
-  },
-  en: {
-    'category.waste_dumping': 'Waste dumping',
-    'category.felled_or_damaged_trees_or_hedges': 'Felled or damaged trees or hedges',
-    'category.water_pollution': 'Water pollution',
-    'category.damaged_wetland': 'Damaged wetland',
-    'category.pesticide_use': 'Pesticide use',
-    'category.harm_to_protected_species_or_habitat': 'Harm to a protected species or habitat',
-    'category.invasive_alien_species': 'Invasive alien species',
-    'category.light_pollution': 'Light pollution',
-    'category.other': 'Other',
-    'activity.field_survey': 'Field survey',
-    'activity.planting': 'Planting',
-    'activity.clean_up': 'Clean-up',
-    'activity.data_entry': 'Data entry',
-    'activity.training': 'Training',
-    'activity.meeting': 'Meeting',
-    'activity.awareness_event': 'Awareness event',
-    'activity.other': 'Other',
-  },
-};
-Object.assign(fr, enums.fr);
-Object.assign(en, enums.en);
-
-export const CATEGORIES = Object.keys(enums.fr).filter((k) => k.startsWith('category.')).map((k) => k.slice(9));
-export const ACTIVITIES = Object.keys(enums.fr).filter((k) => k.startsWith('activity.')).map((k) => k.slice(9));
-
-const dictionaries = { fr, en };
-
-function initialLanguage() {
-  const chosen = localStorage.getItem('fieldnotes.lang');
-  if (chosen && dictionaries[chosen]) return chosen;
-  const browser = (navigator.languages || [navigator.language || 'fr'])
-    .map((l) => String(l).slice(0, 2).toLowerCase())
-    .find((l) => dictionaries[l]);
-  return browser || 'fr';
-}
-
-/** The current language; components re-render when it changes. */
-export const language = signal(initialLanguage());
-document.documentElement.lang = language.get();
-
-export function setLanguage(lang) {
-  localStorage.setItem('fieldnotes.lang', lang);
-  document.documentElement.lang = lang;
-  language.set(lang);
-}
-
-/** The text for `key` in the current language, `{name}` replaced from `vars`. */
-export function t(key, vars = {}) {
-  const text = dictionaries[language.get()][key] ?? fr[key] ?? key;
-  return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ''));
-}
-
-/** Whether a translation exists for `key`. */
-export function has(key) {
-  return key in dictionaries[language.get()] || key in fr;
-}
-
-const locale = () => (language.get() === 'fr' ? 'fr-FR' : 'en-GB');
-
-/** A date and time in the current language's usual form. */
-export function formatDate(value, withTime = true) {
-  if (!value) return '';
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) return String(value);
-  const options = withTime ? { dateStyle: 'medium', timeStyle: 'short' } : { dateStyle: 'medium' };
-  return new Intl.DateTimeFormat(locale(), options).format(date);
-}
-
-export function formatTime(value) {
-  return new Intl.DateTimeFormat(locale(), { timeStyle: 'short' }).format(new Date(value));
-}
-
-export function formatNumber(value, digits = 0) {
-  return new Intl.NumberFormat(locale(), { maximumFractionDigits: digits }).format(value);
-}
+export const { language, setLanguage, t, has, formatDate, formatTime, formatNumber } = createI18n({ fr, en });

@@ -9,7 +9,7 @@ import { html } from 'htm/preact';
 import './style.css';
 
 import { t, formatDate, language } from './i18n.js';
-import { signal, useValue } from './state.js';
+import { signal, useValue } from '../../../server/web/shared/state.js';
 import * as session from './session.js';
 import { status } from './sync.js';
 import { waiting, uploadError } from './photos.js';

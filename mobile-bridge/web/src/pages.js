@@ -2,13 +2,12 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from 'htm/preact';
 import { t, has, formatDate, setLanguage, language } from './i18n.js';
-import { useValue } from './state.js';
+import { useValue } from '../../../server/web/shared/state.js';
 import * as session from './session.js';
 import { notebook, marks, review, status, recordsOf, findRecord, reconnect } from './sync.js';
 import { waiting, kick } from './photos.js';
 import { startScan } from './scan.js';
 import { SightingForm, DegradationForm, TimesheetForm } from './forms.js';
-import { ApiError } from './api.js';
 import { speciesList } from './sync.js';
 
 export function Enrol() {
@@ -39,7 +38,7 @@ export function Enrol() {
       await session.enrol(code, name);
       location.hash = '#/';
     } catch (err) {
-      const reason = err instanceof ApiError ? err.message : err.message || String(err);
+      const reason = err.message || String(err);
       setError(t('enrol.failed', { reason }));
     } finally {
       setBusy(false);

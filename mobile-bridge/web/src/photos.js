@@ -10,8 +10,8 @@
 // A failure waits and retries with exponential backoff (2 s doubling to
 // 5 min); going online retries at once.
 import { idb } from './idb.js';
-import { request } from './api.js';
-import { signal } from './state.js';
+import { request } from '../../../server/web/shared/api.js';
+import { signal } from '../../../server/web/shared/state.js';
 
 const LONGEST_SIDE = 2048;
 const QUALITY = 0.8;
@@ -81,7 +81,7 @@ class Permanent extends Error {}
 
 async function uploadOne({ sha256, blob, territoryId }) {
   const url = `/api/photos/${sha256}?territory=${encodeURIComponent(territoryId)}`;
-  const head = await request(url, { method: 'HEAD' });
+  const head = await request(url, { method: 'HEAD', cache: 'no-store' });
   if (head.status === 200) return;
   if (head.status !== 404) throw new Error(`HEAD ${head.status}`);
   let offset = offsetOf(head);
@@ -90,6 +90,7 @@ async function uploadOne({ sha256, blob, territoryId }) {
     const end = Math.min(offset + CHUNK_BYTES, total);
     const response = await request(url, {
       method: 'PUT',
+      cache: 'no-store',
       headers: { 'Content-Type': 'image/jpeg', 'Content-Range': `bytes ${offset}-${end - 1}/${total}` },
       body: blob.slice(offset, end),
     });

@@ -9,10 +9,11 @@ import { html } from 'htm/preact';
 import L from 'leaflet';
 import 'leaflet/dist/leaflet.css';
 import { t, formatNumber } from './i18n.js';
-import { useValue } from './state.js';
+import { useValue } from '../../../server/web/shared/state.js';
+import * as vocabulary from '../../../server/web/shared/vocabulary.js';
 import { profile } from './session.js';
 
-const MAX_UNCERTAINTY = 100000;
+const MAX_UNCERTAINTY = vocabulary.bounds('sighting', 'coordinateUncertaintyInMeters').max;
 
 function tilesUrl() {
   const meta = document.querySelector('meta[name="fieldnotes-map-tiles"]');

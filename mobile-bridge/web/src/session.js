@@ -2,9 +2,10 @@
 // it), and what the app keeps from the API so it opens offline: who the
 // volunteer is, the territory and its sites, the ids of the documents to
 // sync, and the server's list of this volunteer's invalid records.
-import * as api from './api.js';
+import * as api from '../../../server/web/shared/api.js';
+import { credential } from '../../../server/web/shared/session.js';
 import { kv } from './idb.js';
-import { signal } from './state.js';
+import { signal } from '../../../server/web/shared/state.js';
 import * as sync from './sync.js';
 import { startUploads } from './photos.js';
 
@@ -22,7 +23,7 @@ export async function load() {
     enrolment.set(null);
     return;
   }
-  api.setCredential(saved.credential);
+  credential.set(saved.credential);
   profile.set({
     me: (await kv.get('me')) || null,
     territory: (await kv.get('territory')) || null,
@@ -37,7 +38,7 @@ export async function enrol(code, deviceName) {
   const answer = await api.post('/api/enrol', { code: code.trim(), deviceName: deviceName.trim() });
   const saved = { ...answer, deviceName: deviceName.trim() };
   await kv.set('enrolment', saved);
-  api.setCredential(saved.credential);
+  credential.set(saved.credential);
   // Ask for persistent storage so the browser does not evict the records.
   navigator.storage?.persist?.().catch(() => {});
   await refresh(saved).catch((e) => lastError.set(e.message));
@@ -56,7 +57,7 @@ async function begin(saved) {
     // A second phone of the same person edits the same notebook.
     try {
       const { notebooks } = await api.get(`/api/territories/${saved.territoryId}/notebooks`);
-      if (notebooks && notebooks.length) notebookId = api.bareDocumentId(notebooks[0].documentId);
+      if (notebooks && notebooks.length) notebookId = sync.bareDocumentId(notebooks[0].documentId);
     } catch (e) {
       if (!(e instanceof api.ApiError && e.status === 404)) lastError.set(e.message);
     }

@@ -6,7 +6,7 @@
 import { useMemo, useRef, useState } from 'preact/hooks';
 import { html } from 'htm/preact';
 import { t } from './i18n.js';
-import { useValue } from './state.js';
+import { useValue } from '../../../server/web/shared/state.js';
 import { speciesList } from './sync.js';
 
 const MAX_OPTIONS = 30;

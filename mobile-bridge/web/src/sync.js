@@ -15,9 +15,8 @@ import { Repo, initializeWasm, decodeHeads } from '@automerge/automerge-repo/sli
 import { IndexedDBStorageAdapter } from '@automerge/automerge-repo-storage-indexeddb';
 import { BrowserWebSocketClientAdapter } from '@automerge/automerge-repo-network-websocket';
 import wasmUrl from '@automerge/automerge/automerge.wasm?url';
-import { signal } from './state.js';
+import { signal } from '../../../server/web/shared/state.js';
 import { kv } from './idb.js';
-import { bareDocumentId } from './api.js';
 
 /** `{ connected, online, lastSync, pending: number }`. */
 export const status = signal({ connected: false, online: navigator.onLine, lastSync: null, pending: 0 });
@@ -128,6 +127,11 @@ function watch(handle, target) {
   handle.on('change', publish);
   publish();
   return () => handle.off('change', publish);
+}
+
+/** `automerge:<id>` or `<id>` → `<id>`. */
+export function bareDocumentId(id) {
+  return String(id || '').replace(/^automerge:/, '');
 }
 
 /**

@@ -2,9 +2,9 @@
 // table lists) and kept for the tab's life.
 import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
-import * as api from './api.js';
+import * as api from '../shared/api.js';
 import { t } from './i18n.js';
-import { signal, useValue } from './state.js';
+import { signal, useValue } from '../shared/state.js';
 
 export const EMPTY = {
   kind: 'sighting', taxon: '', site: '', author: '', from: '', to: '', status: '', conflicts: '', duplicates: '', bbox: '',

@@ -1,7 +1,7 @@
-// Texts of the app, French first (the people it serves work in French), English
-// second. The language is the browser's unless the person chose one, which is
-// kept in localStorage.
-import { signal } from './state.js';
+// The coordinators' app's texts, French first, English second. The i18n core
+// (language choice, lookup, formats) and the labels of the record vocabulary
+// are the shared package's (server/web/shared).
+import { createI18n } from '../shared/i18n.js';
 
 const fr = {
   'app.title': 'Fieldnotes — revue de l’inventaire',
@@ -181,23 +181,6 @@ const fr = {
   'field.validationStatus': 'Validation',
   'field.modifiedAt': 'Modifié le',
   'field.duplicateOf': 'Doublon de',
-  'category.waste_dumping': 'Dépôt de déchets',
-  'category.felled_or_damaged_trees_or_hedges': 'Arbres ou haies abattus ou abîmés',
-  'category.water_pollution': 'Pollution de l’eau',
-  'category.damaged_wetland': 'Zone humide dégradée',
-  'category.pesticide_use': 'Usage de pesticides',
-  'category.harm_to_protected_species_or_habitat': 'Atteinte à une espèce ou un habitat protégé',
-  'category.invasive_alien_species': 'Espèce exotique envahissante',
-  'category.light_pollution': 'Pollution lumineuse',
-  'category.other': 'Autre',
-  'activity.field_survey': 'Inventaire de terrain',
-  'activity.planting': 'Plantation',
-  'activity.clean_up': 'Nettoyage',
-  'activity.data_entry': 'Saisie',
-  'activity.training': 'Formation',
-  'activity.meeting': 'Réunion',
-  'activity.awareness_event': 'Sensibilisation',
-  'activity.other': 'Autre',
   'map.title': 'Carte — {kind}',
   'map.points': '{n} point(s) sur la carte',
   'map.capped': 'Seuls les {n} plus récents sont affichés : affinez les filtres.',
@@ -384,23 +367,6 @@ const en = {
   'field.validationStatus': 'Validation',
   'field.modifiedAt': 'Modified at',
   'field.duplicateOf': 'Duplicate of',
-  'category.waste_dumping': 'Waste dumping',
-  'category.felled_or_damaged_trees_or_hedges': 'Felled or damaged trees or hedges',
-  'category.water_pollution': 'Water pollution',
-  'category.damaged_wetland': 'Damaged wetland',
-  'category.pesticide_use': 'Pesticide use',
-  'category.harm_to_protected_species_or_habitat': 'Harm to a protected species or habitat',
-  'category.invasive_alien_species': 'Invasive alien species',
-  'category.light_pollution': 'Light pollution',
-  'category.other': 'Other',
-  'activity.field_survey': 'Field survey',
-  'activity.planting': 'Planting',
-  'activity.clean_up': 'Clean-up',
-  'activity.data_entry': 'Data entry',
-  'activity.training': 'Training',
-  'activity.meeting': 'Meeting',
-  'activity.awareness_event': 'Awareness event',
-  'activity.other': 'Other',
   'map.title': 'Map — {kind}',
   'map.points': '{n} point(s) on the map',
   'map.capped': 'Only the {n} most recent are shown: narrow the filters.',
@@ -409,44 +375,4 @@ const en = {
   'map.sites': 'Sites',
 };
 
-const dictionaries = { fr, en };
-
-function initialLanguage() {
-  const chosen = localStorage.getItem('fieldnotes.lang');
-  if (chosen && dictionaries[chosen]) return chosen;
-  const browser = (navigator.languages || [navigator.language || 'fr'])
-    .map((tag) => tag.slice(0, 2).toLowerCase())
-    .find((tag) => dictionaries[tag]);
-  return browser || 'fr';
-}
-
-/** The current language; components re-render when it changes. */
-export const language = signal(initialLanguage());
-
-export function setLanguage(lang) {
-  localStorage.setItem('fieldnotes.lang', lang);
-  language.set(lang);
-}
-
-/** The text for `key` in the current language, `{name}` replaced from `vars`. */
-export function t(key, vars = {}) {
-  const text = dictionaries[language.get()][key] ?? fr[key] ?? key;
-  return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ''));
-}
-
-/** A date and time in the current language's usual form. */
-export function formatDate(value, withTime = true) {
-  if (!value) return '';
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) return String(value);
-  const options = withTime
-    ? { dateStyle: 'medium', timeStyle: 'short' }
-    : { dateStyle: 'medium' };
-  return new Intl.DateTimeFormat(language.get() === 'fr' ? 'fr-FR' : 'en-GB', options).format(date);
-}
-
-export function formatNumber(value, digits = 0) {
-  return new Intl.NumberFormat(language.get() === 'fr' ? 'fr-FR' : 'en-GB', {
-    maximumFractionDigits: digits,
-  }).format(value);
-}
+export const { language, setLanguage, t, formatDate, formatNumber } = createI18n({ fr, en });

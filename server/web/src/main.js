@@ -8,10 +8,12 @@ import { html } from 'htm/preact';
 import 'leaflet/dist/leaflet.css';
 import './style.css';
 
-import * as api from './api.js';
+import { credential } from '../shared/session.js';
+import * as api from '../shared/api.js';
+import { signal, useValue } from '../shared/state.js';
+import { logout } from './session.js';
 import { language, t } from './i18n.js';
 import { LanguageToggle } from './ui.js';
-import { signal, useValue } from './state.js';
 import { Login } from './pages/login.js';
 import { Territories } from './pages/territories.js';
 import { Dashboard } from './pages/dashboard.js';
@@ -45,7 +47,7 @@ export function go(hash) {
 const me = signal(null);
 
 async function loadMe() {
-  if (!api.session.get()) {
+  if (!credential.get()) {
     me.set(null);
     return;
   }
@@ -55,7 +57,7 @@ async function loadMe() {
     me.set(null);
   }
 }
-api.session.watch(loadMe);
+credential.watch(loadMe);
 
 /** The caller's role in a territory: `coordinator`, `regie_auditor`, or `admin`. */
 function roleIn(who, territoryId) {
@@ -88,7 +90,7 @@ function Header({ who, territory, role, page }) {
     <div class="who">
       ${who.displayName}${role ? html` (${t('role.' + role)})` : ''}
       <${LanguageToggle} />
-      <button type="button" class="link-button" onClick=${() => api.logout()}>${t('nav.logout')}</button>
+      <button type="button" class="link-button" onClick=${() => logout()}>${t('nav.logout')}</button>
     </div>
     ${territory &&
     html`<nav aria-label=${t('nav.label')}>
@@ -137,12 +139,11 @@ function TerritoryPages({ who, territoryId, page, arg }) {
 }
 
 function App() {
-  const token = useValue(api.session);
+  const token = useValue(credential);
   const who = useValue(me);
   const where = useValue(route);
   useValue(language);
   useEffect(() => {
-    document.documentElement.lang = language.get();
     document.title = t('app.title');
   });
   if (!token) {
@@ -157,7 +158,4 @@ function App() {
 }
 
 loadMe();
-language.watch(() => {
-  document.documentElement.lang = language.get();
-});
 render(html`<${App} />`, document.getElementById('app'));

@@ -1,9 +1,9 @@
 // Small pieces several pages share.
 import { useEffect, useState } from 'preact/hooks';
 import { html } from 'htm/preact';
-import * as api from './api.js';
+import * as api from '../shared/api.js';
+import { useValue } from '../shared/state.js';
 import { language, setLanguage, t, formatDate } from './i18n.js';
-import { useValue } from './state.js';
 
 export function LanguageToggle() {
   const lang = useValue(language);
@@ -54,19 +54,35 @@ export async function attempt(setOutcome, action, message) {
     setOutcome({ message: typeof message === 'function' ? message(result) : message });
     return result;
   } catch (error) {
-    setOutcome({ error: error.body && error.body.message ? `${error.body.message}${error.body.field ? ` (${error.body.field})` : ''}` : error.message });
+    setOutcome({ error: error.message });
     return null;
   }
+}
+
+/** A photo (or its thumbnail) as an object URL: <img> cannot send the token. */
+const photoCache = new Map();
+async function photoUrl(sha256, thumbnail) {
+  const path = `/api/photos/${sha256}${thumbnail ? '/thumbnail' : ''}`;
+  if (!photoCache.has(path)) {
+    photoCache.set(
+      path,
+      api.request(path).then(async (response) => {
+        if (!response.ok) throw await api.ApiError.of(response);
+        return URL.createObjectURL(await response.blob());
+      }),
+    );
+  }
+  return photoCache.get(path);
 }
 
 export function Photo({ sha256, n }) {
   const [thumb, setThumb] = useState(null);
   const [full, setFull] = useState(null);
   useEffect(() => {
-    api.photoUrl(sha256, true).then(setThumb, () => setThumb(''));
+    photoUrl(sha256, true).then(setThumb, () => setThumb(''));
   }, [sha256]);
   async function open() {
-    setFull(await api.photoUrl(sha256, false));
+    setFull(await photoUrl(sha256, false));
   }
   return html`<span class="photo">
     <button type="button" class="thumb" onClick=${open} aria-label=${t('record.photoOpen', { n })}>

@@ -1,6 +1,6 @@
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
-import * as api from '../api.js';
+import * as api from '../../shared/api.js';
 import { t, formatDate } from '../i18n.js';
 import { useLive } from '../live.js';
 import { attempt, Loading, Outcome, recordTitle, useLoad } from '../ui.js';

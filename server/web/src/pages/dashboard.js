@@ -1,5 +1,5 @@
 import { html } from 'htm/preact';
-import * as api from '../api.js';
+import * as api from '../../shared/api.js';
 import { t, formatDate, formatNumber } from '../i18n.js';
 import { useLive } from '../live.js';
 import { Loading, recordTitle, statusLabel, useLoad } from '../ui.js';

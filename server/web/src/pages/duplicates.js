@@ -1,6 +1,6 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import * as api from '../api.js';
+import * as api from '../../shared/api.js';
 import { t, formatDate, formatNumber } from '../i18n.js';
 import { useLive } from '../live.js';
 import { createMap, fit, L, recordMarker } from '../mapview.js';

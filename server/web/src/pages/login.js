@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { html } from 'htm/preact';
-import * as api from '../api.js';
+import { login } from '../session.js';
 import { t } from '../i18n.js';
 import { LanguageToggle } from '../ui.js';
 
@@ -14,10 +14,10 @@ export function Login() {
     setBusy(true);
     setError(null);
     try {
-      await api.login(email.trim(), password);
+      await login(email.trim(), password);
       setPassword('');
     } catch (e) {
-      setError(e.body && e.body.message ? e.body.message : e.message);
+      setError(e.message);
     } finally {
       setBusy(false);
     }

@@ -1,11 +1,11 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import * as api from '../api.js';
+import * as api from '../../shared/api.js';
 import { FilterForm, filters, query } from '../filters.js';
 import { t } from '../i18n.js';
 import { useLive } from '../live.js';
 import { boundaryLayer, createMap, fit, L, recordMarker, siteLayer } from '../mapview.js';
-import { useValue } from '../state.js';
+import { useValue } from '../../shared/state.js';
 import { recordTitle, useLoad } from '../ui.js';
 
 /** At most this many records on the map (newest first): a map of more says little. */

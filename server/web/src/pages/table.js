@@ -1,10 +1,10 @@
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
-import * as api from '../api.js';
+import * as api from '../../shared/api.js';
 import { FilterForm, filters, query } from '../filters.js';
 import { t, formatNumber } from '../i18n.js';
 import { useLive } from '../live.js';
-import { useValue } from '../state.js';
+import { useValue } from '../../shared/state.js';
 import { attempt, Loading, Outcome, recordDate, recordTitle, statusLabel, useLoad } from '../ui.js';
 import { DecisionForm } from './decide.js';
 

@@ -1,5 +1,10 @@
 // A value components can watch: `useValue(signal)` re-renders on `set`. Small
-// on purpose: the app shares only its language, session and live status.
+// on purpose: each app shares only a few such values (its language, session,
+// sync or live status).
+//
+// `preact/hooks` is resolved from the app being built: the field app's vite
+// config dedupes preact, so this file, which lives under server/web, never
+// brings a second copy of preact into the field app.
 import { useEffect, useState } from 'preact/hooks';
 
 export function signal(initial) {
