@@ -5,8 +5,10 @@
 //! duplicate, approves hours, moves a degradation report, and sees a sighting
 //! a phone syncs appear on the open dashboard without reloading; a régie
 //! auditor gets the same pages without any action control; English replaces
-//! French at the switch. Screenshots of the dashboard, map, review table and
-//! conflict view at 1280 and 768 px go to `target/browser-artifacts/`.
+//! French at the switch. A wrong password and a refused decision show the
+//! server's own message, in French and in English. Screenshots of the
+//! dashboard, map, review table and conflict view at 1280 and 768 px go to
+//! `target/browser-artifacts/`.
 
 use std::time::Duration;
 
@@ -262,6 +264,64 @@ fn log_in(browser: &mut Driver, page: Page, survey: &Survey, actor: &Actor) -> a
     Ok(())
 }
 
+/// What the server answers a wrong email or password (`server::http::sessions`).
+const WRONG_PASSWORD: &str = "the email or the password is wrong";
+
+/// A wrong password is refused with the server's message (the body's
+/// `error.message`), in French, then in English at the login page's switch;
+/// the page is left in French.
+fn a_wrong_password_shows_the_servers_message(
+    browser: &mut Driver,
+    page: Page,
+    survey: &Survey,
+    actor: &Actor,
+) -> anyhow::Result<()> {
+    let login = actor.login.as_ref().expect("a password account");
+    let refused = ".login [role=alert]";
+    browser.goto(page, &survey.server.http_url("/"))?;
+    browser.fill(page, "#login-email", &login.email)?;
+    browser.fill(page, "#login-password", "not the password")?;
+    browser.key(page, "Enter")?;
+    browser.wait_for_text(
+        page,
+        refused,
+        &format!("Connexion refusée : {WRONG_PASSWORD}"),
+    )?;
+
+    browser.click(page, "[data-testid=language-switch]")?;
+    browser.wait_for_text(page, "#login-title", "Log in")?;
+    browser.fill(page, "#login-password", "still not it")?;
+    browser.key(page, "Enter")?;
+    browser.wait_for_text(page, refused, &format!("Login refused: {WRONG_PASSWORD}"))?;
+
+    browser.click(page, "[data-testid=language-switch]")?;
+    browser.wait_for_text(page, "#login-title", "Connexion")?;
+    Ok(())
+}
+
+/// Hours returned without a reason are refused by the server (400, field
+/// `reason`): its message and the field show under the entry, in French, then
+/// in English after the switch; the page is left in French.
+fn returning_hours_without_a_reason_shows_the_servers_message(
+    browser: &mut Driver,
+    page: Page,
+    entry: &str,
+) -> anyhow::Result<()> {
+    let refusal = "hours are returned to the volunteer with a reason (reason)";
+    let refused = format!("{entry} [data-testid=action-error]");
+    browser.click(page, &format!("{entry} button:has-text('Renvoyer')"))?;
+    browser.wait_for_text(page, &refused, &format!("Erreur : {refusal}"))?;
+
+    browser.click(page, "[data-testid=language-switch]")?;
+    browser.wait_for_text(page, "h1", "Volunteer hours")?;
+    browser.click(page, &format!("{entry} button:has-text('Return')"))?;
+    browser.wait_for_text(page, &refused, &format!("Error: {refusal}"))?;
+
+    browser.click(page, "[data-testid=language-switch]")?;
+    browser.wait_for_text(page, "h1", "Heures bénévoles")?;
+    Ok(())
+}
+
 /// The page at 1280 px and at 768 px (a tablet), as two screenshots.
 fn screenshots(browser: &mut Driver, page: Page, name: &str) -> anyhow::Result<()> {
     for width in [1280, 768] {
@@ -299,6 +359,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     let pool = &survey.pool;
     let mut browser = Driver::start("coordinator")?;
     let page = browser.new_page(1280, 900, "fr-FR")?;
+    a_wrong_password_shows_the_servers_message(&mut browser, page, &survey, &survey.coordinator)?;
     log_in(&mut browser, page, &survey, &survey.coordinator)?;
     // One territory: the app goes straight to its dashboard.
     browser.wait_for_text(page, "h1", "Tableau de bord")?;
@@ -437,11 +498,12 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     assert_eq!(merged.len(), 2, "both blackbirds are kept");
     assert_eq!(merged[1].1, Some(merged[0].0), "{merged:?}");
 
-    // The hours: approved.
+    // The hours: returned without a reason, refused; then approved.
     browser.goto(page, &survey.page_url("hours"))?;
     let entry = format!("tr[data-record-id='{}']", survey.hours);
     browser.wait_for(page, &entry)?;
     browser.assert_accessible(page, "hours")?;
+    returning_hours_without_a_reason_shows_the_servers_message(&mut browser, page, &entry)?;
     browser.click(page, &format!("{entry} button:has-text('Approuver')"))?;
     browser.wait_for_count(page, &entry, 0)?;
     let approval: String =
