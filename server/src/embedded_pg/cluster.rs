@@ -7,7 +7,9 @@ use std::path::Path;
 use super::binaries::Binaries;
 use super::error::{io_err, EmbeddedPgError, Result};
 use super::programs::{run, RunAs};
-use super::SUPERUSER;
+
+/// The superuser `initdb -U` creates; with `trust` auth it needs no password.
+pub(super) const SUPERUSER: &str = "postgres";
 
 /// `PG_VERSION` is what makes a directory a cluster; `None` if there is none yet.
 pub(super) fn read_cluster_version(data_dir: &Path) -> Result<Option<String>> {

@@ -2,71 +2,70 @@
 //! connects to it with.
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::Connection;
 
+use super::cluster::SUPERUSER;
 use super::error::{EmbeddedPgError, Result};
-use super::{EmbeddedPostgres, SUPERUSER};
 
 /// The database the server uses; created on first start.
 const DATABASE: &str = "fieldnotes";
 
-impl EmbeddedPostgres {
-    /// sqlx-compatible URL, e.g. postgres://postgres@localhost/fieldnotes?host=/abs/socket/dir&port=NNNN
-    ///
-    /// `sslmode=disable` is added because there is no TLS on a unix socket, and a `PGSSLMODE`
-    /// in the environment would otherwise make sqlx insist on it.
-    pub fn database_url(&self) -> String {
-        format!(
-            "postgres://{SUPERUSER}@localhost/{DATABASE}?host={}&port={}&sslmode=disable",
-            encode_query_value(&self.socket_dir.to_string_lossy()),
-            self.port
-        )
-    }
+/// The URL of the `fieldnotes` database on the server listening in `socket_dir` on `port`.
+///
+/// `sslmode=disable` is added because there is no TLS on a unix socket, and a `PGSSLMODE`
+/// in the environment would otherwise make sqlx insist on it.
+pub(super) fn database_url(socket_dir: &Path, port: u16) -> String {
+    format!(
+        "postgres://{SUPERUSER}@localhost/{DATABASE}?host={}&port={}&sslmode=disable",
+        encode_query_value(&socket_dir.to_string_lossy()),
+        port
+    )
+}
 
-    /// Connects to the `postgres` maintenance database and creates `fieldnotes` if missing.
-    pub(super) async fn create_database(&self) -> Result<()> {
-        let db_err = |action| {
-            let socket_dir = self.socket_dir.clone();
-            move |source| EmbeddedPgError::Database {
-                action,
-                socket_dir,
-                source,
-            }
-        };
-        let options = PgConnectOptions::new()
-            .socket(&self.socket_dir)
-            .port(self.port)
-            .username(SUPERUSER)
-            .database("postgres")
-            .ssl_mode(PgSslMode::Disable);
-        let mut conn = connect_with_retry(&options, Duration::from_secs(30))
-            .await
-            .map_err(db_err("connect"))?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(DATABASE)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(db_err("look up database `fieldnotes`"))?;
-        if !exists {
-            match sqlx::query(&format!("CREATE DATABASE {DATABASE}"))
-                .execute(&mut conn)
-                .await
-            {
-                Ok(_) => {
-                    tracing::info!(data_dir = %self.data_dir.display(), "created database {DATABASE}")
-                }
-                // 42P04 duplicate_database: another process created it in the meantime.
-                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
-                Err(e) => return Err(db_err("create database `fieldnotes`")(e)),
-            }
+/// Connects to the `postgres` maintenance database and creates `fieldnotes` if missing.
+pub(super) async fn create_database(socket_dir: &Path, port: u16, data_dir: &Path) -> Result<()> {
+    let db_err = |action| {
+        let socket_dir = socket_dir.to_path_buf();
+        move |source| EmbeddedPgError::Database {
+            action,
+            socket_dir,
+            source,
         }
-        let _ = conn.close().await;
-        Ok(())
+    };
+    let options = PgConnectOptions::new()
+        .socket(socket_dir)
+        .port(port)
+        .username(SUPERUSER)
+        .database("postgres")
+        .ssl_mode(PgSslMode::Disable);
+    let mut conn = connect_with_retry(&options, Duration::from_secs(30))
+        .await
+        .map_err(db_err("connect"))?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(DATABASE)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db_err("look up database `fieldnotes`"))?;
+    if !exists {
+        match sqlx::query(&format!("CREATE DATABASE {DATABASE}"))
+            .execute(&mut conn)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(data_dir = %data_dir.display(), "created database {DATABASE}")
+            }
+            // 42P04 duplicate_database: another process created it in the meantime.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(db_err("create database `fieldnotes`")(e)),
+        }
     }
+    let _ = conn.close().await;
+    Ok(())
 }
 
 /// Connects, retrying while the server is not accepting connections yet (a server we found

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 
 use super::error::{io_err, EmbeddedPgError, Result};
 use super::programs::RunAs;
-use super::PORT;
+
+/// With no TCP listener the port only names the socket file (`.s.PGSQL.5432`), so the
+/// standard port is fine even when the system's own PostgreSQL also uses it.
+pub(super) const PORT: u16 = 5432;
 
 /// `sun_path` holds 108 bytes including the terminating NUL, and PostgreSQL refuses longer
 /// socket paths.

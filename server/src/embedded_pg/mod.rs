@@ -34,14 +34,14 @@
 //! When not root, everything runs as the current user.
 //!
 //! # Files
-//! - `mod.rs`: [`EmbeddedPostgres`], the order of the start, and stopping;
+//! - `mod.rs`: [`EmbeddedPostgres`]: the order of the start, stopping, dropping;
 //! - `binaries.rs`: finding `initdb`, `pg_ctl` and `postgres`, and their major version;
 //! - `postgis.rs`: PostGIS installed for that version, checked before anything starts;
 //! - `programs.rs`: running those programs as the right user (`RunAs`), and their output;
 //! - `layout.rs`: the log file and the private socket directory beside the data directory;
 //! - `cluster.rs`: whether the data directory holds a cluster, and `initdb`;
-//! - `postmaster.rs`: a server already running (`postmaster.pid`, crashed or alive), and
-//!   `pg_ctl start`;
+//! - `postmaster.rs`: a server already running (`postmaster.pid`, crashed or alive),
+//!   `pg_ctl start` and `stop`;
 //! - `database.rs`: the `fieldnotes` database and its URL;
 //! - `error.rs`: [`EmbeddedPgError`];
 //! - `tests.rs`: the whole lifecycle on real clusters (the other files test their own parts).
@@ -61,23 +61,16 @@ pub use error::EmbeddedPgError;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use binaries::{find_binaries, BinDirs};
 use cluster::{ensure_empty, initdb, read_cluster_version};
 use error::{io_err, Result};
-use layout::{log_file_for, prepare_log_file, prepare_private_dir, socket_dir_for};
+use layout::{log_file_for, prepare_log_file, prepare_private_dir, socket_dir_for, PORT};
 use postgis::{check_postgis, postgis_extension_dirs};
-use postmaster::{postmaster_status, running_postmaster, start_postmaster, PgCtlStatus};
+use postmaster::{
+    postmaster_status, running_postmaster, start_postmaster, stop_command, PgCtlStatus,
+};
 use programs::{combined_output, describe, run, RunAs};
-
-/// The superuser `initdb -U` creates; with `trust` auth it needs no password.
-const SUPERUSER: &str = "postgres";
-/// With no TCP listener the port only names the socket file (`.s.PGSQL.5432`), so the
-/// standard port is fine even when the system's own PostgreSQL also uses it.
-const PORT: u16 = 5432;
-/// How long `pg_ctl` may wait for the server to start or stop.
-const PG_CTL_TIMEOUT_SECS: &str = "60";
 
 /// A PostgreSQL cluster this process created (or found) under a data directory and started;
 /// stopped on `stop` or drop.
@@ -184,8 +177,13 @@ impl EmbeddedPostgres {
             }
         };
         // On error `server` is dropped here, which stops a server we started.
-        server.create_database().await?;
+        database::create_database(&server.socket_dir, server.port, &server.data_dir).await?;
         Ok(server)
+    }
+
+    /// sqlx-compatible URL, e.g. postgres://postgres@localhost/fieldnotes?host=/abs/socket/dir&port=NNNN
+    pub fn database_url(&self) -> String {
+        database::database_url(&self.socket_dir, self.port)
     }
 
     /// pg_ctl stop -m fast, awaited.
@@ -200,7 +198,7 @@ impl EmbeddedPostgres {
             return Ok(());
         }
         tracing::info!(data_dir = %self.data_dir.display(), "stopping PostgreSQL");
-        let cmd = self.stop_command();
+        let cmd = stop_command(&self.pg_ctl, &self.run_as, &self.data_dir);
         let command = describe(&cmd);
         let (status, output) = run(cmd).await?;
         if status.success() {
@@ -221,18 +219,6 @@ impl EmbeddedPostgres {
             data_dir: self.data_dir.clone(),
         })
     }
-
-    fn stop_command(&self) -> Command {
-        let mut cmd = self.run_as.command(&self.pg_ctl);
-        cmd.arg("stop").arg("-D").arg(&self.data_dir).args([
-            "-m",
-            "fast",
-            "-w",
-            "-t",
-            PG_CTL_TIMEOUT_SECS,
-        ]);
-        cmd
-    }
 }
 
 impl Drop for EmbeddedPostgres {
@@ -243,7 +229,7 @@ impl Drop for EmbeddedPostgres {
             return;
         }
         tracing::info!(data_dir = %self.data_dir.display(), "stopping PostgreSQL");
-        match self.stop_command().output() {
+        match stop_command(&self.pg_ctl, &self.run_as, &self.data_dir).output() {
             Ok(out) if out.status.success() => {
                 tracing::info!(data_dir = %self.data_dir.display(), "PostgreSQL stopped")
             }

@@ -4,12 +4,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::error::{io_err, EmbeddedPgError, Result};
-use super::layout::{log_len, log_tail};
+use super::layout::{log_len, log_tail, PORT};
 use super::programs::{describe, run, RunAs};
-use super::{PG_CTL_TIMEOUT_SECS, PORT};
+
+/// How long `pg_ctl` may wait for the server to start or stop.
+const PG_CTL_TIMEOUT_SECS: &str = "60";
 
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum PgCtlStatus {
@@ -148,4 +151,14 @@ pub(super) async fn start_postmaster(
             log_tail,
         });
     }
+}
+
+/// `pg_ctl stop -m fast`, waiting for the server to be gone.
+pub(super) fn stop_command(pg_ctl: &Path, run_as: &RunAs, data_dir: &Path) -> Command {
+    let mut cmd = run_as.command(pg_ctl);
+    cmd.arg("stop")
+        .arg("-D")
+        .arg(data_dir)
+        .args(["-m", "fast", "-w", "-t", PG_CTL_TIMEOUT_SECS]);
+    cmd
 }
