@@ -1,6 +1,5 @@
 //! The capture API: create and edit sightings, degradation reports and timesheet
-//! entries on the phone, with GPS fixes, and list what the server has not yet
-//! acknowledged.
+//! entries on the phone, with GPS fixes, and read them back.
 //!
 //! Decisions:
 //! - **Records go in as JSON objects of the form's fields** (camelCase, the
@@ -19,19 +18,15 @@
 //! - **Durable before returning**: the change is appended to the store (and
 //!   `fsync`ed) inside samod's document lock, so no change can reach the server
 //!   that is not on disk first.
-//! - **Pending** = records whose state at the acknowledged heads differs from their
-//!   state now (`Automerge::diff`): a record is pending until the server holds the
-//!   last change that touched it.
 
-use automerge::{Automerge, ChangeHash, ObjType, PatchAction, Prop, ReadDoc, ROOT};
+use automerge::Automerge;
 use chrono::{DateTime, SecondsFormat, Utc};
 use schemas::{DegradationReport, FieldProblem, FieldRecord, RecordKind, Sighting, TimesheetEntry};
-use serde::Serialize;
 use serde_json::{Map, Value as Json};
-use sync::{put_raw_record, read_notebook, set_field, Collection, RecordState, WriteError};
+use sync::{put_raw_record, read_notebook, set_field, RecordState, WriteError};
 use uuid::Uuid;
 
-use crate::{store::StoreError, sync_client::known_heads, Device};
+use crate::{device::Device, store::StoreError};
 
 /// Fields the device sets; a form cannot change them.
 const SYSTEM_FIELDS: [&str; 5] = ["id", "authorId", "deviceId", "createdAt", "modifiedAt"];
@@ -92,15 +87,6 @@ impl GpsFix {
 pub struct Draft {
     pub id: Uuid,
     pub problems: Vec<FieldProblem>,
-}
-
-/// A record the server has not acknowledged in its latest state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PendingRecord {
-    pub kind: RecordKind,
-    /// The record's key in its collection (its id).
-    pub key: String,
 }
 
 impl Device {
@@ -189,15 +175,6 @@ impl Device {
         self.records()
             .into_iter()
             .find(|r| r.kind == kind && r.key == key)
-    }
-
-    /// Records the server has not acknowledged in their latest state.
-    pub fn pending(&self) -> Result<Vec<PendingRecord>, StoreError> {
-        let acknowledged = self.store.sync_state(self.notebook.document_id())?;
-        Ok(self.notebook.with_document(|doc| {
-            let heads = known_heads(doc, &acknowledged.acknowledged_heads);
-            pending_records(doc, &heads)
-        }))
     }
 
     fn complete_new(
@@ -359,46 +336,4 @@ fn problems_of(kind: RecordKind, raw: &Json) -> Vec<FieldProblem> {
 
 fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// Records whose state differs between the acknowledged heads and now.
-pub(crate) fn pending_records(doc: &Automerge, acknowledged: &[ChangeHash]) -> Vec<PendingRecord> {
-    let collections: Vec<(automerge::ObjId, Collection)> = Collection::ALL
-        .into_iter()
-        .filter_map(|c| match doc.get(ROOT, c.key()) {
-            Ok(Some((automerge::Value::Object(ObjType::Map), obj))) => Some((obj, c)),
-            _ => None,
-        })
-        .collect();
-    let collection_of = |obj: &automerge::ObjId| {
-        collections
-            .iter()
-            .find(|(o, _)| o == obj)
-            .map(|(_, c)| c.kind())
-    };
-    let mut pending = Vec::new();
-    for patch in doc.diff(acknowledged, &doc.get_heads()) {
-        // A record's own entry in its collection (created, replaced, deleted)…
-        if let Some(kind) = collection_of(&patch.obj) {
-            let key = match &patch.action {
-                PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => key.clone(),
-                _ => continue,
-            };
-            pending.push(PendingRecord { kind, key });
-            continue;
-        }
-        // …or anything inside it: the path runs root → collection → record → ….
-        if let Some((obj, Prop::Map(key))) = patch.path.get(1) {
-            if let Some(kind) = collection_of(obj) {
-                pending.push(PendingRecord {
-                    kind,
-                    key: key.clone(),
-                });
-            }
-        }
-    }
-    // Ordered by kind, then id, once each.
-    pending.sort_by(|a, b| (a.kind.as_str(), &a.key).cmp(&(b.kind.as_str(), &b.key)));
-    pending.dedup();
-    pending
 }

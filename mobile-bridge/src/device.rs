@@ -12,7 +12,8 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::{
-    phone::DeviceCredential,
+    credential::DeviceCredential,
+    pending::{known_heads, pending_records, PendingRecord},
     repo_runtime::RepoRuntime,
     store::{Identity, Store, StoreError},
     sync_client::{sync_url, PendingPhotos, SyncClient, SyncStatus, SyncTimeout, DEFAULT_BACKOFF},
@@ -217,6 +218,15 @@ impl Device {
         }
         let synced = self.sync.synced(timeout);
         Ok(async move { Ok(synced.await?) })
+    }
+
+    /// Records the server has not acknowledged in their latest state.
+    pub fn pending(&self) -> Result<Vec<PendingRecord>, StoreError> {
+        let acknowledged = self.store.sync_state(self.notebook.document_id())?;
+        Ok(self.notebook.with_document(|doc| {
+            let heads = known_heads(doc, &acknowledged.acknowledged_heads);
+            pending_records(doc, &heads)
+        }))
     }
 
     /// The current sync status. `pending_records` is counted now rather than

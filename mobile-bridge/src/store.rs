@@ -51,7 +51,7 @@ use tokio::sync::watch;
 use url::Url;
 use uuid::Uuid;
 
-use crate::phone::DeviceCredential;
+use crate::credential::DeviceCredential;
 
 const IDENTITY_FILE: &str = "identity.json";
 const NOTEBOOKS_DIR: &str = "notebooks";

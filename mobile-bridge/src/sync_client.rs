@@ -39,8 +39,8 @@ use tokio::{
 use url::Url;
 
 use crate::{
-    capture::pending_records,
-    phone::DeviceCredential,
+    credential::DeviceCredential,
+    pending::{known_heads, pending_records},
     repo_runtime::RepoRuntime,
     store::{Store, StoreError, SyncState},
     ws_dialer::{InvalidCredential, WireCounters, WsDialer},
@@ -411,17 +411,6 @@ impl Shared {
             Err(error) => tracing::warn!(%error, "recording the server's acknowledgement"),
         }
     }
-}
-
-/// Heads among `heads` that this document holds. An acknowledgement naming a
-/// change the store lost (it cannot: they are recorded only once stored) would
-/// otherwise make automerge refuse the comparison.
-pub(crate) fn known_heads(doc: &Automerge, heads: &[ChangeHash]) -> Vec<ChangeHash> {
-    heads
-        .iter()
-        .copied()
-        .filter(|h| doc.get_change_by_hash(h).is_some())
-        .collect()
 }
 
 /// Whether the history up to `newer` includes every change in `older`.

@@ -291,7 +291,7 @@ impl PhotoOutbox {
 }
 
 /// The sync status shows how many photos wait (`Device::set_pending_photos`).
-impl crate::PendingPhotos for PhotoOutbox {
+impl crate::sync_client::PendingPhotos for PhotoOutbox {
     fn pending_photos(&self) -> u64 {
         match self.pending() {
             Ok(pending) => pending.len() as u64,

@@ -307,7 +307,10 @@ fn the_outbox_keeps_each_photo_once_until_it_is_uploaded() {
     let mut expected = vec![first.sha256.clone(), second.sha256.clone()];
     expected.sort();
     assert_eq!(outbox.pending().unwrap(), expected);
-    assert_eq!(crate::PendingPhotos::pending_photos(&outbox), 2);
+    assert_eq!(
+        crate::sync_client::PendingPhotos::pending_photos(&outbox),
+        2
+    );
     let stored = std::fs::read(
         dir.path()
             .join("pending")

@@ -1,9 +1,14 @@
 //! A simulated phone: one volunteer's notebook, edited offline, synced on demand.
+//!
+//! No store and no capture API: an in-memory repo the end-to-end tests and the
+//! load generators (`tests/src/bin`) drive. Built only with the
+//! `simulated-phone` feature, which the tests crate enables; apps and `fieldkit`
+//! use [`crate::Device`].
 
 use std::{sync::Arc, time::Duration};
 
 use automerge::{Automerge, ChangeHash};
-use samod::{BackoffConfig, DialerHandle, DocHandle, DocumentId, PeerId, Repo};
+use samod::{BackoffConfig, DialerHandle, DocHandle, DocumentId, Repo};
 use schemas::{FieldRecord, RecordKind};
 use serde_json::Value as Json;
 use sync::{
@@ -15,6 +20,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::{
+    credential::DeviceCredential,
     repo_runtime::RepoRuntime,
     sync_client,
     ws_dialer::{InvalidCredential, WireCounters},
@@ -34,32 +40,6 @@ pub enum PhoneError {
     NotFound(DocumentId),
     #[error(transparent)]
     Write(#[from] WriteError),
-}
-
-/// What a phone received when it was enrolled: its device id and the secret
-/// credential it presents to the server. Serialised only into the store's
-/// identity file; `Debug` redacts the secret.
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeviceCredential {
-    pub device_id: Uuid,
-    pub secret: String,
-}
-
-impl std::fmt::Debug for DeviceCredential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceCredential")
-            .field("device_id", &self.device_id)
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
-
-impl DeviceCredential {
-    /// The server binds a device credential to this automerge-repo peer id.
-    pub fn peer_id(&self) -> PeerId {
-        PeerId::from(format!("device-{}", self.device_id).as_str())
-    }
 }
 
 /// One device holding one notebook.
