@@ -7,7 +7,10 @@
 //!   messages leave by, and closing it with a reason;
 //! - [`document`]: one document's owner — judging incoming changes before
 //!   they are applied, committing them, and replying to every peer from the
-//!   committed state; it leaves memory once idle;
+//!   committed state; it leaves memory once idle. Its decisions (judging a
+//!   batch, a change waiting for its dependency, judging again on another
+//!   process's revision) are a pure part, `document::judging`, that its
+//!   task drives;
 //! - [`store`]: loading documents, and the committers that store accepted
 //!   changes with the inventory in shared transactions (group commit);
 //! - [`access`]: who may read or write a document, per-credential limits, and
