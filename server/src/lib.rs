@@ -19,6 +19,7 @@ pub mod http;
 pub mod live;
 pub mod markup;
 pub mod materialise;
+pub mod notifications;
 pub mod reports;
 pub mod review;
 pub mod species;
@@ -175,13 +176,16 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (fatal, mut fatal_rx) = sync::store::FatalStorageError::channel();
-    let core = sync::SyncCore::start(pool.clone(), options.sync, fatal).await?;
     let stop_background = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(
-        core.access()
-            .clone()
-            .watch_revocations(stop_background.child_token()),
-    );
+    // Stopped however `serve` returns.
+    let _stop_background = stop_background.clone().drop_guard();
+    let notifications =
+        notifications::Notifications::start(&pool, stop_background.child_token()).await;
+    let core = sync::SyncCore::start(pool.clone(), options.sync, fatal, &notifications).await?;
+    tokio::spawn(core.access().clone().watch_revocations(
+        notifications.credentials_ended(),
+        stop_background.child_token(),
+    ));
     let publisher = review::publish::Publisher::start(
         pool.clone(),
         core.clone(),
@@ -225,12 +229,11 @@ pub async fn serve(
             }
         },
     ));
-    let live = live::Live::start(
-        pool.clone(),
+    let live = live::Live::new(
+        notifications,
         options.max_event_streams,
         stop_background.child_token(),
-    )
-    .await;
+    );
     let state = http::AppState {
         pool,
         sync: core.clone(),

@@ -2,7 +2,8 @@
 //! and real server processes: a coordinator's open stream shows a real
 //! phone's sync and a coordinator's decision, only of its own territory,
 //! from writes made through another server process too; who may open one;
-//! and a stream ends when its session does (logout, expiry).
+//! and a stream ends when its session does (logout, expiry); the process's
+//! one notification listener they are heard through.
 //!
 //! Every wait is on the stream itself, bounded by [`TIMEOUT`].
 
@@ -17,7 +18,14 @@ use mobile_bridge::Phone;
 use reqwest::Method;
 use schemas::{FieldRecord, RecordKind};
 use serde_json::{json, Value};
-use server::auth::Role;
+use server::{
+    auth::{Credential, Role},
+    notifications::{
+        ChangeKind, DocumentCommitted, LiveEvent, Notifications, DOCUMENT_COMMITTED_CHANNEL,
+        INVENTORY_CHANGED_CHANNEL,
+    },
+};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -312,5 +320,101 @@ async fn only_the_territorys_reviewers_open_its_stream_and_it_ends_with_the_sess
     )
     .await?;
     assert_eq!(lasting.next_change().await?, "invalid_record");
+    Ok(())
+}
+
+/// The process's one notification listener (`server::notifications`) hears
+/// every channel and hands each kind to its subscribers, typed; when its
+/// connection is cut it listens again, and the live streams are told that
+/// announcements may have been missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_listener_hears_every_channel_and_says_when_it_may_have_missed_some(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let pool = db.pool().await?;
+    let stop = CancellationToken::new();
+    let notifications = Notifications::start(&pool, stop.clone()).await;
+    let mut commits = notifications.documents_committed();
+    let mut ended = notifications.credentials_ended();
+    let mut live = notifications.live_events();
+    let notify = |channel: &'static str, payload: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(&pool)
+                .await
+        }
+    };
+
+    let (process, territory, device) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    notify(
+        DOCUMENT_COMMITTED_CHANNEL,
+        DocumentCommitted::payload("doc", 3, process),
+    )
+    .await?;
+    notify(
+        server::auth::admin::DEVICE_REVOKED_CHANNEL,
+        device.to_string(),
+    )
+    .await?;
+    notify(INVENTORY_CHANGED_CHANNEL, format!("{territory} sighting")).await?;
+    assert_eq!(
+        tokio::time::timeout(TIMEOUT, commits.recv()).await?,
+        Some(DocumentCommitted {
+            doc_id: "doc".into(),
+            revision: 3,
+            process,
+        })
+    );
+    let revoked = Credential::Device { device_id: device };
+    assert_eq!(
+        tokio::time::timeout(TIMEOUT, ended.recv()).await?,
+        Some(revoked.clone())
+    );
+    assert_eq!(
+        tokio::time::timeout(TIMEOUT, live.recv()).await??,
+        LiveEvent::CredentialEnded(revoked)
+    );
+    assert_eq!(
+        tokio::time::timeout(TIMEOUT, live.recv()).await??,
+        LiveEvent::Changed {
+            territory,
+            kind: ChangeKind::Sighting
+        }
+    );
+
+    // Its connection is cut: the live streams hear that announcements may
+    // have been missed, and the listener hears commits again.
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+    )
+    .fetch_all(&pool)
+    .await?;
+    assert_eq!(cut, vec![true], "one listener per process");
+    assert_eq!(
+        tokio::time::timeout(TIMEOUT, live.recv()).await??,
+        LiveEvent::Missed
+    );
+    let heard_again = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            notify(
+                DOCUMENT_COMMITTED_CHANNEL,
+                DocumentCommitted::payload("doc", 4, process),
+            )
+            .await?;
+            if let Ok(heard) =
+                tokio::time::timeout(Duration::from_millis(200), commits.recv()).await
+            {
+                return anyhow::Ok(heard);
+            }
+        }
+    })
+    .await??;
+    assert_eq!(heard_again.map(|commit| commit.revision), Some(4));
+    stop.cancel();
     Ok(())
 }

@@ -15,11 +15,12 @@ use super::{secret, AuthError, Role};
 pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
 /// Longest an invitation may stay redeemable.
 pub const MAX_INVITATION_TTL: chrono::Duration = chrono::Duration::days(30);
-/// The PostgreSQL channel [`revoke_device`] notifies with the device id; the
-/// sync channel listens on it to close that device's open connections at once.
+/// The PostgreSQL channel [`revoke_device`] notifies with the device id; every
+/// process hears it (`crate::notifications`) and closes that device's open
+/// sync connections and live streams at once.
 pub const DEVICE_REVOKED_CHANNEL: &str = "fieldnotes_device_revoked";
 /// The PostgreSQL channel [`logout`] notifies with the session id, so that the
-/// session's open sync connections close too.
+/// session's open sync connections and live streams close too.
 pub const SESSION_ENDED_CHANNEL: &str = "fieldnotes_session_ended";
 
 const MAX_NAME_CHARS: usize = 200;

@@ -39,7 +39,8 @@ use super::{
 };
 use crate::{
     auth::{self, Principal, Role},
-    live::{ChangeKind, LiveEvent, StreamPermit},
+    live::StreamPermit,
+    notifications::{ChangeKind, LiveEvent},
 };
 
 /// Who may follow a territory: who may read its review.

@@ -14,8 +14,9 @@
 //!   connections and its account creates at most [`MAX_NEW_DOCUMENTS_PER_HOUR`];
 //! - revoking a device, or logging a session out, closes its open connections
 //!   at once, in every server process (PostgreSQL `NOTIFY
-//!   fieldnotes_device_revoked` / `fieldnotes_session_ended`); a periodic sweep
-//!   also closes connections of sessions that expired.
+//!   fieldnotes_device_revoked` / `fieldnotes_session_ended`, heard by the
+//!   process's listener, `crate::notifications`); a periodic sweep also
+//!   closes connections of sessions that expired.
 
 use std::{
     collections::HashMap,
@@ -23,16 +24,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sqlx::{postgres::PgListener, PgPool};
+use sqlx::PgPool;
 use sync::protocol::PeerId;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
-    auth::{
-        admin::{DEVICE_REVOKED_CHANNEL, SESSION_ENDED_CHANNEL},
-        Credential, Principal, Role,
-    },
+    auth::{Credential, Principal, Role},
     materialise::{CommittedDoc, DocumentKind},
 };
 
@@ -261,46 +260,25 @@ impl SyncAccess {
         closed
     }
 
-    /// Listens for revoked devices and ended sessions from any server process
-    /// and closes their connections; also sweeps periodically in case a
-    /// notification was lost while the listener reconnected, and to close
-    /// sessions that expired. Runs until `stop` is cancelled.
-    pub async fn watch_revocations(self, stop: CancellationToken) {
-        let channels = [DEVICE_REVOKED_CHANNEL, SESSION_ENDED_CHANNEL];
-        let mut listener = loop {
-            match PgListener::connect_with(&self.pool).await {
-                Ok(mut listener) => match listener.listen_all(channels).await {
-                    Ok(()) => break listener,
-                    Err(error) => tracing::warn!(%error, "listening for revocations"),
-                },
-                Err(error) => tracing::warn!(%error, "connecting the revocation listener"),
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        };
+    /// Closes the connections of the devices revoked and sessions ended in
+    /// any server process, as `ended` announces them
+    /// ([`crate::notifications`]); also sweeps periodically, for
+    /// announcements missed while the listener reconnected and for sessions
+    /// that expired. Runs until `stop` is cancelled.
+    pub async fn watch_revocations(
+        self,
+        mut ended: mpsc::UnboundedReceiver<Credential>,
+        stop: CancellationToken,
+    ) {
         let mut sweep = tokio::time::interval(REVOCATION_SWEEP);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                notification = listener.recv() => match notification {
-                    Ok(notification) => {
-                        let id = Uuid::parse_str(notification.payload());
-                        match (notification.channel(), id) {
-                            (DEVICE_REVOKED_CHANNEL, Ok(device_id)) => {
-                                self.close_credential(&Credential::Device { device_id });
-                            }
-                            (SESSION_ENDED_CHANNEL, Ok(session_id)) => {
-                                self.close_credential(&Credential::Session { session_id });
-                            }
-                            _ => tracing::warn!("ignoring a malformed revocation notification"),
-                        }
+                credential = ended.recv() => match credential {
+                    Some(credential) => {
+                        self.close_credential(&credential);
                     }
-                    Err(error) => {
-                        tracing::warn!(%error, "revocation listener lost its connection; it reconnects");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
+                    None => return,
                 },
                 _ = sweep.tick() => self.sweep_revoked().await,
             }

@@ -7,15 +7,19 @@
 //!   messages leave by, and closing it with a reason;
 //! - [`document`]: one document's owner — judging incoming changes before
 //!   they are applied, committing them, and replying to every peer from the
-//!   committed state; it leaves memory once idle;
+//!   committed state; it leaves memory once idle. Its decisions (judging a
+//!   batch, a change waiting for its dependency, judging again on another
+//!   process's revision) are a pure part, `document::judging`, that its
+//!   task drives;
 //! - [`store`]: loading documents, and the committers that store accepted
 //!   changes with the inventory in shared transactions (group commit);
 //! - [`access`]: who may read or write a document, per-credential limits, and
 //!   closing the connections of revoked credentials.
 //!
 //! [`SyncCore`] holds the map from document id to its owner (the only place
-//! where all documents meet, touched once per message), and listens for the
-//! commits of other server processes on the same database so that their
+//! where all documents meet, touched once per message), and follows the
+//! commits of other server processes on the same database, as the process's
+//! notification listener hears them (`crate::notifications`), so that their
 //! changes reach this process's connected peers.
 
 pub mod access;
@@ -33,17 +37,20 @@ use std::{
     time::Duration,
 };
 
-use sqlx::{postgres::PgListener, PgPool};
+use sqlx::PgPool;
 use sync::protocol::{DocumentId, PeerId, PeerMetadata};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use crate::{
+    auth::Principal,
+    notifications::{DocumentCommitted, Notifications},
+};
 use access::{ConnectionRegistration, SyncAccess};
 use document::{DocMessage, DocumentOwner};
 pub use document::{EditError, ServerWrite, WriteFailure, WriteOutcome};
-use store::{FatalStorageError, Store, DOCUMENT_COMMITTED_CHANNEL};
+use store::{FatalStorageError, Store};
 
 /// Messages waiting for one document's owner; past it, the connections
 /// sending more wait (and stop reading their sockets): back-pressure.
@@ -187,12 +194,13 @@ pub struct SyncCore {
 }
 
 impl SyncCore {
-    /// Starts the core on `pool`: its committers, and the listener for other
-    /// processes' commits (until `stop`).
+    /// Starts the core on `pool`: its committers, and the follower of other
+    /// processes' commits as `notifications` announce them (until [`SyncCore::stop`]).
     pub async fn start(
         pool: PgPool,
         settings: SyncSettings,
         fatal: FatalStorageError,
+        notifications: &Notifications,
     ) -> anyhow::Result<SyncCore> {
         // Each process its own peer id and commit announcements: several
         // servers may share one database.
@@ -215,7 +223,10 @@ impl SyncCore {
             stopping: CancellationToken::new(),
         });
         let core = SyncCore { hub };
-        tokio::spawn(core.clone().listen_for_commits(pool, process_id));
+        tokio::spawn(
+            core.clone()
+                .follow_other_processes(notifications.documents_committed(), process_id),
+        );
         Ok(core)
     }
 
@@ -284,52 +295,35 @@ impl SyncCore {
 
     /// Tells the owners of live documents that another process committed
     /// them, so they load the new changes and push them to their peers.
-    async fn listen_for_commits(self, pool: PgPool, process_id: Uuid) {
+    /// Commits announced while the listener reconnected are not heard: the
+    /// document's next commit here finds their revision, and judges again.
+    async fn follow_other_processes(
+        self,
+        mut committed: mpsc::UnboundedReceiver<DocumentCommitted>,
+        process_id: Uuid,
+    ) {
         let stop = self.hub.stopping.clone();
-        let mut listener = loop {
-            match PgListener::connect_with(&pool).await {
-                Ok(mut listener) => match listener.listen(DOCUMENT_COMMITTED_CHANNEL).await {
-                    Ok(()) => break listener,
-                    Err(error) => tracing::warn!(%error, "listening for other processes' commits"),
-                },
-                Err(error) => tracing::warn!(%error, "connecting the commit listener"),
-            }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        };
         loop {
-            let notification = tokio::select! {
+            let announced = tokio::select! {
                 () = stop.cancelled() => return,
-                notification = listener.recv() => notification,
+                announced = committed.recv() => announced,
             };
-            match notification {
-                Ok(notification) => {
-                    let Some(announced) =
-                        store::parse_announcement(notification.payload(), process_id)
-                    else {
-                        continue;
-                    };
-                    let Ok(id) = DocumentId::parse(&announced.doc_id) else {
-                        continue;
-                    };
-                    self.hub
-                        .dispatch_if_live(
-                            id,
-                            DocMessage::Announced {
-                                revision: announced.revision,
-                            },
-                        )
-                        .await;
-                }
-                Err(error) => {
-                    // sqlx reconnects at the next `recv`; commits announced
-                    // meanwhile are found by the next commit's revision check.
-                    tracing::warn!(%error, "commit listener lost its connection; it reconnects");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+            let Some(announced) = announced else { return };
+            // This process's own document owners know its commits.
+            if announced.process == process_id {
+                continue;
             }
+            let Ok(id) = DocumentId::parse(&announced.doc_id) else {
+                continue;
+            };
+            self.hub
+                .dispatch_if_live(
+                    id,
+                    DocMessage::Announced {
+                        revision: announced.revision,
+                    },
+                )
+                .await;
         }
     }
 }

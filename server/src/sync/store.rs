@@ -28,11 +28,8 @@ use crate::{
     audit,
     auth::Credential,
     materialise::{self, CommittedDoc, DocumentKind, Fingerprints, DEFAULT_TERRITORY},
+    notifications::{DocumentCommitted, DOCUMENT_COMMITTED_CHANNEL},
 };
-
-/// Channel on which a commit is announced to every server process; the
-/// payload is `<doc id> <revision> <process id>`.
-pub const DOCUMENT_COMMITTED_CHANNEL: &str = "fieldnotes_document_committed";
 
 /// Commits one transaction takes at most.
 const MAX_GROUP: usize = 64;
@@ -366,9 +363,10 @@ impl Committer {
         }
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(DOCUMENT_COMMITTED_CHANNEL)
-            .bind(format!(
-                "{doc_id} {} {}",
-                commit.doc.revision, self.process_id
+            .bind(DocumentCommitted::payload(
+                doc_id,
+                commit.doc.revision,
+                self.process_id,
             ))
             .execute(&mut **tx)
             .await?;
@@ -414,20 +412,4 @@ async fn store_receipts(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// A commit announced by some server process.
-pub struct Announced {
-    pub doc_id: String,
-    pub revision: i64,
-}
-
-/// Parses a [`DOCUMENT_COMMITTED_CHANNEL`] payload; None for this process's
-/// own commits (its document owners know them) and malformed payloads.
-pub fn parse_announcement(payload: &str, own_process: Uuid) -> Option<Announced> {
-    let mut parts = payload.split(' ');
-    let doc_id = parts.next()?.to_string();
-    let revision = parts.next()?.parse().ok()?;
-    let process: Uuid = parts.next()?.parse().ok()?;
-    (process != own_process).then_some(Announced { doc_id, revision })
 }

@@ -10,35 +10,34 @@
 //! heads that are not durable, and the work of a message is proportional to
 //! the document's own peers. When no connection holds the document and none
 //! has written for the idle time, the task ends and the document leaves memory.
+//!
+//! - [`judging`]: the owner's decisions, without I/O — judging a batch,
+//!   leaving a change waiting for its dependency, judging again on another
+//!   process's revision;
+//! - this module: the task that drives them — loading, asking the database,
+//!   committing, replying to the peers.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
+mod judging;
 
-use automerge::{Automerge, Change, ChangeHash};
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use automerge::Automerge;
 use sync::{
-    authorize::{
-        authorize_notebook_changes, Decision, Refusal, WriterRights, MAX_CHANGES_PER_MESSAGE,
-    },
+    authorize::MAX_CHANGES_PER_MESSAGE,
     protocol::{DocumentId, DocumentSync, IncomingSync, SyncDataLimits},
-    wire::chunk_changes,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{
-    access::{access_for, Access, Delivery, MAX_NEW_DOCUMENTS_PER_HOUR},
+    access::{access_for, Access, Delivery},
     peer::Peer,
     store::{Commit, Committed},
     Handling, Hub,
 };
-use crate::{
-    auth::Role,
-    materialise::{CommittedDoc, DocumentKind},
-};
+use crate::auth::Principal;
+use judging::{Deliverer, Judging, Pass, Settled, ToCommit};
 
 /// Messages one batch takes at most: those that arrived together.
 const MAX_BATCH: usize = 256;
@@ -116,36 +115,10 @@ pub enum WriteFailure {
     Storage(String),
 }
 
-/// Whether a writer with `rights` may send changes to `doc` at all, from
-/// what is known without reading the changes: review documents and species
-/// lists take none over sync, a stored notebook takes its owner's only, and
-/// a writer who may keep no notebook anywhere (a régie auditor) writes none.
-fn may_send_changes(doc: &CommittedDoc, rights: &WriterRights) -> Result<(), Refusal> {
-    match doc.kind {
-        DocumentKind::Review => return Err(Refusal::ReviewDocument),
-        DocumentKind::SpeciesList { .. } => return Err(Refusal::SpeciesListDocument),
-        DocumentKind::Notebook => {}
+impl Deliverer for Arc<Peer> {
+    fn principal(&self) -> &Principal {
+        &self.principal
     }
-    if rights.notebook_territories.is_empty() {
-        return Err(Refusal::NoNotebookAnywhere);
-    }
-    match doc.header {
-        Some(header) if header.owner_id != rights.account_id => Err(Refusal::NotYourNotebook),
-        Some(header) if !rights.notebook_territories.contains(&header.territory_id) => {
-            Err(Refusal::TerritoryNotAllowed {
-                territory: header.territory_id,
-            })
-        }
-        _ => Ok(()),
-    }
-}
-
-/// A change waiting for a dependency, and the peer that delivered it (whose
-/// rights judge it once the dependency is here).
-#[derive(Clone)]
-struct Waiting {
-    change: Change,
-    from: Arc<Peer>,
 }
 
 struct PeerSync {
@@ -158,10 +131,9 @@ pub(super) struct DocumentOwner {
     key: String,
     hub: Arc<Hub>,
     generation: u64,
-    /// None until loaded, and after a failed commit left it unknown.
-    state: Option<CommittedDoc>,
+    /// The document as committed, the changes waiting, and the decisions.
+    judging: Judging<Arc<Peer>>,
     peers: HashMap<Uuid, PeerSync>,
-    waiting: Vec<Waiting>,
 }
 
 impl DocumentOwner {
@@ -176,9 +148,8 @@ impl DocumentOwner {
             key: id.to_string(),
             hub,
             generation,
-            state: None,
+            judging: Judging::new(),
             peers: HashMap::new(),
-            waiting: Vec::new(),
         };
         let span = tracing::info_span!("document", doc_id = %owner.key);
         tokio::spawn(owner.run(messages).instrument(span));
@@ -238,7 +209,7 @@ impl DocumentOwner {
     }
 
     async fn handle(&mut self, batch: Vec<DocMessage>) {
-        if self.state.is_none() {
+        if self.judging.committed().is_none() {
             if let Err(reason) = self.load().await {
                 for message in batch {
                     match message {
@@ -279,7 +250,7 @@ impl DocumentOwner {
                 DocMessage::Write { write, done } => writes.push((write, done)),
             }
         }
-        let behind = self.state.as_ref().map_or(0, |s| s.revision);
+        let behind = self.judging.committed().map_or(0, |doc| doc.revision);
         let mut reloaded = false;
         if announced.is_some_and(|revision| revision > behind) {
             match self.load().await {
@@ -289,7 +260,7 @@ impl DocumentOwner {
                 }
             }
         }
-        if !syncs.is_empty() || (reloaded && !self.waiting.is_empty()) {
+        if !syncs.is_empty() || (reloaded && self.judging.has_waiting()) {
             self.receive(&syncs, reloaded).await;
         }
         for (write, done) in writes {
@@ -302,10 +273,10 @@ impl DocumentOwner {
     /// Commits a change the server makes; see [`ServerWrite`].
     async fn write(&mut self, mut write: ServerWrite) -> Result<WriteOutcome, WriteFailure> {
         for _ in 0..MAX_STALE_RETRIES {
-            if self.state.is_none() {
+            if self.judging.committed().is_none() {
                 self.load().await.map_err(WriteFailure::Storage)?;
             }
-            let Some(mut doc) = self.state.take() else {
+            let Some(mut doc) = self.judging.take_committed() else {
                 continue;
             };
             let heads_before = doc.doc.get_heads();
@@ -313,11 +284,11 @@ impl DocumentOwner {
             let mut edited = doc.doc.clone();
             edited.set_actor(automerge::ActorId::random());
             if let Err(error) = (write.edit)(&mut edited) {
-                self.state = Some(doc);
+                self.judging.loaded(doc);
                 return Err(WriteFailure::Refused(error));
             }
             if edited.get_heads() == heads_before {
-                self.state = Some(doc);
+                self.judging.loaded(doc);
                 return Ok(WriteOutcome::Unchanged);
             }
             let chunk = edited.save_after(&heads_before);
@@ -347,15 +318,15 @@ impl DocumentOwner {
                 .unwrap_or_else(|_| Committed::Failed("the server is stopping".into()))
             {
                 Committed::Stored(doc) => {
-                    self.state = Some(*doc);
+                    self.judging.loaded(*doc);
                     return Ok(WriteOutcome::Written);
                 }
                 Committed::Stale => {
                     tracing::debug!("another process committed first; writing again on its state");
-                    self.state = None;
+                    self.judging.forget();
                 }
                 Committed::Failed(reason) => {
-                    self.state = None;
+                    self.judging.forget();
                     return Err(WriteFailure::Storage(reason));
                 }
             }
@@ -373,7 +344,7 @@ impl DocumentOwner {
         loop {
             match self.hub.store.load(&self.key).await {
                 Ok(doc) => {
-                    self.state = Some(doc);
+                    self.judging.loaded(doc);
                     return Ok(());
                 }
                 Err(error) if started.elapsed() < LOAD_BUDGET => {
@@ -383,7 +354,7 @@ impl DocumentOwner {
                 }
                 Err(error) => {
                     tracing::error!(%error, "loading the document failed");
-                    self.state = None;
+                    self.judging.forget();
                     return Err(
                         "the server cannot read its storage now; try again later".to_string()
                     );
@@ -398,44 +369,31 @@ impl DocumentOwner {
     async fn receive(&mut self, syncs: &[(Arc<Peer>, Vec<u8>, bool)], mut recheck_waiting: bool) {
         let mut checked_other_processes = false;
         for _ in 0..MAX_STALE_RETRIES {
-            let Some(mut doc) = self.state.take() else {
+            let Some(mut pass) = self.judging.start_pass() else {
                 return;
             };
-            let heads_before = doc.doc.get_heads();
-            let waiting_before = self.waiting.clone();
-            let mut receipts = Vec::new();
-            let mut writers = Vec::new();
             if recheck_waiting {
-                if let Some(from) = self.waiting.first().map(|w| w.from.clone()) {
-                    match self.judge(&mut doc, &from, None, &mut receipts) {
-                        Ok(true) => writers.push(from),
-                        Ok(false) => {}
-                        Err(reason) => {
-                            self.waiting.clear();
-                            self.refuse(&from, &reason);
-                        }
-                    }
+                let hub = &self.hub;
+                let key = &self.key;
+                let may_create = |account| hub.access.reserve_creation(account, key);
+                if let Err((from, reason)) = self.judging.judge_waiting(&mut pass, &may_create) {
+                    self.refuse(&from, &reason);
                 }
             }
             for (peer, data, is_request) in syncs {
-                if self.receive_one(&mut doc, peer, data, *is_request, &mut receipts) {
-                    writers.push(peer.clone());
-                }
+                self.receive_one(&mut pass, peer, data, *is_request);
             }
-            // Changes left waiting for a dependency this process has not
-            // seen: another process may have committed it. Judged against
-            // that, they may be refused at once instead of waiting.
-            let newly_waiting = self.waiting.iter().any(|w| {
-                !waiting_before
-                    .iter()
-                    .any(|before| before.change.hash() == w.change.hash())
-            });
-            if newly_waiting && !checked_other_processes {
+            let mut settled = self.judging.settle(pass, !checked_other_processes);
+            if let Settled::CheckRevision(pass) = settled {
+                // Changes left waiting for a dependency this process has
+                // not seen: another process may have committed it. Judged
+                // against that, they may be refused at once instead of waiting.
                 checked_other_processes = true;
                 match self.hub.store.revision(&self.key).await {
-                    Ok(revision) if revision != doc.revision => {
+                    Ok(revision) if revision != pass.revision() => {
                         tracing::debug!("another process committed; judging against its changes");
-                        if !self.reload_for_another_pass(waiting_before, &writers).await {
+                        let writers = self.judging.withdraw(pass.into_attempt());
+                        if !self.reload_for_another_pass(&writers).await {
                             return;
                         }
                         recheck_waiting = true;
@@ -444,12 +402,18 @@ impl DocumentOwner {
                     Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "could not read the document's revision"),
                 }
+                settled = self.judging.settle(pass, false);
             }
-            if doc.doc.get_heads() == heads_before {
-                self.state = Some(doc);
-                return;
-            }
-            let chunk = doc.doc.save_after(&heads_before);
+            let ToCommit {
+                doc,
+                chunk,
+                receipts,
+                attempt,
+            } = match settled {
+                Settled::Commit(commit) => commit,
+                // Settled with `false`, a pass never asks again.
+                Settled::Unchanged | Settled::CheckRevision(_) => return,
+            };
             let (done, committed) = oneshot::channel();
             self.hub
                 .store
@@ -467,12 +431,13 @@ impl DocumentOwner {
                 .unwrap_or_else(|_| Committed::Failed("the server is stopping".into()));
             match outcome {
                 Committed::Stored(doc) => {
-                    self.state = Some(*doc);
+                    self.judging.loaded(*doc);
                     return;
                 }
                 Committed::Stale => {
                     tracing::debug!("another process committed first; judging again");
-                    if !self.reload_for_another_pass(waiting_before, &writers).await {
+                    let writers = self.judging.withdraw(attempt);
+                    if !self.reload_for_another_pass(&writers).await {
                         return;
                     }
                     recheck_waiting = true;
@@ -480,25 +445,19 @@ impl DocumentOwner {
                 Committed::Failed(reason) => {
                     // Nothing was acknowledged: the writers reconnect and
                     // send their changes again.
-                    self.waiting = waiting_before;
+                    let writers = self.judging.withdraw(attempt);
                     self.drop_writers(&writers, &reason);
                     return;
                 }
             }
         }
         tracing::warn!("other processes kept committing first; the writers retry later");
-        self.state = None;
+        self.judging.forget();
     }
 
-    /// Before judging a batch again on what another process committed: the
-    /// waiting changes as they were before the pass, and the document
-    /// reloaded. False if it cannot be (the writers are told to come back).
-    async fn reload_for_another_pass(
-        &mut self,
-        waiting_before: Vec<Waiting>,
-        writers: &[Arc<Peer>],
-    ) -> bool {
-        self.waiting = waiting_before;
+    /// Reloads the document to judge a batch again on what another process
+    /// committed; false if it cannot be (the writers are told to come back).
+    async fn reload_for_another_pass(&mut self, writers: &[Arc<Peer>]) -> bool {
         match self.load().await {
             Ok(()) => true,
             Err(reason) => {
@@ -515,17 +474,16 @@ impl DocumentOwner {
         }
     }
 
-    /// Takes one sync message into `doc`; true if it added changes.
+    /// Takes one sync message into the pass's document.
     fn receive_one(
         &mut self,
-        doc: &mut CommittedDoc,
+        pass: &mut Pass<Arc<Peer>>,
         peer: &Arc<Peer>,
         data: &[u8],
         is_request: bool,
-        receipts: &mut Vec<(ChangeHash, Delivery)>,
-    ) -> bool {
+    ) {
         if peer.is_closed() {
-            return false;
+            return;
         }
         let limits = SyncDataLimits {
             max_chunks: MAX_CHANGES_PER_MESSAGE,
@@ -535,26 +493,26 @@ impl DocumentOwner {
             Ok(incoming) => incoming,
             Err(error) => {
                 self.refuse(peer, &error.to_string());
-                return false;
+                return;
             }
         };
         // Changes are judged whoever sends them: a writer without the right
         // is refused with the reason, as it already knows the document.
-        let mut added = false;
         if incoming.has_changes() {
-            match self.judge(doc, peer, Some(&incoming), receipts) {
-                Ok(grew) => added = grew,
-                Err(reason) => {
-                    self.refuse(peer, &reason);
-                    return false;
-                }
+            let hub = &self.hub;
+            let key = &self.key;
+            let may_create = |account| hub.access.reserve_creation(account, key);
+            if let Err(reason) = self.judging.judge(pass, peer, &incoming, &may_create) {
+                self.refuse(peer, &reason);
+                return;
             }
         }
+        let doc = pass.document();
         let nothing_here = !doc.is_stored() && doc.doc.get_heads().is_empty();
         if access_for(&peer.principal, doc) == Access::None || (is_request && nothing_here) {
             self.peers.remove(&peer.connection_id);
             peer.send(peer.protocol.doc_unavailable(self.id));
-            return added;
+            return;
         }
         let entry = self
             .peers
@@ -567,116 +525,6 @@ impl DocumentOwner {
             let reason = format!("the sync message does not apply: {error}");
             self.refuse(peer, &reason);
         }
-        added
-    }
-
-    /// Judges `incoming`'s changes (none: only those still waiting, which
-    /// may apply now) with those still waiting, and applies the accepted
-    /// ones to `doc`; true if the document grew.
-    fn judge(
-        &mut self,
-        doc: &mut CommittedDoc,
-        peer: &Arc<Peer>,
-        incoming: Option<&IncomingSync>,
-        receipts: &mut Vec<(ChangeHash, Delivery)>,
-    ) -> Result<bool, String> {
-        let principal = &peer.principal;
-        let rights = WriterRights {
-            account_id: principal.account_id,
-            notebook_territories: principal.territories_with(&[Role::Volunteer, Role::Coordinator]),
-        };
-        // Decided before a byte of the changes is inflated or parsed: a
-        // peer with no right to write here costs nothing more.
-        if let Err(refusal) = may_send_changes(doc, &rights) {
-            tracing::warn!(account = %principal.account_id, %refusal, "refusing changes before reading them");
-            return Err(format!("refused: {refusal}"));
-        }
-        let changes = incoming
-            .map(IncomingSync::changes)
-            .transpose()
-            .map_err(|error| {
-                tracing::warn!(account = %principal.account_id, %error, "refusing a sync message");
-                format!("refused: {error}")
-            })?
-            .unwrap_or_default();
-        let creating = !doc.is_stored() && doc.doc.get_heads().is_empty();
-        if creating
-            && !self
-                .hub
-                .access
-                .reserve_creation(principal.account_id, &self.key)
-        {
-            tracing::warn!(account = %principal.account_id, "refusing a new document over the hourly limit");
-            return Err(format!(
-                "more than {MAX_NEW_DOCUMENTS_PER_HOUR} new documents in an hour from one account; try again later"
-            ));
-        }
-        let chunks: Vec<Vec<u8>> = self
-            .waiting
-            .iter()
-            .map(|w| w.change.raw_bytes().to_vec())
-            .chain(changes)
-            .collect();
-        let (applied, waiting, applied_to) =
-            match authorize_notebook_changes(&doc.doc, &chunks, &rights) {
-                Decision::Refused(refusal) => {
-                    tracing::warn!(account = %principal.account_id, %refusal, "refusing changes");
-                    return Err(format!("refused: {refusal}"));
-                }
-                Decision::Allowed {
-                    applied,
-                    waiting,
-                    missing,
-                    applied_to,
-                } => {
-                    if !waiting.is_empty() {
-                        tracing::debug!(
-                            waiting = waiting.len(),
-                            ?missing,
-                            "changes wait for their dependencies"
-                        );
-                    }
-                    (applied, waiting, applied_to)
-                }
-            };
-        let delivered_by = |hash: &ChangeHash, waiting: &[Waiting]| {
-            waiting
-                .iter()
-                .find(|w| w.change.hash() == *hash)
-                .map_or_else(|| peer.clone(), |w| w.from.clone())
-        };
-        match applied_to {
-            // The judge's copy is the committed document with exactly these changes.
-            Some(after) => doc.doc = *after,
-            None => {
-                let applied_set: HashSet<ChangeHash> = applied.iter().copied().collect();
-                let mut seen = HashSet::new();
-                let to_apply: Vec<Change> = chunks
-                    .iter()
-                    .flat_map(|chunk| chunk_changes(chunk).unwrap_or_default())
-                    .filter(|change| {
-                        applied_set.contains(&change.hash()) && seen.insert(change.hash())
-                    })
-                    .collect();
-                if let Err(error) = doc.doc.apply_changes(to_apply) {
-                    // The judge applied the same changes to a copy; this cannot differ.
-                    tracing::error!(%error, "accepted changes do not apply");
-                    return Err(format!("the changes do not apply: {error}"));
-                }
-            }
-        }
-        receipts.extend(applied.iter().map(|hash| {
-            let from = delivered_by(hash, &self.waiting);
-            (*hash, Delivery::of(&from.principal))
-        }));
-        self.waiting = waiting
-            .into_iter()
-            .map(|change| Waiting {
-                from: delivered_by(&change.hash(), &self.waiting),
-                change,
-            })
-            .collect();
-        Ok(!applied.is_empty())
     }
 
     fn refuse(&mut self, peer: &Peer, reason: &str) {
@@ -689,7 +537,9 @@ impl DocumentOwner {
     /// owner, so a read-only reader cannot push messages to a volunteer's
     /// phone; they go to the document's other peers.
     fn relay(&self, from: &Peer, count: u64, session_id: &str, data: Vec<u8>) {
-        let Some(doc) = &self.state else { return };
+        let Some(doc) = self.judging.committed() else {
+            return;
+        };
         let is_owner = doc
             .header
             .is_some_and(|header| header.owner_id == from.principal.account_id);
@@ -715,19 +565,9 @@ impl DocumentOwner {
     /// Gives every peer of the document what it lacks of the committed state
     /// (the acknowledgement of its own changes, and the fan-out of others').
     fn reply_to_peers(&mut self) {
-        let Some(doc) = &self.state else { return };
-        // The changes waiting for a dependency are queued in the copy replies
-        // are generated from, so the peer is asked for that dependency.
-        let with_waiting;
-        let source: &Automerge = if self.waiting.is_empty() {
-            &doc.doc
-        } else {
-            let mut copy = doc.doc.clone();
-            if let Err(error) = copy.apply_changes(self.waiting.iter().map(|w| w.change.clone())) {
-                tracing::warn!(%error, "waiting changes do not queue");
-            }
-            with_waiting = copy;
-            &with_waiting
+        let (Some(doc), Some(source)) = (self.judging.committed(), self.judging.reply_source())
+        else {
+            return;
         };
         let mut gone = Vec::new();
         for (connection_id, peer) in &mut self.peers {
@@ -742,7 +582,7 @@ impl DocumentOwner {
                 gone.push(*connection_id);
                 continue;
             }
-            if let Some(data) = peer.sync.reply(source) {
+            if let Some(data) = peer.sync.reply(&source) {
                 peer.peer.send(peer.peer.protocol.sync(self.id, data));
             }
         }
