@@ -28,7 +28,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use schemas::{DegradationReport, FieldProblem, FieldRecord, RecordKind, Sighting, TimesheetEntry};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
-use sync::{put_raw_record, read_notebook, set_field, Collection, RecordState, WriteError};
+use sync::documents::{
+    put_raw_record, read_notebook, set_field, Collection, RecordState, WriteError,
+};
 use uuid::Uuid;
 
 use crate::{store::StoreError, sync_client::known_heads, Device};

@@ -23,7 +23,7 @@ pub use device::{Device, DeviceError};
 pub use phone::{DeviceCredential, Phone, PhoneError};
 pub use samod::{BackoffConfig, DocumentId};
 pub use store::{Identity, Store, StoreError, SyncState};
-pub use sync::{FieldConflict, RecordState};
+pub use sync::documents::{FieldConflict, RecordState};
 pub use sync_client::{sync_url, PendingPhotos, SyncStatus, SyncTimeout, DEFAULT_BACKOFF};
 pub use ws_dialer::{InvalidCredential, WireCounters, WsDialer};
 

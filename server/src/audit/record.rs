@@ -12,7 +12,7 @@ use automerge::{ChangeHash, ReadDoc};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value as Json};
 use sqlx::PgPool;
-use sync::{notebook::Collection, read_notebook};
+use sync::documents::{notebook::Collection, read_notebook};
 use uuid::Uuid;
 
 use crate::materialise;

@@ -3,7 +3,7 @@
 //! changes waiting for their dependencies.
 //!
 //! Everything about one document happens here, one batch of messages at a
-//! time: a message's changes are judged (`sync::authorize`) against the
+//! time: a message's changes are judged (`sync::judge`) against the
 //! committed document before anything is applied, the accepted ones are
 //! handed to the store and, once stored, every peer of the document gets its
 //! reply generated from the committed state. So a reply never announces
@@ -19,11 +19,9 @@ use std::{
 
 use automerge::{Automerge, Change, ChangeHash};
 use sync::{
-    authorize::{
-        authorize_notebook_changes, Decision, Refusal, WriterRights, MAX_CHANGES_PER_MESSAGE,
-    },
+    documents::wire::chunk_changes,
+    judge::{authorize_notebook_changes, Decision, Refusal, WriterRights, MAX_CHANGES_PER_MESSAGE},
     protocol::{DocumentId, DocumentSync, IncomingSync, SyncDataLimits},
-    wire::chunk_changes,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
