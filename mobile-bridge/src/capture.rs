@@ -23,7 +23,7 @@ use automerge::Automerge;
 use chrono::{DateTime, SecondsFormat, Utc};
 use schemas::{DegradationReport, FieldProblem, FieldRecord, RecordKind, Sighting, TimesheetEntry};
 use serde_json::{Map, Value as Json};
-use sync::{put_raw_record, read_notebook, set_field, RecordState, WriteError};
+use sync::documents::{put_raw_record, read_notebook, set_field, RecordState, WriteError};
 use uuid::Uuid;
 
 use crate::{device::Device, store::StoreError};

@@ -6,7 +6,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 use samod::{BackoffConfig, DocHandle, DocumentId, Repo};
 use serde::Deserialize;
 use serde_json::json;
-use sync::{new_notebook, NotebookHeader};
+use sync::documents::{new_notebook, NotebookHeader};
 use tokio::sync::watch;
 use url::Url;
 use uuid::Uuid;

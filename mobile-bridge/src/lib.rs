@@ -35,7 +35,7 @@ pub use samod::{BackoffConfig, DocumentId};
 #[cfg(feature = "simulated-phone")]
 pub use simulated_phone::{Phone, PhoneError};
 pub use store::{Identity, Store, StoreError, SyncState};
-pub use sync::{FieldConflict, RecordState};
+pub use sync::documents::{FieldConflict, RecordState};
 pub use sync_client::{sync_url, PendingPhotos, SyncStatus, SyncTimeout, DEFAULT_BACKOFF};
 pub use ws_dialer::{InvalidCredential, WireCounters, WsDialer};
 

@@ -10,7 +10,7 @@
 use automerge::{Automerge, ChangeHash, ObjType, PatchAction, Prop, ReadDoc, ROOT};
 use schemas::RecordKind;
 use serde::Serialize;
-use sync::Collection;
+use sync::documents::Collection;
 
 /// A record the server has not acknowledged in its latest state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -11,7 +11,7 @@ use automerge::{Automerge, ChangeHash};
 use samod::{BackoffConfig, DialerHandle, DocHandle, DocumentId, Repo};
 use schemas::{FieldRecord, RecordKind};
 use serde_json::Value as Json;
-use sync::{
+use sync::documents::{
     new_notebook, put_raw_record, put_record,
     review::{read_decisions, DecisionEntry},
     set_field, NotebookHeader, WriteError,

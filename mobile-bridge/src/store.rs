@@ -46,7 +46,7 @@ use samod::{
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sync::{read::value_to_json, NotebookHeader};
+use sync::documents::{read::value_to_json, NotebookHeader};
 use tokio::sync::watch;
 use url::Url;
 use uuid::Uuid;

@@ -66,7 +66,7 @@ pub struct Config {
     #[arg(
         long,
         env = "FIELDNOTES_MAX_INFLATED_BYTES",
-        default_value_t = sync::wire::DEFAULT_MAX_INFLATED_BYTES as u64,
+        default_value_t = sync::documents::wire::DEFAULT_MAX_INFLATED_BYTES as u64,
         value_parser = clap::value_parser!(u64).range(1024 * 1024..=1 << 32)
     )]
     pub max_inflated_bytes: u64,

@@ -15,7 +15,9 @@ use automerge::Automerge;
 use schemas::{FieldProblem, RecordKind};
 use serde_json::{json, Value as Json};
 use sqlx::{PgConnection, Postgres, Transaction};
-use sync::{check_header_unchanged, read_notebook, NotebookHeader, ReadRecord, RecordState};
+use sync::documents::{
+    check_header_unchanged, read_notebook, NotebookHeader, ReadRecord, RecordState,
+};
 use uuid::Uuid;
 
 /// Territory for documents whose header names none (created by the first migration).
@@ -31,9 +33,9 @@ pub struct Fingerprints(HashMap<(RecordKind, String), u64>);
 pub enum DocumentKind {
     /// A volunteer's notebook (or a document not yet known to be one).
     Notebook,
-    /// A volunteer's review document (`sync::review`): only the server writes it.
+    /// A volunteer's review document (`sync::documents::review`): only the server writes it.
     Review,
-    /// The species list of `territory` (`sync::species`): only the server
+    /// The species list of `territory` (`sync::documents::species`): only the server
     /// writes it, every member of the territory reads it.
     SpeciesList { territory: Uuid },
 }

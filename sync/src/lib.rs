@@ -1,49 +1,29 @@
-//! The automerge document model of the field survey service.
+//! The automerge side of the field survey service, free of I/O: no network,
+//! no SQL, no files, so every part can be tested and fuzzed on bytes alone.
+//! The server (`server/src/sync/`) and the phones (`mobile-bridge/`) do the
+//! I/O around it.
 //!
-//! This crate decides which records live in which automerge document, reads a
-//! document into typed records (keeping every concurrent value automerge holds for
-//! a field edited on two phones at once), writes records into documents, and checks
-//! incoming changes against the rules a document must keep. It does no I/O: no
-//! network, no SQL, no files — so it can be tested and fuzzed on bytes alone.
+//! Three parts, each a folder:
+//! - [`documents`]: the document model. Which records live in which automerge
+//!   document (a volunteer's notebook, their review document, a territory's
+//!   species list), reading a document into typed records with every
+//!   concurrent value kept, writing records, what a set of changes writes and
+//!   what one change did to a notebook's records (the audit trail's diff),
+//!   and the change chunks of a sync message.
+//! - [`judge`]: who may write what into a notebook: the decision the server
+//!   takes on every change a peer sends, before anything is applied, and the
+//!   size rules that also bound the server's own writes of a record's field.
+//! - [`protocol`]: the automerge-repo network protocol engine: the message
+//!   codec, a connection's handshake, one (connection, document) pair's sync
+//!   state.
 //!
-//! # Partitioning
-//! One **field notebook** per volunteer and territory holds that volunteer's
-//! sightings, degradation reports and timesheet entries (see [`notebook`]):
-//! - *permissions* follow the document: a volunteer writes their own notebook and
-//!   nobody else's, so the server can grant or refuse write access per document;
-//! - *sync cost*: a phone reconnecting after a day offline exchanges one document,
-//!   not one per record (automerge-repo syncs document by document);
-//! - *history growth* stays bounded by one person's work in one place.
-//!
-//! Coordinator decisions (identification verification, degradation follow-up,
-//! timesheet approval) never live in a notebook: they belong to a territory's
-//! review document ([`review`], one per volunteer and territory), written only
-//! by the server on a coordinator's behalf, so a volunteer cannot approve
-//! their own hours by editing their own notebook.
-//!
-//! A territory's species list ([`species`], one per territory) is a reference
-//! document the same way: the server writes it from a coordinator's import,
-//! every member's phone reads it.
-//!
-//! [`audit`] says what one accepted change did to a notebook's records (the
-//! fields it wrote, before and after), which the server's audit trail keeps.
+//! What each may import from the others: `documents` imports neither of
+//! them; `judge` and `protocol` import `documents` (the judge reads
+//! notebooks; the protocol counts what a message's change chunks inflate to
+//! with [`documents::wire`]) and never each other. Nothing else in the crate
+//! imports `protocol`: the server takes changes out of a message with it and
+//! hands them to the judge itself (`server/src/sync/document.rs`).
 
-pub mod audit;
-pub mod authorize;
-pub mod notebook;
+pub mod documents;
+pub mod judge;
 pub mod protocol;
-pub mod read;
-pub mod review;
-pub mod species;
-pub mod validate;
-pub mod wire;
-pub mod write;
-pub mod written;
-
-pub use notebook::{
-    read_header, read_notebook, Collection, NotebookHeader, NotebookRead, ReadRecord, RecordState,
-    NOTEBOOK_TYPE, SCHEMA_VERSION,
-};
-pub use read::FieldConflict;
-pub use validate::{check_header_unchanged, HeaderViolation};
-pub use write::{new_notebook, put_raw_record, put_record, set_field, WriteError};

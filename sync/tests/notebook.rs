@@ -3,7 +3,7 @@
 
 use automerge::{transaction::Transactable, Automerge, ObjType, ReadDoc, ROOT};
 use chrono::Utc;
-use fieldnotes_sync::{
+use fieldnotes_sync::documents::{
     new_notebook, put_raw_record, put_record, read_notebook, set_field, NotebookHeader, ReadRecord,
 };
 use schemas::{FieldRecord, RecordKind, Sighting};

@@ -304,7 +304,7 @@ fn frames_recorded_from_the_javascript_client_decode_and_round_trip() {
         if let Message::Sync { data, .. } | Message::Request { data, .. } = &message {
             let limits = SyncDataLimits {
                 max_chunks: 100,
-                max_inflated_bytes: fieldnotes_sync::wire::DEFAULT_MAX_INFLATED_BYTES,
+                max_inflated_bytes: fieldnotes_sync::documents::wire::DEFAULT_MAX_INFLATED_BYTES,
             };
             // The JS client's changes, compressed or not, pass the inflation count.
             IncomingSync::decode(data, limits)

@@ -8,6 +8,8 @@
 //! `cargo test` needs no database set up beforehand.
 
 pub mod accounts;
+#[cfg(test)]
+mod architecture_doc;
 pub mod bench;
 pub mod browser;
 pub mod openapi;

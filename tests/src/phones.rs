@@ -4,7 +4,7 @@
 use mobile_bridge::DeviceCredential;
 use server::auth::{admin, Role};
 use sqlx::PgPool;
-use sync::NotebookHeader;
+use sync::documents::NotebookHeader;
 use uuid::Uuid;
 
 /// A volunteer with one enrolled device.

@@ -373,8 +373,8 @@ async fn commits_written_out_after_the_document_moved_on_give_each_commit_its_ow
             _ => notebook.get_heads(),
         };
         match step {
-            0 => sync::put_record(&mut notebook, &sighting)?,
-            1 => sync::set_field(
+            0 => sync::documents::put_record(&mut notebook, &sighting)?,
+            1 => sync::documents::set_field(
                 &mut notebook,
                 RecordKind::Sighting,
                 record,
@@ -468,7 +468,7 @@ impl HandStored {
         let service = server::connect_database(&db.url, 2).await?;
         let territory = phones::territory(&service, territory_name).await?.id;
         let owner = Uuid::new_v4();
-        let notebook = sync::new_notebook(sync::NotebookHeader {
+        let notebook = sync::documents::new_notebook(sync::documents::NotebookHeader {
             territory_id: territory,
             owner_id: owner,
         });
@@ -584,7 +584,7 @@ async fn a_catch_up_interrupted_between_batches_chains_nothing_until_every_commi
             _ => notebook.get_heads(),
         };
         let sighting = records::sighting(owner, "Bufo bufo", n + 1);
-        sync::put_record(&mut notebook, &sighting)?;
+        sync::documents::put_record(&mut notebook, &sighting)?;
         recorded.push(FieldRecord::id(&sighting));
         let commit = Commit {
             territory,
@@ -677,7 +677,7 @@ async fn a_commit_whose_entries_cannot_be_stored_is_set_aside_and_the_trail_goes
         let service = service.clone();
         async move { commit.store_and_queue(&service, &notebook, &heads).await }
     };
-    sync::put_record(&mut notebook, &before)?;
+    sync::documents::put_record(&mut notebook, &before)?;
     commit(0, &notebook, Vec::new()).await?;
     let heads = notebook.get_heads();
     let (_, sightings) = automerge::ReadDoc::get(&notebook, automerge::ROOT, "sightings")?.unwrap();
@@ -689,7 +689,7 @@ async fn a_commit_whose_entries_cannot_be_stored_is_set_aside_and_the_trail_goes
         .map_err(|failure| anyhow::anyhow!("{:?}", failure.error))?;
     commit(1, &notebook, heads).await?;
     let heads = notebook.get_heads();
-    sync::put_record(&mut notebook, &after)?;
+    sync::documents::put_record(&mut notebook, &after)?;
     commit(2, &notebook, heads).await?;
 
     server::audit::chain::catch_up(&service).await?;

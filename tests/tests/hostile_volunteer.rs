@@ -220,7 +220,7 @@ async fn decompression_bombs_are_refused_before_they_inflate_and_memory_stays_bo
         let errors = refusals(peer, &world, &bomb).await?;
         assert!(
             errors.iter().any(|e| e.contains("inflate to more than")
-                && e.contains(&sync::wire::DEFAULT_MAX_INFLATED_BYTES.to_string())),
+                && e.contains(&sync::documents::wire::DEFAULT_MAX_INFLATED_BYTES.to_string())),
             "a {size}-byte bomb is refused naming the limit: {errors:?}"
         );
     }

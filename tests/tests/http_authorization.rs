@@ -636,17 +636,17 @@ async fn seed_audited_record(
 /// A notebook of `owner` stored as the sync server stores one, holding a
 /// sighting whose count two phones set concurrently; returns the sighting's id.
 async fn seed_conflict(pool: &PgPool, territory: Uuid, owner: Uuid) -> anyhow::Result<Uuid> {
-    let header = sync::NotebookHeader {
+    let header = sync::documents::NotebookHeader {
         territory_id: territory,
         owner_id: owner,
     };
-    let mut phone_a = sync::new_notebook(header);
+    let mut phone_a = sync::documents::new_notebook(header);
     let sighting = fieldnotes_tests::records::sighting(owner, "Bufo bufo", 1);
     let record = schemas::FieldRecord::id(&sighting);
-    sync::put_record(&mut phone_a, &sighting)?;
+    sync::documents::put_record(&mut phone_a, &sighting)?;
     let mut phone_b = phone_a.fork();
     for (phone, count) in [(&mut phone_a, 3), (&mut phone_b, 5)] {
-        sync::set_field(
+        sync::documents::set_field(
             phone,
             schemas::RecordKind::Sighting,
             record,

@@ -10,7 +10,7 @@ use fieldnotes_tests::{
 };
 use mobile_bridge::Phone;
 use sqlx::PgPool;
-use sync::{new_notebook, put_record};
+use sync::documents::{new_notebook, put_record};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -101,7 +101,7 @@ async fn the_same_changes_sent_twice_are_stored_once() -> anyhow::Result<()> {
         .await?;
     let stored_changes: usize = chunks
         .iter()
-        .map(|chunk| sync::wire::chunk_changes(chunk).map(|c| c.len()))
+        .map(|chunk| sync::documents::wire::chunk_changes(chunk).map(|c| c.len()))
         .sum::<Result<usize, _>>()
         .map_err(anyhow::Error::msg)?;
     assert_eq!(

@@ -19,7 +19,7 @@ use reqwest::Method;
 use schemas::{FieldRecord, RecordKind};
 use serde_json::{json, Value};
 use server::auth::Role;
-use sync::{read_notebook, review::read_decisions};
+use sync::documents::{read_notebook, review::read_decisions};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use url::Url;
@@ -660,9 +660,9 @@ async fn decisions_reach_their_volunteers_phone_only_and_no_phone_can_write_one(
     let mut forged = read_decisions(&synced.doc);
     forged[0].status = "1".into();
     forged[0].decided_by = "Camille".into();
-    sync::review::put_decisions(
+    sync::documents::review::put_decisions(
         &mut synced.doc,
-        sync::NotebookHeader {
+        sync::documents::NotebookHeader {
             territory_id: t,
             owner_id: camille.account_id,
         },
@@ -761,8 +761,8 @@ async fn a_resolution_is_held_to_the_limits_of_a_phones_write() -> anyhow::Resul
         ("notes", json!("x".repeat(notes + 1)), notes),
         (
             "habitatNote",
-            json!(vec!["x"; sync::authorize::EXTRA_LIST_MAX_ITEMS + 1]),
-            sync::authorize::EXTRA_LIST_MAX_ITEMS,
+            json!(vec!["x"; sync::judge::EXTRA_LIST_MAX_ITEMS + 1]),
+            sync::judge::EXTRA_LIST_MAX_ITEMS,
         ),
     ] {
         let (status, body) = resolve(field, value).await?;

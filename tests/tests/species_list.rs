@@ -19,7 +19,7 @@ use mobile_bridge::Phone;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use sync::species::{read_species_list, Species};
+use sync::documents::species::{read_species_list, Species};
 use uuid::Uuid;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -395,7 +395,7 @@ async fn a_bad_list_changes_nothing_and_only_the_territorys_coordinators_import_
         taxon_id: Some(60585),
         rank: Some("ES".into()),
     });
-    sync::species::put_species_list(&mut synced.doc, t, &forged)?;
+    sync::documents::species::put_species_list(&mut synced.doc, t, &forged)?;
     let mut message = all_changes_message(&synced.doc);
     message.changes = synced
         .doc
@@ -535,7 +535,7 @@ async fn a_list_reimported_whole_again_and_again_stays_bounded_for_a_new_phone(
             .context("the list is available to a volunteer")?;
         assert_eq!(read_species_list(&fetched), by_key(&list));
         let mut fresh = automerge::Automerge::new();
-        sync::species::put_species_list(&mut fresh, t, &list)?;
+        sync::documents::species::put_species_list(&mut fresh, t, &list)?;
         let (held, fresh_ops) = (fetched.stats().num_ops, fresh.stats().num_ops);
         println!(
             "round {round}: document {doc_id}, {} changes, {held} operations (a fresh write: {fresh_ops})",

@@ -16,7 +16,7 @@ use schemas::{FieldRecord, RecordKind};
 use serde_json::{json, Value};
 use server::auth::Role;
 use sqlx::PgPool;
-use sync::{new_notebook, put_raw_record, set_field, NotebookHeader};
+use sync::documents::{new_notebook, put_raw_record, set_field, NotebookHeader};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -291,7 +291,7 @@ async fn a_coordinator_value_in_a_concurrent_branch_that_loses_the_merge_is_refu
     let mut winning = original
         .fork()
         .with_actor(automerge::ActorId::from([0xfe; 16]));
-    let entry = sync::read_notebook(&original)
+    let entry = sync::documents::read_notebook(&original)
         .records
         .into_iter()
         .find(|r| r.kind == RecordKind::TimesheetEntry)
@@ -304,7 +304,7 @@ async fn a_coordinator_value_in_a_concurrent_branch_that_loses_the_merge_is_refu
     )?;
     let mut merged = losing;
     merged.merge(&mut winning)?;
-    let shown = sync::read_notebook(&merged);
+    let shown = sync::documents::read_notebook(&merged);
     assert!(
         shown
             .records
@@ -574,12 +574,12 @@ fn harmless_then_forbidden(world: &World) -> anyhow::Result<(Automerge, Automerg
 fn two_new_sightings(world: &World) -> anyhow::Result<(Automerge, Automerge, Automerge)> {
     let original = world.alice_phone.read(Automerge::clone);
     let mut first = original.clone();
-    sync::put_record(
+    sync::documents::put_record(
         &mut first,
         &records::sighting(world.alice.account_id, "Lutra lutra", 1),
     )?;
     let mut second = first.clone();
-    sync::put_record(
+    sync::documents::put_record(
         &mut second,
         &records::sighting(world.alice.account_id, "Alcedo atthis", 2),
     )?;
@@ -722,7 +722,7 @@ async fn the_territorys_coordinators_and_auditors_read_its_notebooks_over_sync_a
         let sightings: Vec<String> = fetched
             .as_ref()
             .map(|doc| {
-                sync::read_notebook(doc)
+                sync::documents::read_notebook(doc)
                     .records
                     .into_iter()
                     .filter(|r| r.kind == RecordKind::Sighting)

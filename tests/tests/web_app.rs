@@ -29,7 +29,7 @@ use schemas::{DegradationReport, FieldRecord, RecordKind, Sighting, TimesheetEnt
 use serde_json::{json, Value};
 use server::auth::{admin, Role};
 use sqlx::PgPool;
-use sync::read_notebook;
+use sync::documents::read_notebook;
 use uuid::Uuid;
 
 const TIMEOUT: Duration = Duration::from_secs(30);

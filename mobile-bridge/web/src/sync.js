@@ -136,7 +136,7 @@ export function bareDocumentId(id) {
 
 /**
  * Opens the volunteer's notebook: `documentId` when known, else a new one
- * with the header the server expects (sync/src/notebook.rs). Returns its id.
+ * with the header the server expects (sync/src/documents/notebook.rs). Returns its id.
  */
 export async function openNotebook({ documentId, territoryId, ownerId }) {
   let handle;

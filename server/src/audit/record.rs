@@ -4,15 +4,15 @@
 //!
 //! The past state is read from the automerge history, so it is exact: the
 //! record's notebook at the changes the server had received by then
-//! (`change_receipts.received_at`), concurrent values included. Changes the
-//! earlier, samod-based server stored carry no receipt; they count only as
-//! the ancestors of changes received later.
+//! (`change_receipts.received_at`), concurrent values included. Changes
+//! stored before receipts were kept carry none; they count only as the
+//! ancestors of changes received later.
 
 use automerge::{ChangeHash, ReadDoc};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value as Json};
 use sqlx::PgPool;
-use sync::{notebook::Collection, read_notebook};
+use sync::documents::{notebook::Collection, read_notebook};
 use uuid::Uuid;
 
 use crate::materialise;

@@ -1,6 +1,6 @@
 //! Audit entries for the changes a commit stores: one per change and record
 //! it touched, with the fields it wrote before and after
-//! (`sync::audit::record_edits`) and the credential that delivered it.
+//! (`sync::documents::audit::record_edits`) and the credential that delivered it.
 //!
 //! The accepting transaction queues the commit ([`queue`]: the document,
 //! its chunk, its heads, the changes' hashes; their receipts name who
@@ -318,7 +318,8 @@ impl QueuedCommit {
         delivered: &[Receipt],
     ) -> Vec<ChangeEntry> {
         let doc_id = self.doc_id.as_str();
-        let changes: HashMap<ChangeHash, Change> = match sync::wire::chunk_changes(chunk) {
+        let changes: HashMap<ChangeHash, Change> = match sync::documents::wire::chunk_changes(chunk)
+        {
             Ok(changes) => changes.into_iter().map(|c| (c.hash(), c)).collect(),
             Err(reason) => {
                 tracing::error!(doc_id, %reason, "the committed chunk does not parse");
@@ -343,7 +344,7 @@ impl QueuedCommit {
             };
             let edits = match receipt.change_hash.parse::<ChangeHash>() {
                 Ok(hash) => match changes.get(&hash) {
-                    Some(change) => sync::audit::record_edits(doc, change),
+                    Some(change) => sync::documents::audit::record_edits(doc, change),
                     None => Err("the change is not in its commit's chunk".to_string()),
                 },
                 Err(error) => Err(format!("the receipt's change hash does not parse: {error}")),

@@ -7,20 +7,19 @@
 //! the sync core: it supersedes every value, so every phone converges on
 //! it, the materialisation clears the conflict, and its history row is
 //! stored in the same transaction. Its value is held to the limits a
-//! phone's write of the same field is held to ([`check_limits`]).
+//! phone's write of the same field is held to, by the sync judge's own size
+//! rules (`sync::judge::check_field_json`).
 
 use std::collections::HashMap;
 
 use automerge::{Automerge, ObjType, ReadDoc, Value, ROOT};
-use schemas::limits::{max_chars_of, max_item_chars_of, max_items_of, EXTRA_FIELD_MAX_CHARS};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use sqlx::PgPool;
 use sync::{
-    authorize::{Refusal, COORDINATOR_FIELDS, EXTRA_LIST_MAX_ITEMS, OWNER_FIELDS},
+    documents::{read::ChangeIndex, read_notebook, set_field, Collection},
+    judge::{check_field_json, COORDINATOR_FIELDS, OWNER_FIELDS},
     protocol::DocumentId,
-    read::ChangeIndex,
-    read_notebook, set_field, Collection,
 };
 use uuid::Uuid;
 
@@ -82,7 +81,7 @@ async fn attributed(
         return Ok(json!([]));
     };
     let index = ChangeIndex::new(doc);
-    let mut fields: Vec<(String, Vec<sync::read::WrittenValue>)> = Vec::new();
+    let mut fields: Vec<(String, Vec<sync::documents::read::WrittenValue>)> = Vec::new();
     let mut hashes = Vec::new();
     for item in doc.map_range(&record, ..) {
         if !item.conflict {
@@ -114,7 +113,7 @@ async fn attributed(
         doc.get(&record, field)
             .ok()
             .flatten()
-            .map(|(value, id)| sync::read::value_to_json(doc, &value, &id))
+            .map(|(value, id)| sync::documents::read::value_to_json(doc, &value, &id))
     };
     Ok(Json::Array(
         fields
@@ -137,83 +136,6 @@ async fn attributed(
             })
             .collect(),
     ))
-}
-
-/// Holds a resolution's `value` of `field` to the limits the sync judge
-/// holds a phone's write of it to (`sync::authorize`: the schema's
-/// `maxLength` of the field, `maxItems` and items' `maxLength` of a list,
-/// [`EXTRA_FIELD_MAX_CHARS`] and [`EXTRA_LIST_MAX_ITEMS`] for what the schema
-/// does not bound, nested values included), with the judge's words: 422
-/// naming the field and the limit.
-fn check_limits(
-    kind: schemas::RecordKind,
-    record: Uuid,
-    field: &str,
-    value: &Json,
-) -> Result<(), ReviewError> {
-    let location = format!("{}/{record}.{field}", Collection::of_kind(kind).key());
-    let refused = |refusal: Refusal| ReviewError::unprocessable("value", refusal.to_string());
-    let too_long = |location: &str, text: &str, limit: u64| {
-        let got = text.chars().count();
-        if got as u64 > limit {
-            return Err(refused(Refusal::TooLong {
-                location: location.to_string(),
-                limit,
-                got,
-            }));
-        }
-        Ok(())
-    };
-    // Below the field's own value and its list's items, what the schema
-    // does not describe: the judge's bounds for fields clients add.
-    fn nested(
-        value: &Json,
-        location: &str,
-        check: &dyn Fn(&str, &str, u64) -> Result<(), ReviewError>,
-    ) -> Result<(), ReviewError> {
-        match value {
-            Json::String(text) => check(location, text, EXTRA_FIELD_MAX_CHARS),
-            Json::Array(items) => {
-                if items.len() > EXTRA_LIST_MAX_ITEMS {
-                    return Err(ReviewError::unprocessable(
-                        "value",
-                        Refusal::TooManyItems {
-                            location: location.to_string(),
-                            limit: EXTRA_LIST_MAX_ITEMS,
-                            got: items.len(),
-                        }
-                        .to_string(),
-                    ));
-                }
-                items
-                    .iter()
-                    .try_for_each(|item| nested(item, location, check))
-            }
-            Json::Object(fields) => fields
-                .iter()
-                .try_for_each(|(key, item)| nested(item, &format!("{location}/{key}"), check)),
-            _ => Ok(()),
-        }
-    }
-    match value {
-        Json::String(text) => too_long(&location, text, max_chars_of(kind, field)),
-        Json::Array(items) => {
-            let limit = max_items_of(kind, field).map_or(EXTRA_LIST_MAX_ITEMS, |l| l as usize);
-            if items.len() > limit {
-                return Err(refused(Refusal::TooManyItems {
-                    location,
-                    limit,
-                    got: items.len(),
-                }));
-            }
-            let item_limit = max_item_chars_of(kind, field);
-            items.iter().try_for_each(|item| match item {
-                Json::String(text) => too_long(&location, text, item_limit),
-                other => nested(other, &location, &too_long),
-            })
-        }
-        other => nested(other, &location, &too_long),
-    }
 }
 
 fn record_obj(doc: &Automerge, kind: RecordKind, key: &str) -> Option<automerge::ObjId> {
@@ -265,7 +187,10 @@ pub async fn resolve(
         ReviewError::NotFound(format!("record {record} in territory {territory}"))
     })?;
     let kind = RecordKind::parse("kind", &kind)?;
-    check_limits(kind.schema_kind(), record, &field, &resolution.value)?;
+    // The limits a phone's write of the field is held to, with the judge's
+    // words: 422 naming the field and the limit.
+    check_field_json(kind.schema_kind(), record, &field, &resolution.value)
+        .map_err(|refusal| ReviewError::unprocessable("value", refusal.to_string()))?;
     let previous = conflicts
         .as_array()
         .and_then(|all| all.iter().find(|c| c["field"] == field.as_str()))

@@ -12,7 +12,7 @@
 //! - [`duplicates`]: sightings of one taxon close in space and time, merged or
 //!   dismissed;
 //! - [`publish`]: carrying decisions to the volunteers' review documents
-//!   (`sync::review`), from the outbox their transaction wrote.
+//!   (`sync::documents::review`), from the outbox their transaction wrote.
 //!
 //! Every step is appended to `review_history` (`crate::history`).
 //!

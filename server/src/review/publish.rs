@@ -1,5 +1,5 @@
 //! Carrying decisions to the phones: each volunteer's review document
-//! (`sync::review`) is rewritten from `review_decisions` through the sync
+//! (`sync::documents::review`) is rewritten from `review_decisions` through the sync
 //! core, which stores it and pushes it to the volunteer's connected phones.
 //!
 //! A decision's transaction marks its volunteers in `review_outbox`; the
@@ -13,9 +13,11 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::PgPool;
 use sync::{
+    documents::{
+        review::{put_decisions, DecisionEntry},
+        NotebookHeader,
+    },
     protocol::DocumentId,
-    review::{put_decisions, DecisionEntry},
-    NotebookHeader,
 };
 use uuid::Uuid;
 

@@ -16,7 +16,7 @@ use schemas::{
     limits::{max_chars_of, NAME_MAX_CHARS},
     RecordKind,
 };
-use sync::species::Species;
+use sync::documents::species::Species;
 
 /// Species one territory's list may hold. A territory's list is a few
 /// thousand taxa; this is TAXREF's metropolitan species and subspecies

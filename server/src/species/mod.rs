@@ -1,7 +1,7 @@
 //! A territory's species list, without HTTP: the routes in `http::species`
 //! parse requests and call these.
 //!
-//! The list lives in one automerge document per territory (`sync::species`),
+//! The list lives in one automerge document per territory (`sync::documents::species`),
 //! so the phones sync it like their notebooks and an update reaches them as
 //! the changes they lack, not as a new download. It is written only here,
 //! through the sync core (a [`ServerWrite`]: stored, then pushed to the
@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sync::{
+    documents::species::{put_species_list, species_count, ListChanges, Species},
     protocol::DocumentId,
-    species::{put_species_list, species_count, ListChanges, Species},
 };
 use uuid::Uuid;
 

@@ -9,7 +9,7 @@
 //!   decides it again at every message, so what changed since (a notebook
 //!   stored meanwhile) counts;
 //! - every incoming change is judged before it is applied (rules in
-//!   `sync::authorize`, called by the document's owner, `super::document`);
+//!   `sync::judge`, called by the document's owner, `super::document`);
 //! - a credential holds at most [`MAX_CONNECTIONS_PER_CREDENTIAL`] open
 //!   connections and its account creates at most [`MAX_NEW_DOCUMENTS_PER_HOUR`];
 //! - revoking a device, or logging a session out, closes its open connections

@@ -62,7 +62,7 @@ pub struct SyncSettings {
     /// How long a document no connection holds stays in memory after its
     /// last message.
     pub document_idle: Duration,
-    /// Bytes the changes of one sync message may inflate to (`sync::wire`):
+    /// Bytes the changes of one sync message may inflate to (`sync::documents::wire`):
     /// with judgements running one per worker thread at most, this bounds
     /// what a message can make the process hold, whatever a peer sends.
     pub max_inflated_bytes: usize,

@@ -2,8 +2,8 @@
 //! group commit.
 //!
 //! A document's changes live as chunks in `automerge_chunks` under keys
-//! `<doc>/incremental/<hash>` (and `<doc>/snapshot/<hash>` for documents the
-//! earlier, samod-based server compacted): all of a document's chunks loaded
+//! `<doc>/incremental/<hash>` (and `<doc>/snapshot/<hash>` for documents an
+//! earlier version of the server compacted): all of a document's chunks loaded
 //! together are the document. Accepted changes are stored as one chunk with
 //! the inventory rows they change, the receipts naming who delivered them,
 //! and a `NOTIFY` telling the other server processes, all in one transaction.
@@ -160,8 +160,8 @@ impl Store {
     }
 
     /// The storage id this server announces in `peer`: one per database, as
-    /// all its processes hold the same documents (kept under the key samod
-    /// used, so an installation keeps the id it had).
+    /// all its processes hold the same documents (kept under the key earlier
+    /// versions used, so an installation keeps the id it had).
     pub async fn storage_id(&self) -> Result<String, sqlx::Error> {
         let fresh = Uuid::new_v4().to_string();
         sqlx::query(

@@ -2,7 +2,7 @@
 //!
 //! automerge's `receive_sync_message` applies a message's changes at once (and
 //! queues those whose dependencies are missing, inside the document); the
-//! server must judge them first (`crate::authorize`) and store them before the
+//! server must judge them first (with the judge, `crate::judge`, which this engine never calls) and store them before the
 //! peer is told they are in. So a message is decoded here, its changes are
 //! handed to the caller ([`IncomingSync::changes`]), the caller applies to its
 //! committed document only what it accepted and stored, and the peer's state
@@ -18,7 +18,7 @@ use automerge::{
     Automerge, AutomergeError, ChangeHash,
 };
 
-use crate::wire::{InflationBudget, InflationError};
+use crate::documents::wire::{InflationBudget, InflationError};
 
 /// Why the `data` of a `sync`/`request` message is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +36,7 @@ pub enum SyncDataError {
 pub struct SyncDataLimits {
     /// Change chunks in the message.
     pub max_chunks: usize,
-    /// Bytes the chunks take once inflated (see [`crate::wire::InflationBudget`]).
+    /// Bytes the chunks take once inflated (see [`crate::documents::wire::InflationBudget`]).
     pub max_inflated_bytes: usize,
 }
 

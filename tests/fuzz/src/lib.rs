@@ -53,12 +53,12 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         name: "chunks",
-        what: "change chunks: change, run, bundle, document (sync::wire::chunk_changes)",
+        what: "change chunks: change, run, bundle, document (sync::documents::wire::chunk_changes)",
         kind: Kind::Bytes(targets::chunks),
     },
     Target {
         name: "inflation",
-        what: "what compressed chunks inflate to, counted before automerge (sync::wire::InflationBudget)",
+        what: "what compressed chunks inflate to, counted before automerge (sync::documents::wire::InflationBudget)",
         kind: Kind::Bytes(targets::inflation),
     },
     Target {

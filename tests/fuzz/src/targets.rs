@@ -9,12 +9,13 @@ use automerge::Automerge;
 use schemas::FieldRecord;
 use serde_json::{json, Value};
 use sync::{
-    authorize::{authorize_notebook_changes, Decision, WriterRights},
-    new_notebook,
+    documents::{
+        new_notebook, put_record, read_header, read_notebook,
+        wire::{chunk_changes, InflationBudget},
+        NotebookHeader,
+    },
+    judge::{authorize_notebook_changes, Decision, WriterRights},
     protocol::{decode, encode, IncomingSync, Limits, Message, SyncDataLimits},
-    put_record, read_header, read_notebook,
-    wire::{chunk_changes, InflationBudget},
-    NotebookHeader,
 };
 use uuid::Uuid;
 
@@ -62,7 +63,7 @@ pub fn sync_message(data: &[u8]) {
     }
 }
 
-/// Counting what chunks inflate to (`sync::wire::InflationBudget`), before
+/// Counting what chunks inflate to (`sync::documents::wire::InflationBudget`), before
 /// automerge sees them: never more than the limit (and one buffer) counted,
 /// whatever the bytes; what passes is then read as the judge reads it.
 pub fn inflation(data: &[u8]) {

@@ -5,7 +5,7 @@ use automerge::{transaction::Transactable, Automerge, ReadDoc, ScalarValue, ROOT
 use fieldnotes_fuzz::{targets, BoundaryDatabase};
 use serde_json::json;
 use server::auth::AuthError;
-use sync::read_notebook;
+use sync::documents::read_notebook;
 
 /// Found by `notebook`: a counter at i64::MAX, incremented by another change,
 /// panicked inside automerge's map iteration ("attempt to add with
@@ -98,7 +98,7 @@ fn a_boundary_with_altitudes_is_stored_flat() {
 }
 
 /// Found by `chunks` under AFL++: two chunks on which automerge 0.12 itself
-/// panics while `sync::wire::chunk_changes` reads them — a document chunk
+/// panics while `sync::documents::wire::chunk_changes` reads them — a document chunk
 /// (hexane's RLE decoder, `Option::unwrap` on `None`, in
 /// `BundleStorage::verify` under `Automerge::load`) and a change chunk
 /// (`TryFromIntError` unwrapped in `Change::new_from_unverified`). The judge
@@ -107,7 +107,7 @@ fn a_boundary_with_altitudes_is_stored_flat() {
 #[test]
 fn chunks_automerge_panics_on_are_refused_by_the_judge_and_chunk_changes() {
     let committed = targets::committed_notebook();
-    let rights = sync::authorize::WriterRights {
+    let rights = sync::judge::WriterRights {
         account_id: uuid::Uuid::from_u128(0x0e1),
         notebook_territories: vec![uuid::Uuid::from_u128(0x7e77)],
     };
@@ -115,11 +115,11 @@ fn chunks_automerge_panics_on_are_refused_by_the_judge_and_chunk_changes() {
         &include_bytes!("findings/chunk-document-rle-unwrap")[..],
         &include_bytes!("findings/chunk-change-int-conversion")[..],
     ] {
-        assert!(sync::wire::chunk_changes(chunk).is_err());
+        assert!(sync::documents::wire::chunk_changes(chunk).is_err());
         let decision =
-            sync::authorize::authorize_notebook_changes(committed, &[chunk.to_vec()], &rights);
+            sync::judge::authorize_notebook_changes(committed, &[chunk.to_vec()], &rights);
         assert!(
-            matches!(decision, sync::authorize::Decision::Refused(_)),
+            matches!(decision, sync::judge::Decision::Refused(_)),
             "{decision:?}"
         );
     }

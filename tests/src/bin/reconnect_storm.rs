@@ -30,7 +30,7 @@ use fieldnotes_tests::{
 };
 use mobile_bridge::{DeviceCredential, Phone};
 use serde::Serialize;
-use sync::NotebookHeader;
+use sync::documents::NotebookHeader;
 use url::Url;
 use uuid::Uuid;
 
@@ -325,8 +325,8 @@ async fn store_notebooks(pool: &sqlx::PgPool, count: u64) -> anyhow::Result<()> 
         territory_id: Uuid::nil(),
         owner_id: Uuid::new_v4(),
     };
-    let mut doc = sync::new_notebook(header);
-    sync::put_record(
+    let mut doc = sync::documents::new_notebook(header);
+    sync::documents::put_record(
         &mut doc,
         &records::sighting(header.owner_id, "Parus major", 1),
     )?;

@@ -42,7 +42,7 @@ use samod::DocumentId;
 use schemas::FieldRecord;
 use serde::Serialize;
 use server::auth::{Credential, Role};
-use sync::{Collection, NotebookHeader};
+use sync::documents::{Collection, NotebookHeader};
 use tokio::sync::{mpsc, watch};
 use url::Url;
 use uuid::Uuid;

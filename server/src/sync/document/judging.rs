@@ -2,7 +2,7 @@
 //! document between batches (the committed state, and the changes waiting
 //! for a dependency with who delivered each) and what it decides about a
 //! batch:
-//! - each message's changes are judged (`sync::authorize`) together with
+//! - each message's changes are judged (`sync::judge`) together with
 //!   those still waiting, with the rights of whoever delivered them, and the
 //!   accepted ones applied to a working copy of the committed document;
 //! - a change that arrives before its dependency waits — but first the
@@ -21,9 +21,9 @@ use std::{borrow::Cow, collections::HashSet};
 
 use automerge::{Automerge, Change, ChangeHash};
 use sync::{
-    authorize::{authorize_notebook_changes, Decision, Refusal, WriterRights},
+    documents::wire::chunk_changes,
+    judge::{authorize_notebook_changes, Decision, Refusal, WriterRights},
     protocol::IncomingSync,
-    wire::chunk_changes,
 };
 use uuid::Uuid;
 
@@ -398,8 +398,9 @@ mod tests {
     use schemas::RecordKind;
     use serde_json::{json, Value as Json};
     use sync::{
-        authorize::MAX_CHANGES_PER_MESSAGE, new_notebook, protocol::SyncDataLimits, put_raw_record,
-        set_field, NotebookHeader,
+        documents::{new_notebook, put_raw_record, set_field, NotebookHeader},
+        judge::MAX_CHANGES_PER_MESSAGE,
+        protocol::SyncDataLimits,
     };
 
     use super::*;

@@ -3,7 +3,7 @@
 //! changes waiting for their dependencies.
 //!
 //! Everything about one document happens here, one batch of messages at a
-//! time: a message's changes are judged (`sync::authorize`) against the
+//! time: a message's changes are judged (`sync::judge`) against the
 //! committed document before anything is applied, the accepted ones are
 //! handed to the store and, once stored, every peer of the document gets its
 //! reply generated from the committed state. So a reply never announces
@@ -23,7 +23,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use automerge::Automerge;
 use sync::{
-    authorize::MAX_CHANGES_PER_MESSAGE,
+    judge::MAX_CHANGES_PER_MESSAGE,
     protocol::{DocumentId, DocumentSync, IncomingSync, SyncDataLimits},
 };
 use tokio::sync::{mpsc, oneshot};

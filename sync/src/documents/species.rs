@@ -22,7 +22,7 @@
 //!
 //! Only the server writes it ([`put_species_list`], from a coordinator's
 //! import); a sync peer's change to a species list is refused
-//! ([`is_species_list_document`], `authorize::Refusal::SpeciesListDocument`).
+//! ([`is_species_list_document`], `judge::Refusal::SpeciesListDocument`).
 //! Every member of the territory reads it.
 
 use std::collections::BTreeMap;
@@ -394,7 +394,7 @@ mod tests {
 
     #[test]
     fn a_notebook_is_not_a_species_list() {
-        let notebook = crate::new_notebook(crate::NotebookHeader {
+        let notebook = crate::documents::new_notebook(crate::documents::NotebookHeader {
             territory_id: Uuid::new_v4(),
             owner_id: Uuid::new_v4(),
         });

@@ -12,14 +12,14 @@
 //! Records are maps keyed by their UUID (not lists) so that two phones adding
 //! records offline never collide, and each field is its own automerge register:
 //! two phones editing different fields of one record merge without conflict;
-//! editing the same field keeps both values (see [`crate::read`]).
+//! editing the same field keeps both values (see [`super::read`]).
 
 use automerge::{ObjId, ObjType, ReadDoc, Value, ROOT};
 use schemas::{DegradationReport, FieldProblem, FieldRecord, RecordKind, Sighting, TimesheetEntry};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::read::{read_map_with_conflicts, value_to_json, FieldConflict};
+use super::read::{read_map_with_conflicts, value_to_json, FieldConflict};
 
 /// Value of the root `type` field that marks a document as a field notebook.
 pub const NOTEBOOK_TYPE: &str = "fieldnotes.notebook";

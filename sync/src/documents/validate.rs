@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::notebook::NotebookHeader;
+use super::notebook::NotebookHeader;
 
 /// A change that tried to alter what must stay fixed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

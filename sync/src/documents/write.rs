@@ -10,7 +10,7 @@ use schemas::{FieldRecord, RecordKind};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::notebook::{Collection, NotebookHeader, NOTEBOOK_TYPE, SCHEMA_VERSION};
+use super::notebook::{Collection, NotebookHeader, NOTEBOOK_TYPE, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {

@@ -28,7 +28,7 @@ use automerge::{transaction::Transactable, Automerge, ObjId, ObjType, ReadDoc, V
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{notebook::NotebookHeader, read::value_to_json};
+use super::{notebook::NotebookHeader, read::value_to_json};
 
 /// Value of the root `type` field of a review document.
 pub const REVIEW_TYPE: &str = "fieldnotes.review";
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_notebook_is_not_a_review_document() {
-        let notebook = crate::new_notebook(NotebookHeader {
+        let notebook = crate::documents::new_notebook(NotebookHeader {
             territory_id: Uuid::new_v4(),
             owner_id: Uuid::new_v4(),
         });

@@ -10,7 +10,7 @@ use automerge::{Automerge, Change, ChangeHash, ObjType, ReadDoc, Value, ROOT};
 use schemas::RecordKind;
 use serde_json::{Map, Value as Json};
 
-use crate::{
+use super::{
     notebook::Collection,
     read::value_to_json_at,
     written::{written_by, Segment, Written},
@@ -115,7 +115,7 @@ pub fn record_edits(doc: &Automerge, change: &Change) -> Result<Vec<RecordEdit>,
 /// deletion, an increment, deeper than a field): that one is read at the
 /// change.
 fn scalars_written(
-    values: &[crate::written::WrittenValue],
+    values: &[super::written::WrittenValue],
 ) -> BTreeMap<(Collection, String), Option<Map<String, Json>>> {
     let mut records: BTreeMap<(Collection, String), Option<Map<String, Json>>> = BTreeMap::new();
     // Fields the change writes below (into an object it holds).
@@ -146,7 +146,7 @@ fn scalars_written(
             }
             ([Segment::Key(field)], Written::Scalar(scalar)) => {
                 if let Some(fields) = records.entry(key).or_insert_with(|| Some(Map::new())) {
-                    fields.insert(field.clone(), crate::read::scalar_to_json(scalar));
+                    fields.insert(field.clone(), super::read::scalar_to_json(scalar));
                 }
             }
             ([Segment::Key(field)], Written::Object(kind @ (ObjType::List | ObjType::Map)))
