@@ -33,7 +33,7 @@ use crate::{
         admin::{DEVICE_REVOKED_CHANNEL, SESSION_ENDED_CHANNEL},
         Credential, Principal, Role,
     },
-    materialise::{CommittedDoc, DocumentKind},
+    inventory::materialise::{CommittedDoc, DocumentKind},
 };
 
 /// How often open connections are re-checked against revocations, in case a

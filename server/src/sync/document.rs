@@ -37,7 +37,7 @@ use super::{
 };
 use crate::{
     auth::Role,
-    materialise::{CommittedDoc, DocumentKind},
+    inventory::materialise::{CommittedDoc, DocumentKind},
 };
 
 /// Messages one batch takes at most: those that arrived together.
