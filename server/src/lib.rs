@@ -19,6 +19,7 @@ pub mod http;
 pub mod inventory;
 pub mod live;
 pub mod markup;
+pub mod photos;
 pub mod reports;
 pub mod review;
 pub mod species;
