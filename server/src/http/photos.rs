@@ -292,7 +292,7 @@ async fn upload(
         });
     }
     let length = range.end - range.start;
-    let chunk = axum::body::to_bytes(body, length as usize)
+    let bytes = axum::body::to_bytes(body, length as usize)
         .await
         .map_err(|_| {
             ApiError::bad_request(
@@ -300,12 +300,12 @@ async fn upload(
                 format!("is longer than the {length} bytes Content-Range announces, or was cut"),
             )
         })?;
-    if chunk.len() as u64 != length {
+    if bytes.len() as u64 != length {
         return Err(ApiError::bad_request(
             "body",
             format!(
                 "holds {} bytes; Content-Range announces {length}",
-                chunk.len()
+                bytes.len()
             ),
         ));
     }
@@ -320,12 +320,12 @@ async fn upload(
         territory,
         device,
     };
-    let chunk_at = Chunk {
+    let chunk = Chunk {
         start: range.start,
         end: range.end,
         total: range.total,
     };
-    match upload::append(&state.pool, &upload, chunk_at, &chunk).await? {
+    match upload::append(&state.pool, &upload, chunk, &bytes).await? {
         Appended::Partial { offset } => Ok((
             StatusCode::NO_CONTENT,
             [(UPLOAD_OFFSET, offset.to_string())],
