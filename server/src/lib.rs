@@ -5,7 +5,7 @@
 //! Data path (see `docs/ARCHITECTURE.md`): phone → `/sync` WebSocket
 //! ([`http::sync`]) → the sync core ([`sync`]): the connection checks each
 //! message, the document's owner judges its changes, a committer stores them
-//! with the inventory rows they change ([`materialise`]) in one transaction,
+//! with the inventory rows they change ([`inventory::materialise`]) in one transaction,
 //! and only then does the reply announcing them leave.
 
 pub mod audit;
@@ -16,10 +16,11 @@ pub mod embedded_pg;
 pub mod export;
 pub mod history;
 pub mod http;
+pub mod inventory;
 pub mod live;
 pub mod markup;
-pub mod materialise;
 pub mod notifications;
+pub mod photos;
 pub mod reports;
 pub mod review;
 pub mod species;

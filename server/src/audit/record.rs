@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use sync::documents::{notebook::Collection, read_notebook};
 use uuid::Uuid;
 
-use crate::materialise;
+use crate::inventory::materialise;
 
 /// A record's entries, oldest first; None when the log has none for it in
 /// `territory`.

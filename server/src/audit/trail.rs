@@ -21,7 +21,7 @@ use serde_json::{json, Value as Json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::materialise;
+use crate::inventory::materialise;
 
 /// Commits one write-out transaction takes at most: its entries are held
 /// until they are inserted, and background work returns between batches

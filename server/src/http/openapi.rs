@@ -11,9 +11,10 @@
 //!    `body = ApiError` (`crate::http::ApiError`), [`UNAUTHENTICATED`](super::error::UNAUTHENTICATED) as the
 //!    401's description and [`BODY_TOO_LARGE`](super::error::BODY_TOO_LARGE) as the 413's of a JSON body.
 //!    Unless the route is public, add `security(("bearer" = []))`. Request
-//!    and response types derive `utoipa::ToSchema` (see `territories.rs`;
-//!    JSON built by SQL is described by a struct mirroring it, marked
-//!    documentation only, as `Territory` is there).
+//!    and response types derive `utoipa::ToSchema`: best the row type a
+//!    query builds (`crate::inventory::rows`); JSON still built by SQL is
+//!    described by a struct mirroring it, marked documentation only, as
+//!    `Territory` is in `territories.rs`.
 //! 2. List the handler in `paths(...)` of [`ApiDoc`] below, in the order of
 //!    `routes()` in `mod.rs`, as `module::handler`: the module's name becomes
 //!    the operation's tag (for a module outside `http`, `use` it here, e.g.

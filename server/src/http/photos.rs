@@ -1,6 +1,5 @@
-//! Photos attached to records: uploaded by phones, resumably, apart from the
-//! automerge notebooks (a record's `photos` field holds their SHA-256), stored
-//! in PostgreSQL, and served with their thumbnails to the review UI.
+//! The photo routes: the HTTP side of `crate::photos` (upload state,
+//! verification, thumbnails), which phones upload to and the review UI reads.
 //!
 //! The upload protocol, for connections that drop in basements:
 //!
@@ -35,19 +34,17 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use chrono::{DateTime, Utc};
-use image::{
-    codecs::jpeg::JpegEncoder, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits,
-};
-use serde::Serialize;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
-use sqlx::PgPool;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{error::UNAUTHENTICATED, extractor::AuthUser, ApiError, AppState, Routes};
-use crate::auth::{Credential, Role};
+use crate::{
+    auth::{Credential, Role},
+    photos::{
+        stored::{self, Image, Photo},
+        upload::{self, Appended, Chunk, Upload},
+        PhotoError,
+    },
+};
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -60,13 +57,9 @@ pub fn routes() -> Routes {
 /// Who may file a photo under a territory (admins too).
 const UPLOADERS: &[Role] = &[Role::Volunteer, Role::Coordinator];
 const UPLOAD_OFFSET: &str = "upload-offset";
-/// Longest edge of thumbnails, in pixels.
-const THUMBNAIL_EDGE: u32 = 256;
 /// Photos never change under their address: browsers may keep them, but only
 /// for the person who was allowed to see them.
 const CACHE_CONTROL: &str = "private, max-age=31536000, immutable";
-/// Partial uploads untouched for this long are deleted when a new upload starts.
-const ABANDONED_AFTER: &str = "7 days";
 
 /// The address in the path: 64 lowercase hex digits.
 fn address(sha256: &str) -> Result<&str, ApiError> {
@@ -142,17 +135,10 @@ async fn upload_status(
 ) -> Result<Response, ApiError> {
     let sha256 = address(&sha256)?;
     upload_territory(&user, query.as_deref())?;
-    if stored_photo(&state.pool, sha256).await?.is_some() {
+    if stored::find(&state.pool, sha256).await?.is_some() {
         return Ok(StatusCode::OK.into_response());
     }
-    let received: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(sum(length(data)), 0)::bigint FROM photo_upload_chunks \
-         WHERE sha256 = $1 AND account_id = $2",
-    )
-    .bind(sha256)
-    .bind(user.0.account_id)
-    .fetch_one(&state.pool)
-    .await?;
+    let received = upload::received(&state.pool, sha256, user.0.account_id).await?;
     Ok((
         StatusCode::NOT_FOUND,
         [(UPLOAD_OFFSET, received.to_string())],
@@ -285,7 +271,7 @@ async fn upload(
     // An admin may name any territory: one that does not exist is a 404,
     // not a row the database refuses.
     super::territories::require_territory(&state.pool, territory).await?;
-    if let Some(stored) = stored_photo(&state.pool, sha256).await? {
+    if let Some(stored) = stored::find(&state.pool, sha256).await? {
         // A client that sends the body anyway (without `Expect: 100-continue`)
         // is read to its end, within the photo limit, so it gets this answer
         // rather than a connection closed under the body it is still writing.
@@ -306,7 +292,7 @@ async fn upload(
         });
     }
     let length = range.end - range.start;
-    let chunk = axum::body::to_bytes(body, length as usize)
+    let bytes = axum::body::to_bytes(body, length as usize)
         .await
         .map_err(|_| {
             ApiError::bad_request(
@@ -314,12 +300,12 @@ async fn upload(
                 format!("is longer than the {length} bytes Content-Range announces, or was cut"),
             )
         })?;
-    if chunk.len() as u64 != length {
+    if bytes.len() as u64 != length {
         return Err(ApiError::bad_request(
             "body",
             format!(
                 "holds {} bytes; Content-Range announces {length}",
-                chunk.len()
+                bytes.len()
             ),
         ));
     }
@@ -328,249 +314,55 @@ async fn upload(
         Credential::Session { .. } => None,
     };
 
-    let mut tx = state.pool.begin().await?;
-    if range.start == 0 {
-        sqlx::query(&format!(
-            "DELETE FROM photo_uploads WHERE updated_at < now() - interval '{ABANDONED_AFTER}'"
-        ))
-        .execute(&mut *tx)
-        .await?;
-    }
-    // The upsert locks the upload's row: concurrent chunks of one upload queue here.
-    let expected_size: i32 = sqlx::query_scalar(
-        "INSERT INTO photo_uploads (sha256, account_id, territory_id, device_id, expected_size) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (sha256, account_id) DO UPDATE \
-           SET territory_id = $3, device_id = $4, updated_at = now() \
-         RETURNING expected_size",
-    )
-    .bind(sha256)
-    .bind(user.0.account_id)
-    .bind(territory)
-    .bind(device)
-    .bind(range.total as i32)
-    .fetch_one(&mut *tx)
-    .await?;
-    let mut offset: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(sum(length(data)), 0)::bigint FROM photo_upload_chunks \
-         WHERE sha256 = $1 AND account_id = $2",
-    )
-    .bind(sha256)
-    .bind(user.0.account_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if i64::from(expected_size) != range.total as i64 {
-        // The same address cannot have two sizes: what was received belongs to
-        // a client's mistake. Start again.
-        sqlx::query("DELETE FROM photo_upload_chunks WHERE sha256 = $1 AND account_id = $2")
-            .bind(sha256)
-            .bind(user.0.account_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE photo_uploads SET expected_size = $3 WHERE sha256 = $1 AND account_id = $2",
-        )
-        .bind(sha256)
-        .bind(user.0.account_id)
-        .bind(range.total as i32)
-        .execute(&mut *tx)
-        .await?;
-        offset = 0;
-    }
-    if range.start as i64 != offset {
-        tx.commit().await?;
-        let mut response = ApiError::Conflict {
-            field: "Content-Range".to_string(),
-            message: format!(
-                "this upload has {offset} bytes so far; send the chunk starting at byte {offset}"
-            ),
-        }
-        .into_response();
-        response
-            .headers_mut()
-            .insert(UPLOAD_OFFSET, HeaderValue::from(offset));
-        return Ok(response);
-    }
-    sqlx::query(
-        "INSERT INTO photo_upload_chunks (sha256, account_id, byte_offset, data) \
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(sha256)
-    .bind(user.0.account_id)
-    .bind(offset as i32)
-    .bind(chunk.as_ref())
-    .execute(&mut *tx)
-    .await?;
-    offset += length as i64;
-    if (offset as u64) < range.total {
-        tx.commit().await?;
-        return Ok((
+    let upload = Upload {
+        sha256,
+        account: user.0.account_id,
+        territory,
+        device,
+    };
+    let chunk = Chunk {
+        start: range.start,
+        end: range.end,
+        total: range.total,
+    };
+    match upload::append(&state.pool, &upload, chunk, &bytes).await? {
+        Appended::Partial { offset } => Ok((
             StatusCode::NO_CONTENT,
             [(UPLOAD_OFFSET, offset.to_string())],
         )
-            .into_response());
-    }
-
-    let chunks: Vec<Vec<u8>> = sqlx::query_scalar(
-        "SELECT data FROM photo_upload_chunks WHERE sha256 = $1 AND account_id = $2 \
-         ORDER BY byte_offset",
-    )
-    .bind(sha256)
-    .bind(user.0.account_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    let photo = chunks.concat();
-    let address = sha256.to_string();
-    // Hashing and decoding are CPU work: off the async threads.
-    let verified = tokio::task::spawn_blocking(move || verify(&address, photo))
-        .await
-        .map_err(|error| ApiError::Internal(format!("photo verification task: {error}")))?;
-    sqlx::query("DELETE FROM photo_uploads WHERE sha256 = $1 AND account_id = $2")
-        .bind(sha256)
-        .bind(user.0.account_id)
-        .execute(&mut *tx)
-        .await?;
-    let verified = match verified {
-        Ok(verified) => verified,
-        Err(refusal) => {
-            // The partial upload goes with the refusal: resending the same
-            // bytes would be refused again.
-            tx.commit().await?;
-            return Err(refusal);
+            .into_response()),
+        Appended::Misplaced { offset } => {
+            let mut response = ApiError::Conflict {
+                field: "Content-Range".to_string(),
+                message: format!(
+                    "this upload has {offset} bytes so far; send the chunk starting at byte {offset}"
+                ),
+            }
+            .into_response();
+            response
+                .headers_mut()
+                .insert(UPLOAD_OFFSET, HeaderValue::from(offset));
+            Ok(response)
         }
-    };
-    sqlx::query(
-        "INSERT INTO photos (sha256, territory_id, uploaded_by, device_id, size, width, height, \
-           content_type, data, thumbnail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (sha256) DO NOTHING",
-    )
-    .bind(sha256)
-    .bind(territory)
-    .bind(user.0.account_id)
-    .bind(device)
-    .bind(verified.data.len() as i32)
-    .bind(verified.width as i32)
-    .bind(verified.height as i32)
-    .bind(verified.content_type)
-    .bind(&verified.data)
-    .bind(&verified.thumbnail)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let stored = stored_photo(&state.pool, sha256)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("photo {sha256} vanished after storing")))?;
-    Ok((StatusCode::CREATED, Json(stored)).into_response())
-}
-
-/// A photo whose bytes were checked, with the thumbnail made from them.
-pub struct Verified {
-    data: Vec<u8>,
-    content_type: &'static str,
-    width: u32,
-    height: u32,
-    thumbnail: Vec<u8>,
-}
-
-/// Pixels beyond any camera's are refused before decoding: a small file
-/// must not make the server allocate gigabytes.
-const MAX_DECODED_EDGE: u32 = 20_000;
-const MAX_DECODE_ALLOC: u64 = 1 << 30;
-
-/// Checks that `data` hashes to `sha256` and decodes as a JPEG or PNG photo,
-/// and makes its thumbnail. Public for the fuzz targets (tests/fuzz), which
-/// give it arbitrary bytes.
-pub fn verify(sha256: &str, data: Vec<u8>) -> Result<Verified, ApiError> {
-    let actual: String = Sha256::digest(&data)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    if actual != sha256 {
-        return Err(ApiError::Unprocessable {
-            field: "sha256".to_string(),
-            message: format!(
-                "the bytes received hash to {actual}, not to the address {sha256}; the upload \
-                 was discarded, send the photo again"
-            ),
-        });
+        Appended::Finished(stored) => Ok((StatusCode::CREATED, Json(stored)).into_response()),
     }
-    let mut reader = ImageReader::new(std::io::Cursor::new(&data))
-        .with_guessed_format()
-        .map_err(|error| ApiError::Internal(format!("reading a photo in memory: {error}")))?;
-    let content_type = match reader.format() {
-        Some(ImageFormat::Jpeg) => "image/jpeg",
-        Some(ImageFormat::Png) => "image/png",
-        _ => {
-            return Err(ApiError::UnsupportedMediaType {
+}
+
+impl From<PhotoError> for ApiError {
+    fn from(error: PhotoError) -> Self {
+        match error {
+            PhotoError::Unprocessable { field, message } => ApiError::Unprocessable {
+                field: field.to_string(),
+                message,
+            },
+            PhotoError::NotAPhoto(message) => ApiError::UnsupportedMediaType {
                 field: "body".to_string(),
-                message: "this is not a photo: only JPEG and PNG images are accepted, and these \
-                          bytes are neither (whatever the file was named)"
-                    .to_string(),
-            })
+                message,
+            },
+            PhotoError::Database(error) => ApiError::Database(error),
+            PhotoError::Internal(message) => ApiError::Internal(message),
         }
-    };
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_DECODED_EDGE);
-    limits.max_image_height = Some(MAX_DECODED_EDGE);
-    limits.max_alloc = Some(MAX_DECODE_ALLOC);
-    reader.limits(limits);
-    let damaged = |error: image::ImageError| ApiError::Unprocessable {
-        field: "body".to_string(),
-        message: format!("this image cannot be decoded (damaged or incomplete): {error}"),
-    };
-    let mut decoder = reader.into_decoder().map_err(damaged)?;
-    let orientation = decoder.orientation().map_err(damaged)?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(damaged)?;
-    let (width, height) = (image.width(), image.height());
-    // Photos from the phone library are upright already; other clients'
-    // may still carry an EXIF orientation, which the thumbnail applies.
-    image.apply_orientation(orientation);
-    if image.width().max(image.height()) > THUMBNAIL_EDGE {
-        image = image.thumbnail(THUMBNAIL_EDGE, THUMBNAIL_EDGE);
     }
-    let mut thumbnail = Vec::new();
-    JpegEncoder::new_with_quality(&mut thumbnail, 80)
-        .encode_image(&image.into_rgb8())
-        .map_err(|error| ApiError::Internal(format!("encoding a thumbnail: {error}")))?;
-    Ok(Verified {
-        data,
-        content_type,
-        width,
-        height,
-        thumbnail,
-    })
-}
-
-/// A stored photo.
-// Documentation only: `stored_photo` builds this JSON.
-#[allow(dead_code)]
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct Photo {
-    sha256: String,
-    /// The territory it is filed under: its members may read it.
-    territory_id: Uuid,
-    /// In bytes.
-    size: i32,
-    /// In pixels, as stored (before any EXIF orientation).
-    width: i32,
-    height: i32,
-    /// `image/jpeg` or `image/png`.
-    content_type: String,
-    created_at: DateTime<Utc>,
-}
-
-/// A held photo's description, or None.
-async fn stored_photo(pool: &PgPool, sha256: &str) -> Result<Option<Value>, ApiError> {
-    Ok(sqlx::query_scalar(
-        "SELECT jsonb_build_object('sha256', sha256, 'territoryId', territory_id, \
-           'size', size, 'width', width, 'height', height, 'contentType', content_type, \
-           'createdAt', created_at) \
-         FROM photos WHERE sha256 = $1",
-    )
-    .bind(sha256)
-    .fetch_optional(pool)
-    .await?)
 }
 
 /// A photo
@@ -605,15 +397,7 @@ async fn photo(
     Path(sha256): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    serve_image(
-        &state.pool,
-        &user,
-        &sha256,
-        &headers,
-        "data",
-        "content_type",
-    )
-    .await
+    serve_image(&state, &user, &sha256, &headers, Image::Original).await
 }
 
 /// A photo's thumbnail
@@ -649,33 +433,20 @@ async fn thumbnail(
     Path(sha256): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    serve_image(
-        &state.pool,
-        &user,
-        &sha256,
-        &headers,
-        "thumbnail",
-        "'image/jpeg'",
-    )
-    .await
+    serve_image(&state, &user, &sha256, &headers, Image::Thumbnail).await
 }
 
-/// Serves the `column` of a photo to a member of its territory, with
-/// `content_type` (an SQL expression); 304 when the client's copy is current.
+/// Serves `image` of a photo to a member of its territory; 304 when the
+/// client's copy is current.
 async fn serve_image(
-    pool: &PgPool,
+    state: &AppState,
     user: &AuthUser,
     sha256: &str,
     headers: &HeaderMap,
-    column: &str,
-    content_type: &str,
+    image: Image,
 ) -> Result<Response, ApiError> {
     let sha256 = address(sha256)?;
-    let territory: Option<Uuid> =
-        sqlx::query_scalar("SELECT territory_id FROM photos WHERE sha256 = $1")
-            .bind(sha256)
-            .fetch_optional(pool)
-            .await?;
+    let territory = stored::territory_of(&state.pool, sha256).await?;
     let territory = territory.ok_or_else(|| ApiError::NotFound(format!("photo {sha256}")))?;
     user.require_member(territory)?;
     let etag = format!("\"{sha256}\"");
@@ -693,12 +464,7 @@ async fn serve_image(
     if current {
         return Ok((StatusCode::NOT_MODIFIED, cache_headers).into_response());
     }
-    let (content_type, bytes): (String, Vec<u8>) = sqlx::query_as(&format!(
-        "SELECT {content_type}, {column} FROM photos WHERE sha256 = $1"
-    ))
-    .bind(sha256)
-    .fetch_one(pool)
-    .await?;
+    let (content_type, bytes) = stored::image(&state.pool, sha256, image).await?;
     Ok((
         cache_headers,
         [

@@ -25,10 +25,12 @@ use uuid::Uuid;
 
 use crate::history::HistoryRow;
 
-use super::{filter::Filter, RecordKind, ReviewError};
+use schemas::RecordKind;
+
+use super::{filter::Filter, parse_kind, ReviewError};
 use crate::{
     auth::Principal,
-    materialise::load_committed,
+    inventory::materialise::load_committed,
     sync::{access::Delivery, EditError, ServerWrite, SyncCore, WriteFailure, WriteOutcome},
 };
 
@@ -57,7 +59,7 @@ pub async fn queue(pool: &PgPool, territory: Uuid, filter: &Filter) -> Result<Js
         let (Some(doc_id), Some(id)) = (item["documentId"].as_str(), item["id"].as_str()) else {
             continue;
         };
-        let kind = RecordKind::parse("kind", item["kind"].as_str().unwrap_or_default())?;
+        let kind = parse_kind("kind", item["kind"].as_str().unwrap_or_default())?;
         if !documents.contains_key(doc_id) {
             let mut conn = pool.acquire().await?;
             let committed = load_committed(&mut conn, doc_id).await?;
@@ -139,7 +141,7 @@ async fn attributed(
 }
 
 fn record_obj(doc: &Automerge, kind: RecordKind, key: &str) -> Option<automerge::ObjId> {
-    let collection = Collection::of_kind(kind.schema_kind()).key();
+    let collection = Collection::of_kind(kind).key();
     let Ok(Some((Value::Object(ObjType::Map), collection))) = doc.get(ROOT, collection) else {
         return None;
     };
@@ -186,10 +188,10 @@ pub async fn resolve(
     let (kind, doc_id, conflicts) = found.ok_or_else(|| {
         ReviewError::NotFound(format!("record {record} in territory {territory}"))
     })?;
-    let kind = RecordKind::parse("kind", &kind)?;
+    let kind = parse_kind("kind", &kind)?;
     // The limits a phone's write of the field is held to, with the judge's
     // words: 422 naming the field and the limit.
-    check_field_json(kind.schema_kind(), record, &field, &resolution.value)
+    check_field_json(kind, record, &field, &resolution.value)
         .map_err(|refusal| ReviewError::unprocessable("value", refusal.to_string()))?;
     let previous = conflicts
         .as_array()
@@ -215,7 +217,6 @@ pub async fn resolve(
     history.reason = resolution.reason.clone();
     history.detail = json!({ "field": field, "value": resolution.value, "values": previous });
     let (edit_field, value) = (field.clone(), resolution.value.clone());
-    let schema_kind = kind.schema_kind();
     let write = ServerWrite {
         edit: Box::new(move |doc| {
             let Some(obj) = record_obj(doc, kind, &record.to_string()) else {
@@ -233,13 +234,13 @@ pub async fn resolve(
                     format!("`{edit_field}` of record {record} is no longer in conflict"),
                 )));
             }
-            set_field(doc, schema_kind, record, &edit_field, &value)
+            set_field(doc, kind, record, &edit_field, &value)
                 .map_err(|error| Box::new(error) as EditError)?;
             let read = read_notebook(&*doc);
             let state = read
                 .records
                 .iter()
-                .find(|r| r.kind == schema_kind && r.key == record.to_string());
+                .find(|r| r.kind == kind && r.key == record.to_string());
             if let Some(Err(problems)) = state.map(|s| &s.parsed) {
                 let problem = &problems[0];
                 return Err(Box::new(ReviewError::unprocessable(

@@ -16,8 +16,10 @@ use crate::history::{self, HistoryRow};
 
 use super::{
     filter::{Filter, APPROVAL_STATUSES, FOLLOW_UP_STATUSES, VERIFICATION_STATUSES},
-    RecordKind, ReviewError,
+    ReviewError,
 };
+use crate::inventory::kinds::Stored;
+use schemas::RecordKind;
 
 /// Records one decision takes at most.
 pub const MAX_BULK: usize = 10_000;

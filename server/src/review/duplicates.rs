@@ -14,8 +14,9 @@ use crate::history::{self, HistoryRow};
 use super::{
     decisions::mark_for_publishing,
     filter::{DEFAULT_PAGE, MAX_PAGE},
-    RecordKind, ReviewError,
+    ReviewError,
 };
+use schemas::RecordKind;
 
 /// A territory's duplicate settings.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]

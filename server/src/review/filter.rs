@@ -12,7 +12,10 @@ use serde_json::Value as Json;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{RecordKind, ReviewError};
+use schemas::RecordKind;
+
+use super::{parse_kind, ReviewError};
+use crate::inventory::kinds::Stored;
 
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 500;
@@ -104,7 +107,7 @@ pub const HAS_POSSIBLE_DUPLICATE: &str = "(t.duplicate_of IS NULL AND EXISTS ( \
 impl Filter {
     pub fn check(&self) -> Result<Selection, ReviewError> {
         let kind = match &self.kind {
-            Some(kind) => RecordKind::parse("kind", kind)?,
+            Some(kind) => parse_kind("kind", kind)?,
             None => RecordKind::Sighting,
         };
         let taxon = self

@@ -32,68 +32,16 @@ pub mod publish;
 mod error;
 pub use error::ReviewError;
 
-use serde::{Deserialize, Serialize};
+use schemas::RecordKind;
 
-/// The three kinds of record a coordinator reviews.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordKind {
-    Sighting,
-    DegradationReport,
-    TimesheetEntry,
-}
+use crate::inventory::kinds;
 
-impl RecordKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordKind::Sighting => "sighting",
-            RecordKind::DegradationReport => "degradation_report",
-            RecordKind::TimesheetEntry => "timesheet_entry",
-        }
-    }
-
-    pub fn parse(field: &str, text: &str) -> Result<RecordKind, ReviewError> {
-        match text {
-            "sighting" => Ok(RecordKind::Sighting),
-            "degradation_report" => Ok(RecordKind::DegradationReport),
-            "timesheet_entry" => Ok(RecordKind::TimesheetEntry),
-            other => Err(ReviewError::bad_request(
-                field,
-                format!("must be sighting, degradation_report or timesheet_entry (got {other:?})"),
-            )),
-        }
-    }
-
-    pub(crate) fn table(self) -> &'static str {
-        match self {
-            RecordKind::Sighting => "sightings",
-            RecordKind::DegradationReport => "degradation_reports",
-            RecordKind::TimesheetEntry => "timesheet_entries",
-        }
-    }
-
-    /// The column naming whose record it is.
-    pub(crate) fn volunteer_column(self) -> &'static str {
-        match self {
-            RecordKind::TimesheetEntry => "volunteer_id",
-            RecordKind::Sighting | RecordKind::DegradationReport => "author_id",
-        }
-    }
-
-    /// The column of the record's own date (what "from"/"to" filter).
-    pub(crate) fn date_column(self) -> &'static str {
-        match self {
-            RecordKind::Sighting => "event_date",
-            RecordKind::DegradationReport => "observed_at",
-            RecordKind::TimesheetEntry => "work_date",
-        }
-    }
-
-    pub(crate) fn schema_kind(self) -> schemas::RecordKind {
-        match self {
-            RecordKind::Sighting => schemas::RecordKind::Sighting,
-            RecordKind::DegradationReport => schemas::RecordKind::DegradationReport,
-            RecordKind::TimesheetEntry => schemas::RecordKind::TimesheetEntry,
-        }
-    }
+/// The kind a client names in `field`, or the 400 that lists the kinds.
+pub fn parse_kind(field: &str, text: &str) -> Result<RecordKind, ReviewError> {
+    kinds::parse(text).ok_or_else(|| {
+        ReviewError::bad_request(
+            field,
+            format!("must be {} (got {text:?})", kinds::KIND_NAMES),
+        )
+    })
 }

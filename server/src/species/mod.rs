@@ -28,7 +28,7 @@ use sync::{
 use uuid::Uuid;
 
 use crate::{
-    materialise::load_committed,
+    inventory::materialise::load_committed,
     sync::{access::Delivery, EditError, ServerWrite, SyncCore, WriteFailure},
 };
 

@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::{Credential, Principal, Role},
-    materialise::{CommittedDoc, DocumentKind},
+    inventory::materialise::{CommittedDoc, DocumentKind},
 };
 
 /// How often open connections are re-checked against revocations, in case a

@@ -27,7 +27,7 @@ use super::access::Delivery;
 use crate::{
     audit,
     auth::Credential,
-    materialise::{self, CommittedDoc, DocumentKind, Fingerprints, DEFAULT_TERRITORY},
+    inventory::materialise::{self, CommittedDoc, DocumentKind, Fingerprints, DEFAULT_TERRITORY},
     notifications::{DocumentCommitted, DOCUMENT_COMMITTED_CHANNEL},
 };
 

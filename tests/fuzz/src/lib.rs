@@ -78,7 +78,7 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         name: "photo-upload",
-        what: "photos uploaded to the server (server::http::photos::verify)",
+        what: "photos uploaded to the server (server::photos::verify::verify)",
         kind: Kind::Bytes(targets::photo_upload),
     },
     Target {

@@ -257,7 +257,7 @@ pub fn species_csv(data: &[u8]) {
 /// true address: refused or decoded, with a thumbnail.
 pub fn photo_upload(data: &[u8]) {
     let address = mobile_bridge::photos::sha256_hex(data);
-    let _ = server::http::photos::verify(&address, data.to_vec());
+    let _ = server::photos::verify::verify(&address, data.to_vec());
 }
 
 /// A photo a phone attaches: refused, or decoded, shrunk and re-encoded.

@@ -30,7 +30,7 @@ use uuid::Uuid;
 use crate::sync::access::{Delivery, MAX_NEW_DOCUMENTS_PER_HOUR};
 use crate::{
     auth::{Principal, Role},
-    materialise::{CommittedDoc, DocumentKind},
+    inventory::materialise::{CommittedDoc, DocumentKind},
 };
 
 /// Whoever delivers changes, as judging knows them (a connected peer, in
@@ -406,7 +406,7 @@ mod tests {
     use super::*;
     use crate::{
         auth::{Credential, Membership},
-        materialise::Fingerprints,
+        inventory::materialise::Fingerprints,
     };
 
     /// A phone, as judging knows who delivered a change.

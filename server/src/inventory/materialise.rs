@@ -1,4 +1,5 @@
-//! Storing a chunk and materialising its document into the inventory, in one transaction.
+//! The inventory's write side: a stored document materialised into the
+//! inventory tables, in the transaction that stores its chunk.
 //!
 //! The inventory tables are a projection of the automerge documents: a record is
 //! either a row of its kind's table (valid) or a row of `invalid_records` (what the
@@ -19,6 +20,8 @@ use sync::documents::{
     check_header_unchanged, read_notebook, NotebookHeader, ReadRecord, RecordState,
 };
 use uuid::Uuid;
+
+use super::kinds::Stored;
 
 /// Territory for documents whose header names none (created by the first migration).
 pub const DEFAULT_TERRITORY: Uuid = Uuid::nil();
@@ -246,27 +249,13 @@ fn problem_json(problem: &FieldProblem) -> Json {
     json!({ "field": problem.field, "reason": problem.reason })
 }
 
-fn table_of(kind: RecordKind) -> &'static str {
-    match kind {
-        RecordKind::Sighting => "sightings",
-        RecordKind::DegradationReport => "degradation_reports",
-        RecordKind::TimesheetEntry => "timesheet_entries",
-    }
-}
-
-const KINDS: [RecordKind; 3] = [
-    RecordKind::Sighting,
-    RecordKind::DegradationReport,
-    RecordKind::TimesheetEntry,
-];
-
 /// After a cold load, rows of this document whose record is gone are removed.
 async fn delete_rows_not_in(
     conn: &mut PgConnection,
     doc_id: &str,
     present: &HashSet<(RecordKind, String)>,
 ) -> Result<(), sqlx::Error> {
-    for kind in KINDS {
+    for kind in RecordKind::ALL {
         let keys: Vec<String> = present
             .iter()
             .filter(|(k, _)| *k == kind)
@@ -274,7 +263,7 @@ async fn delete_rows_not_in(
             .collect();
         let sql = format!(
             "DELETE FROM {} WHERE doc_id = $1 AND NOT (id::text = ANY($2))",
-            table_of(kind)
+            kind.table()
         );
         sqlx::query(&sql)
             .bind(doc_id)
@@ -301,7 +290,7 @@ async fn delete_record(
 ) -> Result<(), sqlx::Error> {
     let sql = format!(
         "DELETE FROM {} WHERE doc_id = $1 AND id::text = $2",
-        table_of(kind)
+        kind.table()
     );
     sqlx::query(&sql)
         .bind(doc_id)
@@ -360,7 +349,7 @@ impl Batch {
         territory: Uuid,
     ) -> Result<Vec<(RecordKind, String)>, sqlx::Error> {
         let mut collisions = Vec::new();
-        for kind in KINDS {
+        for kind in RecordKind::ALL {
             let Some(rows) = self.valid.remove(&kind) else {
                 continue;
             };
@@ -410,7 +399,7 @@ impl Batch {
             }
         }
         if !self.invalid.is_empty() {
-            for kind in KINDS {
+            for kind in RecordKind::ALL {
                 let keys: Vec<String> = self
                     .invalid
                     .iter()
@@ -419,7 +408,7 @@ impl Batch {
                     .collect();
                 let sql = format!(
                     "DELETE FROM {} WHERE doc_id = $1 AND id::text = ANY($2)",
-                    table_of(kind)
+                    kind.table()
                 );
                 sqlx::query(&sql)
                     .bind(doc_id)
