@@ -68,7 +68,8 @@ async fn a_sighting_from_the_javascript_automerge_repo_reaches_the_inventory() -
 
     let rows = eventually(Duration::from_secs(30), "the JS sighting", || async {
         let (_, rows) = server
-            .get_json_as("/api/sightings", &volunteer.device.secret)
+            .as_(&volunteer.device.secret)
+            .get("/api/sightings")
             .await?;
         Ok((rows.as_array().map(Vec::len) == Some(1)).then_some(rows))
     })

@@ -36,7 +36,7 @@ fn notebook_sightings(doc: &Automerge) -> BTreeSet<Uuid> {
 }
 
 async fn live_documents(server: &ServerProcess) -> anyhow::Result<u64> {
-    let (status, health) = server.get_json("/health").await?;
+    let (status, health) = server.anonymous().get("/health").await?;
     anyhow::ensure!(status == 200, "health answered {status}: {health}");
     health["sync"]["liveDocuments"]
         .as_u64()

@@ -103,7 +103,8 @@ async fn offline_phones_merge_into_one_inventory_and_concurrent_edits_are_flagge
 
     // Nothing else was flagged, and the HTTP API shows the same.
     let (status, listed) = server
-        .get_json_as("/api/sightings?conflicts=true", &camille.device.secret)
+        .as_(&camille.device.secret)
+        .get("/api/sightings?conflicts=true")
         .await?;
     assert_eq!(status, 200);
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
