@@ -70,6 +70,7 @@ pub struct TwoPhoneConflict {
 pub struct WorldBuilder {
     territory: String,
     boundary: Option<Value>,
+    server_args: Vec<String>,
     coordinator: Option<String>,
     auditor: Option<String>,
     admin: bool,
@@ -89,6 +90,7 @@ impl World {
         WorldBuilder {
             territory: territory.to_string(),
             boundary: None,
+            server_args: Vec::new(),
             coordinator: None,
             auditor: None,
             admin: false,
@@ -159,6 +161,12 @@ impl WorldBuilder {
         self
     }
 
+    /// Extra command-line arguments for the server (e.g. `--document-idle-secs 1`).
+    pub fn server_args(mut self, args: &[&str]) -> Self {
+        self.server_args = args.iter().map(ToString::to_string).collect();
+        self
+    }
+
     /// A coordinator of the territory, logged in with a password.
     pub fn coordinator(mut self, name: &str) -> Self {
         self.coordinator = Some(name.to_string());
@@ -203,7 +211,8 @@ impl WorldBuilder {
     pub async fn build(self) -> anyhow::Result<World> {
         init_test_logging();
         let db = TestDatabase::create().await?;
-        let server = ServerProcess::start(&db.url)?;
+        let args: Vec<&str> = self.server_args.iter().map(String::as_str).collect();
+        let server = ServerProcess::start_with(&db.url, &args)?;
         let pool = db.pool().await?;
         let territory =
             phones::territory_within(&pool, &self.territory, self.boundary.as_ref()).await?;
