@@ -1,7 +1,7 @@
 //! A small client of the server's JSON API for the end-to-end tests: who
 //! calls (`server.as_(token)`, `server.anonymous()`), what (`get`, `post`,
-//! `put`, `patch`, `delete`), and the answer as its status and JSON body, so
-//! a test reads as the request it makes and what it expects back.
+//! `put`, or `send` for any method), and the answer as its status and JSON
+//! body, so a test reads as the request it makes and what it expects back.
 
 use anyhow::bail;
 use reqwest::Method;
@@ -51,14 +51,6 @@ impl Api<'_> {
 
     pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Reply> {
         self.send(Method::PUT, path, Some(body)).await
-    }
-
-    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Reply> {
-        self.send(Method::PATCH, path, Some(body)).await
-    }
-
-    pub async fn delete(&self, path: &str) -> anyhow::Result<Reply> {
-        self.send(Method::DELETE, path, None).await
     }
 
     /// Sends `method path` with `body` as JSON: for tables of requests.
