@@ -1,15 +1,11 @@
 //! People for end-to-end tests, made through the server's own account API
 //! (`server::auth::admin`) on the test database: a fixture with one person per
 //! role in territory A, a volunteer in territory B, sites and documents in
-//! both — and a small HTTP client that presents their credentials.
+//! both (the HTTP client that presents their credentials is [`crate::api`]).
 
-use reqwest::Method;
-use serde_json::Value;
 use server::auth::{admin, Role};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-use crate::ServerProcess;
 
 /// Someone who can call the API. `token` is a session token for people who
 /// log in with a password, a device credential for volunteers (enrolled
@@ -186,31 +182,4 @@ pub async fn seed_invalid_record(
     .execute(pool)
     .await?;
     Ok(())
-}
-
-/// Sends `method path` with `body` (JSON) as the holder of `token`; returns
-/// the status and the JSON body (Null when there is none).
-pub async fn call(
-    server: &ServerProcess,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&Value>,
-) -> anyhow::Result<(u16, Value)> {
-    let mut request = reqwest::Client::new().request(method, server.http_url(path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await?;
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)?
-    };
-    Ok((status, body))
 }

@@ -1,6 +1,7 @@
 //! Support for the end-to-end tests and the load generator: a fresh database per
-//! test on a real PostgreSQL, the real server binary run as a child process, and
-//! sample records.
+//! test on a real PostgreSQL, the real server binary run as a child process,
+//! sample records, a [`world::World`] of people and phones built in one call,
+//! and an [`api`] client that calls the server as one of them.
 //!
 //! Each test creates its own database through a maintenance connection:
 //! `TEST_DATABASE_URL` when set; otherwise a PostgreSQL cluster the tests run
@@ -8,6 +9,7 @@
 //! `cargo test` needs no database set up beforehand.
 
 pub mod accounts;
+pub mod api;
 #[cfg(test)]
 mod architecture_doc;
 pub mod bench;
@@ -16,6 +18,7 @@ pub mod openapi;
 pub mod phones;
 pub mod raw_peer;
 pub mod records;
+pub mod world;
 
 use std::{
     fs::OpenOptions,
@@ -403,24 +406,6 @@ impl ServerProcess {
 
     pub fn http_url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
-    }
-
-    /// GET a JSON resource without credentials; returns the status and body.
-    pub async fn get_json(&self, path: &str) -> anyhow::Result<(u16, Value)> {
-        let response = reqwest::get(self.http_url(path)).await?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await?))
-    }
-
-    /// GET a JSON resource as the holder of `token` (session token or device credential).
-    pub async fn get_json_as(&self, path: &str, token: &str) -> anyhow::Result<(u16, Value)> {
-        let response = reqwest::Client::new()
-            .get(self.http_url(path))
-            .bearer_auth(token)
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await?))
     }
 
     /// Sends `head` (request line and headers, each ending in CRLF, without

@@ -8,85 +8,49 @@
 use std::time::Duration;
 
 use fieldnotes_tests::{
-    accounts::{self, call},
-    eventually, init_test_logging, phones, records, server_binary, ServerProcess, TestDatabase,
+    accounts, init_test_logging, phones, records, server_binary, world::World, ServerProcess,
+    TestDatabase,
 };
-use mobile_bridge::Phone;
-use reqwest::Method;
 use schemas::{FieldRecord, RecordKind};
 use serde_json::{json, Value};
 use server::auth::Role;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-const TIMEOUT: Duration = Duration::from_secs(30);
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_edited_on_two_phones_and_by_a_coordinator_has_an_attributed_history_and_past_states(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
-    let url = server.sync_url();
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Coteau des Buis").await?;
-    let t = territory.id;
-    let coordinator =
-        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
-    let auditor =
-        accounts::password_actor(&pool, "Régie", Some((t, Role::RegieAuditor)), false).await?;
-    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
-    let second_device = phones::enrol_second_device(&pool, &territory, &camille).await?;
-
-    let mut phone_a = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
-    let sighting = records::sighting(camille.account_id, "Erinaceus europaeus", 1);
-    let record = sighting.id();
-    phone_a.record(&sighting)?;
-    phone_a.go_online(&url).await?;
-    phone_a.wait_synced(TIMEOUT).await?;
-    let mut phone_b =
-        Phone::fetch_notebook(&url, Some(second_device.clone()), phone_a.notebook_id()).await?;
-    phone_a.go_offline();
-    phone_b.go_offline();
-    phone_a.edit(RecordKind::Sighting, record, "individualCount", &json!(3))?;
-    phone_b.edit(RecordKind::Sighting, record, "individualCount", &json!(5))?;
-    phone_a.go_online(&url).await?;
-    phone_a.wait_synced(TIMEOUT).await?;
-    phone_b.go_online(&url).await?;
-    phone_b.wait_synced(TIMEOUT).await?;
-    eventually(TIMEOUT, "the conflict in the inventory", || async {
-        let conflicted: Option<bool> =
-            sqlx::query_scalar("SELECT has_conflicts FROM sightings WHERE id = $1")
-                .bind(record)
-                .fetch_optional(&pool)
-                .await?;
-        Ok((conflicted == Some(true)).then_some(()))
-    })
-    .await?;
+    let mut world = World::builder("Coteau des Buis")
+        .coordinator("Marie")
+        .auditor("Régie")
+        .volunteer("Camille")
+        .second_device("Camille")
+        .two_phone_conflict("Camille")
+        .build()
+        .await?;
+    let conflict = world.take_conflict();
+    let record = conflict.record;
+    let (server, t) = (&world.server, world.territory.id);
+    let (coordinator, auditor) = (world.coordinator(), world.auditor());
+    let camille = world.volunteer("Camille");
+    let second_device = world.second_device("Camille");
     let resolution = format!("/api/territories/{t}/review/conflicts/{record}/resolution");
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        &resolution,
-        Some(&coordinator.token),
-        Some(&json!({"field": "individualCount", "value": 4, "reason": "counted on the photo"})),
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&coordinator.token)
+        .post(
+            &resolution,
+            &json!({"field": "individualCount", "value": 4, "reason": "counted on the photo"}),
+        )
+        .await?;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        &format!("/api/territories/{t}/review/decisions"),
-        Some(&coordinator.token),
-        Some(&json!({"decision": "verification", "status": "1", "records": [record], "reason": "photo"})),
-    )
+    let (status, body) = server.as_(&coordinator.token).post(&format!("/api/territories/{t}/review/decisions"), &json!({"decision": "verification", "status": "1", "records": [record], "reason": "photo"}))
     .await?;
     assert_eq!(status, 200, "{body}");
 
     // Every step, attributed: three changes from the phones, the
     // coordinator's change and its resolution, the verification.
     let audit = format!("/api/territories/{t}/records/{record}/audit");
-    let (status, history) = call(&server, Method::GET, &audit, Some(&auditor.token), None).await?;
+    let (status, history) = server.as_(&auditor.token).get(&audit).await?;
     assert_eq!(status, 200, "{history}");
     let steps = history["steps"].as_array().expect("steps");
     let summary: Vec<(String, String, Value, Value)> = steps
@@ -164,14 +128,10 @@ async fn a_record_edited_on_two_phones_and_by_a_coordinator_has_an_attributed_hi
             at.as_str().unwrap().replace('+', "%2B")
         )
     };
-    let (status, created) = call(
-        &server,
-        Method::GET,
-        &state_at(&steps[0]["recordedAt"]),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (status, created) = server
+        .as_(&auditor.token)
+        .get(&state_at(&steps[0]["recordedAt"]))
+        .await?;
     assert_eq!(status, 200, "{created}");
     assert_eq!(
         (
@@ -181,14 +141,10 @@ async fn a_record_edited_on_two_phones_and_by_a_coordinator_has_an_attributed_hi
         (json!(true), json!(1)),
         "{created}"
     );
-    let (_, both) = call(
-        &server,
-        Method::GET,
-        &state_at(&steps[2]["recordedAt"]),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (_, both) = server
+        .as_(&auditor.token)
+        .get(&state_at(&steps[2]["recordedAt"]))
+        .await?;
     let conflict = both["conflicts"]
         .as_array()
         .and_then(|c| c.iter().find(|c| c["field"] == "individualCount"))
@@ -201,14 +157,10 @@ async fn a_record_edited_on_two_phones_and_by_a_coordinator_has_an_attributed_hi
         .collect();
     values.sort();
     assert_eq!(values, vec![3, 5], "{both}");
-    let (_, resolved) = call(
-        &server,
-        Method::GET,
-        &state_at(&steps[3]["recordedAt"]),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (_, resolved) = server
+        .as_(&auditor.token)
+        .get(&state_at(&steps[3]["recordedAt"]))
+        .await?;
     assert_eq!(resolved["fields"]["individualCount"], 4, "{resolved}");
     assert!(
         resolved["conflicts"]
@@ -216,90 +168,63 @@ async fn a_record_edited_on_two_phones_and_by_a_coordinator_has_an_attributed_hi
             .is_some_and(|c| c.is_empty()),
         "{resolved}"
     );
-    let (_, before) = call(
-        &server,
-        Method::GET,
-        &format!("/api/territories/{t}/records/{record}/state?at=2001-01-01T00:00:00Z"),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (_, before) = server
+        .as_(&auditor.token)
+        .get(&format!(
+            "/api/territories/{t}/records/{record}/state?at=2001-01-01T00:00:00Z"
+        ))
+        .await?;
     assert_eq!(before["exists"], false, "{before}");
 
     // Refusals: a bad date names `at`; the volunteer reads no audit; an
     // unknown record is not found.
-    let (status, body) = call(
-        &server,
-        Method::GET,
-        &format!("/api/territories/{t}/records/{record}/state?at=yesterday"),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&auditor.token)
+        .get(&format!(
+            "/api/territories/{t}/records/{record}/state?at=yesterday"
+        ))
+        .await?;
     assert_eq!(
         (status, body["error"]["field"].as_str()),
         (400, Some("at")),
         "{body}"
     );
-    let (status, _) = call(
-        &server,
-        Method::GET,
-        &audit,
-        Some(&camille.device.secret),
-        None,
-    )
-    .await?;
+    let (status, _) = server.as_(&camille.device.secret).get(&audit).await?;
     assert_eq!(status, 403);
-    let (status, _) = call(
-        &server,
-        Method::GET,
-        &format!("/api/territories/{t}/records/{}/audit", Uuid::new_v4()),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (status, _) = server
+        .as_(&auditor.token)
+        .get(&format!(
+            "/api/territories/{t}/records/{}/audit",
+            Uuid::new_v4()
+        ))
+        .await?;
     assert_eq!(status, 404);
 
     // The chain holds, and holds an entry the auditor noted.
     let verification = format!("/api/territories/{t}/audit/verification");
-    let (status, verified) = call(
-        &server,
-        Method::GET,
-        &verification,
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (status, verified) = server.as_(&auditor.token).get(&verification).await?;
     assert_eq!(status, 200, "{verified}");
     assert_eq!(verified["intact"], true, "{verified}");
     assert_eq!(verified["entries"], verified["head"]["seq"], "{verified}");
     let noted = (&steps[2]["seq"], steps[2]["hash"].as_str().unwrap());
-    let (_, anchored) = call(
-        &server,
-        Method::GET,
-        &format!("{verification}?seq={}&hash={}", noted.0, noted.1),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (_, anchored) = server
+        .as_(&auditor.token)
+        .get(&format!("{verification}?seq={}&hash={}", noted.0, noted.1))
+        .await?;
     assert_eq!(anchored["anchorHolds"], true, "{anchored}");
-    let (_, wrong) = call(
-        &server,
-        Method::GET,
-        &format!("{verification}?seq={}&hash={}", noted.0, "0".repeat(64)),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (_, wrong) = server
+        .as_(&auditor.token)
+        .get(&format!(
+            "{verification}?seq={}&hash={}",
+            noted.0,
+            "0".repeat(64)
+        ))
+        .await?;
     assert_eq!(wrong["anchorHolds"], false, "{wrong}");
-    let (status, body) = call(
-        &server,
-        Method::GET,
-        &format!("{verification}?seq=1"),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&auditor.token)
+        .get(&format!("{verification}?seq=1"))
+        .await?;
     assert_eq!(
         (status, body["error"]["field"].as_str()),
         (400, Some("hash")),
@@ -307,14 +232,10 @@ async fn a_record_edited_on_two_phones_and_by_a_coordinator_has_an_attributed_hi
     );
 
     // The trail, paged: every step of the record is in it, in chain order.
-    let (status, page) = call(
-        &server,
-        Method::GET,
-        &format!("/api/territories/{t}/audit/entries?limit=500"),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (status, page) = server
+        .as_(&auditor.token)
+        .get(&format!("/api/territories/{t}/audit/entries?limit=500"))
+        .await?;
     assert_eq!(status, 200, "{page}");
     let seqs: Vec<i64> = page["entries"]
         .as_array()
@@ -326,14 +247,10 @@ async fn a_record_edited_on_two_phones_and_by_a_coordinator_has_an_attributed_hi
     assert!(steps
         .iter()
         .all(|s| seqs.contains(&s["seq"].as_i64().unwrap())));
-    let (status, body) = call(
-        &server,
-        Method::GET,
-        &format!("/api/territories/{t}/audit/entries?limit=0"),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&auditor.token)
+        .get(&format!("/api/territories/{t}/audit/entries?limit=0"))
+        .await?;
     assert_eq!(
         (status, body["error"]["field"].as_str()),
         (400, Some("limit")),
@@ -721,7 +638,7 @@ async fn a_commit_whose_entries_cannot_be_stored_is_set_aside_and_the_trail_goes
     assert_eq!(verification.set_aside[0].doc_id, doc_id);
 
     let server = ServerProcess::start(&db.url)?;
-    let (status, health) = server.get_json("/health").await?;
+    let (status, health) = server.anonymous().get("/health").await?;
     assert_eq!(
         (status, &health["audit"]["setAsideCommits"]),
         (200, &json!(1))
@@ -931,7 +848,7 @@ async fn tampering_with_the_audit_log_is_found_at_the_right_entry_and_the_servic
     }
     for (territory, broken) in expected {
         let path = format!("/api/territories/{territory}/audit/verification");
-        let (status, found) = call(&server, Method::GET, &path, Some(&auditor.token), None).await?;
+        let (status, found) = server.as_(&auditor.token).get(&path).await?;
         assert_eq!(status, 200, "{found}");
         match broken {
             Some((seq, problem)) => {

@@ -17,7 +17,7 @@ async fn without_database_url_the_server_runs_its_own_cluster_and_keeps_data_acr
         .tempdir_in("/tmp")?;
     let data_dir = base.path().join("data");
     let mut server = ServerProcess::start_embedded(&data_dir)?;
-    let (status, health) = server.get_json("/health").await?;
+    let (status, health) = server.anonymous().get("/health").await?;
     assert_eq!((status, health["database"].as_str()), (200, Some("ok")));
 
     // The server's own cluster, reached the way the server does (already
@@ -52,7 +52,8 @@ async fn without_database_url_the_server_runs_its_own_cluster_and_keeps_data_acr
         "the sighting after restart",
         || async {
             let (_, rows) = server
-                .get_json_as("/api/sightings", &volunteer.device.secret)
+                .as_(&volunteer.device.secret)
+                .get("/api/sightings")
                 .await?;
             Ok((rows.as_array().map(Vec::len) == Some(1)).then_some(()))
         },

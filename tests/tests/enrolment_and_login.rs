@@ -8,10 +8,7 @@ use std::{
     time::Duration,
 };
 
-use fieldnotes_tests::{
-    accounts::{self, call},
-    init_test_logging, server_binary, ServerProcess, TestDatabase,
-};
+use fieldnotes_tests::{accounts, init_test_logging, server_binary, ServerProcess, TestDatabase};
 use reqwest::Method;
 use serde_json::{json, Value};
 use server::auth::{admin, AuthError, Role};
@@ -31,14 +28,10 @@ async fn an_invitation_enrols_one_phone_and_is_refused_the_second_time() -> anyh
     let f = accounts::seed(&pool).await?;
 
     let invite = json!({ "territoryId": f.territory_a, "displayName": "Lou" });
-    let (status, invitation) = call(
-        &server,
-        Method::POST,
-        "/api/invitations",
-        Some(&f.coordinator.token),
-        Some(&invite),
-    )
-    .await?;
+    let (status, invitation) = server
+        .as_(&f.coordinator.token)
+        .post("/api/invitations", &invite)
+        .await?;
     assert_eq!(status, 201, "{invitation}");
     let code = invitation["code"].as_str().unwrap();
     let qr: Value = serde_json::from_str(invitation["qrPayload"].as_str().unwrap())?;
@@ -46,31 +39,29 @@ async fn an_invitation_enrols_one_phone_and_is_refused_the_second_time() -> anyh
 
     // Typed by hand: lower case, a space instead of the dash.
     let typed = code.to_lowercase().replace('-', " ");
-    let (status, enrolled) = call(
-        &server,
-        Method::POST,
-        "/api/enrol",
-        None,
-        Some(&json!({ "code": typed, "deviceName": "Lou's phone" })),
-    )
-    .await?;
+    let (status, enrolled) = server
+        .anonymous()
+        .post(
+            "/api/enrol",
+            &json!({ "code": typed, "deviceName": "Lou's phone" }),
+        )
+        .await?;
     assert_eq!(status, 201, "{enrolled}");
     assert_eq!(enrolled["territoryId"], f.territory_a.to_string());
     let credential = enrolled["credential"].as_str().unwrap();
     assert!(credential.starts_with("fnd_"));
-    let (status, me) = call(&server, Method::GET, "/api/me", Some(credential), None).await?;
+    let (status, me) = server.as_(credential).get("/api/me").await?;
     assert_eq!(status, 200);
     assert_eq!(me["displayName"], "Lou");
     assert_eq!(me["memberships"][0]["role"], "volunteer");
 
-    let (status, again) = call(
-        &server,
-        Method::POST,
-        "/api/enrol",
-        None,
-        Some(&json!({ "code": code, "deviceName": "another phone" })),
-    )
-    .await?;
+    let (status, again) = server
+        .anonymous()
+        .post(
+            "/api/enrol",
+            &json!({ "code": code, "deviceName": "another phone" }),
+        )
+        .await?;
     assert_eq!(status, 410);
     assert!(message(&again).contains("already been used"), "{again}");
     Ok(())
@@ -138,36 +129,24 @@ async fn an_expired_unknown_or_mistyped_code_is_refused_saying_why() -> anyhow::
         .await?;
 
     let enrol = |code: &str| json!({ "code": code, "deviceName": "phone" });
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        "/api/enrol",
-        None,
-        Some(&enrol(&invitation.code)),
-    )
-    .await?;
+    let (status, body) = server
+        .anonymous()
+        .post("/api/enrol", &enrol(&invitation.code))
+        .await?;
     assert_eq!(status, 410);
     assert!(message(&body).contains("expired"), "{body}");
 
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        "/api/enrol",
-        None,
-        Some(&enrol("ABCDE-FGHJK")),
-    )
-    .await?;
+    let (status, body) = server
+        .anonymous()
+        .post("/api/enrol", &enrol("ABCDE-FGHJK"))
+        .await?;
     assert_eq!(status, 401);
     assert!(message(&body).contains("not known"), "{body}");
 
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        "/api/enrol",
-        None,
-        Some(&enrol("ABCDE-FGHJO")),
-    )
-    .await?;
+    let (status, body) = server
+        .anonymous()
+        .post("/api/enrol", &enrol("ABCDE-FGHJO"))
+        .await?;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["field"], "code");
     Ok(())
@@ -185,45 +164,20 @@ async fn a_revoked_device_is_refused_on_its_next_request_and_the_sync_channel_is
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.listen(admin::DEVICE_REVOKED_CHANNEL).await?;
 
-    let (status, _) = call(
-        &server,
-        Method::GET,
-        "/api/me",
-        Some(&f.volunteer.token),
-        None,
-    )
-    .await?;
+    let (status, _) = server.as_(&f.volunteer.token).get("/api/me").await?;
     assert_eq!(status, 200);
     let revoke = format!("/api/devices/{device}/revoke");
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        &revoke,
-        Some(&f.coordinator.token),
-        None,
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&f.coordinator.token)
+        .send(Method::POST, &revoke, None)
+        .await?;
     assert_eq!(status, 200, "{body}");
 
     let notification = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await??;
     assert_eq!(notification.payload(), device.to_string());
-    let (status, _) = call(
-        &server,
-        Method::GET,
-        "/api/me",
-        Some(&f.volunteer.token),
-        None,
-    )
-    .await?;
+    let (status, _) = server.as_(&f.volunteer.token).get("/api/me").await?;
     assert_eq!(status, 401);
-    let (_, devices) = call(
-        &server,
-        Method::GET,
-        "/api/devices",
-        Some(&f.coordinator.token),
-        None,
-    )
-    .await?;
+    let (_, devices) = server.as_(&f.coordinator.token).get("/api/devices").await?;
     assert!(devices[0]["revokedAt"].is_string(), "{devices}");
     Ok(())
 }
@@ -249,32 +203,14 @@ async fn a_volunteer_revokes_their_own_lost_phone_from_another() -> anyhow::Resu
     assert_eq!(second.account_id, f.volunteer.account_id);
 
     let lost = f.volunteer.device_id.unwrap();
-    let (status, _) = call(
-        &server,
-        Method::POST,
-        &format!("/api/devices/{lost}/revoke"),
-        Some(&second.credential),
-        None,
-    )
-    .await?;
+    let (status, _) = server
+        .as_(&second.credential)
+        .send(Method::POST, &format!("/api/devices/{lost}/revoke"), None)
+        .await?;
     assert_eq!(status, 200);
-    let (status, _) = call(
-        &server,
-        Method::GET,
-        "/api/me",
-        Some(&f.volunteer.token),
-        None,
-    )
-    .await?;
+    let (status, _) = server.as_(&f.volunteer.token).get("/api/me").await?;
     assert_eq!(status, 401, "the lost phone");
-    let (status, _) = call(
-        &server,
-        Method::GET,
-        "/api/me",
-        Some(&second.credential),
-        None,
-    )
-    .await?;
+    let (status, _) = server.as_(&second.credential).get("/api/me").await?;
     assert_eq!(status, 200, "the tablet");
     Ok(())
 }
@@ -288,23 +224,21 @@ async fn a_wrong_password_or_unknown_email_is_refused_alike() -> anyhow::Result<
     let f = accounts::seed(&pool).await?;
     let login = f.coordinator.login.as_ref().unwrap();
 
-    let (status, wrong_password) = call(
-        &server,
-        Method::POST,
-        "/api/auth/login",
-        None,
-        Some(&json!({ "email": login.email, "password": "not the password" })),
-    )
-    .await?;
+    let (status, wrong_password) = server
+        .anonymous()
+        .post(
+            "/api/auth/login",
+            &json!({ "email": login.email, "password": "not the password" }),
+        )
+        .await?;
     assert_eq!(status, 401);
-    let (status, unknown_email) = call(
-        &server,
-        Method::POST,
-        "/api/auth/login",
-        None,
-        Some(&json!({ "email": "nobody@example.org", "password": login.password })),
-    )
-    .await?;
+    let (status, unknown_email) = server
+        .anonymous()
+        .post(
+            "/api/auth/login",
+            &json!({ "email": "nobody@example.org", "password": login.password }),
+        )
+        .await?;
     assert_eq!(status, 401);
     assert_eq!(
         wrong_password, unknown_email,
@@ -312,14 +246,13 @@ async fn a_wrong_password_or_unknown_email_is_refused_alike() -> anyhow::Result<
     );
 
     // Emails are case-insensitive.
-    let (status, session) = call(
-        &server,
-        Method::POST,
-        "/api/auth/login",
-        None,
-        Some(&json!({ "email": login.email.to_uppercase(), "password": login.password })),
-    )
-    .await?;
+    let (status, session) = server
+        .anonymous()
+        .post(
+            "/api/auth/login",
+            &json!({ "email": login.email.to_uppercase(), "password": login.password }),
+        )
+        .await?;
     assert_eq!(status, 200);
     assert!(session["token"].as_str().unwrap().starts_with("fns_"));
     assert!(session["expiresAt"].is_string());
@@ -335,9 +268,12 @@ async fn a_logged_out_session_is_refused() -> anyhow::Result<()> {
     let f = accounts::seed(&pool).await?;
     let token = Some(f.coordinator.token.as_str());
 
-    let (status, _) = call(&server, Method::POST, "/api/auth/logout", token, None).await?;
+    let (status, _) = server
+        .api(token)
+        .send(Method::POST, "/api/auth/logout", None)
+        .await?;
     assert_eq!(status, 204);
-    let (status, body) = call(&server, Method::GET, "/api/me", token, None).await?;
+    let (status, body) = server.api(token).get("/api/me").await?;
     assert_eq!(status, 401);
     assert!(message(&body).contains("Bearer"), "{body}");
     Ok(())
@@ -442,7 +378,7 @@ async fn malformed_input_is_refused_naming_the_field() -> anyhow::Result<()> {
             "decimalLatitude",
         ),
     ] {
-        let (got, response) = call(&server, Method::POST, path, admin_token, Some(&body)).await?;
+        let (got, response) = server.api(admin_token).post(path, &body).await?;
         assert_eq!(got, status, "{path} {body}: {response}");
         assert_eq!(
             response["error"]["field"], field,
@@ -453,25 +389,14 @@ async fn malformed_input_is_refused_naming_the_field() -> anyhow::Result<()> {
 
     let taken = f.coordinator.login.as_ref().unwrap().email.to_uppercase();
     let body = json!({ "displayName": "Twin", "email": taken, "password": "long enough password" });
-    let (status, response) = call(
-        &server,
-        Method::POST,
-        "/api/accounts",
-        admin_token,
-        Some(&body),
-    )
-    .await?;
+    let (status, response) = server.api(admin_token).post("/api/accounts", &body).await?;
     assert_eq!(status, 409, "{response}");
     assert_eq!(response["error"]["field"], "email");
 
-    let (status, response) = call(
-        &server,
-        Method::GET,
-        "/api/territories/not-a-uuid",
-        admin_token,
-        None,
-    )
-    .await?;
+    let (status, response) = server
+        .api(admin_token)
+        .get("/api/territories/not-a-uuid")
+        .await?;
     assert_eq!(status, 400);
     assert_eq!(response["error"]["field"], "id");
     Ok(())
@@ -491,54 +416,46 @@ async fn passwords_tokens_credentials_and_codes_never_reach_the_server_log() -> 
 
     // A failed and a successful login, an invitation, an enrolment, requests
     // with each kind of credential, a sync handshake with the token in the query.
-    call(
-        &server,
-        Method::POST,
-        "/api/auth/login",
-        None,
-        Some(&json!({ "email": login.email, "password": wrong_password })),
-    )
-    .await?;
-    let (_, session) = call(
-        &server,
-        Method::POST,
-        "/api/auth/login",
-        None,
-        Some(&json!({ "email": login.email, "password": login.password })),
-    )
-    .await?;
+    server
+        .anonymous()
+        .post(
+            "/api/auth/login",
+            &json!({ "email": login.email, "password": wrong_password }),
+        )
+        .await?;
+    let (_, session) = server
+        .anonymous()
+        .post(
+            "/api/auth/login",
+            &json!({ "email": login.email, "password": login.password }),
+        )
+        .await?;
     let session = session["token"].as_str().unwrap().to_string();
     let invite = json!({ "territoryId": f.territory_a, "displayName": "Lou" });
-    let (_, invitation) = call(
-        &server,
-        Method::POST,
-        "/api/invitations",
-        Some(&session),
-        Some(&invite),
-    )
-    .await?;
+    let (_, invitation) = server
+        .as_(&session)
+        .post("/api/invitations", &invite)
+        .await?;
     let code = invitation["code"].as_str().unwrap().to_string();
-    let (_, enrolled) = call(
-        &server,
-        Method::POST,
-        "/api/enrol",
-        None,
-        Some(&json!({ "code": code, "deviceName": "phone" })),
-    )
-    .await?;
+    let (_, enrolled) = server
+        .anonymous()
+        .post(
+            "/api/enrol",
+            &json!({ "code": code, "deviceName": "phone" }),
+        )
+        .await?;
     let credential = enrolled["credential"].as_str().unwrap().to_string();
-    call(&server, Method::GET, "/api/me", Some(&credential), None).await?;
-    call(&server, Method::GET, "/api/sightings", Some(&session), None).await?;
-    call(
-        &server,
-        Method::POST,
-        "/api/enrol",
-        None,
-        Some(&json!({ "code": code, "deviceName": "again" })),
-    )
-    .await?;
+    server.as_(&credential).get("/api/me").await?;
+    server.as_(&session).get("/api/sightings").await?;
+    server
+        .anonymous()
+        .post(
+            "/api/enrol",
+            &json!({ "code": code, "deviceName": "again" }),
+        )
+        .await?;
     let new_password = "the auditor's new password";
-    call(&server, Method::POST, "/api/accounts", Some(&f.admin.token), Some(&json!({ "displayName": "Auditor", "email": "auditor@example.org", "password": new_password }))).await?;
+    server.as_(&f.admin.token).post("/api/accounts", &json!({ "displayName": "Auditor", "email": "auditor@example.org", "password": new_password })).await?;
     let mut url = server.sync_url();
     url.set_query(Some(&format!("token={credential}")));
     if let Ok((mut socket, _)) =
@@ -707,7 +624,7 @@ async fn logs_to_a_file_are_plain_text_and_json_with_log_format_json() -> anyhow
     // Text, written to a file: no terminal escape codes.
     let log = tempfile::NamedTempFile::new()?;
     let mut server = ServerProcess::start_logged(&db.url, log.path(), "info")?;
-    call(&server, Method::GET, "/health", None, None).await?;
+    server.anonymous().get("/health").await?;
     server.terminate()?;
     let text = std::fs::read_to_string(log.path())?;
     assert!(
@@ -724,7 +641,7 @@ async fn logs_to_a_file_are_plain_text_and_json_with_log_format_json() -> anyhow
     let log = tempfile::NamedTempFile::new()?;
     let mut server =
         ServerProcess::start_logged_with(&db.url, log.path(), "info", &["--log-format", "json"])?;
-    call(&server, Method::GET, "/health", None, None).await?;
+    server.anonymous().get("/health").await?;
     server.terminate()?;
     let text = std::fs::read_to_string(log.path())?;
     let lines: Vec<Value> = text

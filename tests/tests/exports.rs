@@ -9,15 +9,12 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use fieldnotes_tests::{
-    accounts::{self, call},
-    eventually, init_test_logging, phones, python_venv, records, workspace_root, ServerProcess,
-    TestDatabase,
+    api::expect_status, eventually, phones, python_venv, records, workspace_root, world::World,
+    ServerProcess,
 };
 use mobile_bridge::Phone;
-use reqwest::Method;
 use schemas::RecordKind;
 use serde_json::{json, Value};
-use server::auth::Role;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -138,23 +135,16 @@ fn close(a: &Value, b: f64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exports_read_back_by_gbif_sinp_and_gis_tools_match_the_inventory_and_generalise_sensitive_species(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
+    let world = World::builder("Friche de la Soie")
+        .coordinator("Marie")
+        .auditor("Régie de la Soie")
+        .volunteer("Camille")
+        .build()
+        .await?;
+    let (server, pool, t) = (&world.server, &world.pool, world.territory.id);
     let url = server.sync_url();
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Friche de la Soie").await?;
-    let t = territory.id;
-    let coordinator =
-        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
-    let auditor = accounts::password_actor(
-        &pool,
-        "Régie de la Soie",
-        Some((t, Role::RegieAuditor)),
-        false,
-    )
-    .await?;
-    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    let (coordinator, auditor) = (world.coordinator(), world.auditor());
+    let camille = world.volunteer("Camille");
     let a = camille.account_id;
 
     // The licence, the contact, and the crested newt as a sensitive taxon.
@@ -167,26 +157,12 @@ async fn exports_read_back_by_gbif_sinp_and_gis_tools_match_the_inventory_and_ge
         "sensitiveTaxa": [{"taxonId": 444432, "scientificName": "Triturus cristatus"}],
     });
     let path = format!("/api/territories/{t}/export-settings");
-    let (status, body) = call(
-        &server,
-        Method::PUT,
-        &path,
-        Some(&coordinator.token),
-        Some(&settings),
-    )
-    .await?;
+    let (status, body) = server.as_(&coordinator.token).put(&path, &settings).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, settings);
     let mut bad = settings.clone();
     bad["licence"] = json!("MIT");
-    let (status, body) = call(
-        &server,
-        Method::PUT,
-        &path,
-        Some(&coordinator.token),
-        Some(&bad),
-    )
-    .await?;
+    let (status, body) = server.as_(&coordinator.token).put(&path, &bad).await?;
     assert_eq!(
         (status, &body["error"]["field"]),
         (400, &json!("licence")),
@@ -195,27 +171,13 @@ async fn exports_read_back_by_gbif_sinp_and_gis_tools_match_the_inventory_and_ge
     let mut bad = settings.clone();
     bad["sensitiveTaxa"] =
         json!([{"scientificName": "Bufo bufo"}, {"scientificName": "bufo BUFO"}]);
-    let (status, body) = call(
-        &server,
-        Method::PUT,
-        &path,
-        Some(&coordinator.token),
-        Some(&bad),
-    )
-    .await?;
+    let (status, body) = server.as_(&coordinator.token).put(&path, &bad).await?;
     assert_eq!(
         (status, &body["error"]["field"]),
         (400, &json!("sensitiveTaxa[1]")),
         "{body}"
     );
-    let (status, _) = call(
-        &server,
-        Method::PUT,
-        &path,
-        Some(&auditor.token),
-        Some(&settings),
-    )
-    .await?;
+    let (status, _) = server.as_(&auditor.token).put(&path, &settings).await?;
     assert_eq!(status, 403, "a régie auditor changes no setting");
 
     // A photo the server holds, for the hedgehog.
@@ -227,7 +189,7 @@ async fn exports_read_back_by_gbif_sinp_and_gis_tools_match_the_inventory_and_ge
     .bind(&photo)
     .bind(t)
     .bind(a)
-    .execute(&pool)
+    .execute(pool)
     .await?;
 
     let (hedgehog, hedgehog_json) = sighting(
@@ -274,7 +236,7 @@ async fn exports_read_back_by_gbif_sinp_and_gis_tools_match_the_inventory_and_ge
                     (SELECT count(*) FROM degradation_reports WHERE territory_id = $1)",
         )
         .bind(t)
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await?;
         Ok((sightings == 4 && reports == 2).then_some(()))
     })
@@ -284,24 +246,23 @@ async fn exports_read_back_by_gbif_sinp_and_gis_tools_match_the_inventory_and_ge
         (vec![newt], "2"),
         (vec![doubtful], "3"),
     ] {
-        let (code, body) = call(
-            &server,
-            Method::POST,
-            &format!("/api/territories/{t}/review/decisions"),
-            Some(&coordinator.token),
-            Some(&json!({"decision": "verification", "status": status, "records": records})),
-        )
-        .await?;
+        let (code, body) = server
+            .as_(&coordinator.token)
+            .post(
+                &format!("/api/territories/{t}/review/decisions"),
+                &json!({"decision": "verification", "status": status, "records": records}),
+            )
+            .await?;
         assert_eq!(code, 200, "{body}");
     }
-    let hedgehog_l93 = lambert93(&pool, 45.7772, 4.8550).await?;
-    let (newt_lat, newt_lon, newt_x, newt_y) = grid_centre(&pool, 45.7811, 4.8712, 10000.0).await?;
+    let hedgehog_l93 = lambert93(pool, 45.7772, 4.8550).await?;
+    let (newt_lat, newt_lon, newt_x, newt_y) = grid_centre(pool, 45.7811, 4.8712, 10000.0).await?;
     let work = tempfile::tempdir()?;
 
     // --- The Darwin Core Archive, read back by python-dwca-reader.
     let archive = work.path().join("dwca.zip");
     let (status, streamed) = download(
-        &server,
+        server,
         &format!("/api/territories/{t}/exports/darwin-core-archive"),
         &auditor.token,
         &archive,
@@ -442,7 +403,7 @@ async fn exports_read_back_by_gbif_sinp_and_gis_tools_match_the_inventory_and_ge
     // Other statuses on request; a malformed list is refused, naming it.
     let with_doubtful = work.path().join("doubtful.csv");
     let (status, _) = download(
-        &server,
+        server,
         &format!("/api/territories/{t}/exports/sightings.csv?validation=3"),
         &auditor.token,
         &with_doubtful,
@@ -453,28 +414,22 @@ async fn exports_read_back_by_gbif_sinp_and_gis_tools_match_the_inventory_and_ge
     let doubtful_rows: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>()?;
     assert_eq!(doubtful_rows.len(), 1);
     assert_eq!(&doubtful_rows[0][0], doubtful.to_string());
-    let (status, body) = call(
-        &server,
-        Method::GET,
-        &format!("/api/territories/{t}/exports/sightings.csv?validation=1,9"),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&auditor.token)
+        .get(&format!(
+            "/api/territories/{t}/exports/sightings.csv?validation=1,9"
+        ))
+        .await?;
     assert_eq!(
         (status, &body["error"]["field"]),
         (400, &json!("validation")),
         "{body}"
     );
     let volunteer = camille.device.secret.clone();
-    let (status, _) = call(
-        &server,
-        Method::GET,
-        &format!("/api/territories/{t}/exports/darwin-core-archive"),
-        Some(&volunteer),
-        None,
-    )
-    .await?;
+    let (status, _) = server
+        .as_(&volunteer)
+        .get(&format!("/api/territories/{t}/exports/darwin-core-archive"))
+        .await?;
     assert_eq!(status, 403, "volunteers do not export the territory");
 
     // --- GeoJSON, opened by GDAL.
@@ -498,7 +453,7 @@ async fn exports_read_back_by_gbif_sinp_and_gis_tools_match_the_inventory_and_ge
     ] {
         let file = work.path().join(export);
         let (status, _) = download(
-            &server,
+            server,
             &format!("/api/territories/{t}/exports/{export}"),
             &coordinator.token,
             &file,
@@ -551,7 +506,7 @@ async fn exports_read_back_by_gbif_sinp_and_gis_tools_match_the_inventory_and_ge
     // --- The SINP CSV: TAXREF ids, both coordinate systems, floutage.
     let file = work.path().join("sinp.csv");
     let (status, _) = download(
-        &server,
+        server,
         &format!("/api/territories/{t}/exports/sinp.csv"),
         &auditor.token,
         &file,
@@ -591,7 +546,7 @@ async fn exports_read_back_by_gbif_sinp_and_gis_tools_match_the_inventory_and_ge
     // --- The degradation CSV.
     let file = work.path().join("degradation.csv");
     let (status, _) = download(
-        &server,
+        server,
         &format!("/api/territories/{t}/exports/degradation-reports.csv"),
         &auditor.token,
         &file,
@@ -656,15 +611,8 @@ async fn set_sensitive_taxa(
         "sensitiveGridMetres": grid,
         "sensitiveTaxa": taxa,
     });
-    let (status, body) = call(
-        server,
-        Method::PUT,
-        &format!("/api/territories/{territory}/export-settings"),
-        Some(coordinator),
-        Some(&settings),
-    )
-    .await?;
-    anyhow::ensure!(status == 200, "export settings refused: {body}");
+    let path = format!("/api/territories/{territory}/export-settings");
+    expect_status(server.as_(coordinator).put(&path, &settings).await?, 200)?;
     Ok(())
 }
 
@@ -837,19 +785,18 @@ impl SightingFormats {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sensitive_taxa_are_generalised_in_every_format_whatever_the_spelling_of_their_name(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Moulin de Vaise").await?;
-    let t = territory.id;
-    let coordinator =
-        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
-    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    let world = World::builder("Moulin de Vaise")
+        .coordinator("Marie")
+        .volunteer("Camille")
+        .build()
+        .await?;
+    let (server, pool, t) = (&world.server, &world.pool, world.territory.id);
+    let coordinator = world.coordinator();
+    let camille = world.volunteer("Camille");
     // A species named with its authorship, and a genus: no taxon ids, so
     // only the names can match.
     set_sensitive_taxa(
-        &server,
+        server,
         t,
         &coordinator.token,
         1000,
@@ -886,15 +833,14 @@ async fn sensitive_taxa_are_generalised_in_every_format_whatever_the_spelling_of
             json!({"notes": format!("gîte n°{i} derrière le volet"), "site": format!("Grange {i}")}),
         ));
     }
-    let _phone = record_on_a_phone(&server, &pool, &camille, &sightings, &[]).await?;
+    let _phone = record_on_a_phone(server, pool, camille, &sightings, &[]).await?;
     let work = tempfile::tempdir()?;
-    let formats = SightingFormats::download(&server, t, &coordinator.token, work.path()).await?;
+    let formats = SightingFormats::download(server, t, &coordinator.token, work.path()).await?;
     for (i, (_, json)) in sightings.iter().enumerate() {
         let occurrence = json["occurrenceID"].as_str().expect("occurrenceID");
         let name = json["scientificName"].as_str().unwrap_or_default();
         let (latitude, longitude) = point(i);
-        let (centre_lat, centre_lon, _, _) =
-            grid_centre(&pool, latitude, longitude, 1000.0).await?;
+        let (centre_lat, centre_lon, _, _) = grid_centre(pool, latitude, longitude, 1000.0).await?;
         for (format, lat, lon, notes, site) in formats.of(occurrence) {
             if i < spellings.len() {
                 assert!(
@@ -929,15 +875,14 @@ fn evaluated_by_a_spreadsheet(cell: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cells_a_spreadsheet_would_evaluate_are_neutralised_in_every_csv_and_archive_file(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Port de Nantes").await?;
-    let t = territory.id;
-    let coordinator =
-        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
-    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    let world = World::builder("Port de Nantes")
+        .coordinator("Marie")
+        .volunteer("Camille")
+        .build()
+        .await?;
+    let (server, pool, t) = (&world.server, &world.pool, world.territory.id);
+    let coordinator = world.coordinator();
+    let camille = world.volunteer("Camille");
     let hyperlink = "=HYPERLINK(\"http://x\",\"y\")";
     let command = "+cmd|' /C calc'!A0";
     let sum = "@SUM(1)";
@@ -950,7 +895,7 @@ async fn cells_a_spreadsheet_would_evaluate_are_neutralised_in_every_csv_and_arc
     .bind(&photo)
     .bind(t)
     .bind(camille.account_id)
-    .execute(&pool)
+    .execute(pool)
     .await?;
     // West of Greenwich: a negative longitude is a number, left as one.
     let (id, json) = sighting(
@@ -969,18 +914,18 @@ async fn cells_a_spreadsheet_would_evaluate_are_neutralised_in_every_csv_and_arc
     report_json["description"] = json!(hyperlink);
     report_json["site"] = json!(command);
     let _phone = record_on_a_phone(
-        &server,
-        &pool,
-        &camille,
+        server,
+        pool,
+        camille,
         &[(id, json.clone())],
         &[(report, report_json)],
     )
     .await?;
     let work = tempfile::tempdir()?;
-    let formats = SightingFormats::download(&server, t, &coordinator.token, work.path()).await?;
+    let formats = SightingFormats::download(server, t, &coordinator.token, work.path()).await?;
     let degradation_file = work.path().join("degradation-reports.csv");
     let (status, _) = download(
-        &server,
+        server,
         &format!("/api/territories/{t}/exports/degradation-reports.csv"),
         &coordinator.token,
         &degradation_file,

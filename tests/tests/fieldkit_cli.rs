@@ -144,7 +144,7 @@ async fn a_volunteer_enrols_records_offline_syncs_and_the_sighting_reaches_the_i
             "Camille Martin".to_string()
         )
     );
-    let (status, listed) = server.get_json_as("/api/sightings", &secret).await?;
+    let (status, listed) = server.as_(&secret).get("/api/sightings").await?;
     assert_eq!(status, 200);
     assert!(
         listed
@@ -272,7 +272,7 @@ async fn a_report_and_hours_recorded_offline_sync_without_warning_and_are_the_vo
     let listed = |path: &'static str, id: Uuid| {
         let (server, secret) = (&server, &secret);
         async move {
-            let (status, rows) = server.get_json_as(path, secret).await?;
+            let (status, rows) = server.as_(secret).get(path).await?;
             anyhow::ensure!(status == 200, "{path}: {status} {rows}");
             Ok(rows
                 .as_array()

@@ -9,71 +9,51 @@ use std::time::Duration;
 
 use automerge::{transaction::Transactable, Automerge, ReadDoc};
 use fieldnotes_tests::{
-    accounts, eventually, init_test_logging, phones,
+    eventually,
     raw_peer::{all_changes_message, deflate_bomb_chunk, RawPeer},
-    records, ServerProcess, TestDatabase,
+    records,
+    world::World,
+    ServerProcess,
 };
 use mobile_bridge::Phone;
-use reqwest::Method;
 use schemas::FieldRecord;
 use serde_json::{json, Value};
-use server::auth::Role;
-use sqlx::PgPool;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A territory with its coordinator's session, Alice's phone with one synced
-/// sighting, Bob, and a régie auditor's session. Fields drop in order: the
-/// server stops before its database is dropped.
-struct World {
-    server: ServerProcess,
-    _db: TestDatabase,
-    pool: PgPool,
-    territory: phones::Territory,
-    coordinator: accounts::Actor,
-    auditor: accounts::Actor,
-    alice: phones::Volunteer,
-    bob: phones::Volunteer,
+/// The shared [`World`] — a territory, its coordinator (called Camille), a
+/// régie auditor, Alice and Bob — with Alice's phone holding one synced
+/// sighting. The world drops first: the server stops before the phone.
+struct AlicesWorld {
+    world: World,
     alice_phone: Phone,
     alice_sighting: uuid::Uuid,
 }
 
-async fn world() -> anyhow::Result<World> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Friche des Lilas").await?;
-    let coordinator = accounts::password_actor(
-        &pool,
-        "Camille",
-        Some((territory.id, Role::Coordinator)),
-        false,
-    )
-    .await?;
-    let auditor = accounts::password_actor(
-        &pool,
-        "Régie",
-        Some((territory.id, Role::RegieAuditor)),
-        false,
-    )
-    .await?;
-    let alice = phones::enrol_volunteer(&pool, &territory, "Alice").await?;
-    let bob = phones::enrol_volunteer(&pool, &territory, "Bob").await?;
+impl std::ops::Deref for AlicesWorld {
+    type Target = World;
+
+    fn deref(&self) -> &World {
+        &self.world
+    }
+}
+
+async fn world() -> anyhow::Result<AlicesWorld> {
+    let world = World::builder("Friche des Lilas")
+        .coordinator("Camille")
+        .auditor("Régie")
+        .volunteer("Alice")
+        .volunteer("Bob")
+        .build()
+        .await?;
+    let alice = world.volunteer("Alice");
     let mut alice_phone = Phone::new_notebook(alice.notebook(), Some(alice.device.clone())).await?;
     let sighting = records::sighting(alice.account_id, "Myotis daubentonii", 1);
     alice_phone.record(&sighting)?;
-    alice_phone.go_online(&server.sync_url()).await?;
+    alice_phone.go_online(&world.server.sync_url()).await?;
     alice_phone.wait_synced(TIMEOUT).await?;
-    Ok(World {
-        server,
-        _db: db,
-        pool,
-        territory,
-        coordinator,
-        auditor,
-        alice,
-        bob,
+    Ok(AlicesWorld {
+        world,
         alice_phone,
         alice_sighting: sighting.id(),
     })
@@ -81,7 +61,11 @@ async fn world() -> anyhow::Result<World> {
 
 /// Sends `data` (an automerge sync message) about Alice's notebook over
 /// `peer`; the `error` texts the server sent before it closed.
-async fn refusals(mut peer: RawPeer, world: &World, data: &[u8]) -> anyhow::Result<Vec<String>> {
+async fn refusals(
+    mut peer: RawPeer,
+    world: &AlicesWorld,
+    data: &[u8],
+) -> anyhow::Result<Vec<String>> {
     peer.send_sync(&world.alice_phone.notebook_id(), data)
         .await?;
     let replies = peer.messages_until_closed(TIMEOUT).await?;
@@ -102,7 +86,7 @@ fn message_with_chunk(notebook: &Automerge, chunk: Vec<u8>) -> Vec<u8> {
 /// Alice's own notebook, with her sighting's record edited by `edit`; the
 /// changes since the server's copy, as a sync message.
 fn alices_edit(
-    world: &World,
+    world: &AlicesWorld,
     edit: impl FnOnce(
         &mut automerge::transaction::Transaction<'_>,
         &automerge::ObjId,
@@ -135,7 +119,7 @@ fn alices_edit(
 async fn a_field_name_holding_nul_is_refused_and_the_audit_trail_goes_on() -> anyhow::Result<()> {
     let world = world().await?;
     let in_name = alices_edit(&world, |tx, record| tx.put(record, "notes\0x", "hidden"))?;
-    let peer = RawPeer::connect(&world.server.sync_url(), &world.alice.device).await?;
+    let peer = RawPeer::connect(&world.server.sync_url(), &world.volunteer("Alice").device).await?;
     let errors = refusals(peer, &world, &in_name).await?;
     assert!(
         errors
@@ -144,7 +128,7 @@ async fn a_field_name_holding_nul_is_refused_and_the_audit_trail_goes_on() -> an
         "the refusal names the field and the character: {errors:?}"
     );
     let in_value = alices_edit(&world, |tx, record| tx.put(record, "notes", "a\0b"))?;
-    let peer = RawPeer::connect(&world.server.sync_url(), &world.alice.device).await?;
+    let peer = RawPeer::connect(&world.server.sync_url(), &world.volunteer("Alice").device).await?;
     let errors = refusals(peer, &world, &in_value).await?;
     assert!(
         errors
@@ -154,13 +138,14 @@ async fn a_field_name_holding_nul_is_refused_and_the_audit_trail_goes_on() -> an
     );
 
     // Alice's phone, honest, syncs a new sighting: it is audited and chained.
-    let later = records::sighting(world.alice.account_id, "Alcedo atthis", 2);
+    let later = records::sighting(world.volunteer("Alice").account_id, "Alcedo atthis", 2);
     world.alice_phone.record(&later)?;
     world.alice_phone.wait_synced(TIMEOUT).await?;
     let path = format!("/api/territories/{}/audit/verification", world.territory.id);
     let (status, verification) = world
         .server
-        .get_json_as(&path, &world.coordinator.token)
+        .as_(&world.coordinator().token)
+        .get(&path)
         .await?;
     assert_eq!(status, 200, "{verification}");
     assert_eq!(verification["intact"], true, "{verification}");
@@ -173,7 +158,7 @@ async fn a_field_name_holding_nul_is_refused_and_the_audit_trail_goes_on() -> an
     .fetch_one(&world.pool)
     .await?;
     assert_eq!(chained, 1, "the later sighting's entry is in the chain");
-    let (status, health) = world.server.get_json("/health").await?;
+    let (status, health) = world.server.anonymous().get("/health").await?;
     assert_eq!(
         (status, &health["audit"]["setAsideCommits"]),
         (200, &json!(0))
@@ -216,7 +201,8 @@ async fn decompression_bombs_are_refused_before_they_inflate_and_memory_stays_bo
         .await?;
     for size in [1024 * 1024, 16 * 1024 * 1024 - 64 * 1024] {
         let bomb = message_with_chunk(&notebook, deflate_bomb_chunk(size));
-        let peer = RawPeer::connect(&world.server.sync_url(), &world.alice.device).await?;
+        let peer =
+            RawPeer::connect(&world.server.sync_url(), &world.volunteer("Alice").device).await?;
         let errors = refusals(peer, &world, &bomb).await?;
         assert!(
             errors.iter().any(|e| e.contains("inflate to more than")
@@ -235,8 +221,8 @@ async fn decompression_bombs_are_refused_before_they_inflate_and_memory_stays_bo
     let bomb = message_with_chunk(&notebook, deflate_bomb_chunk(1024 * 1024));
     let auditor = RawPeer::connect_as(
         &world.server.sync_url(),
-        &world.auditor.token,
-        &session_peer_id(&world.server, &world.auditor.token).await?,
+        &world.auditor().token,
+        &session_peer_id(&world.server, &world.auditor().token).await?,
     )
     .await?;
     let errors = refusals(auditor, &world, &bomb).await?;
@@ -246,7 +232,7 @@ async fn decompression_bombs_are_refused_before_they_inflate_and_memory_stays_bo
             .any(|e| e.contains("may read documents, not change them")),
         "the auditor is refused for having no right to write, before inflation: {errors:?}"
     );
-    let bob = RawPeer::connect(&world.server.sync_url(), &world.bob.device).await?;
+    let bob = RawPeer::connect(&world.server.sync_url(), &world.volunteer("Bob").device).await?;
     let errors = refusals(bob, &world, &bomb).await?;
     assert!(
         errors
@@ -259,18 +245,20 @@ async fn decompression_bombs_are_refused_before_they_inflate_and_memory_stays_bo
         .fetch_one(&world.pool)
         .await?;
     assert_eq!(chunks_after, chunks_before, "nothing was stored");
-    let (status, _) = world.server.get_json("/health").await?;
+    let (status, _) = world.server.anonymous().get("/health").await?;
     assert_eq!(status, 200);
-    world
-        .alice_phone
-        .record(&records::sighting(world.alice.account_id, "Anas crecca", 4))?;
+    world.alice_phone.record(&records::sighting(
+        world.volunteer("Alice").account_id,
+        "Anas crecca",
+        4,
+    ))?;
     world.alice_phone.wait_synced(TIMEOUT).await?;
     Ok(())
 }
 
 /// The sync peer id the server binds to a session's token.
 async fn session_peer_id(server: &ServerProcess, token: &str) -> anyhow::Result<String> {
-    let (_, me) = server.get_json_as("/api/me", token).await?;
+    let (_, me) = server.as_(token).get("/api/me").await?;
     Ok(format!(
         "session-{}",
         me["credential"]["id"].as_str().unwrap_or_default()
@@ -284,16 +272,16 @@ async fn session_peer_id(server: &ServerProcess, token: &str) -> anyhow::Result<
 async fn nul_characters_in_http_bodies_queries_and_csv_imports_are_refused_naming_the_field(
 ) -> anyhow::Result<()> {
     let world = world().await?;
-    let token = world.coordinator.token.as_str();
+    let token = world.coordinator().token.as_str();
     let sites = format!("/api/territories/{}/sites", world.territory.id);
-    let (status, body) = accounts::call(
-        &world.server,
-        Method::POST,
-        &sites,
-        Some(token),
-        Some(&json!({"name": "Mare\u{0}", "decimalLatitude": 45.7, "decimalLongitude": 4.8})),
-    )
-    .await?;
+    let (status, body) = world
+        .server
+        .as_(token)
+        .post(
+            &sites,
+            &json!({"name": "Mare\u{0}", "decimalLatitude": 45.7, "decimalLongitude": 4.8}),
+        )
+        .await?;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["field"], "name");
     assert!(body["error"]["message"]
@@ -310,7 +298,7 @@ async fn nul_characters_in_http_bodies_queries_and_csv_imports_are_refused_namin
         "/api/territories/{}/review/records?taxon=Myotis%00",
         world.territory.id
     );
-    let (status, body) = world.server.get_json_as(&records, token).await?;
+    let (status, body) = world.server.as_(token).get(&records).await?;
     assert_eq!(
         (status, &body["error"]["field"]),
         (400, &json!("taxon")),
@@ -336,7 +324,7 @@ async fn nul_characters_in_http_bodies_queries_and_csv_imports_are_refused_namin
         "{body}"
     );
     eventually(TIMEOUT, "the server still answers", || async {
-        Ok((world.server.get_json("/health").await?.0 == 200).then_some(()))
+        Ok((world.server.anonymous().get("/health").await?.0 == 200).then_some(()))
     })
     .await?;
     Ok(())

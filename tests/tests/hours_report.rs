@@ -9,15 +9,10 @@
 
 use std::{process::Stdio, time::Duration};
 
-use fieldnotes_tests::{
-    accounts::{self, call},
-    eventually, init_test_logging, phones, ServerProcess, TestDatabase,
-};
+use fieldnotes_tests::{eventually, world::World, ServerProcess};
 use mobile_bridge::Phone;
-use reqwest::Method;
 use schemas::RecordKind;
 use serde_json::{json, Value};
-use server::auth::Role;
 use sqlx::{Connection, PgPool};
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
@@ -106,76 +101,67 @@ async fn get_text(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hours_report_matches_a_hand_computed_fixture_and_is_checked_by_its_hash(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
+    let world = World::builder("Berges du Rhône")
+        .coordinator("Marie")
+        .auditor("Régie des berges")
+        .volunteer("Camille")
+        .second_device("Camille")
+        .volunteer("Dominique")
+        .build()
+        .await?;
+    let (server, pool, t) = (&world.server, &world.pool, world.territory.id);
     let url = server.sync_url();
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Berges du Rhône").await?;
-    let t = territory.id;
-    let coordinator =
-        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
-    let auditor = accounts::password_actor(
-        &pool,
-        "Régie des berges",
-        Some((t, Role::RegieAuditor)),
-        false,
-    )
-    .await?;
-    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
-    let second_device = phones::enrol_second_device(&pool, &territory, &camille).await?;
-    let dominique = phones::enrol_volunteer(&pool, &territory, "Dominique").await?;
+    let (coordinator, auditor) = (world.coordinator(), world.auditor());
+    let camille = world.volunteer("Camille");
+    let second_device = world.second_device("Camille");
+    let dominique = world.volunteer("Dominique");
 
     // Rates: the SMIC from January, a set rate from May.
     for (from, euros, basis) in [
         ("2026-01-01", "11.65", "smic"),
         ("2026-05-01", "12.00", "set"),
     ] {
-        let (status, body) = call(
-            &server,
-            Method::PUT,
-            &format!("/api/territories/{t}/hourly-rates/{from}"),
-            Some(&coordinator.token),
-            Some(&json!({"euroPerHour": euros, "basis": basis})),
-        )
-        .await?;
+        let (status, body) = server
+            .as_(&coordinator.token)
+            .put(
+                &format!("/api/territories/{t}/hourly-rates/{from}"),
+                &json!({"euroPerHour": euros, "basis": basis}),
+            )
+            .await?;
         assert_eq!(status, 200, "{body}");
     }
     // Refusals: an amount that is not one, a date that is not one, an auditor.
-    let (status, body) = call(
-        &server,
-        Method::PUT,
-        &format!("/api/territories/{t}/hourly-rates/2026-02-01"),
-        Some(&coordinator.token),
-        Some(&json!({"euroPerHour": "11,65", "basis": "smic"})),
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&coordinator.token)
+        .put(
+            &format!("/api/territories/{t}/hourly-rates/2026-02-01"),
+            &json!({"euroPerHour": "11,65", "basis": "smic"}),
+        )
+        .await?;
     assert_eq!(
         (status, &body["error"]["field"]),
         (400, &json!("euroPerHour")),
         "{body}"
     );
-    let (status, body) = call(
-        &server,
-        Method::PUT,
-        &format!("/api/territories/{t}/hourly-rates/2026-02-30"),
-        Some(&coordinator.token),
-        Some(&json!({"euroPerHour": "11.65", "basis": "smic"})),
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&coordinator.token)
+        .put(
+            &format!("/api/territories/{t}/hourly-rates/2026-02-30"),
+            &json!({"euroPerHour": "11.65", "basis": "smic"}),
+        )
+        .await?;
     assert_eq!(
         (status, &body["error"]["field"]),
         (400, &json!("effective_from")),
         "{body}"
     );
-    let (status, _) = call(
-        &server,
-        Method::PUT,
-        &format!("/api/territories/{t}/hourly-rates/2026-02-01"),
-        Some(&auditor.token),
-        Some(&json!({"euroPerHour": "99.00", "basis": "set"})),
-    )
-    .await?;
+    let (status, _) = server
+        .as_(&auditor.token)
+        .put(
+            &format!("/api/territories/{t}/hourly-rates/2026-02-01"),
+            &json!({"euroPerHour": "99.00", "basis": "set"}),
+        )
+        .await?;
     assert_eq!(status, 403);
 
     // Camille's entries, on her first phone.
@@ -247,10 +233,10 @@ async fn the_hours_report_matches_a_hand_computed_fixture_and_is_checked_by_its_
                 "SELECT count(*) FROM timesheet_entries WHERE territory_id = $1",
             )
             .bind(t)
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await?;
-            let e2_now = materialised(&pool, e2).await?;
-            let e3_now = materialised(&pool, e3).await?;
+            let e2_now = materialised(pool, e2).await?;
+            let e3_now = materialised(pool, e3).await?;
             Ok((all == 7
                 && e2_now == Some((150, Some("Haie".into()), false))
                 && e3_now.is_some_and(|(_, _, conflicted)| conflicted))
@@ -258,33 +244,27 @@ async fn the_hours_report_matches_a_hand_computed_fixture_and_is_checked_by_its_
         },
     )
     .await?;
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        &format!("/api/territories/{t}/review/conflicts/{e3}/resolution"),
-        Some(&coordinator.token),
-        Some(&json!({"field": "durationMinutes", "value": 45, "reason": "attendance sheet"})),
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&coordinator.token)
+        .post(
+            &format!("/api/territories/{t}/review/conflicts/{e3}/resolution"),
+            &json!({"field": "durationMinutes", "value": 45, "reason": "attendance sheet"}),
+        )
+        .await?;
     assert_eq!(status, 200, "{body}");
     eventually(TIMEOUT, "the resolution in the inventory", || async {
-        Ok((materialised(&pool, e3).await? == Some((45, None, false))).then_some(()))
+        Ok((materialised(pool, e3).await? == Some((45, None, false))).then_some(()))
     })
     .await?;
     let decide = |records: Vec<Uuid>, status: &'static str, reason: Option<&'static str>| {
         let body =
             json!({"decision": "approval", "status": status, "records": records, "reason": reason});
-        let server = &server;
         let token = coordinator.token.clone();
         async move {
-            call(
-                server,
-                Method::POST,
-                &format!("/api/territories/{t}/review/decisions"),
-                Some(&token),
-                Some(&body),
-            )
-            .await
+            server
+                .as_(&token)
+                .post(&format!("/api/territories/{t}/review/decisions"), &body)
+                .await
         }
     };
     let (status, body) = decide(vec![e1, e2, e3, e8, e6], "approved", None).await?;
@@ -299,39 +279,27 @@ async fn the_hours_report_matches_a_hand_computed_fixture_and_is_checked_by_its_
 
     // The period must be a period.
     let issue = format!("/api/territories/{t}/reports/hours");
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        &issue,
-        Some(&auditor.token),
-        Some(&json!({"from": "2026-12-31", "to": "2026-01-01"})),
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&auditor.token)
+        .post(&issue, &json!({"from": "2026-12-31", "to": "2026-01-01"}))
+        .await?;
     assert_eq!(
         (status, &body["error"]["field"]),
         (400, &json!("to")),
         "{body}"
     );
     let volunteer_token = dominique.device.secret.clone();
-    let (status, _) = call(
-        &server,
-        Method::POST,
-        &issue,
-        Some(&volunteer_token),
-        Some(&json!({"from": "2026-01-01", "to": "2026-12-31"})),
-    )
-    .await?;
+    let (status, _) = server
+        .as_(&volunteer_token)
+        .post(&issue, &json!({"from": "2026-01-01", "to": "2026-12-31"}))
+        .await?;
     assert_eq!(status, 403, "a volunteer issues no report");
 
     // The régie issues the report of 2026.
-    let (status, issued) = call(
-        &server,
-        Method::POST,
-        &issue,
-        Some(&auditor.token),
-        Some(&json!({"from": "2026-01-01", "to": "2026-12-31"})),
-    )
-    .await?;
+    let (status, issued) = server
+        .as_(&auditor.token)
+        .post(&issue, &json!({"from": "2026-01-01", "to": "2026-12-31"}))
+        .await?;
     assert_eq!(status, 200, "{issued}");
     let report = &issued["report"];
     // By hand: e1 120 min in March at 11.65 €/h = 23.30 €; e2 150 min in May
@@ -447,18 +415,11 @@ async fn the_hours_report_matches_a_hand_computed_fixture_and_is_checked_by_its_
 
     // Every rendering carries it; the JSON fetched by hash is the report issued.
     let by_hash = format!("/api/territories/{t}/reports/hours/{sha256}");
-    let (status, fetched) = call(
-        &server,
-        Method::GET,
-        &by_hash,
-        Some(&coordinator.token),
-        None,
-    )
-    .await?;
+    let (status, fetched) = server.as_(&coordinator.token).get(&by_hash).await?;
     assert_eq!(status, 200);
     assert_eq!(&fetched["report"], report);
     let (status, hash, csv) =
-        get_text(&server, &format!("{by_hash}?format=csv"), &auditor.token).await?;
+        get_text(server, &format!("{by_hash}?format=csv"), &auditor.token).await?;
     assert_eq!((status, hash.as_deref()), (200, Some(sha256.as_str())));
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let rows: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>()?;
@@ -497,7 +458,7 @@ async fn the_hours_report_matches_a_hand_computed_fixture_and_is_checked_by_its_
         "{csv}"
     );
     let (status, hash, html) =
-        get_text(&server, &format!("{by_hash}?format=html"), &auditor.token).await?;
+        get_text(server, &format!("{by_hash}?format=html"), &auditor.token).await?;
     assert_eq!((status, hash.as_deref()), (200, Some(sha256.as_str())));
     assert!(
         html.contains(&format!("id=\"report-sha256\">{sha256}<")),
@@ -507,7 +468,7 @@ async fn the_hours_report_matches_a_hand_computed_fixture_and_is_checked_by_its_
     assert!(html.contains("no attendance sheet for that day"), "{html}");
 
     // The issue is in the audit trail.
-    server::audit::chain::chain_pending(&pool).await?;
+    server::audit::chain::chain_pending(pool).await?;
     let audited: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_log WHERE territory_id = $1 AND action = 'report_issued' \
          AND detail->>'sha256' = $2 AND actor_id = $3",
@@ -515,51 +476,39 @@ async fn the_hours_report_matches_a_hand_computed_fixture_and_is_checked_by_its_
     .bind(t)
     .bind(&sha256)
     .bind(auditor.account_id)
-    .fetch_one(&pool)
+    .fetch_one(pool)
     .await?;
     assert_eq!(audited, 1);
 
     // Wrong or unknown hashes and formats.
-    let (status, body) = call(
-        &server,
-        Method::GET,
-        &format!("/api/territories/{t}/reports/hours/abc"),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&auditor.token)
+        .get(&format!("/api/territories/{t}/reports/hours/abc"))
+        .await?;
     assert_eq!(
         (status, &body["error"]["field"]),
         (400, &json!("sha256")),
         "{body}"
     );
-    let (status, body) = call(
-        &server,
-        Method::GET,
-        &format!("{by_hash}?format=pdf"),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&auditor.token)
+        .get(&format!("{by_hash}?format=pdf"))
+        .await?;
     assert_eq!(
         (status, &body["error"]["field"]),
         (400, &json!("format")),
         "{body}"
     );
     let unknown = "0".repeat(64);
-    let (status, _) = call(
-        &server,
-        Method::GET,
-        &format!("/api/territories/{t}/reports/hours/{unknown}"),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (status, _) = server
+        .as_(&auditor.token)
+        .get(&format!("/api/territories/{t}/reports/hours/{unknown}"))
+        .await?;
     assert_eq!(status, 404);
 
     // The service's role cannot rewrite an issued report; a superuser who
     // does is found out: the report is no longer answered as issued.
-    let mut service = sqlx::PgConnection::connect(&db.url).await?;
+    let mut service = sqlx::PgConnection::connect(&world.db.url).await?;
     sqlx::query("SET ROLE fieldnotes_service")
         .execute(&mut service)
         .await?;
@@ -576,7 +525,7 @@ async fn the_hours_report_matches_a_hand_computed_fixture_and_is_checked_by_its_
         Some("42501"),
         "{refused}"
     );
-    let mut superuser = sqlx::PgConnection::connect(&db.url).await?;
+    let mut superuser = sqlx::PgConnection::connect(&world.db.url).await?;
     sqlx::query("SET session_replication_role = replica")
         .execute(&mut superuser)
         .await?;
@@ -584,7 +533,7 @@ async fn the_hours_report_matches_a_hand_computed_fixture_and_is_checked_by_its_
         .bind(&sha256)
         .execute(&mut superuser)
         .await?;
-    let (status, _) = call(&server, Method::GET, &by_hash, Some(&auditor.token), None).await?;
+    let (status, _) = server.as_(&auditor.token).get(&by_hash).await?;
     assert_eq!(status, 404, "a rewritten report is not answered as issued");
     Ok(())
 }

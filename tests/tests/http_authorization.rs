@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use fieldnotes_tests::{
-    accounts::{self, call, Actor, Fixture},
+    accounts::{self, Actor, Fixture},
     init_test_logging,
     openapi::Spec,
     ServerProcess, TestDatabase,
@@ -581,7 +581,10 @@ async fn perform(
         (method, path) => panic!("the table has {method} {path}, but this test cannot call it yet"),
     };
     let method = Method::from_bytes(row.method.as_bytes())?;
-    call(server, method, &path, token.as_deref(), body.as_ref()).await
+    server
+        .api(token.as_deref())
+        .send(method, &path, body.as_ref())
+        .await
 }
 
 /// A sighting of `owner`'s notebook `doc_id`, as materialisation files one.
@@ -801,82 +804,36 @@ async fn lists_hold_only_the_callers_territories_and_devices() -> anyhow::Result
     let a = f.territory_a.to_string();
     let b = f.territory_b.to_string();
 
-    let (_, territories) = call(
-        &server,
-        Method::GET,
-        "/api/territories",
-        Some(&f.volunteer.token),
-        None,
-    )
-    .await?;
+    let (_, territories) = server
+        .as_(&f.volunteer.token)
+        .get("/api/territories")
+        .await?;
     assert_eq!(ids(&territories, "id"), BTreeSet::from([a.clone()]));
     assert_eq!(territories[0]["yourRoles"], json!(["volunteer"]));
-    let (_, territories) = call(
-        &server,
-        Method::GET,
-        "/api/territories",
-        Some(&f.admin.token),
-        None,
-    )
-    .await?;
+    let (_, territories) = server.as_(&f.admin.token).get("/api/territories").await?;
     assert!(ids(&territories, "id").is_superset(&BTreeSet::from([a.clone(), b.clone()])));
 
     let volunteer_device = f.volunteer.device_id.unwrap().to_string();
     let other_device = f.other_volunteer.device_id.unwrap().to_string();
-    let (_, devices) = call(
-        &server,
-        Method::GET,
-        "/api/devices",
-        Some(&f.volunteer.token),
-        None,
-    )
-    .await?;
+    let (_, devices) = server.as_(&f.volunteer.token).get("/api/devices").await?;
     assert_eq!(
         ids(&devices, "id"),
         BTreeSet::from([volunteer_device.clone()])
     );
-    let (_, devices) = call(
-        &server,
-        Method::GET,
-        "/api/devices",
-        Some(&f.coordinator.token),
-        None,
-    )
-    .await?;
+    let (_, devices) = server.as_(&f.coordinator.token).get("/api/devices").await?;
     assert_eq!(
         ids(&devices, "id"),
         BTreeSet::from([volunteer_device.clone()])
     );
-    let (_, devices) = call(
-        &server,
-        Method::GET,
-        "/api/devices",
-        Some(&f.auditor.token),
-        None,
-    )
-    .await?;
+    let (_, devices) = server.as_(&f.auditor.token).get("/api/devices").await?;
     assert!(ids(&devices, "id").is_empty());
-    let (_, devices) = call(
-        &server,
-        Method::GET,
-        "/api/devices",
-        Some(&f.admin.token),
-        None,
-    )
-    .await?;
+    let (_, devices) = server.as_(&f.admin.token).get("/api/devices").await?;
     assert_eq!(
         ids(&devices, "id"),
         BTreeSet::from([volunteer_device, other_device])
     );
 
-    let (status, me) = call(
-        &server,
-        Method::GET,
-        "/api/me",
-        Some(&f.volunteer.token),
-        None,
-    )
-    .await?;
+    let (status, me) = server.as_(&f.volunteer.token).get("/api/me").await?;
     assert_eq!(status, 200);
     assert_eq!(me["accountId"], f.volunteer.account_id.to_string());
     assert_eq!(me["credential"]["kind"], "device");
@@ -951,14 +908,7 @@ async fn a_volunteer_sees_only_their_own_invalid_records_and_documents() -> anyh
             ]),
         ),
     ] {
-        let (status, body) = call(
-            &server,
-            Method::GET,
-            "/api/invalid-records",
-            Some(token),
-            None,
-        )
-        .await?;
+        let (status, body) = server.as_(token).get("/api/invalid-records").await?;
         assert_eq!(status, 200, "{who}");
         assert_eq!(
             documents_listed(body),
@@ -968,35 +918,14 @@ async fn a_volunteer_sees_only_their_own_invalid_records_and_documents() -> anyh
     }
 
     let neighbours = format!("/api/documents/{neighbours_notebook}");
-    let (status, _) = call(
-        &server,
-        Method::GET,
-        &neighbours,
-        Some(&f.volunteer.token),
-        None,
-    )
-    .await?;
+    let (status, _) = server.as_(&f.volunteer.token).get(&neighbours).await?;
     assert_eq!(
         status, 403,
         "a volunteer reads another volunteer's notebook"
     );
-    let (status, _) = call(
-        &server,
-        Method::GET,
-        &neighbours,
-        Some(&neighbour.token),
-        None,
-    )
-    .await?;
+    let (status, _) = server.as_(&neighbour.token).get(&neighbours).await?;
     assert_eq!(status, 200, "its owner reads it");
-    let (status, _) = call(
-        &server,
-        Method::GET,
-        &neighbours,
-        Some(&f.auditor.token),
-        None,
-    )
-    .await?;
+    let (status, _) = server.as_(&f.auditor.token).get(&neighbours).await?;
     assert_eq!(status, 200, "the territory's auditor reads it");
     Ok(())
 }
@@ -1013,54 +942,38 @@ async fn coordinators_enrol_and_add_volunteers_but_grant_no_other_role() -> anyh
 
     for role in ["coordinator", "regie_auditor"] {
         let invite = json!({ "territoryId": a, "displayName": "Sam", "role": role });
-        let (status, _) = call(
-            &server,
-            Method::POST,
-            "/api/invitations",
-            coordinator,
-            Some(&invite),
-        )
-        .await?;
+        let (status, _) = server
+            .api(coordinator)
+            .post("/api/invitations", &invite)
+            .await?;
         assert_eq!(status, 403, "a coordinator invites a {role}");
-        let (status, _) = call(
-            &server,
-            Method::POST,
-            "/api/invitations",
-            Some(&f.admin.token),
-            Some(&invite),
-        )
-        .await?;
+        let (status, _) = server
+            .as_(&f.admin.token)
+            .post("/api/invitations", &invite)
+            .await?;
         assert_eq!(status, 201, "an admin invites a {role}");
 
         let account = admin::create_account(&pool, "Sam", None, None, false).await?;
         let member = json!({ "accountId": account, "role": role });
         let path = format!("/api/territories/{a}/members");
-        let (status, _) = call(&server, Method::POST, &path, coordinator, Some(&member)).await?;
+        let (status, _) = server.api(coordinator).post(&path, &member).await?;
         assert_eq!(status, 403, "a coordinator makes someone a {role}");
     }
 
     // A second phone for one of their volunteers: yes. For the admin — which
     // would hand whoever redeems the code the admin's account — no.
     let second_phone = json!({ "territoryId": a, "displayName": "Volunteer A", "accountId": f.volunteer.account_id });
-    let (status, _) = call(
-        &server,
-        Method::POST,
-        "/api/invitations",
-        coordinator,
-        Some(&second_phone),
-    )
-    .await?;
+    let (status, _) = server
+        .api(coordinator)
+        .post("/api/invitations", &second_phone)
+        .await?;
     assert_eq!(status, 201);
     let admins_phone =
         json!({ "territoryId": a, "displayName": "Admin", "accountId": f.admin.account_id });
-    let (status, _) = call(
-        &server,
-        Method::POST,
-        "/api/invitations",
-        coordinator,
-        Some(&admins_phone),
-    )
-    .await?;
+    let (status, _) = server
+        .api(coordinator)
+        .post("/api/invitations", &admins_phone)
+        .await?;
     assert_eq!(status, 403);
     Ok(())
 }
@@ -1112,7 +1025,10 @@ async fn an_unknown_route_and_a_wrong_method_answer_a_json_error() -> anyhow::Re
         }
     }
     // A served path with a served method is unchanged.
-    let (status, _) = call(&server, Method::POST, "/api/territories", None, None).await?;
+    let (status, _) = server
+        .anonymous()
+        .send(Method::POST, "/api/territories", None)
+        .await?;
     assert_eq!(status, 401);
     Ok(())
 }
@@ -1161,14 +1077,13 @@ async fn a_json_body_above_the_limit_gets_413_naming_the_limit() -> anyhow::Resu
     assert!(message.contains(&limit.to_string()), "{message}");
 
     // A body within the limit is read as before, and the server is none the worse.
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        "/api/auth/login",
-        None,
-        Some(&json!({ "email": "nobody@example.org", "password": "not this one" })),
-    )
-    .await?;
+    let (status, body) = server
+        .anonymous()
+        .post(
+            "/api/auth/login",
+            &json!({ "email": "nobody@example.org", "password": "not this one" }),
+        )
+        .await?;
     assert_eq!(status, 401, "{body}");
     Ok(())
 }

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use fieldnotes_tests::{
-    eventually, init_test_logging, phones, records, ServerProcess, TestDatabase,
-};
+use fieldnotes_tests::{eventually, records, world::World};
 use mobile_bridge::Phone;
 use schemas::RecordKind;
 use serde_json::{json, Value};
@@ -15,12 +13,12 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_sighting_is_kept_and_listed_with_field_and_reason() -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Parc de Gerland").await?;
-    let volunteer = phones::enrol_volunteer(&pool, &territory, "Inès").await?;
+    let world = World::builder("Parc de Gerland")
+        .volunteer("Inès")
+        .build()
+        .await?;
+    let server = &world.server;
+    let volunteer = world.volunteer("Inès");
     let header = volunteer.notebook();
     let mut phone = Phone::new_notebook(header, Some(volunteer.device.clone())).await?;
     let token = volunteer.device.secret.as_str();
@@ -36,7 +34,8 @@ async fn an_invalid_sighting_is_kept_and_listed_with_field_and_reason() -> anyho
 
     let listed = eventually(TIMEOUT, "the invalid record listed", || async {
         let (status, body) = server
-            .get_json_as("/api/invalid-records?kind=sighting", token)
+            .as_(token)
+            .get("/api/invalid-records?kind=sighting")
             .await?;
         assert_eq!(status, 200);
         Ok((body.as_array().map(Vec::len) == Some(1)).then_some(body))
@@ -72,7 +71,7 @@ async fn an_invalid_sighting_is_kept_and_listed_with_field_and_reason() -> anyho
     );
 
     // Only the valid record is in the inventory.
-    let (_, sightings) = server.get_json_as("/api/sightings", token).await?;
+    let (_, sightings) = server.as_(token).get("/api/sightings").await?;
     let ids: Vec<&str> = sightings
         .as_array()
         .unwrap()
@@ -92,8 +91,8 @@ async fn an_invalid_sighting_is_kept_and_listed_with_field_and_reason() -> anyho
     )?;
     phone.wait_synced(TIMEOUT).await?;
     eventually(TIMEOUT, "the corrected record in the inventory", || async {
-        let (_, invalid) = server.get_json_as("/api/invalid-records", token).await?;
-        let (_, sightings) = server.get_json_as("/api/sightings", token).await?;
+        let (_, invalid) = server.as_(token).get("/api/invalid-records").await?;
+        let (_, sightings) = server.as_(token).get("/api/sightings").await?;
         Ok((invalid.as_array().map(Vec::len) == Some(0)
             && sightings.as_array().map(Vec::len) == Some(2))
         .then_some(()))
@@ -110,12 +109,12 @@ fn valid_id(sighting: &schemas::Sighting) -> &'static str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_query_parameters_are_refused_naming_the_parameter() -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Parc de Gerland").await?;
-    let volunteer = phones::enrol_volunteer(&pool, &territory, "Inès").await?;
+    let world = World::builder("Parc de Gerland")
+        .volunteer("Inès")
+        .build()
+        .await?;
+    let server = &world.server;
+    let volunteer = world.volunteer("Inès");
     let token = volunteer.device.secret.as_str();
     for (path, field) in [
         ("/api/sightings?limit=0", "limit"),
@@ -123,16 +122,14 @@ async fn bad_query_parameters_are_refused_naming_the_parameter() -> anyhow::Resu
         ("/api/invalid-records?kind=bird", "kind"),
         ("/api/sightings?territory=not-a-uuid", "query"),
     ] {
-        let (status, body): (u16, Value) = server.get_json_as(path, token).await?;
+        let (status, body): (u16, Value) = server.as_(token).get(path).await?;
         assert_eq!(status, 400, "{path}");
         assert_eq!(body["error"]["field"], field, "{path}: {body}");
         assert!(body["error"]["message"]
             .as_str()
             .is_some_and(|m| !m.is_empty()));
     }
-    let (status, _) = server
-        .get_json_as("/api/documents/unknown-doc", token)
-        .await?;
+    let (status, _) = server.as_(token).get("/api/documents/unknown-doc").await?;
     assert_eq!(status, 404);
     Ok(())
 }
@@ -142,12 +139,12 @@ async fn bad_query_parameters_are_refused_naming_the_parameter() -> anyhow::Resu
 /// second row with the same identifier.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sightings_never_share_an_occurrence_id() -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Berges du Rhône").await?;
-    let volunteer = phones::enrol_volunteer(&pool, &territory, "Yanis").await?;
+    let world = World::builder("Berges du Rhône")
+        .volunteer("Yanis")
+        .build()
+        .await?;
+    let (server, pool) = (&world.server, &world.pool);
+    let volunteer = world.volunteer("Yanis");
     let header = volunteer.notebook();
     let mut phone = Phone::new_notebook(header, Some(volunteer.device.clone())).await?;
     let first = records::sighting_json(header.owner_id, "Castor fiber", 1);
@@ -160,13 +157,13 @@ async fn two_sightings_never_share_an_occurrence_id() -> anyhow::Result<()> {
     phone.wait_synced(TIMEOUT).await?;
     let token = volunteer.device.secret.as_str();
     let invalid = eventually(TIMEOUT, "the copy listed as invalid", || async {
-        let (_, body) = server.get_json_as("/api/invalid-records", token).await?;
+        let (_, body) = server.as_(token).get("/api/invalid-records").await?;
         Ok((body.as_array().map(Vec::len) == Some(1)).then_some(body))
     })
     .await?;
     assert_eq!(invalid[0]["recordKey"], copy["id"]);
     assert_eq!(invalid[0]["problems"][0]["field"], "occurrenceID");
-    let (_, sightings) = server.get_json_as("/api/sightings", token).await?;
+    let (_, sightings) = server.as_(token).get("/api/sightings").await?;
     assert_eq!(sightings.as_array().map(Vec::len), Some(1));
     assert_eq!(sightings[0]["occurrenceID"], first["occurrenceID"]);
 
@@ -177,7 +174,7 @@ async fn two_sightings_never_share_an_occurrence_id() -> anyhow::Result<()> {
            geom, occurrence_status, basis_of_record, recorded_by, author_id, device_id, created_at, modified_at \
          FROM sightings",
     )
-    .execute(&pool)
+    .execute(pool)
     .await;
     assert!(
         duplicate.is_err_and(|e| e.to_string().contains("sightings_occurrence_id_key")),
@@ -192,17 +189,17 @@ async fn two_sightings_never_share_an_occurrence_id() -> anyhow::Result<()> {
 /// its arrival on the server, more than 24 hours declared on one day.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn implausible_records_are_kept_with_their_warnings() -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
-    let pool = db.pool().await?;
     // A square around the Parc de la Tête d'Or, where the sample records are.
     let boundary = json!({"type": "MultiPolygon", "coordinates": [[[
         [4.84, 45.77], [4.87, 45.77], [4.87, 45.79], [4.84, 45.79], [4.84, 45.77]
     ]]]});
-    let territory =
-        phones::territory_within(&pool, "Parc de la Tête d'Or", Some(&boundary)).await?;
-    let volunteer = phones::enrol_volunteer(&pool, &territory, "Maëlle").await?;
+    let world = World::builder("Parc de la Tête d'Or")
+        .boundary(boundary)
+        .volunteer("Maëlle")
+        .build()
+        .await?;
+    let server = &world.server;
+    let volunteer = world.volunteer("Maëlle");
     let header = volunteer.notebook();
     let mut phone = Phone::new_notebook(header, Some(volunteer.device.clone())).await?;
 
@@ -235,7 +232,7 @@ async fn implausible_records_are_kept_with_their_warnings() -> anyhow::Result<()
     phone.wait_synced(TIMEOUT).await?;
     let token = volunteer.device.secret.as_str();
     let sightings = eventually(TIMEOUT, "the three sightings", || async {
-        let (_, body) = server.get_json_as("/api/sightings", token).await?;
+        let (_, body) = server.as_(token).get("/api/sightings").await?;
         Ok((body.as_array().map(Vec::len) == Some(3)).then_some(body))
     })
     .await?;
@@ -261,7 +258,7 @@ async fn implausible_records_are_kept_with_their_warnings() -> anyhow::Result<()
     );
     assert_eq!(warnings_of(&sightings, &ahead["id"]), ["futureDate"]);
 
-    let (_, entries) = server.get_json_as("/api/timesheet-entries", token).await?;
+    let (_, entries) = server.as_(token).get("/api/timesheet-entries").await?;
     assert_eq!(entries.as_array().map(Vec::len), Some(3));
     for entry in &entries_typed[..2] {
         assert_eq!(warnings_of(&entries, &entry["id"]), ["over24HoursADay"]);

@@ -4,25 +4,21 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use fieldnotes_tests::{
-    ensure_js_dependencies, eventually, init_test_logging, phones, records, ServerProcess,
-    TestDatabase,
-};
+use fieldnotes_tests::{ensure_js_dependencies, eventually, records, world::World};
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sighting_from_the_javascript_automerge_repo_reaches_the_inventory() -> anyhow::Result<()>
 {
-    init_test_logging();
     let js = ensure_js_dependencies()?;
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
-
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Square Sathonay").await?;
-    let volunteer = phones::enrol_volunteer(&pool, &territory, "Yanis").await?;
+    let world = World::builder("Square Sathonay")
+        .volunteer("Yanis")
+        .build()
+        .await?;
+    let server = &world.server;
+    let volunteer = world.volunteer("Yanis");
     let owner = volunteer.account_id;
-    let territory = territory.id;
+    let territory = world.territory.id;
     let sighting = records::sighting_json(owner, "Sciurus vulgaris", 2);
     let id = sighting["id"].as_str().unwrap().to_string();
     let notebook = json!({
@@ -68,7 +64,8 @@ async fn a_sighting_from_the_javascript_automerge_repo_reaches_the_inventory() -
 
     let rows = eventually(Duration::from_secs(30), "the JS sighting", || async {
         let (_, rows) = server
-            .get_json_as("/api/sightings", &volunteer.device.secret)
+            .as_(&volunteer.device.secret)
+            .get("/api/sightings")
             .await?;
         Ok((rows.as_array().map(Vec::len) == Some(1)).then_some(rows))
     })

@@ -10,10 +10,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use fieldnotes_tests::{
-    accounts::{self, call},
-    init_test_logging, phones, records, ServerProcess, TestDatabase,
-};
+use fieldnotes_tests::{accounts, phones, records, world::World, ServerProcess};
 use mobile_bridge::Phone;
 use reqwest::Method;
 use schemas::{FieldRecord, RecordKind};
@@ -158,28 +155,26 @@ impl EventStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_sees_its_territorys_syncs_and_decisions_live_from_any_process() -> anyhow::Result<()>
 {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let first = ServerProcess::start(&db.url)?;
-    let second = ServerProcess::start(&db.url)?;
-    let pool = db.pool().await?;
-    let here = phones::territory(&pool, "Parc de Gerland").await?;
-    let there = phones::territory(&pool, "Île Barbe").await?;
-    let coordinator =
-        accounts::password_actor(&pool, "Marie", Some((here.id, Role::Coordinator)), false).await?;
-    let auditor =
-        accounts::password_actor(&pool, "Régie", Some((here.id, Role::RegieAuditor)), false)
-            .await?;
+    let world = World::builder("Parc de Gerland")
+        .coordinator("Marie")
+        .auditor("Régie")
+        .volunteer("Camille")
+        .build()
+        .await?;
+    let (first, pool, here) = (&world.server, &world.pool, &world.territory);
+    let second = ServerProcess::start(&world.db.url)?;
+    let (coordinator, auditor) = (world.coordinator(), world.auditor());
+    let camille = world.volunteer("Camille");
+    let there = phones::territory(pool, "Île Barbe").await?;
     let coordinator_there =
-        accounts::password_actor(&pool, "Paul", Some((there.id, Role::Coordinator)), false).await?;
-    let camille = phones::enrol_volunteer(&pool, &here, "Camille").await?;
-    let lou = phones::enrol_volunteer(&pool, &there, "Lou").await?;
+        accounts::password_actor(pool, "Paul", Some((there.id, Role::Coordinator)), false).await?;
+    let lou = phones::enrol_volunteer(pool, &there, "Lou").await?;
 
     // The coordinator's page is served by the first process, the auditor's
     // by the second; every write below goes through the first.
-    let mut page = EventStream::open(&first, here.id, &coordinator.token).await?;
+    let mut page = EventStream::open(first, here.id, &coordinator.token).await?;
     let mut page_on_second = EventStream::open(&second, here.id, &auditor.token).await?;
-    let mut page_there = EventStream::open(&first, there.id, &coordinator_there.token).await?;
+    let mut page_there = EventStream::open(first, there.id, &coordinator_there.token).await?;
 
     // A phone records a sighting and syncs it.
     let mut phone = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
@@ -203,27 +198,22 @@ async fn a_page_sees_its_territorys_syncs_and_decisions_live_from_any_process() 
     assert_eq!(page_on_second.next_change().await?, "timesheet_entry");
 
     // A coordinator's decision on the sighting.
-    let (status, body) = call(
-        &first,
-        Method::POST,
-        &format!("/api/territories/{}/review/decisions", here.id),
-        Some(&coordinator.token),
-        Some(&json!({"decision": "verification", "status": "2", "records": [sighting.id()]})),
-    )
-    .await?;
+    let (status, body) = first
+        .as_(&coordinator.token)
+        .post(
+            &format!("/api/territories/{}/review/decisions", here.id),
+            &json!({"decision": "verification", "status": "2", "records": [sighting.id()]}),
+        )
+        .await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(page.next_change().await?, "sighting");
     assert_eq!(page_on_second.next_change().await?, "sighting");
 
     // Logged out through the second process: the first ends its stream.
-    let (status, body) = call(
-        &second,
-        Method::POST,
-        "/api/auth/logout",
-        Some(&coordinator.token),
-        None,
-    )
-    .await?;
+    let (status, body) = second
+        .as_(&coordinator.token)
+        .send(Method::POST, "/api/auth/logout", None)
+        .await?;
     assert_eq!(status, 204, "{body}");
     page.ended().await?;
     // The others go on.
@@ -238,18 +228,18 @@ async fn a_page_sees_its_territorys_syncs_and_decisions_live_from_any_process() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_territorys_reviewers_open_its_stream_and_it_ends_with_the_session(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
-    let pool = db.pool().await?;
-    let here = phones::territory(&pool, "Parc de Gerland").await?;
-    let there = phones::territory(&pool, "Île Barbe").await?;
-    let coordinator =
-        accounts::password_actor(&pool, "Marie", Some((here.id, Role::Coordinator)), false).await?;
+    let world = World::builder("Parc de Gerland")
+        .coordinator("Marie")
+        .admin()
+        .volunteer("Camille")
+        .build()
+        .await?;
+    let (server, pool, here) = (&world.server, &world.pool, &world.territory);
+    let (coordinator, admin) = (world.coordinator(), world.admin());
+    let camille = world.volunteer("Camille");
+    let there = phones::territory(pool, "Île Barbe").await?;
     let coordinator_there =
-        accounts::password_actor(&pool, "Paul", Some((there.id, Role::Coordinator)), false).await?;
-    let admin = accounts::password_actor(&pool, "Admin", None, true).await?;
-    let camille = phones::enrol_volunteer(&pool, &here, "Camille").await?;
+        accounts::password_actor(pool, "Paul", Some((there.id, Role::Coordinator)), false).await?;
     let events = |territory: Uuid| format!("/api/territories/{territory}/events");
 
     for (who, token, status) in [
@@ -261,7 +251,7 @@ async fn only_the_territorys_reviewers_open_its_stream_and_it_ends_with_the_sess
             403,
         ),
     ] {
-        let (got, body) = call(&server, Method::GET, &events(here.id), token, None).await?;
+        let (got, body) = server.api(token).get(&events(here.id)).await?;
         assert_eq!(got, status, "{who}: {body}");
         assert!(body["error"]["message"].is_string(), "{who}: {body}");
     }
@@ -273,18 +263,18 @@ async fn only_the_territorys_reviewers_open_its_stream_and_it_ends_with_the_sess
         ("a coordinator", &coordinator.token, 403),
         ("an admin", &admin.token, 404),
     ] {
-        let (got, body) = call(&server, Method::GET, &events(unknown), Some(token), None).await?;
+        let (got, body) = server.as_(token).get(&events(unknown)).await?;
         assert_eq!(got, status, "{who}: {body}");
         let settings = format!("/api/territories/{unknown}/review/settings");
-        let (review, _) = call(&server, Method::GET, &settings, Some(token), None).await?;
+        let (review, _) = server.as_(token).get(&settings).await?;
         assert_eq!(got, review, "{who}: as the review settings");
     }
     // An admin follows any territory that exists.
-    EventStream::open(&server, here.id, &admin.token).await?;
+    EventStream::open(server, here.id, &admin.token).await?;
 
     // A session that expires soon: its stream ends then, by itself.
     let session = server::auth::admin::login(
-        &pool,
+        pool,
         &coordinator.login.as_ref().context("a password")?.email,
         &coordinator.login.as_ref().context("a password")?.password,
     )
@@ -295,27 +285,20 @@ async fn only_the_territorys_reviewers_open_its_stream_and_it_ends_with_the_sess
          WHERE token_hash = $1",
     )
     .bind(server::auth::secret::fingerprint(&session.token))
-    .execute(&pool)
+    .execute(pool)
     .await?;
-    let mut expiring = EventStream::open(&server, here.id, &session.token)
+    let mut expiring = EventStream::open(server, here.id, &session.token)
         .await
         .context("opening the stream took longer than the session had left")?;
-    let mut lasting = EventStream::open(&server, here.id, &coordinator.token).await?;
+    let mut lasting = EventStream::open(server, here.id, &coordinator.token).await?;
     expiring.ended().await?;
-    let (status, _) = call(
-        &server,
-        Method::GET,
-        &events(here.id),
-        Some(&session.token),
-        None,
-    )
-    .await?;
+    let (status, _) = server.as_(&session.token).get(&events(here.id)).await?;
     assert_eq!(status, 401, "an expired session opens no stream");
 
     // The other session's stream is still open: it hears a write.
     accounts::seed_invalid_record(
-        &pool,
-        &accounts::seed_document(&pool, here.id, camille.account_id).await?,
+        pool,
+        &accounts::seed_document(pool, here.id, camille.account_id).await?,
         here.id,
     )
     .await?;

@@ -6,12 +6,10 @@
 use std::collections::BTreeSet;
 
 use fieldnotes_tests::{
-    accounts::{self, call},
-    init_test_logging,
+    accounts, init_test_logging,
     openapi::{parameters_in, path_parameters, references, Spec, PUBLIC},
     ServerProcess, TestDatabase,
 };
-use reqwest::Method;
 use serde_json::{json, Value};
 
 /// Operations that answer no client error at all: they read nothing from
@@ -310,7 +308,7 @@ async fn answers_with_full_rows_match_their_documented_schemas() -> anyhow::Resu
             Some("/receipts"),
         ),
     ] {
-        let (status, body) = call(&server, Method::GET, path, token, None).await?;
+        let (status, body) = server.api(token).get(path).await?;
         if status != 200 {
             faults.push(format!("GET {path}: {status} {body}"));
             continue;

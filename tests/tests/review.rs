@@ -9,10 +9,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use fieldnotes_tests::{
-    accounts::{self, call, Actor},
+    accounts::{self, Actor},
     init_test_logging, ServerProcess, TestDatabase,
 };
-use reqwest::Method;
 use serde_json::{json, Value};
 use server::auth::{admin, Role};
 use sqlx::PgPool;
@@ -183,7 +182,7 @@ async fn post(
     path: &str,
     body: &Value,
 ) -> anyhow::Result<(u16, Value)> {
-    call(server, Method::POST, path, Some(&actor.token), Some(body)).await
+    server.as_(&actor.token).post(path, body).await
 }
 
 async fn put(
@@ -192,11 +191,11 @@ async fn put(
     path: &str,
     body: &Value,
 ) -> anyhow::Result<(u16, Value)> {
-    call(server, Method::PUT, path, Some(&actor.token), Some(body)).await
+    server.as_(&actor.token).put(path, body).await
 }
 
 async fn get(server: &ServerProcess, actor: &Actor, path: &str) -> anyhow::Result<Value> {
-    let (status, body) = call(server, Method::GET, path, Some(&actor.token), None).await?;
+    let (status, body) = server.as_(&actor.token).get(path).await?;
     assert_eq!(status, 200, "GET {path}: {body}");
     Ok(body)
 }
@@ -350,14 +349,7 @@ async fn every_filter_of_the_review_table_selects_what_it_names() -> anyhow::Res
         ("kind=timesheet_entry&taxon=1", "taxon"),
         ("colour=red", "query"),
     ] {
-        let (status, body) = call(
-            &server,
-            Method::GET,
-            &select(query),
-            Some(&p.coordinator.token),
-            None,
-        )
-        .await?;
+        let (status, body) = server.as_(&p.coordinator.token).get(&select(query)).await?;
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(body["error"]["field"], field, "{query}: {body}");
     }
@@ -571,6 +563,111 @@ async fn bulk_decisions_are_all_or_nothing_and_every_decision_is_kept_in_history
     assert_eq!(steps[1]["reason"], "a common frog, see photo");
     assert_eq!(history["decisions"][0]["status"], "4");
 
+    // Hours: returned with a reason, then approved.
+    let hours = insert_hours(&p.pool, t, &p.doc, p.volunteer.account_id, 600).await?;
+    let (status, body) = post(
+        &server,
+        &p.coordinator,
+        &decisions,
+        &json!({"decision": "approval", "status": "returned", "records": [hours]}),
+    )
+    .await?;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("reason")),
+        "{body}"
+    );
+    let (status, _) = post(&server, &p.coordinator, &decisions, &json!({"decision": "approval", "status": "returned", "reason": "10 h in one morning?", "records": [hours]})).await?;
+    assert_eq!(status, 200);
+    let (approval, approval_reason, approved_by): (String, Option<String>, Option<Uuid>) =
+        sqlx::query_as("SELECT approval_status, approval_reason, approved_by FROM timesheet_entries WHERE id = $1")
+            .bind(hours).fetch_one(&p.pool).await?;
+    assert_eq!(
+        (approval.as_str(), approval_reason.as_deref(), approved_by),
+        (
+            "returned",
+            Some("10 h in one morning?"),
+            Some(p.coordinator.account_id)
+        )
+    );
+
+    // The volunteer fixes the hours: the return is outdated, the entry is
+    // pending again, and the history says why. So is a validation whose
+    // identification the volunteer changes afterwards.
+    sqlx::query("UPDATE timesheet_entries SET duration_minutes = 180 WHERE id = $1")
+        .bind(hours)
+        .execute(&p.pool)
+        .await?;
+    sqlx::query("UPDATE sightings SET scientific_name = 'Bufo spinosus' WHERE id = $1")
+        .bind(sightings[1])
+        .execute(&p.pool)
+        .await?;
+    let pending: (String, i16) = sqlx::query_as(
+        "SELECT (SELECT approval_status FROM timesheet_entries WHERE id = $1), \
+                (SELECT validation_status FROM sightings WHERE id = $2)",
+    )
+    .bind(hours)
+    .bind(sightings[1])
+    .fetch_one(&p.pool)
+    .await?;
+    assert_eq!(pending, ("pending".to_string(), 0));
+    for (record, previous, reason) in [
+        (hours, "returned", "the hours changed after the decision"),
+        (
+            sightings[1],
+            "2",
+            "the identification changed after the decision",
+        ),
+    ] {
+        let history = get(
+            &server,
+            &p.auditor,
+            &format!("/api/territories/{t}/review/records/{record}/history"),
+        )
+        .await?;
+        let last = history["history"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(last["previous"], previous, "{history}");
+        assert_eq!(last["reason"], reason, "{history}");
+        assert_eq!(last["decidedBy"], p.volunteer.account_id.to_string());
+    }
+    let lagging: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM review_outbox WHERE volunteer_id = $1")
+            .bind(p.volunteer.account_id)
+            .fetch_one(&p.pool)
+            .await?;
+    assert_eq!(lagging, 1, "the volunteer's phone is told");
+
+    // A decision kind applies to its own kind of record only.
+    let (status, body) = post(
+        &server,
+        &p.coordinator,
+        &decisions,
+        &json!({"decision": "approval", "status": "approved", "records": [sightings[0]]}),
+    )
+    .await?;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("records[0]")),
+        "{body}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_degradation_report_is_followed_up_with_a_reason_each_move_and_reopened_once_closed(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let p = place(&db).await?;
+    let server = ServerProcess::start(&db.url)?;
+    let t = p.territory;
+    let decisions = format!("/api/territories/{t}/review/decisions");
+
     // Degradation follow-up: a reason each move, forward, reopened once closed.
     let report = insert_report(&p.pool, t, &p.doc, p.volunteer.account_id).await?;
     let follow = |status: &str, reason: Option<&str>| json!({"decision": "follow_up", "status": status, "reason": reason, "records": [report]});
@@ -672,99 +769,6 @@ async fn bulk_decisions_are_all_or_nothing_and_every_decision_is_kept_in_history
             ("closed", "done"),
             ("under_analysis", "dumped again")
         ]
-    );
-
-    // Hours: returned with a reason, then approved.
-    let hours = insert_hours(&p.pool, t, &p.doc, p.volunteer.account_id, 600).await?;
-    let (status, body) = post(
-        &server,
-        &p.coordinator,
-        &decisions,
-        &json!({"decision": "approval", "status": "returned", "records": [hours]}),
-    )
-    .await?;
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (400, Some("reason")),
-        "{body}"
-    );
-    let (status, _) = post(&server, &p.coordinator, &decisions, &json!({"decision": "approval", "status": "returned", "reason": "10 h in one morning?", "records": [hours]})).await?;
-    assert_eq!(status, 200);
-    let (approval, approval_reason, approved_by): (String, Option<String>, Option<Uuid>) =
-        sqlx::query_as("SELECT approval_status, approval_reason, approved_by FROM timesheet_entries WHERE id = $1")
-            .bind(hours).fetch_one(&p.pool).await?;
-    assert_eq!(
-        (approval.as_str(), approval_reason.as_deref(), approved_by),
-        (
-            "returned",
-            Some("10 h in one morning?"),
-            Some(p.coordinator.account_id)
-        )
-    );
-
-    // The volunteer fixes the hours: the return is outdated, the entry is
-    // pending again, and the history says why. So is a validation whose
-    // identification the volunteer changes afterwards.
-    sqlx::query("UPDATE timesheet_entries SET duration_minutes = 180 WHERE id = $1")
-        .bind(hours)
-        .execute(&p.pool)
-        .await?;
-    sqlx::query("UPDATE sightings SET scientific_name = 'Bufo spinosus' WHERE id = $1")
-        .bind(sightings[1])
-        .execute(&p.pool)
-        .await?;
-    let pending: (String, i16) = sqlx::query_as(
-        "SELECT (SELECT approval_status FROM timesheet_entries WHERE id = $1), \
-                (SELECT validation_status FROM sightings WHERE id = $2)",
-    )
-    .bind(hours)
-    .bind(sightings[1])
-    .fetch_one(&p.pool)
-    .await?;
-    assert_eq!(pending, ("pending".to_string(), 0));
-    for (record, previous, reason) in [
-        (hours, "returned", "the hours changed after the decision"),
-        (
-            sightings[1],
-            "2",
-            "the identification changed after the decision",
-        ),
-    ] {
-        let history = get(
-            &server,
-            &p.auditor,
-            &format!("/api/territories/{t}/review/records/{record}/history"),
-        )
-        .await?;
-        let last = history["history"]
-            .as_array()
-            .unwrap()
-            .last()
-            .unwrap()
-            .clone();
-        assert_eq!(last["previous"], previous, "{history}");
-        assert_eq!(last["reason"], reason, "{history}");
-        assert_eq!(last["decidedBy"], p.volunteer.account_id.to_string());
-    }
-    let lagging: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM review_outbox WHERE volunteer_id = $1")
-            .bind(p.volunteer.account_id)
-            .fetch_one(&p.pool)
-            .await?;
-    assert_eq!(lagging, 1, "the volunteer's phone is told");
-
-    // A decision kind applies to its own kind of record only.
-    let (status, body) = post(
-        &server,
-        &p.coordinator,
-        &decisions,
-        &json!({"decision": "approval", "status": "approved", "records": [sightings[0]]}),
-    )
-    .await?;
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (422, Some("records[0]")),
-        "{body}"
     );
     Ok(())
 }
@@ -924,16 +928,13 @@ async fn close_sightings_of_one_taxon_are_proposed_and_merged_or_dismissed() -> 
     )
     .await?;
     assert_eq!(status, 403);
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        &dismiss,
-        Some(&p.coordinator.token),
-        Some(
+    let (status, body) = server
+        .as_(&p.coordinator.token)
+        .post(
+            &dismiss,
             &json!({"reference": close, "duplicate": first, "reason": "two hedgehogs, see photos"}),
-        ),
-    )
-    .await?;
+        )
+        .await?;
     assert_eq!(status, 200, "{body}");
     assert!(pairs(&get(&server, &p.coordinator, &proposals).await?).is_empty());
 

@@ -9,16 +9,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use fieldnotes_tests::{
-    accounts::{self, call},
-    ensure_js_dependencies, eventually, init_test_logging, phones,
+    ensure_js_dependencies, eventually,
     raw_peer::RawPeer,
-    records, ServerProcess, TestDatabase,
+    records,
+    world::{TwoPhoneConflict, World},
 };
 use mobile_bridge::{DeviceCredential, Phone};
-use reqwest::Method;
 use schemas::{FieldRecord, RecordKind};
 use serde_json::{json, Value};
-use server::auth::Role;
 use sync::documents::{read_notebook, review::read_decisions};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
@@ -46,50 +44,32 @@ fn field_on_phone(phone: &Phone, record: Uuid, field: &str) -> (Value, bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resolved_conflict_reaches_both_phones_and_the_js_client_and_leaves_the_queue(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
+    let mut world = World::builder("Prairie des Gorges")
+        .coordinator("Marie")
+        .auditor("Régie")
+        .volunteer("Camille")
+        .second_device("Camille")
+        .second_device("Camille")
+        .two_phone_conflict("Camille")
+        .build()
+        .await?;
+    let TwoPhoneConflict {
+        phone_a,
+        phone_b,
+        record,
+    } = world.take_conflict();
+    let (server, pool, t) = (&world.server, &world.pool, world.territory.id);
     let url = server.sync_url();
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Prairie des Gorges").await?;
-    let t = territory.id;
-    let coordinator =
-        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
-    let auditor =
-        accounts::password_actor(&pool, "Régie", Some((t, Role::RegieAuditor)), false).await?;
-    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
-    let second_device = phones::enrol_second_device(&pool, &territory, &camille).await?;
-    let js_device = phones::enrol_second_device(&pool, &territory, &camille).await?;
-
-    let mut phone_a = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
-    let shared = records::sighting(camille.account_id, "Erinaceus europaeus", 1);
-    let record = shared.id();
-    phone_a.record(&shared)?;
-    phone_a.go_online(&url).await?;
-    phone_a.wait_synced(TIMEOUT).await?;
-    let mut phone_b =
-        Phone::fetch_notebook(&url, Some(second_device.clone()), phone_a.notebook_id()).await?;
-    phone_a.go_offline();
-    phone_b.go_offline();
-    phone_a.edit(RecordKind::Sighting, record, "individualCount", &json!(3))?;
-    phone_b.edit(RecordKind::Sighting, record, "individualCount", &json!(5))?;
-    phone_a.go_online(&url).await?;
-    phone_b.go_online(&url).await?;
-    phone_a.wait_synced(TIMEOUT).await?;
-    phone_b.wait_synced(TIMEOUT).await?;
-    eventually(TIMEOUT, "the conflict in the inventory", || async {
-        let conflicted: bool =
-            sqlx::query_scalar("SELECT has_conflicts FROM sightings WHERE id = $1")
-                .bind(record)
-                .fetch_one(&pool)
-                .await?;
-        Ok(conflicted.then_some(()))
-    })
-    .await?;
+    let (coordinator, auditor) = (world.coordinator(), world.auditor());
+    let camille = world.volunteer("Camille");
+    let (second_device, js_device) = match world.second_devices("Camille")[..] {
+        [second, js] => (second, js),
+        _ => unreachable!("two second devices were asked for"),
+    };
 
     // The queue shows both values, each with the phone that wrote it.
     let queue = format!("/api/territories/{t}/review/conflicts");
-    let (status, page) = call(&server, Method::GET, &queue, Some(&auditor.token), None).await?;
+    let (status, page) = server.as_(&auditor.token).get(&queue).await?;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{page}");
     let conflict = &page["items"][0]["conflicts"][0];
@@ -119,36 +99,33 @@ async fn a_resolved_conflict_reaches_both_phones_and_the_js_client_and_leaves_th
     // Refusals first: the auditor decides nothing; a value that makes the
     // record invalid is named; a record of no territory of theirs is not found.
     let resolution = format!("/api/territories/{t}/review/conflicts/{record}/resolution");
-    let (status, _) = call(
-        &server,
-        Method::POST,
-        &resolution,
-        Some(&auditor.token),
-        Some(&json!({"field": "individualCount", "value": 4})),
-    )
-    .await?;
+    let (status, _) = server
+        .as_(&auditor.token)
+        .post(
+            &resolution,
+            &json!({"field": "individualCount", "value": 4}),
+        )
+        .await?;
     assert_eq!(status, 403);
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        &resolution,
-        Some(&coordinator.token),
-        Some(&json!({"field": "individualCount", "value": -2})),
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&coordinator.token)
+        .post(
+            &resolution,
+            &json!({"field": "individualCount", "value": -2}),
+        )
+        .await?;
     assert_eq!(
         (status, body["error"]["field"].as_str()),
         (422, Some("value")),
         "{body}"
     );
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        &resolution,
-        Some(&coordinator.token),
-        Some(&json!({"field": "scientificName", "value": "Vulpes vulpes"})),
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&coordinator.token)
+        .post(
+            &resolution,
+            &json!({"field": "scientificName", "value": "Vulpes vulpes"}),
+        )
+        .await?;
     assert_eq!(
         (status, body["error"]["field"].as_str()),
         (409, Some("field")),
@@ -158,25 +135,20 @@ async fn a_resolved_conflict_reaches_both_phones_and_the_js_client_and_leaves_th
         "/api/territories/{t}/review/conflicts/{}/resolution",
         Uuid::new_v4()
     );
-    let (status, _) = call(
-        &server,
-        Method::POST,
-        &elsewhere,
-        Some(&coordinator.token),
-        Some(&json!({"field": "individualCount", "value": 4})),
-    )
-    .await?;
+    let (status, _) = server
+        .as_(&coordinator.token)
+        .post(&elsewhere, &json!({"field": "individualCount", "value": 4}))
+        .await?;
     assert_eq!(status, 404);
 
     // The coordinator types a value neither phone had.
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        &resolution,
-        Some(&coordinator.token),
-        Some(&json!({"field": "individualCount", "value": 4, "reason": "counted on the photo"})),
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&coordinator.token)
+        .post(
+            &resolution,
+            &json!({"field": "individualCount", "value": 4, "reason": "counted on the photo"}),
+        )
+        .await?;
     assert_eq!(status, 200, "{body}");
 
     for (name, phone) in [("phone A", &phone_a), ("phone B", &phone_b)] {
@@ -221,31 +193,28 @@ async fn a_resolved_conflict_reaches_both_phones_and_the_js_client_and_leaves_th
     let (count, conflicted): (Option<i64>, bool) =
         sqlx::query_as("SELECT individual_count, has_conflicts FROM sightings WHERE id = $1")
             .bind(record)
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await?;
     assert_eq!((count, conflicted), (Some(4), false));
-    let (_, page) = call(&server, Method::GET, &queue, Some(&coordinator.token), None).await?;
+    let (_, page) = server.as_(&coordinator.token).get(&queue).await?;
     assert_eq!(page["items"], json!([]), "the conflict queue is empty");
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        &resolution,
-        Some(&coordinator.token),
-        Some(&json!({"field": "individualCount", "value": 6})),
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&coordinator.token)
+        .post(
+            &resolution,
+            &json!({"field": "individualCount", "value": 6}),
+        )
+        .await?;
     assert_eq!(status, 409, "no longer in conflict: {body}");
 
     // Kept in history, with the values it replaced; the change is receipted
     // to the coordinator's session.
-    let (_, history) = call(
-        &server,
-        Method::GET,
-        &format!("/api/territories/{t}/review/records/{record}/history"),
-        Some(&auditor.token),
-        None,
-    )
-    .await?;
+    let (_, history) = server
+        .as_(&auditor.token)
+        .get(&format!(
+            "/api/territories/{t}/review/records/{record}/history"
+        ))
+        .await?;
     let step = &history["history"][0];
     assert_eq!(step["action"], "conflict_resolution", "{history}");
     assert_eq!(step["decidedBy"], coordinator.account_id.to_string());
@@ -262,7 +231,7 @@ async fn a_resolved_conflict_reaches_both_phones_and_the_js_client_and_leaves_th
         "SELECT count(*) FROM change_receipts WHERE account_id = $1 AND session_id IS NOT NULL",
     )
     .bind(coordinator.account_id)
-    .fetch_one(&pool)
+    .fetch_one(pool)
     .await?;
     assert_eq!(by_coordinator, 1);
 
@@ -353,17 +322,17 @@ impl JsPhone {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_between_a_rust_phone_and_the_js_client_is_resolved_on_both(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
+    let world = World::builder("Plaine des Chères")
+        .coordinator("Marie")
+        .volunteer("Camille")
+        .second_device("Camille")
+        .build()
+        .await?;
+    let (server, pool, t) = (&world.server, &world.pool, world.territory.id);
     let url = server.sync_url();
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Plaine des Chères").await?;
-    let t = territory.id;
-    let coordinator =
-        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
-    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
-    let js_device = phones::enrol_second_device(&pool, &territory, &camille).await?;
+    let coordinator = world.coordinator();
+    let camille = world.volunteer("Camille");
+    let js_device = world.second_device("Camille");
 
     // The Rust phone records a sighting and syncs; the JS client (Camille's
     // second device) fetches the notebook.
@@ -374,7 +343,7 @@ async fn a_conflict_between_a_rust_phone_and_the_js_client_is_resolved_on_both(
     phone.go_online(&url).await?;
     phone.wait_synced(TIMEOUT).await?;
     let notebook = phone.notebook_id().to_string();
-    let mut js_phone = JsPhone::fetch(&url, &js_device, &notebook).await?;
+    let mut js_phone = JsPhone::fetch(&url, js_device, &notebook).await?;
     let count = json!(["sightings", record.to_string(), "individualCount"]);
     js_phone
         .send(json!({"do": "read", "path": count, "value": 1, "conflicts": null}))
@@ -407,7 +376,7 @@ async fn a_conflict_between_a_rust_phone_and_the_js_client_is_resolved_on_both(
         let conflicted: bool =
             sqlx::query_scalar("SELECT has_conflicts FROM sightings WHERE id = $1")
                 .bind(record)
-                .fetch_one(&pool)
+                .fetch_one(pool)
                 .await?;
         Ok(conflicted.then_some(()))
     })
@@ -415,7 +384,7 @@ async fn a_conflict_between_a_rust_phone_and_the_js_client_is_resolved_on_both(
 
     // The coordinator's queue shows both values, each with the device that wrote it.
     let queue = format!("/api/territories/{t}/review/conflicts");
-    let (status, page) = call(&server, Method::GET, &queue, Some(&coordinator.token), None).await?;
+    let (status, page) = server.as_(&coordinator.token).get(&queue).await?;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["items"].as_array().map(Vec::len), Some(1), "{page}");
     assert_eq!(page["items"][0]["id"], record.to_string(), "{page}");
@@ -459,14 +428,13 @@ async fn a_conflict_between_a_rust_phone_and_the_js_client_is_resolved_on_both(
     // The JS phone goes back into the field; the coordinator resolves.
     js_phone.send(json!({"do": "offline"})).await?;
     let resolution = format!("/api/territories/{t}/review/conflicts/{record}/resolution");
-    let (status, body) = call(
-        &server,
-        Method::POST,
-        &resolution,
-        Some(&coordinator.token),
-        Some(&json!({"field": "individualCount", "value": 4, "reason": "counted on the photo"})),
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&coordinator.token)
+        .post(
+            &resolution,
+            &json!({"field": "individualCount", "value": 4, "reason": "counted on the photo"}),
+        )
+        .await?;
     assert_eq!(status, 200, "{body}");
 
     // The connected Rust phone receives it; the JS phone once it syncs again.
@@ -497,13 +465,13 @@ async fn a_conflict_between_a_rust_phone_and_the_js_client_is_resolved_on_both(
     .await?;
 
     // The queue is empty and the inventory holds the resolved count.
-    let (status, page) = call(&server, Method::GET, &queue, Some(&coordinator.token), None).await?;
+    let (status, page) = server.as_(&coordinator.token).get(&queue).await?;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["items"], json!([]), "the conflict queue is empty");
     let stored: (Option<i64>, bool) =
         sqlx::query_as("SELECT individual_count, has_conflicts FROM sightings WHERE id = $1")
             .bind(record)
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await?;
     assert_eq!(stored, (Some(4), false));
 
@@ -515,17 +483,16 @@ async fn a_conflict_between_a_rust_phone_and_the_js_client_is_resolved_on_both(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_reach_their_volunteers_phone_only_and_no_phone_can_write_one(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
+    let world = World::builder("Vallon des Hôpitaux")
+        .coordinator("Marie")
+        .volunteer("Camille")
+        .volunteer("Lou")
+        .build()
+        .await?;
+    let (server, pool, t) = (&world.server, &world.pool, world.territory.id);
     let url = server.sync_url();
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Vallon des Hôpitaux").await?;
-    let t = territory.id;
-    let coordinator =
-        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
-    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
-    let lou = phones::enrol_volunteer(&pool, &territory, "Lou").await?;
+    let coordinator = world.coordinator();
+    let (camille, lou) = (world.volunteer("Camille"), world.volunteer("Lou"));
     let mut sightings = Vec::new();
     let mut phones = Vec::new();
     for volunteer in [&camille, &lou] {
@@ -540,31 +507,24 @@ async fn decisions_reach_their_volunteers_phone_only_and_no_phone_can_write_one(
     }
     eventually(TIMEOUT, "both sightings filed", || async {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sightings")
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await?;
         Ok((n == 2).then_some(()))
     })
     .await?;
 
-    let review_document = |token: String| {
-        let server = &server;
-        async move {
-            let (status, body) = call(
-                server,
-                Method::GET,
-                &format!("/api/territories/{t}/review-document"),
-                Some(&token),
-                None,
-            )
+    let review_document = |token: String| async move {
+        let (status, body) = server
+            .as_(&token)
+            .get(&format!("/api/territories/{t}/review-document"))
             .await?;
-            assert_eq!(status, 200, "{body}");
-            anyhow::Ok(
-                body["documentId"]
-                    .as_str()
-                    .unwrap()
-                    .parse::<samod::DocumentId>()?,
-            )
-        }
+        assert_eq!(status, 200, "{body}");
+        anyhow::Ok(
+            body["documentId"]
+                .as_str()
+                .unwrap()
+                .parse::<samod::DocumentId>()?,
+        )
     };
     let camille_doc = review_document(camille.device.secret.clone()).await?;
     let lou_doc = review_document(lou.device.secret.clone()).await?;
@@ -576,9 +536,9 @@ async fn decisions_reach_their_volunteers_phone_only_and_no_phone_can_write_one(
     );
 
     let decisions = format!("/api/territories/{t}/review/decisions");
-    let (status, body) = call(&server, Method::POST, &decisions, Some(&coordinator.token), Some(&json!({
+    let (status, body) = server.as_(&coordinator.token).post(&decisions, &json!({
         "decision": "verification", "status": "1", "reason": "clear photo", "records": [sightings[0]],
-    }))).await?;
+    })).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["publishedToPhones"], true);
 
@@ -617,9 +577,9 @@ async fn decisions_reach_their_volunteers_phone_only_and_no_phone_can_write_one(
         lou_peer.fetch(&camille_doc, TIMEOUT).await?.is_none(),
         "another volunteer's decisions are unavailable"
     );
-    let (status, _) = call(&server, Method::POST, &decisions, Some(&coordinator.token), Some(&json!({
+    let (status, _) = server.as_(&coordinator.token).post(&decisions, &json!({
         "decision": "verification", "status": "3", "reason": "doubtful", "records": [sightings[1]],
-    }))).await?;
+    })).await?;
     assert_eq!(status, 200);
     let lou_review = lou_peer
         .fetch(&lou_doc, TIMEOUT)
@@ -632,9 +592,9 @@ async fn decisions_reach_their_volunteers_phone_only_and_no_phone_can_write_one(
     assert_eq!(held, vec![sightings[1]]);
 
     // A new decision reaches Camille's connected phone without asking.
-    let (status, _) = call(&server, Method::POST, &decisions, Some(&coordinator.token), Some(&json!({
+    let (status, _) = server.as_(&coordinator.token).post(&decisions, &json!({
         "decision": "verification", "status": "4", "reason": "a natterjack, not a common toad", "records": [sightings[0]],
-    }))).await?;
+    })).await?;
     assert_eq!(status, 200);
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while read_decisions(&synced.doc)
@@ -654,7 +614,7 @@ async fn decisions_reach_their_volunteers_phone_only_and_no_phone_can_write_one(
     let revision_before: i64 =
         sqlx::query_scalar("SELECT revision FROM documents WHERE doc_id = $1")
             .bind(camille_doc.to_string())
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await?;
     let before = synced.doc.clone();
     let mut forged = read_decisions(&synced.doc);
@@ -690,12 +650,12 @@ async fn decisions_reach_their_volunteers_phone_only_and_no_phone_can_write_one(
     let revision_after: i64 =
         sqlx::query_scalar("SELECT revision FROM documents WHERE doc_id = $1")
             .bind(camille_doc.to_string())
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await?;
     assert_eq!(revision_after, revision_before, "nothing stored");
     let status: i16 = sqlx::query_scalar("SELECT validation_status FROM sightings WHERE id = $1")
         .bind(sightings[0])
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await?;
     assert_eq!(status, 4);
     Ok(())
@@ -703,17 +663,17 @@ async fn decisions_reach_their_volunteers_phone_only_and_no_phone_can_write_one(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resolution_is_held_to_the_limits_of_a_phones_write() -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
+    let world = World::builder("Étang de la Ronze")
+        .coordinator("Marie")
+        .volunteer("Camille")
+        .second_device("Camille")
+        .build()
+        .await?;
+    let (server, pool, t) = (&world.server, &world.pool, world.territory.id);
     let url = server.sync_url();
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Étang de la Ronze").await?;
-    let t = territory.id;
-    let coordinator =
-        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
-    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
-    let second_device = phones::enrol_second_device(&pool, &territory, &camille).await?;
+    let coordinator = world.coordinator();
+    let camille = world.volunteer("Camille");
+    let second_device = world.second_device("Camille");
 
     // Two phones set a field of the client's own (as the probe did) and the
     // notes, offline, differently.
@@ -739,7 +699,7 @@ async fn a_resolution_is_held_to_the_limits_of_a_phones_write() -> anyhow::Resul
         let conflicts: i32 =
             sqlx::query_scalar("SELECT jsonb_array_length(conflicts) FROM sightings WHERE id = $1")
                 .bind(record)
-                .fetch_one(&pool)
+                .fetch_one(pool)
                 .await?;
         Ok((conflicts == 2).then_some(()))
     })
@@ -748,8 +708,8 @@ async fn a_resolution_is_held_to_the_limits_of_a_phones_write() -> anyhow::Resul
     let resolution = format!("/api/territories/{t}/review/conflicts/{record}/resolution");
     let resolve = |field: &str, value: Value| {
         let body = json!({ "field": field, "value": value });
-        let (server, resolution, token) = (&server, &resolution, &coordinator.token);
-        async move { call(server, Method::POST, resolution, Some(token), Some(&body)).await }
+        let (server, resolution, token) = (server, &resolution, &coordinator.token);
+        async move { server.as_(token).post(resolution, &body).await }
     };
     // One character over the limit a phone is held to, for a field the
     // schema does not describe (1000) and for the notes (10 000); a list
@@ -782,7 +742,7 @@ async fn a_resolution_is_held_to_the_limits_of_a_phones_write() -> anyhow::Resul
     let conflicts: i32 =
         sqlx::query_scalar("SELECT jsonb_array_length(conflicts) FROM sightings WHERE id = $1")
             .bind(record)
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await?;
     assert_eq!(conflicts, 2);
     // At the limit, it is written.

@@ -7,10 +7,7 @@
 
 use std::time::Duration;
 
-use fieldnotes_tests::{
-    accounts::{self, call},
-    eventually, init_test_logging, phones, records, ServerProcess, TestDatabase,
-};
+use fieldnotes_tests::{accounts, eventually, records, world::World, ServerProcess};
 use mobile_bridge::Phone;
 use reqwest::Method;
 use schemas::RecordKind;
@@ -70,35 +67,32 @@ async fn get_text(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_territory_s_reviewers_admins_and_the_observer_read_a_sensitive_sighting_exactly(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Moulin de la Feyssine").await?;
-    let t = territory.id;
-    let coordinator =
-        accounts::password_actor(&pool, "Marie", Some((t, Role::Coordinator)), false).await?;
-    let auditor =
-        accounts::password_actor(&pool, "Régie", Some((t, Role::RegieAuditor)), false).await?;
-    let admin = accounts::password_actor(&pool, "Admin", None, true).await?;
-    let observer = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
-    let other_phone = accounts::device_actor(&pool, t, coordinator.account_id, "Léo").await?;
+    let world = World::builder("Moulin de la Feyssine")
+        .coordinator("Marie")
+        .auditor("Régie")
+        .admin()
+        .volunteer("Camille")
+        .build()
+        .await?;
+    let (server, pool, t) = (&world.server, &world.pool, world.territory.id);
+    let (coordinator, auditor, admin) = (world.coordinator(), world.auditor(), world.admin());
+    let observer = world.volunteer("Camille");
+    let other_phone = accounts::device_actor(pool, t, coordinator.account_id, "Léo").await?;
     let other_session =
-        accounts::password_actor(&pool, "Inès", Some((t, Role::Volunteer)), false).await?;
+        accounts::password_actor(pool, "Inès", Some((t, Role::Volunteer)), false).await?;
 
     // The genus is on the list, by name only.
-    let (status, body) = call(
-        &server,
-        Method::PUT,
-        &format!("/api/territories/{t}/export-settings"),
-        Some(&coordinator.token),
-        Some(&json!({
-            "licence": "CC-BY-4.0",
-            "sensitiveGridMetres": GRID_METRES as i32,
-            "sensitiveTaxa": [{"scientificName": "Myotis"}],
-        })),
-    )
-    .await?;
+    let (status, body) = server
+        .as_(&coordinator.token)
+        .put(
+            &format!("/api/territories/{t}/export-settings"),
+            &json!({
+                "licence": "CC-BY-4.0",
+                "sensitiveGridMetres": GRID_METRES as i32,
+                "sensitiveTaxa": [{"scientificName": "Myotis"}],
+            }),
+        )
+        .await?;
     assert_eq!(status, 200, "{body}");
 
     let mut roost =
@@ -123,7 +117,7 @@ async fn only_the_territory_s_reviewers_admins_and_the_observer_read_a_sensitive
         Ok(
             sqlx::query_scalar("SELECT doc_id FROM sightings WHERE id = $1")
                 .bind(roost_id)
-                .fetch_optional(&pool)
+                .fetch_optional(pool)
                 .await?,
         )
     })
@@ -137,9 +131,9 @@ async fn only_the_territory_s_reviewers_admins_and_the_observer_read_a_sensitive
     )
     .bind(roost_id)
     .bind(NOTES)
-    .execute(&pool)
+    .execute(pool)
     .await?;
-    let (centre_lat, centre_lon) = roost_square_centre(&pool).await?;
+    let (centre_lat, centre_lon) = roost_square_centre(pool).await?;
 
     let list = format!("/api/sightings?territory={t}");
     let find_roost = |rows: &Value| -> Value {
@@ -154,7 +148,7 @@ async fn only_the_territory_s_reviewers_admins_and_the_observer_read_a_sensitive
         ("another volunteer's phone", other_phone.token.as_str()),
         ("another volunteer's session", other_session.token.as_str()),
     ] {
-        let (status, rows) = call(&server, Method::GET, &list, Some(token), None).await?;
+        let (status, rows) = server.as_(token).get(&list).await?;
         assert_eq!(status, 200, "{who}: {rows}");
         let row = find_roost(&rows);
         let (lat, lon) = (
@@ -203,7 +197,7 @@ async fn only_the_territory_s_reviewers_admins_and_the_observer_read_a_sensitive
         ("a régie auditor", auditor.token.as_str()),
         ("an admin", admin.token.as_str()),
     ] {
-        let (status, rows) = call(&server, Method::GET, &list, Some(token), None).await?;
+        let (status, rows) = server.as_(token).get(&list).await?;
         assert_eq!(status, 200, "{who}: {rows}");
         let row = find_roost(&rows);
         assert_eq!(
@@ -231,7 +225,7 @@ async fn only_the_territory_s_reviewers_admins_and_the_observer_read_a_sensitive
         ("a régie auditor", &auditor.token),
     ] {
         let (status, body) = get_text(
-            &server,
+            server,
             &format!("/api/territories/{t}/review/records/{roost_id}"),
             token,
         )
@@ -276,7 +270,7 @@ async fn only_the_territory_s_reviewers_admins_and_the_observer_read_a_sensitive
             ("another volunteer's phone", other_phone.token.as_str()),
             ("another volunteer's session", other_session.token.as_str()),
         ] {
-            let (status, body) = get_text(&server, &path, token).await?;
+            let (status, body) = get_text(server, &path, token).await?;
             // The review, the audit trail, the exports and the live events
             // are their territory's reviewers' only.
             let reviewers_only = ["/review/", "/audit/", "/records/", "/exports/", "/events"]

@@ -10,13 +10,12 @@ use std::{collections::BTreeMap, time::Duration};
 use anyhow::Context;
 use automerge::ReadDoc;
 use fieldnotes_tests::{
-    accounts::{self, call, Actor},
+    accounts::{self, Actor},
     init_test_logging, phones,
     raw_peer::{all_changes_message, RawPeer, SyncedDoc},
     records, ServerProcess, TestDatabase,
 };
 use mobile_bridge::Phone;
-use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use sync::documents::species::{read_species_list, Species};
@@ -80,7 +79,7 @@ async fn species_list(
     token: &str,
 ) -> anyhow::Result<(u16, Value)> {
     let path = format!("/api/territories/{territory}/species-list");
-    call(server, Method::GET, &path, Some(token), None).await
+    server.as_(token).get(&path).await
 }
 
 async fn revision(pool: &PgPool, doc_id: &str) -> anyhow::Result<i64> {
@@ -431,14 +430,7 @@ async fn a_volunteers_next_device_finds_the_notebook_their_phone_synced() -> any
     let elsewhere = phones::territory(&pool, "Parc de la Tête d'Or").await?;
     let path = format!("/api/territories/{}/notebooks", territory.id);
 
-    let (status, body) = call(
-        &server,
-        Method::GET,
-        &path,
-        Some(&camille.device.secret),
-        None,
-    )
-    .await?;
+    let (status, body) = server.as_(&camille.device.secret).get(&path).await?;
     assert_eq!((status, body), (200, json!({"notebooks": []})));
 
     let mut phone = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
@@ -451,14 +443,7 @@ async fn a_volunteers_next_device_finds_the_notebook_their_phone_synced() -> any
     phone.go_online(&server.sync_url()).await?;
     phone.wait_synced(TIMEOUT).await?;
 
-    let (status, body) = call(
-        &server,
-        Method::GET,
-        &path,
-        Some(&camille.device.secret),
-        None,
-    )
-    .await?;
+    let (status, body) = server.as_(&camille.device.secret).get(&path).await?;
     assert_eq!(status, 200, "{body}");
     let listed = body["notebooks"].as_array().context("a list")?;
     assert_eq!(listed.len(), 1, "{body}");
@@ -467,16 +452,12 @@ async fn a_volunteers_next_device_finds_the_notebook_their_phone_synced() -> any
     assert!(listed[0]["updatedAt"].is_string(), "{body}");
 
     // Not another volunteer's, and not in a territory where Camille holds no role.
-    let (status, body) = call(&server, Method::GET, &path, Some(&lou.device.secret), None).await?;
+    let (status, body) = server.as_(&lou.device.secret).get(&path).await?;
     assert_eq!((status, body), (200, json!({"notebooks": []})));
-    let (status, _) = call(
-        &server,
-        Method::GET,
-        &format!("/api/territories/{}/notebooks", elsewhere.id),
-        Some(&camille.device.secret),
-        None,
-    )
-    .await?;
+    let (status, _) = server
+        .as_(&camille.device.secret)
+        .get(&format!("/api/territories/{}/notebooks", elsewhere.id))
+        .await?;
     assert_eq!(status, 403);
     phone.shut_down().await;
     Ok(())

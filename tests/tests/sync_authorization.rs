@@ -861,7 +861,7 @@ async fn each_change_is_recorded_as_delivered_by_the_device_that_sent_it() -> an
             })
             .collect()
     };
-    let (_, document) = world.server.get_json_as(&path, &token).await?;
+    let (_, document) = world.server.as_(&token).get(&path).await?;
     let mut expected: Vec<(String, String)> = original
         .get_changes(&[])
         .iter()
@@ -899,7 +899,7 @@ async fn each_change_is_recorded_as_delivered_by_the_device_that_sent_it() -> an
         TIMEOUT,
         "the receipt of the second device's change",
         || async {
-            let (_, document) = world.server.get_json_as(&path, &token).await?;
+            let (_, document) = world.server.as_(&token).get(&path).await?;
             Ok(receipts(&document).into_iter().find(|(h, _)| *h == hash))
         },
     )

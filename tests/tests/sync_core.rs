@@ -9,7 +9,9 @@ use automerge::{sync::SyncDoc, Automerge, ReadDoc, ROOT};
 use fieldnotes_tests::{
     eventually, init_test_logging, phones,
     raw_peer::{new_document_id, RawPeer},
-    records, ServerProcess, TestDatabase,
+    records,
+    world::World,
+    ServerProcess, TestDatabase,
 };
 use mobile_bridge::Phone;
 use schemas::FieldRecord;
@@ -36,7 +38,7 @@ fn notebook_sightings(doc: &Automerge) -> BTreeSet<Uuid> {
 }
 
 async fn live_documents(server: &ServerProcess) -> anyhow::Result<u64> {
-    let (status, health) = server.get_json("/health").await?;
+    let (status, health) = server.anonymous().get("/health").await?;
     anyhow::ensure!(status == 200, "health answered {status}: {health}");
     health["sync"]["liveDocuments"]
         .as_u64()
@@ -46,12 +48,13 @@ async fn live_documents(server: &ServerProcess) -> anyhow::Result<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_document_leaves_memory_and_the_next_sync_reloads_it_with_nothing_lost(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start_with(&db.url, &["--document-idle-secs", "1"])?;
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Parc de la Tête d'Or").await?;
-    let volunteer = phones::enrol_volunteer(&pool, &territory, "Inès").await?;
+    let world = World::builder("Parc de la Tête d'Or")
+        .server_args(&["--document-idle-secs", "1"])
+        .volunteer("Inès")
+        .build()
+        .await?;
+    let (server, pool) = (&world.server, &world.pool);
+    let volunteer = world.volunteer("Inès");
     let mut phone =
         Phone::new_notebook(volunteer.notebook(), Some(volunteer.device.clone())).await?;
     let first = records::sighting(volunteer.account_id, "Erithacus rubecula", 1);
@@ -59,14 +62,14 @@ async fn an_idle_document_leaves_memory_and_the_next_sync_reloads_it_with_nothin
     phone.go_online(&server.sync_url()).await?;
     phone.wait_synced(TIMEOUT).await?;
     assert_eq!(
-        live_documents(&server).await?,
+        live_documents(server).await?,
         1,
         "the connected phone's notebook is live"
     );
 
     phone.go_offline();
     eventually(TIMEOUT, "the idle notebook to leave memory", || async {
-        Ok((live_documents(&server).await? == 0).then_some(()))
+        Ok((live_documents(server).await? == 0).then_some(()))
     })
     .await?;
 
@@ -76,7 +79,7 @@ async fn an_idle_document_leaves_memory_and_the_next_sync_reloads_it_with_nothin
     phone.wait_synced(TIMEOUT).await?;
     let expected: BTreeSet<Uuid> = [first.id(), second.id()].into();
     eventually(TIMEOUT, "both sightings in the inventory", || async {
-        Ok((sighting_ids(&pool).await? == expected).then_some(()))
+        Ok((sighting_ids(pool).await? == expected).then_some(()))
     })
     .await?;
     // The reloaded document is the whole notebook: a second device gets both.
@@ -94,14 +97,15 @@ async fn an_idle_document_leaves_memory_and_the_next_sync_reloads_it_with_nothin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_server_processes_on_one_database_push_each_others_changes_and_keep_all_of_them(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let first_process = ServerProcess::start(&db.url)?;
-    let second_process = ServerProcess::start(&db.url)?;
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Berges du Rhône").await?;
-    let volunteer = phones::enrol_volunteer(&pool, &territory, "Yanis").await?;
-    let second_device = phones::enrol_second_device(&pool, &territory, &volunteer).await?;
+    let world = World::builder("Berges du Rhône")
+        .volunteer("Yanis")
+        .second_device("Yanis")
+        .build()
+        .await?;
+    let (first_process, pool) = (&world.server, &world.pool);
+    let second_process = ServerProcess::start(&world.db.url)?;
+    let volunteer = world.volunteer("Yanis");
+    let second_device = world.second_device("Yanis").clone();
     let owner = volunteer.account_id;
 
     let mut phone_a =
@@ -153,7 +157,7 @@ async fn two_server_processes_on_one_database_push_each_others_changes_and_keep_
     .await?;
     // The inventory is what one process would have written for the merged notebook.
     eventually(TIMEOUT, "every sighting in the inventory", || async {
-        Ok((sighting_ids(&pool).await? == expected).then_some(()))
+        Ok((sighting_ids(pool).await? == expected).then_some(()))
     })
     .await?;
     phone_a.shut_down().await;
@@ -165,13 +169,13 @@ async fn two_server_processes_on_one_database_push_each_others_changes_and_keep_
 async fn a_peer_over_a_limit_is_told_which_and_another_peer_syncs_meanwhile() -> anyhow::Result<()>
 {
     use server::sync::access::MAX_DOCUMENTS_PER_CONNECTION;
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Vallon des Hôpitaux").await?;
-    let greedy = phones::enrol_volunteer(&pool, &territory, "Greedy").await?;
-    let honest = phones::enrol_volunteer(&pool, &territory, "Honest").await?;
+    let world = World::builder("Vallon des Hôpitaux")
+        .volunteer("Greedy")
+        .volunteer("Honest")
+        .build()
+        .await?;
+    let (server, pool) = (&world.server, &world.pool);
+    let (greedy, honest) = (world.volunteer("Greedy"), world.volunteer("Honest"));
     let mut honest_phone =
         Phone::new_notebook(honest.notebook(), Some(honest.device.clone())).await?;
     honest_phone.go_online(&server.sync_url()).await?;
@@ -199,7 +203,7 @@ async fn a_peer_over_a_limit_is_told_which_and_another_peer_syncs_meanwhile() ->
     );
     honest_phone.wait_synced(TIMEOUT).await?;
     eventually(TIMEOUT, "the honest sighting", || async {
-        Ok(sighting_ids(&pool)
+        Ok(sighting_ids(pool)
             .await?
             .contains(&sighting.id())
             .then_some(()))

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use fieldnotes_tests::{
-    eventually, init_test_logging, phones, records, ServerProcess, TestDatabase,
-};
+use fieldnotes_tests::{eventually, records, world::World};
 use mobile_bridge::Phone;
 use schemas::{FieldRecord, RecordKind};
 use serde_json::{json, Value};
@@ -16,14 +14,15 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_phones_merge_into_one_inventory_and_concurrent_edits_are_flagged(
 ) -> anyhow::Result<()> {
-    init_test_logging();
-    let db = TestDatabase::create().await?;
-    let server = ServerProcess::start(&db.url)?;
+    let world = World::builder("Friche Saint-Vincent")
+        .volunteer("Camille")
+        .second_device("Camille")
+        .build()
+        .await?;
+    let (server, pool) = (&world.server, &world.pool);
     let url = server.sync_url();
-    let pool = db.pool().await?;
-    let territory = phones::territory(&pool, "Friche Saint-Vincent").await?;
-    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
-    let second_device = phones::enrol_second_device(&pool, &territory, &camille).await?;
+    let camille = world.volunteer("Camille");
+    let second_device = world.second_device("Camille").clone();
     let volunteer = camille.account_id;
 
     // Phone A starts the notebook with one shared sighting and syncs it.
@@ -67,11 +66,11 @@ async fn offline_phones_merge_into_one_inventory_and_concurrent_edits_are_flagge
 
     let ids: Vec<Uuid> = eventually(SYNC_TIMEOUT, "all sightings in the inventory", || async {
         let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM sightings ORDER BY id")
-            .fetch_all(&pool)
+            .fetch_all(pool)
             .await?;
         let conflicted: i64 =
             sqlx::query_scalar("SELECT count(*) FROM sightings WHERE has_conflicts")
-                .fetch_one(&pool)
+                .fetch_one(pool)
                 .await?;
         Ok((ids.len() == expected.len() && conflicted == 1).then_some(ids))
     })
@@ -83,7 +82,7 @@ async fn offline_phones_merge_into_one_inventory_and_concurrent_edits_are_flagge
     let (count, conflicts): (Option<i64>, Value) =
         sqlx::query_as("SELECT individual_count, conflicts FROM sightings WHERE id = $1")
             .bind(shared.id())
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await?;
     let conflict = &conflicts[0];
     assert_eq!(conflict["field"], "individualCount");
@@ -103,7 +102,8 @@ async fn offline_phones_merge_into_one_inventory_and_concurrent_edits_are_flagge
 
     // Nothing else was flagged, and the HTTP API shows the same.
     let (status, listed) = server
-        .get_json_as("/api/sightings?conflicts=true", &camille.device.secret)
+        .as_(&camille.device.secret)
+        .get("/api/sightings?conflicts=true")
         .await?;
     assert_eq!(status, 200);
     assert_eq!(listed.as_array().map(Vec::len), Some(1));

@@ -297,7 +297,7 @@ async fn storm_ours(args: &Args, log_dir: &Path) -> anyhow::Result<StormResult> 
     if let Some(idle) = args.idle_secs {
         let deadline = Instant::now() + Duration::from_secs(idle + 60);
         loop {
-            let (_, health) = server.get_json("/health").await?;
+            let (_, health) = server.anonymous().get("/health").await?;
             let live = health["sync"]["liveDocuments"].as_u64();
             if live == Some(0) || Instant::now() > deadline {
                 result.live_documents_after_idle = live;
