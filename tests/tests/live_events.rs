@@ -10,7 +10,9 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use fieldnotes_tests::{accounts, phones, records, world::World, ServerProcess};
+use fieldnotes_tests::{
+    accounts, init_test_logging, phones, records, world::World, ServerProcess, TestDatabase,
+};
 use mobile_bridge::Phone;
 use reqwest::Method;
 use schemas::{FieldRecord, RecordKind};
