@@ -4,6 +4,7 @@
 //! makes on a coordinator's behalf (a conflict resolution), so both write
 //! through this module and neither depends on the other.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 use sqlx::{PgConnection, PgPool};
@@ -68,27 +69,85 @@ pub async fn append(conn: &mut PgConnection, rows: &[Json]) -> Result<(), sqlx::
     Ok(())
 }
 
+/// A record's current decisions and its whole history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordHistory {
+    pub record_id: Uuid,
+    /// Its current decisions, one per kind of decision.
+    pub decisions: Vec<Decision>,
+    /// Every step, oldest first.
+    pub history: Vec<Step>,
+}
+
+/// A decision in force about a record.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// `verification`, `follow_up`, `approval` or `duplicate`.
+    pub decision: String,
+    pub status: String,
+    #[schema(required = true)]
+    pub reason: Option<String>,
+    pub decided_by: Uuid,
+    pub decided_by_name: String,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// One step of a record's review, as it was taken.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    pub id: i64,
+    /// As [`HistoryRow::action`].
+    pub action: String,
+    #[schema(required = true)]
+    pub status: Option<String>,
+    #[schema(required = true)]
+    pub previous: Option<String>,
+    #[schema(required = true)]
+    pub reason: Option<String>,
+    /// The field and values of a resolved conflict, the other record of a
+    /// duplicate pair.
+    #[schema(value_type = Object)]
+    pub detail: Json,
+    pub decided_by: Uuid,
+    pub decided_by_name: String,
+    pub decided_at: DateTime<Utc>,
+}
+
 /// A record's current decisions and its whole history, oldest first, each
 /// step with who took it.
-pub async fn of_record(pool: &PgPool, territory: Uuid, record: Uuid) -> Result<Json, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT jsonb_build_object(\
-           'recordId', $2::uuid, \
-           'decisions', (SELECT COALESCE(jsonb_agg(jsonb_build_object(\
-               'decision', d.decision, 'status', d.status, 'reason', d.reason, \
-               'decidedBy', d.decided_by, 'decidedByName', a.display_name, \
-               'decidedAt', d.decided_at) ORDER BY d.decision), '[]') \
-             FROM review_decisions d JOIN accounts a ON a.id = d.decided_by \
-             WHERE d.record_id = $2 AND d.territory_id = $1), \
-           'history', (SELECT COALESCE(jsonb_agg(jsonb_build_object(\
-               'id', h.id, 'action', h.action, 'status', h.status, 'previous', h.previous, \
-               'reason', h.reason, 'detail', h.detail, 'decidedBy', h.decided_by, \
-               'decidedByName', a.display_name, 'decidedAt', h.decided_at) ORDER BY h.id), '[]') \
-             FROM review_history h JOIN accounts a ON a.id = h.decided_by \
-             WHERE h.record_id = $2 AND h.territory_id = $1))",
+pub async fn of_record(
+    pool: &PgPool,
+    territory: Uuid,
+    record: Uuid,
+) -> Result<RecordHistory, sqlx::Error> {
+    let decisions = sqlx::query_as!(
+        Decision,
+        "SELECT d.decision, d.status, d.reason, d.decided_by, \
+           a.display_name AS decided_by_name, d.decided_at \
+         FROM review_decisions d JOIN accounts a ON a.id = d.decided_by \
+         WHERE d.territory_id = $1 AND d.record_id = $2 ORDER BY d.decision",
+        territory,
+        record
     )
-    .bind(territory)
-    .bind(record)
-    .fetch_one(pool)
-    .await
+    .fetch_all(pool)
+    .await?;
+    let history = sqlx::query_as!(
+        Step,
+        "SELECT h.id, h.action, h.status, h.previous, h.reason, h.detail, h.decided_by, \
+           a.display_name AS decided_by_name, h.decided_at \
+         FROM review_history h JOIN accounts a ON a.id = h.decided_by \
+         WHERE h.territory_id = $1 AND h.record_id = $2 ORDER BY h.id",
+        territory,
+        record
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(RecordHistory {
+        record_id: record,
+        decisions,
+        history,
+    })
 }

@@ -19,12 +19,14 @@ use super::{
 };
 use crate::{
     auth::Role,
+    history::RecordHistory,
     review::{
-        conflicts::{self, Resolution},
+        conflicts::{self, Resolution, Resolved},
         decisions::{self, DecisionRequest},
         duplicates::{self, Pair, Settings},
         filter::Filter,
         publish::review_document,
+        rows::{ProposalPage, ReviewPage, ReviewRow},
         ReviewError,
     },
 };
@@ -108,23 +110,6 @@ impl From<ReviewError> for ApiError {
     }
 }
 
-/// A page of the review table (documentation only: built in SQL).
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-struct ReviewPage {
-    /// The kind of record listed.
-    kind: String,
-    /// Rows, newest first: the record's fields (Darwin Core names), its
-    /// author's name, its current decision (`validationStatus`, `status`,
-    /// `approvalStatus`), `hasConflicts` and `conflicts`, and for sightings
-    /// `possibleDuplicate` and `duplicateOf`.
-    #[schema(value_type = Vec<Object>)]
-    items: Vec<Value>,
-    /// `after=` for the next page; null on the last.
-    next_cursor: Option<String>,
-}
-
 /// `GET …/review/records`: a keyset page of the review table.
 #[utoipa::path(
     get,
@@ -145,7 +130,7 @@ async fn records(
     user: AuthUser,
     Path(territory): Path<Uuid>,
     filter: Result<Query<Filter>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReviewPage>, ApiError> {
     user.require_role(territory, READERS, "review the inventory")?;
     let selection = query(filter)?.check()?;
     Ok(Json(selection.page(&state.pool, territory).await?))
@@ -188,7 +173,7 @@ async fn counts(
         ("record_id" = Uuid, Path, description = "The record (sighting, report or entry)"),
     ),
     responses(
-        (status = 200, description = "The record: the fields of a review-table row of its kind", body = Object),
+        (status = 200, description = "The record, as a row of the review table", body = ReviewRow),
         (status = 401, description = UNAUTHENTICATED, body = ApiError),
         (status = 403, description = "Only the territory's coordinators and régie auditors review it", body = ApiError),
         (status = 404, description = "No such record in the territory", body = ApiError),
@@ -199,27 +184,11 @@ async fn record(
     State(state): State<AppState>,
     user: AuthUser,
     Path((territory, record)): Path<(Uuid, Uuid)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReviewRow>, ApiError> {
     user.require_role(territory, READERS, "review the inventory")?;
     Ok(Json(
         crate::review::filter::record(&state.pool, territory, record).await?,
     ))
-}
-
-/// A record's decisions and history (documentation only: built in SQL).
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-struct RecordHistory {
-    record_id: Uuid,
-    /// Its current decisions: `decision`, `status`, `reason`, `decidedBy`,
-    /// `decidedByName`, `decidedAt`.
-    #[schema(value_type = Vec<Object>)]
-    decisions: Vec<Value>,
-    /// Every step, oldest first: `action`, `status`, `previous`, `reason`,
-    /// `detail`, `decidedBy`, `decidedByName`, `decidedAt`.
-    #[schema(value_type = Vec<Object>)]
-    history: Vec<Value>,
 }
 
 /// `GET …/review/records/{record_id}/history`: current decisions and every step.
@@ -243,7 +212,7 @@ async fn record_history(
     State(state): State<AppState>,
     user: AuthUser,
     Path((territory, record)): Path<(Uuid, Uuid)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RecordHistory>, ApiError> {
     user.require_role(territory, READERS, "read the review history")?;
     Ok(Json(
         crate::history::of_record(&state.pool, territory, record).await?,
@@ -339,7 +308,7 @@ async fn conflict_queue(
     user: AuthUser,
     Path(territory): Path<Uuid>,
     page: Result<Query<Page>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReviewPage>, ApiError> {
     user.require_role(territory, READERS, "review the inventory")?;
     let page = query(page)?;
     let filter = Filter {
@@ -351,16 +320,6 @@ async fn conflict_queue(
     Ok(Json(
         conflicts::queue(&state.pool, territory, &filter).await?,
     ))
-}
-
-/// A resolution, written.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-struct Resolved {
-    record_id: Uuid,
-    field: String,
-    value: Value,
 }
 
 /// `POST …/review/conflicts/{record_id}/resolution`: the coordinator's value,
@@ -392,7 +351,7 @@ async fn resolve_conflict(
     user: AuthUser,
     Path((territory, record)): Path<(Uuid, Uuid)>,
     JsonBody(resolution): JsonBody<Resolution>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Resolved>, ApiError> {
     user.require_role(territory, DECIDERS, "resolve conflicts")?;
     let resolved = conflicts::resolve(
         &state.pool,
@@ -417,19 +376,6 @@ struct PairPage {
     limit: Option<i64>,
 }
 
-/// A page of proposed duplicates (documentation only: built in SQL).
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-struct DuplicatePage {
-    /// Pairs, newest first: `a` and `b` (each sighting's id, taxon, date,
-    /// position, count, site, photos, author, validation status),
-    /// `distanceM`, `hoursApart`.
-    #[schema(value_type = Vec<Object>)]
-    items: Vec<Value>,
-    next_cursor: Option<String>,
-}
-
 /// `GET …/review/duplicates`: proposed pairs.
 #[utoipa::path(
     get,
@@ -438,7 +384,7 @@ struct DuplicatePage {
     tag = "review",
     params(("id" = Uuid, Path, description = "The territory"), PairPage),
     responses(
-        (status = 200, description = "Sightings of one taxon within the territory's distance and time window, neither merged nor dismissed", body = DuplicatePage),
+        (status = 200, description = "Sightings of one taxon within the territory's distance and time window, neither merged nor dismissed", body = ProposalPage),
         (status = 400, description = "A parameter is malformed (named in `field`)", body = ApiError),
         (status = 401, description = UNAUTHENTICATED, body = ApiError),
         (status = 403, description = "Only the territory's coordinators and régie auditors review it", body = ApiError),
@@ -450,7 +396,7 @@ async fn duplicate_proposals(
     user: AuthUser,
     Path(territory): Path<Uuid>,
     page: Result<Query<PairPage>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProposalPage>, ApiError> {
     user.require_role(territory, READERS, "review the inventory")?;
     let page = query(page)?;
     Ok(Json(

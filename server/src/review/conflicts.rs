@@ -27,7 +27,7 @@ use crate::history::HistoryRow;
 
 use schemas::RecordKind;
 
-use super::{filter::Filter, parse_kind, ReviewError};
+use super::{filter::Filter, parse_kind, rows::ReviewPage, ReviewError};
 use crate::{
     auth::Principal,
     inventory::materialise::load_committed,
@@ -45,28 +45,38 @@ pub struct Resolution {
     pub reason: Option<String>,
 }
 
+/// A resolution, written.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Resolved {
+    pub record_id: Uuid,
+    pub field: String,
+    /// The value every copy of the record now holds.
+    pub value: Json,
+}
+
 /// A page of the conflict queue: the review table's rows with conflicts,
 /// each conflicted value attributed.
-pub async fn queue(pool: &PgPool, territory: Uuid, filter: &Filter) -> Result<Json, ReviewError> {
+pub async fn queue(
+    pool: &PgPool,
+    territory: Uuid,
+    filter: &Filter,
+) -> Result<ReviewPage, ReviewError> {
     let mut filter = filter.clone();
     filter.conflicts = Some(true);
     let mut page = filter.check()?.page(pool, territory).await?;
-    let Some(items) = page["items"].as_array_mut() else {
-        return Ok(page);
-    };
     let mut documents: HashMap<String, Automerge> = HashMap::new();
-    for item in items.iter_mut() {
-        let (Some(doc_id), Some(id)) = (item["documentId"].as_str(), item["id"].as_str()) else {
-            continue;
-        };
-        let kind = parse_kind("kind", item["kind"].as_str().unwrap_or_default())?;
-        if !documents.contains_key(doc_id) {
+    for item in &mut page.items {
+        let doc_id = item.document_id().to_string();
+        if !documents.contains_key(&doc_id) {
             let mut conn = pool.acquire().await?;
-            let committed = load_committed(&mut conn, doc_id).await?;
-            documents.insert(doc_id.to_string(), committed.doc);
+            let committed = load_committed(&mut conn, &doc_id).await?;
+            documents.insert(doc_id.clone(), committed.doc);
         }
-        let doc = &documents[doc_id];
-        item["conflicts"] = attributed(pool, doc, doc_id, kind, id).await?;
+        let doc = &documents[&doc_id];
+        let attributed =
+            attributed(pool, doc, &doc_id, item.kind(), &item.id().to_string()).await?;
+        *item.conflicts_mut() = sqlx::types::Json(attributed);
     }
     Ok(page)
 }
@@ -159,7 +169,7 @@ pub async fn resolve(
     record: Uuid,
     coordinator: &Principal,
     resolution: Resolution,
-) -> Result<Json, ReviewError> {
+) -> Result<Resolved, ReviewError> {
     let field = resolution.field.trim().to_string();
     if field.is_empty() {
         return Err(ReviewError::bad_request("field", "names no field"));
@@ -267,5 +277,9 @@ pub async fn resolve(
         Err(WriteFailure::Storage(reason)) => return Err(ReviewError::Storage(reason)),
     }
     tracing::info!(%territory, %record, field, coordinator = %coordinator.account_id, "conflict resolved");
-    Ok(json!({ "recordId": record, "field": field, "value": resolution.value }))
+    Ok(Resolved {
+        record_id: record,
+        field,
+        value: resolution.value,
+    })
 }

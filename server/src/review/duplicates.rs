@@ -4,6 +4,8 @@
 //! (one record is the reference, the other is marked duplicate of it; both
 //! stay in the inventory) or dismisses it (never proposed again).
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use sqlx::PgPool;
@@ -14,6 +16,7 @@ use crate::history::{self, HistoryRow};
 use super::{
     decisions::mark_for_publishing,
     filter::{DEFAULT_PAGE, MAX_PAGE},
+    rows::{PairSide, ProposalPage, ProposedPair},
     ReviewError,
 };
 use schemas::RecordKind;
@@ -37,29 +40,16 @@ pub struct Pair {
     pub reason: Option<String>,
 }
 
-/// The side of a pair: enough to compare the two records side by side.
-fn brief(t: &str, account: &str) -> String {
-    format!(
-        "jsonb_build_object('id', {t}.id, 'scientificName', {t}.scientific_name, \
-           'taxonID', {t}.taxon_id, 'eventDate', {t}.event_date, \
-           'decimalLatitude', ST_Y({t}.geom), 'decimalLongitude', ST_X({t}.geom), \
-           'coordinateUncertaintyInMeters', {t}.coordinate_uncertainty_m, \
-           'individualCount', {t}.individual_count, 'site', {t}.site, 'photos', {t}.photos, \
-           'authorId', {t}.author_id, 'authorName', {account}.display_name, \
-           'validationStatus', {t}.validation_status)"
-    )
-}
-
 /// The SQL of a page of proposals: `$1` territory, `$2`/`$3` the cursor's
 /// review orders (NULL for the first page), `$4` the row limit. Public so
 /// the review benchmark explains the very query the server runs.
-pub fn proposals_sql() -> String {
-    // The page's pairs are found first, reading indexes only (the walk in
-    // review order starts at the cursor, each probe is index-only since the
-    // probe index covers review_seq); the records are read for those pairs
-    // alone. A cursor `a:b` resumes inside a's pairs (`o.review_seq < b`),
-    // then walks on from a.
-    format!(
+///
+/// The page's pairs are found first, reading indexes only (the walk in
+/// review order starts at the cursor, each probe is index-only since the
+/// probe index covers review_seq); the records are read for those pairs
+/// alone, the sides by [`pair_sides`]. A cursor `a:b` resumes inside a's
+/// pairs (`o.review_seq < b`), then walks on from a.
+pub const PROPOSALS_SQL: &str =
         "WITH page AS ( \
            SELECT t.id AS a_id, o.id AS b_id, t.review_seq AS a_seq, o.review_seq AS b_seq \
            FROM sightings t JOIN territories tr ON tr.id = t.territory_id \
@@ -79,18 +69,12 @@ pub fn proposals_sql() -> String {
            WHERE t.territory_id = $1 AND t.duplicate_of IS NULL \
              AND t.review_seq <= coalesce($2::bigint, 9223372036854775807) \
            ORDER BY t.review_seq DESC, o.review_seq DESC LIMIT $4) \
-         SELECT jsonb_build_object('a', {a}, 'b', {b}, \
-           'distanceM', round(ST_Distance(t.geom::geography, o.geom::geography)::numeric, 1), \
-           'hoursApart', round((abs(extract(epoch FROM t.event_date - o.event_date)) / 3600)::numeric, 2)), \
+         SELECT page.a_id, page.b_id, \
+           round(ST_Distance(t.geom::geography, o.geom::geography)::numeric, 1)::float8 AS distance_m, \
+           round((abs(extract(epoch FROM t.event_date - o.event_date)) / 3600)::numeric, 2)::float8 AS hours_apart, \
            page.a_seq, page.b_seq \
          FROM page JOIN sightings t ON t.id = page.a_id JOIN sightings o ON o.id = page.b_id \
-         LEFT JOIN accounts au ON au.id = t.author_id \
-         LEFT JOIN accounts ou ON ou.id = o.author_id \
-         ORDER BY page.a_seq DESC, page.b_seq DESC",
-        a = brief("t", "au"),
-        b = brief("o", "ou"),
-    )
-}
+         ORDER BY page.a_seq DESC, page.b_seq DESC";
 
 /// A page of proposed pairs, newest first: each pair once, `a` the later
 /// filed. The cursor is `<a's review_seq>:<b's review_seq>`.
@@ -99,7 +83,7 @@ pub async fn proposals(
     territory: Uuid,
     after: Option<&str>,
     limit: Option<i64>,
-) -> Result<Json, ReviewError> {
+) -> Result<ProposalPage, ReviewError> {
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ReviewError::bad_request(
@@ -115,23 +99,66 @@ pub async fn proposals(
                 .ok_or_else(|| ReviewError::bad_request("after", "not a cursor this server gave"))
         })
         .transpose()?;
-    let sql = proposals_sql();
-    let mut rows: Vec<(Json, i64, i64)> = sqlx::query_as(&sql)
+    let mut pairs: Vec<PairOnPage> = sqlx::query_as(PROPOSALS_SQL)
         .bind(territory)
         .bind(cursor.map(|c| c.0))
         .bind(cursor.map(|c| c.1))
         .bind(limit + 1)
         .fetch_all(pool)
         .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next = more
-        .then(|| rows.last().map(|(_, a, b)| format!("{a}:{b}")))
+    let more = pairs.len() as i64 > limit;
+    pairs.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| pairs.last().map(|p| format!("{}:{}", p.a_seq, p.b_seq)))
         .flatten();
-    Ok(json!({
-        "items": rows.into_iter().map(|(pair, _, _)| pair).collect::<Vec<_>>(),
-        "nextCursor": next,
-    }))
+    let ids: Vec<Uuid> = pairs.iter().flat_map(|p| [p.a_id, p.b_id]).collect();
+    let sides: HashMap<Uuid, PairSide> = pair_sides(pool, &ids)
+        .await?
+        .into_iter()
+        .map(|side| (side.id, side))
+        .collect();
+    // A sighting removed from its notebook since the pairs were found takes
+    // its pairs with it.
+    let items = pairs
+        .iter()
+        .filter_map(|pair| {
+            Some(ProposedPair {
+                a: sides.get(&pair.a_id)?.clone(),
+                b: sides.get(&pair.b_id)?.clone(),
+                distance_m: pair.distance_m,
+                hours_apart: pair.hours_apart,
+            })
+        })
+        .collect();
+    Ok(ProposalPage { items, next_cursor })
+}
+
+/// A pair as [`PROPOSALS_SQL`] finds it, before its sides are read.
+#[derive(sqlx::FromRow)]
+struct PairOnPage {
+    a_id: Uuid,
+    b_id: Uuid,
+    distance_m: f64,
+    hours_apart: f64,
+    a_seq: i64,
+    b_seq: i64,
+}
+
+/// The sightings of a page's pairs, as their sides.
+async fn pair_sides(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<PairSide>, sqlx::Error> {
+    sqlx::query_as!(
+        PairSide,
+        r#"SELECT s.id, s.scientific_name, s.taxon_id, s.event_date,
+             ST_Y(s.geom) AS "decimal_latitude!", ST_X(s.geom) AS "decimal_longitude!",
+             s.coordinate_uncertainty_m AS coordinate_uncertainty_in_meters,
+             s.individual_count, s.site, s.photos, s.author_id,
+             a.display_name AS "author_name?", s.validation_status
+           FROM sightings s LEFT JOIN accounts a ON a.id = s.author_id
+           WHERE s.id = ANY($1)"#,
+        ids
+    )
+    .fetch_all(pool)
+    .await
 }
 
 /// The two sightings of a pair, locked: (id, author, duplicate_of).

@@ -8,13 +8,16 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
-use serde_json::Value as Json;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{postgres::PgRow, FromRow, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use schemas::RecordKind;
 
-use super::{parse_kind, ReviewError};
+use super::{
+    parse_kind,
+    rows::{self, DegradationReportRow, ReviewPage, ReviewRow, SightingRow, TimesheetEntryRow},
+    ReviewError,
+};
 use crate::inventory::kinds::Stored;
 
 pub const DEFAULT_PAGE: i64 = 50;
@@ -318,51 +321,63 @@ impl Selection {
     }
 
     /// One page of rows, newest first, and the cursor of the next page.
-    pub async fn page(&self, pool: &PgPool, territory: Uuid) -> Result<Json, ReviewError> {
+    pub async fn page(&self, pool: &PgPool, territory: Uuid) -> Result<ReviewPage, ReviewError> {
         let mut sql = QueryBuilder::new("SELECT ");
-        sql.push(row_json(self.kind)).push(" AS row, t.review_seq");
+        sql.push(rows::columns(self.kind)).push(", t.review_seq");
         self.push_from_where(&mut sql, territory);
         if let Some(after) = self.after {
             sql.push(" AND t.review_seq < ").push_bind(after);
         }
         sql.push(" ORDER BY t.review_seq DESC LIMIT ")
             .push_bind(self.limit + 1);
-        let mut rows: Vec<(Json, i64)> = sql.build_query_as().fetch_all(pool).await?;
-        let more = rows.len() as i64 > self.limit;
-        rows.truncate(self.limit as usize);
-        let next = more
-            .then(|| rows.last().map(|(_, seq)| seq.to_string()))
-            .flatten();
-        Ok(serde_json::json!({
-            "kind": self.kind.as_str(),
-            "items": rows.into_iter().map(|(row, _)| row).collect::<Vec<_>>(),
-            "nextCursor": next,
-        }))
+        let mut fetched = sql.build().fetch_all(pool).await?;
+        // The extra row only says that a next page exists.
+        let more = fetched.len() as i64 > self.limit;
+        fetched.truncate(self.limit as usize);
+        let next_cursor = match fetched.last() {
+            Some(last) if more => Some(last.try_get::<i64, _>("review_seq")?.to_string()),
+            _ => None,
+        };
+        Ok(ReviewPage {
+            kind: self.kind,
+            items: fetched
+                .iter()
+                .map(|row| review_row(self.kind, row))
+                .collect::<Result<_, _>>()?,
+            next_cursor,
+        })
     }
+}
+
+/// A row of `kind` read by its columns ([`rows::columns`]).
+fn review_row(kind: RecordKind, row: &PgRow) -> Result<ReviewRow, sqlx::Error> {
+    Ok(match kind {
+        RecordKind::Sighting => ReviewRow::Sighting(SightingRow::from_row(row)?),
+        RecordKind::DegradationReport => {
+            ReviewRow::DegradationReport(DegradationReportRow::from_row(row)?)
+        }
+        RecordKind::TimesheetEntry => ReviewRow::TimesheetEntry(TimesheetEntryRow::from_row(row)?),
+    })
 }
 
 /// One record of the territory as a review-table row, whatever its kind (the
 /// record page opens it by id alone).
-pub async fn record(pool: &PgPool, territory: Uuid, id: Uuid) -> Result<Json, ReviewError> {
-    for kind in [
-        RecordKind::Sighting,
-        RecordKind::DegradationReport,
-        RecordKind::TimesheetEntry,
-    ] {
+pub async fn record(pool: &PgPool, territory: Uuid, id: Uuid) -> Result<ReviewRow, ReviewError> {
+    for kind in RecordKind::ALL {
         let sql = format!(
             "SELECT {} FROM {} t JOIN territories tr ON tr.id = t.territory_id \
              LEFT JOIN accounts au ON au.id = t.{} WHERE t.territory_id = $1 AND t.id = $2",
-            row_json(kind),
+            rows::columns(kind),
             kind.table(),
             kind.volunteer_column()
         );
-        let row: Option<Json> = sqlx::query_scalar(&sql)
+        let row = sqlx::query(&sql)
             .bind(territory)
             .bind(id)
             .fetch_optional(pool)
             .await?;
         if let Some(row) = row {
-            return Ok(row);
+            return Ok(review_row(kind, &row)?);
         }
     }
     Err(ReviewError::NotFound(format!(
@@ -413,46 +428,5 @@ fn push_instant(sql: &mut QueryBuilder<'_, Postgres>, kind: RecordKind, instant:
         sql.push_bind(instant.date_naive());
     } else {
         sql.push_bind(instant);
-    }
-}
-
-/// The JSON of one review-table row of `kind` (aliases as in
-/// [`Selection::push_from_where`]).
-pub(crate) fn row_json(kind: RecordKind) -> String {
-    match kind {
-        RecordKind::Sighting => format!(
-            "jsonb_build_object('kind', 'sighting', 'id', t.id, 'documentId', t.doc_id, \
-               'scientificName', t.scientific_name, 'taxonID', t.taxon_id, \
-               'vernacularName', t.vernacular_name, 'eventDate', t.event_date, \
-               'decimalLatitude', ST_Y(t.geom), 'decimalLongitude', ST_X(t.geom), \
-               'coordinateUncertaintyInMeters', t.coordinate_uncertainty_m, \
-               'individualCount', t.individual_count, 'site', t.site, \
-               'recordedBy', t.recorded_by, 'notes', t.notes, 'photos', t.photos, \
-               'authorId', t.author_id, 'authorName', au.display_name, \
-               'validationStatus', t.validation_status, 'duplicateOf', t.duplicate_of, \
-               'hasConflicts', t.has_conflicts, 'conflicts', t.conflicts, \
-               'possibleDuplicate', {HAS_POSSIBLE_DUPLICATE}, 'modifiedAt', t.modified_at)"
-        ),
-        RecordKind::DegradationReport => "jsonb_build_object('kind', 'degradation_report', \
-               'id', t.id, 'documentId', t.doc_id, 'category', t.category, \
-               'categoryDetail', t.category_detail, 'observedAt', t.observed_at, \
-               'decimalLatitude', ST_Y(t.geom), 'decimalLongitude', ST_X(t.geom), \
-               'coordinateUncertaintyInMeters', t.coordinate_uncertainty_m, \
-               'description', t.description, 'photos', t.photos, 'site', t.site, \
-               'authorId', t.author_id, 'authorName', au.display_name, \
-               'status', t.status, 'statusReason', t.status_reason, \
-               'hasConflicts', t.has_conflicts, 'conflicts', t.conflicts, \
-               'modifiedAt', t.modified_at)"
-            .to_string(),
-        RecordKind::TimesheetEntry => "jsonb_build_object('kind', 'timesheet_entry', \
-               'id', t.id, 'documentId', t.doc_id, 'volunteerId', t.volunteer_id, \
-               'authorName', au.display_name, 'workDate', t.work_date, \
-               'startedAt', t.started_at, 'endedAt', t.ended_at, \
-               'durationMinutes', t.duration_minutes, 'activity', t.activity, 'site', t.site, \
-               'notes', t.notes, 'approvalStatus', t.approval_status, \
-               'approvalReason', t.approval_reason, 'approvedBy', t.approved_by, \
-               'approvedAt', t.approved_at, 'hasConflicts', t.has_conflicts, \
-               'conflicts', t.conflicts, 'modifiedAt', t.modified_at)"
-            .to_string(),
     }
 }

@@ -11,6 +11,7 @@
 //!   record's notebook through the sync core;
 //! - [`duplicates`]: sightings of one taxon close in space and time, merged or
 //!   dismissed;
+//! - [`rows`]: the typed rows a reviewer reads (table, record page, pairs);
 //! - [`publish`]: carrying decisions to the volunteers' review documents
 //!   (`sync::documents::review`), from the outbox their transaction wrote.
 //!
@@ -28,6 +29,7 @@ pub mod decisions;
 pub mod duplicates;
 pub mod filter;
 pub mod publish;
+pub mod rows;
 
 mod error;
 pub use error::ReviewError;

@@ -1564,7 +1564,7 @@ fn sql_equivalent(query: Query, territory: Uuid, p: &RunParams) -> String {
                 _ => ("NULL".to_string(), "NULL".to_string()),
             };
             // The server's own SQL, its parameters inlined.
-            return server::review::duplicates::proposals_sql()
+            return server::review::duplicates::PROPOSALS_SQL
                 .replace("$1", &format!("'{territory}'::uuid"))
                 .replace("$2", &a)
                 .replace("$3", &b)
