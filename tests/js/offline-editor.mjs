@@ -106,6 +106,12 @@ function waitFor(what, check, describe) {
 }
 
 goOnline();
+// The adapter calls itself ready after one second without the server's
+// answer, and a find made then, with no peer yet, says "unavailable": on a
+// loaded machine, wait for the server's peer first.
+await waitFor("the server's peer", () => (repo.peers.length > 0 ? true : undefined), () =>
+  `no peer at ${opts.url}`,
+);
 let handle;
 try {
   handle = await repo.find(`automerge:${opts.docId}`);

@@ -60,6 +60,17 @@ const at = doc => opts.path.reduce((value, key) => (value == null ? undefined : 
 // Text objects and dates read as what JSON would show.
 const show = value => (value === undefined ? "undefined" : JSON.stringify(value));
 
+// The adapter calls itself ready after one second without the server's
+// answer, and a find made then, with no peer yet, says "unavailable": on a
+// loaded machine, wait for the server's peer first.
+const connectStarted = Date.now();
+while (repo.peers.length === 0) {
+  if (Date.now() - connectStarted > opts.timeoutMs) {
+    fail(`timed out after ${opts.timeoutMs} ms waiting for the server's peer at ${opts.url}`);
+  }
+  await new Promise(resolve => setTimeout(resolve, 20));
+}
+
 let handle;
 try {
   handle = await repo.find(`automerge:${opts.docId}`);

@@ -154,8 +154,18 @@ fn build_binary(package: &str, bin: &str) -> Result<PathBuf, String> {
 
 /// Installs the pinned npm packages of `tests/js` (package-lock.json) if they
 /// are missing, and returns that directory. npm's output goes to stderr, so a
-/// tool printing results on stdout keeps it clean.
+/// tool printing results on stdout keeps it clean. Once per process: tests
+/// running side by side must not both run `npm ci`, which empties
+/// `node_modules` before filling it.
 pub fn ensure_js_dependencies() -> anyhow::Result<PathBuf> {
+    static INSTALLED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| install_js_dependencies().map_err(|error| format!("{error:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn install_js_dependencies() -> anyhow::Result<PathBuf> {
     use std::os::fd::AsFd;
     let js = workspace_root().join("tests").join("js");
     if !js
