@@ -19,9 +19,11 @@ use schemas::RecordKind;
 use super::filter::HAS_POSSIBLE_DUPLICATE;
 use crate::inventory::rows::Conflict;
 
-/// One row of the review table or one record page, whatever its kind.
+/// One row of the review table or one record page, whatever its kind: each
+/// row names its `kind` (a field of its own rather than serde's tag, so the
+/// OpenAPI document describes each kind as one plain object).
 #[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(untagged)]
 pub enum ReviewRow {
     Sighting(SightingRow),
     DegradationReport(DegradationReportRow),
@@ -68,6 +70,9 @@ impl ReviewRow {
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct SightingRow {
+    /// `sighting`.
+    #[schema(example = "sighting")]
+    pub kind: String,
     pub id: Uuid,
     /// The notebook document it was synced in.
     pub document_id: String,
@@ -115,6 +120,9 @@ pub struct SightingRow {
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct DegradationReportRow {
+    /// `degradation_report`.
+    #[schema(example = "degradation_report")]
+    pub kind: String,
     pub id: Uuid,
     pub document_id: String,
     pub category: String,
@@ -146,6 +154,9 @@ pub struct DegradationReportRow {
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct TimesheetEntryRow {
+    /// `timesheet_entry`.
+    #[schema(example = "timesheet_entry")]
+    pub kind: String,
     pub id: Uuid,
     pub document_id: String,
     pub volunteer_id: Uuid,
@@ -179,7 +190,7 @@ pub struct TimesheetEntryRow {
 /// the record, `tr` its territory, `au` its author's account, as in
 /// `Selection::push_from_where`).
 pub(crate) fn columns(kind: RecordKind) -> String {
-    match kind {
+    let own = match kind {
         RecordKind::Sighting => format!(
             "t.id, t.doc_id AS document_id, t.scientific_name, t.taxon_id, \
              t.vernacular_name, t.event_date, ST_Y(t.geom) AS decimal_latitude, \
@@ -203,7 +214,8 @@ pub(crate) fn columns(kind: RecordKind) -> String {
              t.approval_reason, t.approved_by, t.approved_at, t.has_conflicts, t.conflicts, \
              t.modified_at"
             .to_string(),
-    }
+    };
+    format!("'{}' AS kind, {own}", kind.as_str())
 }
 
 /// A page of the review table.
