@@ -28,7 +28,7 @@ use super::{
 use crate::{
     auth::Role,
     reports::{
-        hours::{self, IssuedReport, MAX_PERIOD_DAYS},
+        hours::{self, IssuedReport, IssuedReportSummary, MAX_PERIOD_DAYS},
         rates::{self, HourlyRate},
     },
 };
@@ -40,6 +40,7 @@ const REPORT_SHA256: HeaderName = HeaderName::from_static("report-sha256");
 
 pub fn routes() -> Routes {
     Routes::new()
+        .route(Method::GET, "/api/territories/{id}/reports/hours", list)
         .route(Method::POST, "/api/territories/{id}/reports/hours", issue)
         .route(
             Method::GET,
@@ -85,6 +86,31 @@ struct IssuedReportBody {
 
 fn json_report(report: IssuedReport) -> Json<Value> {
     Json(serde_json::json!({ "sha256": report.sha256, "report": report.content }))
+}
+
+/// `GET …/reports/hours`: the reports issued so far, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/territories/{id}/reports/hours",
+    operation_id = "hoursReports",
+    tag = "reports",
+    params(("id" = Uuid, Path, description = "The territory")),
+    responses(
+        (status = 200, description = "The hours reports issued in the territory, newest first (the 200 latest)", body = Vec<IssuedReportSummary>),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "Only the territory's régie auditors and coordinators read its reports", body = ApiError),
+        (status = 404, description = "No such territory", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
+async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(territory): Path<Uuid>,
+) -> Result<Json<Vec<IssuedReportSummary>>, ApiError> {
+    user.require_role(territory, REPORTERS, "read the territory's reports")?;
+    require_territory(&state.pool, territory).await?;
+    Ok(Json(hours::list(&state.pool, territory).await?))
 }
 
 /// `POST …/reports/hours`: issues the report of a period.

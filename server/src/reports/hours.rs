@@ -264,6 +264,37 @@ fn build(
     })
 }
 
+/// Reports one listing gives at most.
+pub const LISTED_REPORTS: i64 = 200;
+
+/// A report issued earlier, as listed: what it covers, when and by whom.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedReportSummary {
+    /// Its hash: how it is fetched and checked.
+    pub sha256: String,
+    pub period_from: NaiveDate,
+    pub period_to: NaiveDate,
+    pub issued_at: DateTime<Utc>,
+    pub issued_by: Uuid,
+    pub issued_by_name: Option<String>,
+}
+
+/// The hours reports issued in `territory`, newest first (at most [`LISTED_REPORTS`]).
+pub async fn list(pool: &PgPool, territory: Uuid) -> sqlx::Result<Vec<IssuedReportSummary>> {
+    sqlx::query_as(
+        "SELECT r.sha256, r.period_from, r.period_to, r.issued_at, r.issued_by, \
+                a.display_name AS issued_by_name \
+         FROM issued_reports r LEFT JOIN accounts a ON a.id = r.issued_by \
+         WHERE r.territory_id = $1 AND r.kind = 'hours' \
+         ORDER BY r.issued_at DESC, r.sha256 LIMIT $2",
+    )
+    .bind(territory)
+    .bind(LISTED_REPORTS)
+    .fetch_all(pool)
+    .await
+}
+
 /// A report issued in `territory` whose hash is `sha256`, as it was issued.
 pub async fn fetch(
     pool: &PgPool,
