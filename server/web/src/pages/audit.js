@@ -89,7 +89,7 @@ function Filters({ value, onApply }) {
     event.preventDefault();
     onApply(draft);
   }
-  return html`<form class="filters" aria-label=${t('audit.filters')} onSubmit=${apply}>
+  return html`<form class="filters" data-testid="audit-filters" aria-label=${t('audit.filters')} onSubmit=${apply}>
     ${field('record', t('audit.record'))}
     ${field('person', t('audit.person'))}
     ${field('device', t('audit.device'))}
