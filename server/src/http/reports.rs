@@ -166,6 +166,8 @@ async fn issue(
 struct FormatQuery {
     /// `json` (the default), `csv` or `html` (a printable page).
     format: Option<String>,
+    /// The printable page's language: `fr` (the default) or `en`.
+    lang: Option<String>,
 }
 
 /// `GET …/reports/hours/{sha256}`: a report issued earlier, as it was.
@@ -180,12 +182,12 @@ struct FormatQuery {
         FormatQuery,
     ),
     responses(
-        (status = 200, description = "The report as issued: JSON, CSV (`section` column, the hash on the last row) or a printable HTML page; every rendering carries the hash in `Report-Sha256`", content(
+        (status = 200, description = "The report as issued: JSON, CSV (`section` column, the hash on the last row) or a printable HTML page (in French unless `lang=en`, labels rather than codes); every rendering carries the hash in `Report-Sha256`", content(
             (IssuedReportBody = "application/json"),
             (String = "text/csv"),
             (String = "text/html"),
         )),
-        (status = 400, description = "The hash is not a SHA-256 in hex, or `format` is unknown (named in `field`)", body = ApiError),
+        (status = 400, description = "The hash is not a SHA-256 in hex, or `format` or `lang` is unknown (named in `field`)", body = ApiError),
         (status = 401, description = UNAUTHENTICATED, body = ApiError),
         (status = 403, description = "Only the territory's régie auditors and coordinators read its reports", body = ApiError),
         (status = 404, description = "The service issued no report with this hash for this territory", body = ApiError),
@@ -207,6 +209,8 @@ async fn fetch(
             "must be a SHA-256 in hex (64 characters)",
         ));
     }
+    let lang = hours::Language::from_code(query.lang.as_deref().unwrap_or("fr"))
+        .ok_or_else(|| ApiError::bad_request("lang", "must be fr or en"))?;
     let format = query.format.as_deref().unwrap_or("json");
     if !["json", "csv", "html"].contains(&format) {
         return Err(ApiError::bad_request("format", "must be json, csv or html"));
@@ -249,7 +253,7 @@ async fn fetch(
                 ),
                 (REPORT_SHA256, hash),
             ],
-            hours::html(&report),
+            hours::html(&report, lang),
         )
             .into_response(),
         _ => ([(REPORT_SHA256, hash)], json_report(report)).into_response(),
