@@ -127,6 +127,18 @@ const commands = {
       await page(id).waitForTimeout(100);
     }
   },
+  /** Clicks `selector`, waits for the download it starts and saves it at `path`; its suggested name. */
+  async download({ page: id, selector, path }) {
+    const target = page(id);
+    const [started] = await Promise.all([target.waitForEvent('download'), target.locator(selector).click()]);
+    await started.saveAs(path);
+    return started.suggestedFilename();
+  },
+  /** The CSS media the page renders for: `print` (as when printed) or `screen`. */
+  async emulateMedia({ page: id, media }) {
+    await page(id).emulateMedia({ media });
+    return null;
+  },
   async evaluate({ page: id, expression }) {
     return page(id).evaluate(expression);
   },

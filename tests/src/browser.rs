@@ -269,6 +269,26 @@ impl Driver {
             .map(drop)
     }
 
+    /// Clicks `selector` and saves the download it starts as `<name>` in
+    /// this test's artifacts; its path and the name the page gave the file.
+    pub fn download(
+        &mut self,
+        page: Page,
+        selector: &str,
+        name: &str,
+    ) -> anyhow::Result<(PathBuf, String)> {
+        let path = self.artifacts.join(name);
+        let suggested = self
+            .send(json!({"op": "download", "page": page.0, "selector": selector, "path": path}))?;
+        Ok((path, suggested.as_str().unwrap_or_default().to_string()))
+    }
+
+    /// Renders the page as printed (`print`) or back on screen (`screen`).
+    pub fn emulate_media(&mut self, page: Page, media: &str) -> anyhow::Result<()> {
+        self.send(json!({"op": "emulateMedia", "page": page.0, "media": media}))
+            .map(drop)
+    }
+
     pub fn evaluate(&mut self, page: Page, expression: &str) -> anyhow::Result<Value> {
         self.send(json!({"op": "evaluate", "page": page.0, "expression": expression}))
     }

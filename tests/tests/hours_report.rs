@@ -464,7 +464,18 @@ async fn the_hours_report_matches_a_hand_computed_fixture_and_is_checked_by_its_
         html.contains(&format!("id=\"report-sha256\">{sha256}<")),
         "{html}"
     );
-    assert!(html.contains("9.25 hours, valued at 110.04 €"), "{html}");
+    // In French by default, in English on request.
+    assert!(html.contains("9,25 h, valorisées à 110,04 €"), "{html}");
+    let (_, _, english) = get_text(
+        server,
+        &format!("{by_hash}?format=html&lang=en"),
+        &auditor.token,
+    )
+    .await?;
+    assert!(
+        english.contains("9.25 hours, valued at 110.04 €"),
+        "{english}"
+    );
     assert!(html.contains("no attendance sheet for that day"), "{html}");
 
     // The issue is in the audit trail.

@@ -162,6 +162,7 @@ const TABLE: &[Row] = &[
                                                          [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
     // Reports: régie auditors and coordinators issue and read them (issuing
     // changes no data); coordinators set the rates hours are valued at.
+    row("GET",  "/api/territories/{id}/reports/hours",   [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
     row("POST", "/api/territories/{id}/reports/hours",   [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
     row("GET",  "/api/territories/{id}/reports/hours/{sha256}",
                                                          [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
@@ -442,6 +443,7 @@ async fn perform(
             | "/api/territories/{id}/audit/entries"
             | "/api/territories/{id}/audit/verification"
             | "/api/territories/{id}/hourly-rates"
+            | "/api/territories/{id}/reports/hours"
             | "/api/territories/{id}/export-settings"
             | "/api/territories/{id}/notebooks",
         ) => (

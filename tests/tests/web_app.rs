@@ -566,7 +566,7 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_regie_auditor_reads_every_page_without_any_action_control() -> anyhow::Result<()> {
     init_test_logging();
-    let survey = Survey::seed().await?;
+    let mut survey = Survey::seed().await?;
     // The régie audits a second territory: after login, it chooses.
     let other = admin::create_territory(&survey.pool, "Berges du Rhône", None).await?;
     admin::add_membership(
@@ -629,9 +629,305 @@ async fn a_regie_auditor_reads_every_page_without_any_action_control() -> anyhow
         &survey.page_url(&format!("record/{}", survey.to_validate)),
     )?;
     browser.wait_for_text(page, "[data-field=scientificName]", "Parus major")?;
-    assert_eq!(browser.count(page, "main form")?, 0);
+    // Its one form is the past state's date (a reading filter).
+    assert_eq!(browser.count(page, "main form:not(.filters)")?, 0);
     // The stream is authorised for auditors too.
     browser.wait_for_text(page, "[data-testid=live-status]", "En direct")?;
     assert_eq!(browser.page_errors()?, Vec::<String>::new());
+
+    a_regie_auditor_audits_the_territory(&mut browser, page, &mut survey).await?;
+    assert_eq!(browser.page_errors()?, Vec::<String>::new());
+    Ok(())
+}
+
+/// `text` with the spaces `Intl` puts in French numbers ("41,58 €" has a
+/// narrow no-break space) made plain.
+fn plain_spaces(text: &str) -> String {
+    text.replace(['\u{202f}', '\u{a0}'], " ")
+}
+
+/// Hours the régie reports on: Camille's two hours of planting (from the
+/// survey) and an hour and a half of clean-up, both approved, valued at
+/// 11.88 € an hour from 2020 on. By hand: 3.50 h, 41.58 € (planting 2.00 h,
+/// 23.76 €; clean-up 1.50 h, 17.82 €). Seeded through the API and a phone.
+async fn seed_approved_hours(survey: &mut Survey) -> anyhow::Result<String> {
+    let t = survey.territory;
+    let coordinator = survey.server.as_(&survey.coordinator.token);
+    let (status, body) = coordinator
+        .put(
+            &format!("/api/territories/{t}/hourly-rates/2020-01-01"),
+            &json!({"euroPerHour": "11.88", "basis": "smic"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let mut raw = records::timesheet_json(survey.camille.account_id);
+    let ended = chrono::DateTime::parse_from_rfc3339(raw["endedAt"].as_str().unwrap())?;
+    raw["startedAt"] = json!((ended - chrono::Duration::minutes(90)).to_rfc3339());
+    raw["activity"] = json!("clean_up");
+    let clean_up = typed::<TimesheetEntry>(&raw)?;
+    survey.phone_a.record(&clean_up)?;
+    survey.phone_a.wait_synced(TIMEOUT).await?;
+    eventually(
+        TIMEOUT,
+        "the clean-up entry reaches the inventory",
+        || async {
+            let n = rows(
+                &survey.pool,
+                "SELECT count(*) FROM timesheet_entries WHERE territory_id = $1",
+                t,
+            )
+            .await?;
+            Ok((n == 2).then_some(()))
+        },
+    )
+    .await?;
+    let (status, body) = coordinator
+        .post(
+            &format!("/api/territories/{t}/review/decisions"),
+            &json!({"decision": "approval", "status": "approved",
+                    "records": [survey.hours, clean_up.id()]}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    eventually(TIMEOUT, "both entries are approved", || async {
+        let n = rows(
+            &survey.pool,
+            "SELECT count(*) FROM timesheet_entries WHERE territory_id = $1 \
+             AND approval_status = 'approved'",
+            t,
+        )
+        .await?;
+        Ok((n == 2).then_some(()))
+    })
+    .await?;
+    Ok(raw["workDate"].as_str().unwrap().to_string())
+}
+
+/// The régie's own work, through the pages: the audit trail filtered (each
+/// entry's before and after), the chain verified and a noted pair checked (a
+/// wrong one reported as not matching, a malformed one refused with the
+/// server's message), a record's audited history and its state at an
+/// earlier moment, the hours report issued and printed (French labels, the
+/// hand-computed totals and euros, the hash, nothing past the A4 margin),
+/// and the Darwin Core Archive downloaded and opened. Each new page is
+/// screenshot at 1280 and 768 px and checked by axe-core.
+async fn a_regie_auditor_audits_the_territory(
+    browser: &mut Driver,
+    page: Page,
+    survey: &mut Survey,
+) -> anyhow::Result<()> {
+    let work_date = seed_approved_hours(survey).await?;
+    let t = survey.territory;
+    let hedgehog = survey.conflicted;
+
+    // The trail, filtered to the hedgehog's changes: its creation reads
+    // "(nouvelle fiche)" → the species, field by field.
+    browser.goto(page, &survey.page_url("audit"))?;
+    browser.wait_for(page, "[data-testid=audit-entries] li.entry")?;
+    browser.fill(page, "#audit-record", &hedgehog.to_string())?;
+    browser.select(page, "#audit-action", "change")?;
+    browser.click(page, "[data-testid=audit-filters] button[type=submit]")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=audit-entries] li.entry",
+        "Erinaceus europaeus",
+    )?;
+    let creation = browser.text(page, "[data-testid=audit-entries] li.entry")?;
+    assert!(
+        creation.contains("(nouvelle fiche)") && creation.contains("Nom scientifique"),
+        "{creation}"
+    );
+    assert_eq!(
+        browser.count(page, "[data-testid=audit-entries] li.entry")?,
+        browser.count(
+            page,
+            "[data-testid=audit-entries] li.entry [data-kind=change]"
+        )?
+    );
+    // The approvals, by kind: the coordinator's two.
+    browser.click(
+        page,
+        "[data-testid=audit-filters] button:has-text('Effacer les filtres')",
+    )?;
+    browser.select(page, "#audit-action", "approval")?;
+    browser.click(page, "[data-testid=audit-filters] button[type=submit]")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=audit-entries] li.entry",
+        "Marie Coordination",
+    )?;
+    browser.wait_for_count(
+        page,
+        "[data-testid=audit-entries] li.entry [data-kind=approval]",
+        2,
+    )?;
+
+    // The chain: verified, its head to note down as the API gives it.
+    browser.click(page, "button:has-text('Vérifier la chaîne')")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=chain-result] [data-intact=true]",
+        "Chaîne intacte",
+    )?;
+    let seq = browser.text(page, "[data-testid=chain-seq]")?;
+    let hash = browser.text(page, "[data-testid=chain-hash]")?;
+    let (_, verified) = survey
+        .server
+        .as_(&survey.auditor.token)
+        .get(&format!(
+            "/api/territories/{t}/audit/verification?seq={seq}&hash={hash}"
+        ))
+        .await?;
+    assert_eq!(verified["anchorHolds"], true, "{verified}");
+    screenshots(browser, page, "audit")?;
+    browser.assert_accessible(page, "audit trail")?;
+    // The noted pair holds; one hex digit off, it does not; not hex, refused.
+    browser.fill(page, "#noted-seq", &seq)?;
+    browser.fill(page, "#noted-hash", &hash)?;
+    browser.click(page, "[data-testid=check-pair] button[type=submit]")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=check-result][data-holds=true]",
+        "Le couple correspond",
+    )?;
+    let wrong: String = hash
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 0 {
+                if c == '0' {
+                    '1'
+                } else {
+                    '0'
+                }
+            } else {
+                c
+            }
+        })
+        .collect();
+    browser.fill(page, "#noted-hash", &wrong)?;
+    browser.click(page, "[data-testid=check-pair] button[type=submit]")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=check-result][data-holds=false]",
+        "Le couple ne correspond pas",
+    )?;
+    browser.fill(page, "#noted-hash", "not-a-hash")?;
+    browser.click(page, "[data-testid=check-pair] button[type=submit]")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=check-result][role=alert]",
+        "must be a SHA-256 in hex (64 characters) (hash)",
+    )?;
+
+    // The hedgehog's audited history, and the record when it was created:
+    // one hedgehog, before the two phones' edits.
+    browser.goto(page, &survey.page_url(&format!("record/{hedgehog}")))?;
+    browser.wait_for(page, "[data-testid=record-audit] li.entry")?;
+    let history = browser.text(page, "[data-testid=record-audit]")?;
+    assert!(
+        history.contains("Camille") && history.contains("Effectif"),
+        "{history}"
+    );
+    browser.click(page, "[data-testid=record-audit] button[data-step='0']")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=record-state] [data-field=individualCount]",
+        "1",
+    )?;
+    let then = browser.text(page, "[data-testid=record-state]")?;
+    assert!(then.contains("Erinaceus europaeus"), "{then}");
+    browser.fill(page, "#state-at", "2001-01-01T00:00")?;
+    browser.click(page, "[data-testid=state-form] button[type=submit]")?;
+    browser.wait_for_text(page, "[data-testid=state-absent]", "n’existait pas")?;
+    screenshots(browser, page, "record-audit")?;
+    browser.assert_accessible(page, "record with its audit")?;
+
+    // The hours report of the entries' month, issued and printed.
+    let from = format!("{}-01", &work_date[..7]);
+    browser.goto(page, &survey.page_url("hours-report"))?;
+    browser.wait_for_text(page, "h1", "Rapport d’heures bénévoles")?;
+    browser.fill(page, "#report-from", &from)?;
+    browser.fill(page, "#report-to", &work_date)?;
+    browser.click(page, "[data-testid=issue-report] button[type=submit]")?;
+    browser.wait_for(page, "[data-testid=hours-report]")?;
+    let (_, issued) = survey
+        .server
+        .as_(&survey.auditor.token)
+        .get(&format!("/api/territories/{t}/reports/hours"))
+        .await?;
+    let sha256 = issued[0]["sha256"].as_str().unwrap_or_default().to_string();
+    assert_eq!(issued[0]["periodFrom"], from.as_str(), "{issued}");
+    browser.wait_for(
+        page,
+        &format!("[data-testid=issued-reports] tr[data-sha256='{sha256}']"),
+    )?;
+    screenshots(browser, page, "hours-report")?;
+    browser.assert_accessible(page, "hours report")?;
+    // Printed on A4 (210 mm less two 18 mm margins: 658 px at 96 dpi).
+    browser.emulate_media(page, "print")?;
+    browser.set_viewport(page, 658, 900)?;
+    let printed = plain_spaces(&browser.text(page, "main")?);
+    for expected in [
+        "Heures bénévoles — Friche Saint-Vincent",
+        "Heures approuvées : 2 saisies, 3,50 h, valorisées à 41,58 €",
+        "Camille\t2\t3,50\t41,58 €",
+        "Plantation\t1\t2,00\t23,76 €",
+        "Nettoyage\t1\t1,50\t17,82 €",
+        "Friche Saint-Vincent\t2\t3,50\t41,58 €",
+        "11,88 € de l’heure (SMIC)",
+        &sha256,
+    ] {
+        assert!(printed.contains(expected), "{expected:?} not in {printed}");
+    }
+    for code in [
+        "clean_up",
+        "planting",
+        "Rapports déjà émis",
+        "Émettre le rapport",
+    ] {
+        assert!(!printed.contains(code), "{code:?} printed: {printed}");
+    }
+    let fits = browser.evaluate(
+        page,
+        "(() => { const r = document.querySelector('[data-testid=hours-report]'); \
+           return r.scrollWidth <= r.clientWidth && \
+             [...r.querySelectorAll('*')].every((e) => e.getBoundingClientRect().right <= r.getBoundingClientRect().right + 0.5); })()",
+    )?;
+    assert_eq!(
+        fits,
+        json!(true),
+        "something runs past the printed page's margin"
+    );
+    browser.screenshot(page, "hours-report-printed")?;
+    browser.emulate_media(page, "screen")?;
+    browser.set_viewport(page, 1280, 900)?;
+    // In English at the switch, labels still.
+    browser.click(page, "[data-testid=language-switch]")?;
+    browser.wait_for_text(page, "[data-testid=by-activity]", "Clean-up")?;
+    browser.click(page, "[data-testid=language-switch]")?;
+    browser.wait_for_text(page, "[data-testid=by-activity]", "Nettoyage")?;
+
+    // The Darwin Core Archive of every sighting still awaiting validation.
+    browser.goto(page, &survey.page_url("exports"))?;
+    browser.wait_for_text(page, "h1", "Exports")?;
+    browser.check(page, "input[name=validation][value='0']")?;
+    screenshots(browser, page, "exports")?;
+    browser.assert_accessible(page, "exports")?;
+    let (archive, name) = browser.download(page, "button[data-export=dwca]", "dwca.zip")?;
+    assert!(name.ends_with(".zip"), "{name}");
+    browser.wait_for_text(page, "[data-testid=action-done]", "téléchargé")?;
+    let occurrences = std::process::Command::new("unzip")
+        .arg("-p")
+        .arg(&archive)
+        .arg("occurrence.txt")
+        .output()?;
+    assert!(occurrences.status.success(), "unzip: {occurrences:?}");
+    let occurrences = String::from_utf8(occurrences.stdout)?;
+    assert!(
+        occurrences.contains(&format!("urn:uuid:{}", survey.to_validate))
+            && occurrences.contains("Parus major"),
+        "{occurrences}"
+    );
     Ok(())
 }

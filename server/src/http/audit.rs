@@ -65,24 +65,116 @@ struct EntriesQuery {
     after: Option<i64>,
     /// Entries per page, 1 to 500 (100 when absent).
     limit: Option<i64>,
+    /// Only the entries about this record (its UUID).
+    record: Option<String>,
+    /// Only the entries of this person: their account's UUID, or part of
+    /// their name (any case).
+    person: Option<String>,
+    /// Only the entries delivered by this device: its UUID, or part of its
+    /// name (any case).
+    device: Option<String>,
+    /// Only the entries recorded at or after this moment (RFC 3339).
+    from: Option<String>,
+    /// Only the entries recorded at or before this moment (RFC 3339).
+    to: Option<String>,
+    /// Only the entries of this kind: `change`, a review action
+    /// (`verification`, `follow_up`, `approval`, `conflict_resolution`,
+    /// `duplicate_merge`, `duplicate_dismissal`) or `report_issued`.
+    action: Option<String>,
 }
 
-/// A page of the audit trail (documentation only: built in SQL).
+/// One entry of the audit trail, as chained.
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+struct AuditEntry {
+    seq: i64,
+    recorded_at: DateTime<Utc>,
+    /// `change` (a change accepted into a notebook) or a review action.
+    action: String,
+    actor_id: Uuid,
+    actor_name: Option<String>,
+    /// The phone that delivered a change (null for a web session's).
+    device_id: Option<Uuid>,
+    device_name: Option<String>,
+    session_id: Option<Uuid>,
+    doc_id: Option<String>,
+    record_id: Option<Uuid>,
+    record_kind: Option<String>,
+    /// The automerge change (hex) a `change` entry records.
+    change_hash: Option<String>,
+    /// The fields the entry touched, as they were before it.
+    #[schema(value_type = Object)]
+    before: Value,
+    /// The same fields after it.
+    #[schema(value_type = Object)]
+    after: Value,
+    /// A decision's status, previous status, reason and detail.
+    #[schema(value_type = Object)]
+    detail: Value,
+    /// The previous entry's hash (hex; empty for the first).
+    prev_hash: String,
+    /// This entry's hash (hex): what an auditor notes down with `seq`.
+    hash: String,
+}
+
+/// A page of the audit trail.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
 struct EntriesPage {
-    /// Oldest first: `seq`, `recordedAt`, `action` (`change` or a review
-    /// action), `actorId`, `actorName`, `deviceId`, `sessionId`, `docId`,
-    /// `recordId`, `recordKind`, `changeHash`, `before`, `after`, `detail`,
-    /// `prevHash`, `hash` (hex).
-    #[schema(value_type = Vec<Object>)]
-    entries: Vec<Value>,
+    /// Oldest first.
+    entries: Vec<AuditEntry>,
     /// `after=` for the next page; null on the last.
     next_after: Option<i64>,
 }
 
-/// `GET …/audit/entries`: the territory's audit trail, oldest first, by seq.
+/// `value` as a UUID, or a bad request naming `field`.
+fn uuid_param(field: &str, value: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| {
+            Uuid::parse_str(v.trim())
+                .map_err(|_| ApiError::bad_request(field, format!("must be a UUID (got {v:?})")))
+        })
+        .transpose()
+}
+
+/// `value` as a moment, or a bad request naming `field`.
+fn moment_param(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v.trim())
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::bad_request(
+                        field,
+                        format!("must be an RFC 3339 time, e.g. 2026-06-01T00:00:00Z (got {v:?})"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// A person or device filter: a UUID, or a `LIKE` pattern matching part of
+/// a name (its wildcards escaped).
+fn id_or_name(value: Option<&str>) -> (Option<Uuid>, Option<String>) {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => (None, None),
+        Some(v) => match Uuid::parse_str(v) {
+            Ok(id) => (Some(id), None),
+            Err(_) => {
+                let escaped = v
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                (None, Some(format!("%{escaped}%")))
+            }
+        },
+    }
+}
+
+/// `GET …/audit/entries`: the territory's audit trail, oldest first, by
+/// seq, filtered by record, person, device, period and kind.
 #[utoipa::path(
     get,
     path = "/api/territories/{id}/audit/entries",
@@ -91,7 +183,7 @@ struct EntriesPage {
     params(("id" = Uuid, Path, description = "The territory"), EntriesQuery),
     responses(
         (status = 200, description = "One page of entries", body = EntriesPage),
-        (status = 400, description = "`after` or `limit` is malformed or out of range (named in `field`)", body = ApiError),
+        (status = 400, description = "A parameter is malformed or out of range (named in `field`)", body = ApiError),
         (status = 401, description = UNAUTHENTICATED, body = ApiError),
         (status = 403, description = "Only the territory's régie auditors and coordinators read its audit trail", body = ApiError),
         (status = 404, description = "No such territory", body = ApiError),
@@ -103,7 +195,7 @@ async fn entries(
     user: AuthUser,
     Path(territory): Path<Uuid>,
     page: Result<Query<EntriesQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EntriesPage>, ApiError> {
     check(&state, &user, territory).await?;
     let page = query(page)?;
     let limit = page.limit.unwrap_or(100);
@@ -117,30 +209,66 @@ async fn entries(
     if after < 0 {
         return Err(ApiError::bad_request("after", "must be a seq, 0 or more"));
     }
+    let record = uuid_param("record", page.record.as_deref())?;
+    let from = moment_param("from", page.from.as_deref())?;
+    let to = moment_param("to", page.to.as_deref())?;
+    if let (Some(from), Some(to)) = (from, to) {
+        if to < from {
+            return Err(ApiError::bad_request("to", "must not be before `from`"));
+        }
+    }
+    let action = page.action.filter(|a| !a.trim().is_empty());
+    if let Some(action) = &action {
+        if action.len() > 40 || !action.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return Err(ApiError::bad_request(
+                "action",
+                format!("must be a kind of entry, e.g. change or verification (got {action:?})"),
+            ));
+        }
+    }
+    let (person_id, person_name) = id_or_name(page.person.as_deref());
+    let (device_id, device_name) = id_or_name(page.device.as_deref());
     // The trail as accepted until now: pending entries take their places first.
     crate::audit::chain::catch_up_before_reading(&state.pool).await;
-    let page: Value = sqlx::query_scalar(
-        "WITH page AS (\
-           SELECT a.*, ac.display_name FROM audit_log a \
-           LEFT JOIN accounts ac ON ac.id = a.actor_id \
-           WHERE a.territory_id = $1 AND a.seq > $2 ORDER BY a.seq LIMIT $3) \
-         SELECT jsonb_build_object(\
-           'entries', COALESCE((SELECT jsonb_agg(jsonb_build_object(\
-             'seq', seq, 'recordedAt', recorded_at, 'action', action, 'actorId', actor_id, \
-             'actorName', display_name, 'deviceId', device_id, 'sessionId', session_id, \
-             'docId', doc_id, 'recordId', record_id, 'recordKind', record_kind, \
-             'changeHash', change_hash, 'before', before, 'after', after, 'detail', detail, \
-             'prevHash', encode(prev_hash, 'hex'), 'hash', encode(hash, 'hex')) ORDER BY seq) \
-             FROM page), '[]'), \
-           'nextAfter', CASE WHEN (SELECT count(*) FROM page) = $3 \
-             THEN (SELECT max(seq) FROM page) END)",
+    let entries: Vec<AuditEntry> = sqlx::query_as(
+        "SELECT a.seq, a.recorded_at, a.action, a.actor_id, ac.display_name AS actor_name, \
+                a.device_id, d.name AS device_name, a.session_id, a.doc_id, a.record_id, \
+                a.record_kind, a.change_hash, a.before, a.after, a.detail, \
+                encode(a.prev_hash, 'hex') AS prev_hash, encode(a.hash, 'hex') AS hash \
+         FROM audit_log a \
+         LEFT JOIN accounts ac ON ac.id = a.actor_id \
+         LEFT JOIN devices d ON d.id = a.device_id \
+         WHERE a.territory_id = $1 AND a.seq > $2 \
+           AND ($4::uuid IS NULL OR a.record_id = $4) \
+           AND ($5::uuid IS NULL OR a.actor_id = $5) \
+           AND ($6::text IS NULL OR ac.display_name ILIKE $6) \
+           AND ($7::uuid IS NULL OR a.device_id = $7) \
+           AND ($8::text IS NULL OR d.name ILIKE $8) \
+           AND ($9::timestamptz IS NULL OR a.recorded_at >= $9) \
+           AND ($10::timestamptz IS NULL OR a.recorded_at <= $10) \
+           AND ($11::text IS NULL OR a.action = $11) \
+         ORDER BY a.seq LIMIT $3",
     )
     .bind(territory)
     .bind(after)
     .bind(limit)
-    .fetch_one(&state.pool)
+    .bind(record)
+    .bind(person_id)
+    .bind(person_name)
+    .bind(device_id)
+    .bind(device_name)
+    .bind(from)
+    .bind(to)
+    .bind(action)
+    .fetch_all(&state.pool)
     .await?;
-    Ok(Json(page))
+    let next_after = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|entry| entry.seq))
+        .flatten();
+    Ok(Json(EntriesPage {
+        entries,
+        next_after,
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]

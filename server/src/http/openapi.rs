@@ -133,6 +133,7 @@ async fn document() -> impl IntoResponse {
         audit::verification,
         audit::record_audit,
         audit::record_state,
+        reports::list,
         reports::issue,
         reports::fetch,
         reports::list_rates,

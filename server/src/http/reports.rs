@@ -28,7 +28,7 @@ use super::{
 use crate::{
     auth::Role,
     reports::{
-        hours::{self, IssuedReport, MAX_PERIOD_DAYS},
+        hours::{self, IssuedReport, IssuedReportSummary, MAX_PERIOD_DAYS},
         rates::{self, HourlyRate},
     },
 };
@@ -40,6 +40,7 @@ const REPORT_SHA256: HeaderName = HeaderName::from_static("report-sha256");
 
 pub fn routes() -> Routes {
     Routes::new()
+        .route(Method::GET, "/api/territories/{id}/reports/hours", list)
         .route(Method::POST, "/api/territories/{id}/reports/hours", issue)
         .route(
             Method::GET,
@@ -85,6 +86,31 @@ struct IssuedReportBody {
 
 fn json_report(report: IssuedReport) -> Json<Value> {
     Json(serde_json::json!({ "sha256": report.sha256, "report": report.content }))
+}
+
+/// `GET …/reports/hours`: the reports issued so far, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/territories/{id}/reports/hours",
+    operation_id = "hoursReports",
+    tag = "reports",
+    params(("id" = Uuid, Path, description = "The territory")),
+    responses(
+        (status = 200, description = "The hours reports issued in the territory, newest first (the 200 latest)", body = Vec<IssuedReportSummary>),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "Only the territory's régie auditors and coordinators read its reports", body = ApiError),
+        (status = 404, description = "No such territory", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
+async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(territory): Path<Uuid>,
+) -> Result<Json<Vec<IssuedReportSummary>>, ApiError> {
+    user.require_role(territory, REPORTERS, "read the territory's reports")?;
+    require_territory(&state.pool, territory).await?;
+    Ok(Json(hours::list(&state.pool, territory).await?))
 }
 
 /// `POST …/reports/hours`: issues the report of a period.
@@ -140,6 +166,8 @@ async fn issue(
 struct FormatQuery {
     /// `json` (the default), `csv` or `html` (a printable page).
     format: Option<String>,
+    /// The printable page's language: `fr` (the default) or `en`.
+    lang: Option<String>,
 }
 
 /// `GET …/reports/hours/{sha256}`: a report issued earlier, as it was.
@@ -154,12 +182,12 @@ struct FormatQuery {
         FormatQuery,
     ),
     responses(
-        (status = 200, description = "The report as issued: JSON, CSV (`section` column, the hash on the last row) or a printable HTML page; every rendering carries the hash in `Report-Sha256`", content(
+        (status = 200, description = "The report as issued: JSON, CSV (`section` column, the hash on the last row) or a printable HTML page (in French unless `lang=en`, labels rather than codes); every rendering carries the hash in `Report-Sha256`", content(
             (IssuedReportBody = "application/json"),
             (String = "text/csv"),
             (String = "text/html"),
         )),
-        (status = 400, description = "The hash is not a SHA-256 in hex, or `format` is unknown (named in `field`)", body = ApiError),
+        (status = 400, description = "The hash is not a SHA-256 in hex, or `format` or `lang` is unknown (named in `field`)", body = ApiError),
         (status = 401, description = UNAUTHENTICATED, body = ApiError),
         (status = 403, description = "Only the territory's régie auditors and coordinators read its reports", body = ApiError),
         (status = 404, description = "The service issued no report with this hash for this territory", body = ApiError),
@@ -181,6 +209,8 @@ async fn fetch(
             "must be a SHA-256 in hex (64 characters)",
         ));
     }
+    let lang = hours::Language::from_code(query.lang.as_deref().unwrap_or("fr"))
+        .ok_or_else(|| ApiError::bad_request("lang", "must be fr or en"))?;
     let format = query.format.as_deref().unwrap_or("json");
     if !["json", "csv", "html"].contains(&format) {
         return Err(ApiError::bad_request("format", "must be json, csv or html"));
@@ -223,7 +253,7 @@ async fn fetch(
                 ),
                 (REPORT_SHA256, hash),
             ],
-            hours::html(&report),
+            hours::html(&report, lang),
         )
             .into_response(),
         _ => ([(REPORT_SHA256, hash)], json_report(report)).into_response(),

@@ -264,6 +264,37 @@ fn build(
     })
 }
 
+/// Reports one listing gives at most.
+pub const LISTED_REPORTS: i64 = 200;
+
+/// A report issued earlier, as listed: what it covers, when and by whom.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedReportSummary {
+    /// Its hash: how it is fetched and checked.
+    pub sha256: String,
+    pub period_from: NaiveDate,
+    pub period_to: NaiveDate,
+    pub issued_at: DateTime<Utc>,
+    pub issued_by: Uuid,
+    pub issued_by_name: Option<String>,
+}
+
+/// The hours reports issued in `territory`, newest first (at most [`LISTED_REPORTS`]).
+pub async fn list(pool: &PgPool, territory: Uuid) -> sqlx::Result<Vec<IssuedReportSummary>> {
+    sqlx::query_as(
+        "SELECT r.sha256, r.period_from, r.period_to, r.issued_at, r.issued_by, \
+                a.display_name AS issued_by_name \
+         FROM issued_reports r LEFT JOIN accounts a ON a.id = r.issued_by \
+         WHERE r.territory_id = $1 AND r.kind = 'hours' \
+         ORDER BY r.issued_at DESC, r.sha256 LIMIT $2",
+    )
+    .bind(territory)
+    .bind(LISTED_REPORTS)
+    .fetch_all(pool)
+    .await
+}
+
 /// A report issued in `territory` whose hash is `sha256`, as it was issued.
 pub async fn fetch(
     pool: &PgPool,
@@ -393,42 +424,224 @@ pub fn csv(report: &IssuedReport) -> Vec<u8> {
     out.into_inner().unwrap_or_default()
 }
 
-fn html_table(title: &str, key: &str, rows: &[Value], label: impl Fn(&Value) -> String) -> String {
+/// The language a printable report is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    French,
+    English,
+}
+
+impl Language {
+    /// `fr` or `en`; None for any other code.
+    pub fn from_code(code: &str) -> Option<Language> {
+        match code {
+            "fr" => Some(Language::French),
+            "en" => Some(Language::English),
+            _ => None,
+        }
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Language::French => "fr",
+            Language::English => "en",
+        }
+    }
+
+    /// The text of `key` in this language.
+    fn text(self, key: &str) -> &'static str {
+        let (fr, en) = match key {
+            "title" => ("Heures bénévoles", "Volunteer hours"),
+            "entries" => ("Saisies", "Entries"),
+            "hours" => ("Heures", "Hours"),
+            "value" => ("Valeur (€)", "Value (€)"),
+            "date" => ("Jour", "Date"),
+            "volunteer" => ("Bénévole", "Volunteer"),
+            "activity" => ("Activité", "Activity"),
+            "site" => ("Site", "Site"),
+            "month" => ("Mois", "Month"),
+            "reason" => ("Motif", "Reason"),
+            "none" => ("Aucune", "None"),
+            "no_site" => ("(sans site)", "(no site)"),
+            "by_volunteer" => ("Par bénévole", "By volunteer"),
+            "by_activity" => ("Par activité", "By activity"),
+            "by_site" => ("Par site", "By site"),
+            "by_month" => ("Par mois", "By month"),
+            "pending" => (
+                "En attente d’approbation (non comptées)",
+                "Awaiting approval (not counted)",
+            ),
+            "returned" => (
+                "Renvoyées au bénévole (non comptées)",
+                "Returned to the volunteer (not counted)",
+            ),
+            "rates" => ("Taux horaires", "Hourly rates"),
+            "smic" => ("SMIC", "SMIC"),
+            "set" => ("taux fixé", "set rate"),
+            "no_rate" => (
+                "Aucun taux horaire pour cette période : les heures ne sont pas valorisées.",
+                "No hourly rate is set for this period: hours are not valued.",
+            ),
+            "check" => ("Contrôle de ce rapport", "Checking this report"),
+            "sha" => ("Empreinte SHA-256 de ce rapport :", "SHA-256 of this report:"),
+            "check_how" => (
+                "Le service conserve chaque rapport émis. La régie ou la coordination du territoire \
+                 peut retrouver celui-ci par son empreinte et le comparer à cette copie :",
+                "The service keeps every report it issued. The territory's régie or coordinators \
+                 can fetch this one by its hash and compare it with this copy:",
+            ),
+            "check_trail" => (
+                "L’émission est aussi inscrite au journal d’audit du territoire.",
+                "The issue is also recorded in the territory's audit trail.",
+            ),
+            _ => ("", ""),
+        };
+        match self {
+            Language::French => fr,
+            Language::English => en,
+        }
+    }
+
+    /// An activity's label (the web apps' vocabulary), its code when unknown.
+    fn activity(self, code: &str) -> String {
+        let (fr, en) = match code {
+            "field_survey" => ("Inventaire de terrain", "Field survey"),
+            "planting" => ("Plantation", "Planting"),
+            "clean_up" => ("Nettoyage", "Clean-up"),
+            "data_entry" => ("Saisie de données", "Data entry"),
+            "training" => ("Formation", "Training"),
+            "meeting" => ("Réunion", "Meeting"),
+            "awareness_event" => ("Sensibilisation", "Awareness event"),
+            "other" => ("Autre", "Other"),
+            unknown => (unknown, unknown),
+        };
+        match self {
+            Language::French => fr,
+            Language::English => en,
+        }
+        .to_string()
+    }
+
+    /// A decimal as written in this language ("3.50" → "3,50" in French).
+    fn number(self, value: &Value) -> String {
+        let text = text(value);
+        match self {
+            Language::French => text.replace('.', ","),
+            Language::English => text,
+        }
+    }
+
+    /// A day (`YYYY-MM-DD`): "01/05/2026" in French, as is in English.
+    fn day(self, value: &Value) -> String {
+        let text = text(value);
+        match (self, NaiveDate::parse_from_str(&text, "%Y-%m-%d")) {
+            (Language::French, Ok(day)) => day.format("%d/%m/%Y").to_string(),
+            _ => text,
+        }
+    }
+
+    /// A month (`YYYY-MM`) in words: "mai 2026", "May 2026".
+    fn month(self, value: &Value) -> String {
+        const FR: [&str; 12] = [
+            "janvier",
+            "février",
+            "mars",
+            "avril",
+            "mai",
+            "juin",
+            "juillet",
+            "août",
+            "septembre",
+            "octobre",
+            "novembre",
+            "décembre",
+        ];
+        const EN: [&str; 12] = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ];
+        let text = text(value);
+        let parsed = text
+            .split_once('-')
+            .and_then(|(year, month)| Some((year, month.parse::<usize>().ok()?)))
+            .filter(|(_, month)| (1..=12).contains(month));
+        match parsed {
+            Some((year, month)) => {
+                let names = if self == Language::French { FR } else { EN };
+                format!("{} {year}", names[month - 1])
+            }
+            None => text,
+        }
+    }
+}
+
+fn html_table(
+    lang: Language,
+    title: &str,
+    key: &str,
+    rows: &[Value],
+    label: impl Fn(&Value) -> String,
+) -> String {
     let mut html = format!(
-        "<h2>{}</h2>\n<table>\n<thead><tr><th scope=\"col\">{}</th><th scope=\"col\">Entries</th>\
-         <th scope=\"col\">Hours</th><th scope=\"col\">Value (€)</th></tr></thead>\n<tbody>\n",
-        escape(title),
-        escape(key)
+        "<h2>{}</h2>\n<table>\n<thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th>\
+         <th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead>\n<tbody>\n",
+        escape(lang.text(title)),
+        escape(lang.text(key)),
+        lang.text("entries"),
+        lang.text("hours"),
+        lang.text("value"),
     );
     for row in rows {
         html.push_str(&format!(
             "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             escape(&label(row)),
             escape(&text(&row["entries"])),
-            escape(&text(&row["hours"])),
-            escape(&text(&row["euros"])),
+            escape(&lang.number(&row["hours"])),
+            escape(&lang.number(&row["euros"])),
         ));
     }
     html.push_str("</tbody>\n</table>\n");
     html
 }
 
-fn entry_table(title: &str, entries: &[Value]) -> String {
+fn entry_table(lang: Language, title: &str, entries: &[Value]) -> String {
     let mut html = format!(
-        "<h2>{}</h2>\n<table>\n<thead><tr><th scope=\"col\">Date</th><th scope=\"col\">Volunteer</th>\
-         <th scope=\"col\">Activity</th><th scope=\"col\">Hours</th><th scope=\"col\">Reason</th></tr></thead>\n<tbody>\n",
-        escape(title)
+        "<h2>{}</h2>\n<table>\n<thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th>\
+         <th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead>\n<tbody>\n",
+        escape(lang.text(title)),
+        lang.text("date"),
+        lang.text("volunteer"),
+        lang.text("activity"),
+        lang.text("hours"),
+        lang.text("reason"),
     );
     if entries.is_empty() {
-        html.push_str("<tr><td colspan=\"5\">None</td></tr>\n");
+        html.push_str(&format!(
+            "<tr><td colspan=\"5\">{}</td></tr>\n",
+            lang.text("none")
+        ));
     }
     for e in entries {
+        let hours = e["minutes"]
+            .as_i64()
+            .map(|minutes| lang.number(&Value::String(hours(minutes))))
+            .unwrap_or_default();
         html.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            escape(&text(&e["workDate"])),
+            escape(&lang.day(&e["workDate"])),
             escape(&text(&e["volunteer"])),
-            escape(&text(&e["activity"])),
-            escape(&e["minutes"].as_i64().map(hours).unwrap_or_default()),
+            escape(&lang.activity(&text(&e["activity"]))),
+            escape(&hours),
             escape(&text(&e["reason"])),
         ));
     }
@@ -436,85 +649,123 @@ fn entry_table(title: &str, entries: &[Value]) -> String {
     html
 }
 
-/// A printable page (A4, no script, no outside resource) of the report,
-/// its hash and how to check it.
-pub fn html(report: &IssuedReport) -> String {
+/// A printable page (A4, no script, no outside resource) of the report in
+/// `lang`, with labels rather than codes, its hash and how to check it.
+pub fn html(report: &IssuedReport, lang: Language) -> String {
     let c = &report.content;
     let rows = |key: &str| c[key].as_array().cloned().unwrap_or_default();
     let territory = text(&c["territory"]["name"]);
+    let french = lang == Language::French;
     let mut rates = String::new();
     for rate in rows("rates") {
-        rates.push_str(&format!(
-            "<li>From {}: {} € per hour ({}){}</li>\n",
-            escape(&text(&rate["effectiveFrom"])),
-            escape(&text(&rate["euroPerHour"])),
-            if rate["basis"] == "smic" {
-                "SMIC"
-            } else {
-                "set rate"
-            },
-            rate["note"]
-                .as_str()
-                .map(|note| format!(" — {}", escape(note)))
-                .unwrap_or_default(),
-        ));
+        let from = escape(&lang.day(&rate["effectiveFrom"]));
+        let euros = escape(&lang.number(&rate["euroPerHour"]));
+        let basis = lang.text(if rate["basis"] == "smic" {
+            "smic"
+        } else {
+            "set"
+        });
+        let note = rate["note"]
+            .as_str()
+            .map(|note| format!(" — {}", escape(note)))
+            .unwrap_or_default();
+        rates.push_str(&if french {
+            format!("<li>À partir du {from} : {euros} € de l’heure ({basis}){note}</li>\n")
+        } else {
+            format!("<li>From {from}: {euros} € per hour ({basis}){note}</li>\n")
+        });
     }
     if rates.is_empty() {
-        rates.push_str("<li>No hourly rate is set for this period: hours are not valued.</li>\n");
+        rates.push_str(&format!("<li>{}</li>\n", lang.text("no_rate")));
     }
     let approved = &c["approved"];
+    let (from, to) = (
+        escape(&lang.day(&c["period"]["from"])),
+        escape(&lang.day(&c["period"]["to"])),
+    );
+    let (issued_at, issuer) = (
+        escape(&text(&c["issuedAt"])),
+        escape(&text(&c["issuedBy"]["name"])),
+    );
+    let (entries, approved_hours, euros) = (
+        escape(&text(&approved["entries"])),
+        escape(&lang.number(&approved["hours"])),
+        escape(&lang.number(&approved["euros"])),
+    );
+    let unvalued = match approved["unvaluedMinutes"].as_i64() {
+        Some(minutes) if minutes > 0 => {
+            let h = lang.number(&Value::String(hours(minutes)));
+            if french {
+                format!(" ({h} h avant tout taux horaire, non valorisées)")
+            } else {
+                format!(" ({h} hours before any rate, not valued)")
+            }
+        }
+        _ => String::new(),
+    };
+    let (period, total) = if french {
+        (
+            format!("Période du {from} au {to} (inclus). Émis le {issued_at} par {issuer}."),
+            format!(
+                "Heures approuvées : {entries} saisies, {approved_hours} h, valorisées à {euros} €{unvalued}."
+            ),
+        )
+    } else {
+        (
+            format!("Period: {from} to {to} (both included). Issued {issued_at} by {issuer}."),
+            format!(
+                "Approved: {entries} entries, {approved_hours} hours, valued at {euros} €{unvalued}."
+            ),
+        )
+    };
     format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <title>Volunteer hours — {territory}</title>\n<style>\n\
+        "<!doctype html>\n<html lang=\"{code}\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>{title} — {territory}</title>\n<style>\n\
          @page {{ size: A4; margin: 18mm; }}\n\
          body {{ font: 11pt/1.4 system-ui, sans-serif; color: #111; max-width: 50em; margin: 1em auto; }}\n\
          table {{ border-collapse: collapse; width: 100%; margin-bottom: 1.2em; }}\n\
          th, td {{ border: 1px solid #999; padding: 0.2em 0.5em; text-align: left; }}\n\
          td:nth-child(n+2) {{ font-variant-numeric: tabular-nums; }}\n\
-         .hash {{ font-family: monospace; word-break: break-all; }}\n\
+         .hash, code {{ font-family: monospace; overflow-wrap: anywhere; word-break: break-all; }}\n\
          h2 {{ break-after: avoid; }} table {{ break-inside: auto; }} tr {{ break-inside: avoid; }}\n\
          </style>\n</head>\n<body>\n<main>\n\
-         <h1>Volunteer hours — {territory}</h1>\n\
-         <p>Period: {from} to {to} (both included). Issued {issued_at} by {issuer}.</p>\n\
-         <p><strong>Approved: {entries} entries, {hours} hours, valued at {euros} €</strong>{unvalued}.</p>\n\
-         <h2>Hourly rates</h2>\n<ul>\n{rates}</ul>\n\
+         <h1>{title} — {territory}</h1>\n\
+         <p>{period}</p>\n\
+         <p><strong>{total}</strong></p>\n\
+         <h2>{rates_title}</h2>\n<ul>\n{rates}</ul>\n\
          {by_volunteer}{by_activity}{by_site}{by_month}\
          {pending}{returned}\
-         <h2>Checking this report</h2>\n\
-         <p>SHA-256 of this report: <span class=\"hash\" id=\"report-sha256\">{sha}</span></p>\n\
-         <p>The service keeps every report it issued. The territory's régie or coordinators \
-         can fetch this one by its hash (<code>GET /api/territories/{territory_id}/reports/hours/{sha}</code>) \
-         and compare it with this copy; the issue is also recorded in the territory's audit trail.</p>\n\
+         <h2>{check}</h2>\n\
+         <p>{sha_label} <span class=\"hash\" id=\"report-sha256\">{sha}</span></p>\n\
+         <p>{check_how}</p>\n\
+         <p><code>GET /api/territories/{territory_id}/reports/hours/{sha}</code></p>\n\
+         <p>{check_trail}</p>\n\
          </main>\n</body>\n</html>\n",
+        code = lang.code(),
+        title = lang.text("title"),
         territory = escape(&territory),
         territory_id = escape(&text(&c["territory"]["id"])),
-        from = escape(&text(&c["period"]["from"])),
-        to = escape(&text(&c["period"]["to"])),
-        issued_at = escape(&text(&c["issuedAt"])),
-        issuer = escape(&text(&c["issuedBy"]["name"])),
-        entries = escape(&text(&approved["entries"])),
-        hours = escape(&text(&approved["hours"])),
-        euros = escape(&text(&approved["euros"])),
-        unvalued = match approved["unvaluedMinutes"].as_i64() {
-            Some(minutes) if minutes > 0 =>
-                format!(" ({} hours before any rate, not valued)", hours(minutes)),
-            _ => String::new(),
-        },
-        rates = rates,
-        by_volunteer = html_table("By volunteer", "Volunteer", &rows("byVolunteer"), |r| text(&r["volunteer"])),
-        by_activity = html_table("By activity", "Activity", &rows("byActivity"), |r| text(&r["activity"])),
-        by_site = html_table("By site", "Site", &rows("bySite"), |r| {
-            r["site"].as_str().map(str::to_string).unwrap_or_else(|| "(no site)".into())
+        rates_title = lang.text("rates"),
+        by_volunteer = html_table(lang, "by_volunteer", "volunteer", &rows("byVolunteer"), |r| text(&r["volunteer"])),
+        by_activity = html_table(lang, "by_activity", "activity", &rows("byActivity"), |r| lang.activity(&text(&r["activity"]))),
+        by_site = html_table(lang, "by_site", "site", &rows("bySite"), |r| {
+            r["site"].as_str().map(str::to_string).unwrap_or_else(|| lang.text("no_site").into())
         }),
-        by_month = html_table("By month", "Month", &rows("byMonth"), |r| text(&r["month"])),
+        by_month = html_table(lang, "by_month", "month", &rows("byMonth"), |r| lang.month(&r["month"])),
         pending = entry_table(
-            "Awaiting approval (not counted)",
+            lang,
+            "pending",
             c["pending"]["entries"].as_array().map(Vec::as_slice).unwrap_or_default()
         ),
         returned = entry_table(
-            "Returned to the volunteer (not counted)",
+            lang,
+            "returned",
             c["returned"]["entries"].as_array().map(Vec::as_slice).unwrap_or_default()
         ),
+        check = lang.text("check"),
+        sha_label = lang.text("sha"),
+        check_how = lang.text("check_how"),
+        check_trail = lang.text("check_trail"),
         sha = escape(&report.sha256),
     )
 }
@@ -522,6 +773,41 @@ pub fn html(report: &IssuedReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_printable_page_follows_its_language_with_labels_not_codes() {
+        let report = IssuedReport {
+            sha256: "ab".repeat(32),
+            content: json!({
+                "territory": {"id": "t", "name": "Friche"},
+                "period": {"from": "2026-05-01", "to": "2026-05-31"},
+                "approved": {"entries": 1, "hours": "1.50", "euros": "17.82", "unvaluedMinutes": 0},
+                "byActivity": [{"activity": "clean_up", "entries": 1, "hours": "1.50", "euros": "17.82"}],
+                "byMonth": [{"month": "2026-05", "entries": 1, "hours": "1.50", "euros": "17.82"}],
+            }),
+        };
+        let french = html(&report, Language::French);
+        for expected in [
+            "lang=\"fr\"",
+            "Nettoyage",
+            "1,50",
+            "17,82 €",
+            "mai 2026",
+            "du 01/05/2026",
+        ] {
+            assert!(french.contains(expected), "{expected:?} not in {french}");
+        }
+        assert!(!french.contains("clean_up"), "{french}");
+        let english = html(&report, Language::English);
+        for expected in [
+            "lang=\"en\"",
+            "Clean-up",
+            "1.50 hours, valued at 17.82 €",
+            "May 2026",
+        ] {
+            assert!(english.contains(expected), "{expected:?} not in {english}");
+        }
+    }
 
     #[test]
     fn the_csv_neutralises_names_and_reasons_a_spreadsheet_would_evaluate() {

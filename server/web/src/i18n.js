@@ -2,6 +2,7 @@
 // (language choice, lookup, formats) and the labels of the record vocabulary
 // are the shared package's (server/web/shared).
 import { createI18n } from '../shared/i18n.js';
+import { auditEn, auditFr } from './audit-i18n.js';
 
 const fr = {
   'app.title': 'Fieldnotes — revue de l’inventaire',
@@ -375,4 +376,4 @@ const en = {
   'map.sites': 'Sites',
 };
 
-export const { language, setLanguage, t, formatDate, formatNumber } = createI18n({ fr, en });
+export const { language, setLanguage, t, formatDate, formatNumber } = createI18n({ fr: { ...fr, ...auditFr }, en: { ...en, ...auditEn } });

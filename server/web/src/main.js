@@ -24,6 +24,9 @@ import { Conflicts } from './pages/conflicts.js';
 import { Duplicates } from './pages/duplicates.js';
 import { Reports } from './pages/reports.js';
 import { Hours } from './pages/hours.js';
+import { Audit } from './pages/audit.js';
+import { HoursReport } from './pages/hours-report.js';
+import { Exports } from './pages/exports.js';
 import { live } from './live.js';
 
 /** The route: `#/t/<id>/<page>/<arg>`. */
@@ -76,6 +79,9 @@ const PAGES = [
   ['duplicates', 'nav.duplicates'],
   ['reports', 'nav.reports'],
   ['hours', 'nav.hours'],
+  ['audit', 'nav.audit'],
+  ['hours-report', 'nav.hoursReport'],
+  ['exports', 'nav.exports'],
 ];
 
 function Header({ who, territory, role, page }) {
@@ -130,6 +136,9 @@ function TerritoryPages({ who, territoryId, page, arg }) {
     duplicates: Duplicates,
     reports: Reports,
     hours: Hours,
+    audit: Audit,
+    'hours-report': HoursReport,
+    exports: Exports,
   }[page];
   return html`<${Header} who=${who} territory=${territory} role=${role} page=${page} />
     <main id="main" tabindex="-1" data-readonly=${canDecide ? 'false' : 'true'}>

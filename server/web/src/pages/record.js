@@ -5,6 +5,7 @@ import { t, formatDate } from '../i18n.js';
 import { useLive } from '../live.js';
 import { attempt, Loading, Outcome, Photo, recordTitle, statusLabel, useLoad } from '../ui.js';
 import { DecisionForm } from './decide.js';
+import { RecordAudit } from './record-audit.js';
 
 const FIELDS = {
   sighting: ['scientificName', 'vernacularName', 'taxonID', 'eventDate', 'individualCount', 'decimalLatitude',
@@ -94,6 +95,9 @@ export function RecordDetail({ territory, canDecide, arg: recordId }) {
                   )}
                 </ol>`}
           </section>
+        </div>
+        <div class="columns">
+          <${RecordAudit} territory=${territory} recordId=${recordId} />
         </div>
       `}
     <//>`;
