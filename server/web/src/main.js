@@ -24,6 +24,7 @@ import { Conflicts } from './pages/conflicts.js';
 import { Duplicates } from './pages/duplicates.js';
 import { Reports } from './pages/reports.js';
 import { Hours } from './pages/hours.js';
+import { InvalidRecords } from './pages/invalid.js';
 import { live } from './live.js';
 
 /** The route: `#/t/<id>/<page>/<arg>`. */
@@ -130,6 +131,7 @@ function TerritoryPages({ who, territoryId, page, arg }) {
     duplicates: Duplicates,
     reports: Reports,
     hours: Hours,
+    invalid: InvalidRecords,
   }[page];
   return html`<${Header} who=${who} territory=${territory} role=${role} page=${page} />
     <main id="main" tabindex="-1" data-readonly=${canDecide ? 'false' : 'true'}>
