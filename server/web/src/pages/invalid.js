@@ -17,10 +17,11 @@ function fieldLabel(field) {
 }
 
 function InvalidRecord({ record }) {
-  const id = `invalid-${record.documentId}-${record.recordKey}`.replace(/[^\w-]/g, '_');
   return html`<li class="panel" data-record-key=${record.recordKey}>
-    <h2 id=${id + '-title'}>${t('kind.' + record.kind)} · <code>${record.recordKey}</code></h2>
+    <h2>${t('invalid.key')} <code>${record.recordKey}</code></h2>
     <dl class="fields">
+      <dt>${t('invalid.kind')}</dt>
+      <dd data-field="kind">${t('kind.' + record.kind)}</dd>
       <dt>${t('invalid.document')}</dt>
       <dd><code>${record.documentId}</code></dd>
       <dt>${t('invalid.firstSeen')}</dt>
@@ -35,8 +36,10 @@ function InvalidRecord({ record }) {
         </li>`,
       )}
     </ul>
-    <h3 id=${id + '-raw'}>${t('invalid.raw')}</h3>
-    <pre class="raw" tabindex="0" aria-labelledby=${id + '-raw'} data-testid="raw">${JSON.stringify(record.raw, null, 2)}</pre>
+    <figure class="raw">
+      <figcaption>${t('invalid.raw')}</figcaption>
+      <pre tabindex="0" data-testid="raw">${JSON.stringify(record.raw, null, 2)}</pre>
+    </figure>
   </li>`;
 }
 
