@@ -27,6 +27,7 @@ import { Hours } from './pages/hours.js';
 import { Audit } from './pages/audit.js';
 import { HoursReport } from './pages/hours-report.js';
 import { Exports } from './pages/exports.js';
+import { InvalidRecords } from './pages/invalid.js';
 import { live } from './live.js';
 
 /** The route: `#/t/<id>/<page>/<arg>`. */
@@ -139,6 +140,7 @@ function TerritoryPages({ who, territoryId, page, arg }) {
     audit: Audit,
     'hours-report': HoursReport,
     exports: Exports,
+    invalid: InvalidRecords,
   }[page];
   return html`<${Header} who=${who} territory=${territory} role=${role} page=${page} />
     <main id="main" tabindex="-1" data-readonly=${canDecide ? 'false' : 'true'}>
