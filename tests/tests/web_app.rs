@@ -798,7 +798,65 @@ async fn a_regie_auditor_reads_every_page_without_any_action_control() -> anyhow
     assert_eq!(browser.page_errors()?, Vec::<String>::new());
 
     a_regie_auditor_audits_the_territory(&mut browser, page, &mut survey).await?;
+    a_wrong_old_password_refuses_a_password_change(&mut browser, page, &survey).await?;
     assert_eq!(browser.page_errors()?, Vec::<String>::new());
+    Ok(())
+}
+
+/// On their account page, the auditor sees their open sessions; a wrong old
+/// password is refused with the server's message naming `oldPassword`, and
+/// nothing changes; the right one changes it and ends every other session,
+/// which the list no longer shows.
+async fn a_wrong_old_password_refuses_a_password_change(
+    browser: &mut Driver,
+    page: Page,
+    survey: &Survey,
+) -> anyhow::Result<()> {
+    let login = survey.auditor.login.as_ref().expect("a password account");
+    let elsewhere = admin::login(&survey.pool, &login.email, &login.password)
+        .await?
+        .expect("the auditor's password logs in");
+    let open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sessions \
+         WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > now()",
+    )
+    .bind(survey.auditor.account_id)
+    .fetch_one(&survey.pool)
+    .await?;
+    browser.goto(page, &survey.server.http_url("/#/account"))?;
+    browser.wait_for_text(page, "h1", "Mon compte")?;
+    browser.wait_for_count(page, "[data-testid=sessions] tbody tr", open as u64)?;
+    browser.assert_accessible(page, "account")?;
+    screenshots(browser, page, "account")?;
+
+    let new_password = "une phrase de passe toute neuve";
+    browser.fill(page, "#old-password", "not the password")?;
+    browser.fill(page, "#new-password", new_password)?;
+    browser.fill(page, "#confirm-password", new_password)?;
+    browser.click(page, "[data-testid=password-form] button[type=submit]")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=password-form] [data-testid=action-error]",
+        "is not this account's current password (oldPassword)",
+    )?;
+    let (status, _) = survey.server.as_(&elsewhere.token).get("/api/me").await?;
+    assert_eq!(status, 200, "a refused change ends no session");
+
+    browser.fill(page, "#old-password", &login.password)?;
+    browser.click(page, "[data-testid=password-form] button[type=submit]")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=password-form] [data-testid=action-done]",
+        &format!(
+            "Mot de passe changé ; {} autre(s) session(s) fermée(s).",
+            open - 1
+        ),
+    )?;
+    browser.wait_for_count(page, "[data-testid=sessions] tbody tr", 1)?;
+    let (status, _) = survey.server.as_(&elsewhere.token).get("/api/me").await?;
+    assert_eq!(status, 401, "the other session is ended");
+    let changed = admin::login(&survey.pool, &login.email, new_password).await?;
+    assert!(changed.is_some(), "the new password logs in");
     Ok(())
 }
 

@@ -611,7 +611,7 @@ fn checked_email(email: &str) -> Result<&str, AuthError> {
     }
 }
 
-fn checked_password(password: &str) -> Result<String, AuthError> {
+pub(super) fn checked_password(password: &str) -> Result<String, AuthError> {
     let chars = password.chars().count();
     if chars < secret::MIN_PASSWORD_CHARS {
         return Err(AuthError::invalid(

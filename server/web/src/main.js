@@ -28,6 +28,7 @@ import { Audit } from './pages/audit.js';
 import { HoursReport } from './pages/hours-report.js';
 import { Exports } from './pages/exports.js';
 import { InvalidRecords } from './pages/invalid.js';
+import { Account } from './pages/account.js';
 import { live } from './live.js';
 
 /** The route: `#/t/<id>/<page>/<arg>`. */
@@ -97,6 +98,7 @@ function Header({ who, territory, role, page }) {
     <div class="who">
       ${who.displayName}${role ? html` (${t('role.' + role)})` : ''}
       <${LanguageToggle} />
+      <a href="#/account" aria-current=${page === 'account' ? 'page' : undefined}>${t('nav.account')}</a>
       <button type="button" class="link-button" onClick=${() => logout()}>${t('nav.logout')}</button>
     </div>
     ${territory &&
@@ -163,6 +165,10 @@ function App() {
   if (!who) return html`<p>${t('common.loading')}</p>`;
   if (where.territoryId) {
     return html`<${TerritoryPages} who=${who} ...${where} />`;
+  }
+  if (where.page === 'account') {
+    return html`<${Header} who=${who} page="account" />
+      <main id="main" tabindex="-1"><${Account} /></main>`;
   }
   return html`<${Header} who=${who} />
     <main id="main" tabindex="-1"><${Territories} who=${who} /></main>`;
