@@ -769,5 +769,20 @@ async fn a_person_lists_and_ends_their_own_sessions_and_changes_their_password(
     );
     let (status, _) = server.as_(&f.coordinator.token).get("/api/me").await?;
     assert_eq!(status, 200, "the session that made the change stays open");
+
+    // Guessing the old password from a stolen session is throttled as logins are.
+    let guess = change("a guess", "a long enough new password");
+    for _ in 0..admin::MAX_LOGIN_ATTEMPTS {
+        let (status, body) = server
+            .as_(&f.auditor.token)
+            .put("/api/me/password", &guess)
+            .await?;
+        assert_eq!(status, 400, "{body}");
+    }
+    let (status, body) = server
+        .as_(&f.auditor.token)
+        .put("/api/me/password", &guess)
+        .await?;
+    assert_eq!(status, 429, "{body}");
     Ok(())
 }

@@ -8,7 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{
-    admin::{checked_password, SESSION_ENDED_CHANNEL},
+    admin::{checked_password, count_attempt, forget_attempts, SESSION_ENDED_CHANNEL},
     secret, AuthError,
 };
 
@@ -24,7 +24,9 @@ pub struct OpenSession {
     pub current: bool,
 }
 
-/// Replaces `account`'s password after checking the old one, and ends every
+/// Replaces `account`'s password after checking the old one (at most
+/// [`MAX_LOGIN_ATTEMPTS`](super::admin::MAX_LOGIN_ATTEMPTS) tries in a
+/// [`LOGIN_WINDOW`](super::admin::LOGIN_WINDOW)), and ends every
 /// other session of the account (someone who knew the old password may hold
 /// one); `keep` is the session the change was made from. Returns how many
 /// sessions were ended.
@@ -54,12 +56,17 @@ pub async fn change_password(
             "this account has no password: it logs in with its phones only",
         ));
     }
+    // Throttled as logins are: a stolen session must not become a way to
+    // guess the password it did not need.
+    let attempts_key = format!("password-change:{account}");
+    count_attempt(pool, &attempts_key).await?;
     if !secret::verify_password(old_password.to_string(), stored).await? {
         return Err(AuthError::invalid(
             "oldPassword",
             "is not this account's current password",
         ));
     }
+    forget_attempts(pool, &attempts_key).await?;
     let hash = secret::hash_password(new_password).await?;
     let mut tx = pool.begin().await?;
     sqlx::query("UPDATE accounts SET password_hash = $2 WHERE id = $1")

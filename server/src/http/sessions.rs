@@ -259,6 +259,8 @@ fn session_of(credential: &Credential, what: &str) -> Result<Uuid, ApiError> {
         (status = 401, description = UNAUTHENTICATED, body = ApiError),
         (status = 403, description = "The credential is a phone's, not a session", body = ApiError),
         (status = 413, description = BODY_TOO_LARGE, body = ApiError),
+        (status = 429, description = "Too many attempts with a wrong old password", body = ApiError,
+            headers(("Retry-After" = u64, description = "Seconds until an attempt is counted again"))),
     ),
     security(("bearer" = [])),
 )]
