@@ -718,6 +718,16 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     browser.click(page, "[data-testid=language-switch]")?;
     browser.wait_for_text(page, "h1", "Dashboard")?;
     browser.wait_for_text(page, "nav", "Volunteer hours")?;
+    // The warning's label too.
+    browser.goto(
+        page,
+        &survey.page_url(&format!("record/{}", survey.to_validate)),
+    )?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=warnings] [data-warning=outsideTerritory]",
+        "Outside the territory",
+    )?;
 
     assert_eq!(browser.page_errors()?, Vec::<String>::new());
     drop(survey.db);
