@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 pub const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("POST", "/api/auth/login"),
+    ("POST", "/api/auth/password-reset"),
     ("POST", "/api/enrol"),
     ("GET", "/api/openapi.json"),
 ];

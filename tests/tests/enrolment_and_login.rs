@@ -786,3 +786,102 @@ async fn a_person_lists_and_ends_their_own_sessions_and_changes_their_password(
     assert_eq!(status, 429, "{body}");
     Ok(())
 }
+
+/// A forgotten password: only an admin issues a reset code, for an email
+/// that has an active account; the code sets a new password once, ends the
+/// account's sessions, and a newer code withdraws an older one; unknown,
+/// reused and withdrawn codes are refused saying what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_issues_a_one_time_reset_code_that_sets_a_new_password() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let login = f.coordinator.login.as_ref().expect("a password account");
+
+    let ask = json!({ "email": login.email.to_uppercase() });
+    let (status, body) = server
+        .as_(&f.coordinator.token)
+        .post("/api/password-resets", &ask)
+        .await?;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = server
+        .as_(&f.admin.token)
+        .post(
+            "/api/password-resets",
+            &json!({ "email": "nobody@example.org" }),
+        )
+        .await?;
+    assert_eq!(status, 404, "{body}");
+
+    let (status, first) = server
+        .as_(&f.admin.token)
+        .post("/api/password-resets", &ask)
+        .await?;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["accountId"], f.coordinator.account_id.to_string());
+    let (status, second) = server
+        .as_(&f.admin.token)
+        .post("/api/password-resets", &ask)
+        .await?;
+    assert_eq!(status, 201, "{second}");
+
+    let reset = |code: &Value, password: &str| json!({ "code": code, "newPassword": password });
+    let new_password = "a password found again";
+    let (status, body) = server
+        .anonymous()
+        .post(
+            "/api/auth/password-reset",
+            &reset(&first["code"], new_password),
+        )
+        .await?;
+    assert_eq!(status, 410, "a newer code withdraws the older one: {body}");
+    assert!(
+        message(&body).contains("ask an admin for a new one"),
+        "{body}"
+    );
+    let (status, body) = server
+        .anonymous()
+        .post(
+            "/api/auth/password-reset",
+            &reset(&json!("fnr_not-a-code"), new_password),
+        )
+        .await?;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = server
+        .anonymous()
+        .post("/api/auth/password-reset", &reset(&second["code"], "short"))
+        .await?;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("newPassword")),
+        "{body}"
+    );
+
+    let (status, body) = server
+        .anonymous()
+        .post(
+            "/api/auth/password-reset",
+            &reset(&second["code"], new_password),
+        )
+        .await?;
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = server.as_(&f.coordinator.token).get("/api/me").await?;
+    assert_eq!(status, 401, "the account's sessions are ended");
+    assert!(admin::login(&pool, &login.email, &login.password)
+        .await?
+        .is_none());
+    assert!(admin::login(&pool, &login.email, new_password)
+        .await?
+        .is_some());
+    let (status, body) = server
+        .anonymous()
+        .post(
+            "/api/auth/password-reset",
+            &reset(&second["code"], "yet another password"),
+        )
+        .await?;
+    assert_eq!(status, 410, "a code works once: {body}");
+    Ok(())
+}

@@ -90,6 +90,9 @@ const TABLE: &[Row] = &[
     row("POST", "/api/auth/login",                       [A,  A,  A,  A,  A],     [A,  A,  A,  A,  A]),
     // A device credential is not a session: a phone is revoked, not logged out.
     row("POST", "/api/auth/logout",                      [U,  F,  A,  A,  A],     [U,  F,  A,  A,  A]),
+    // Public: the reset code is the secret.
+    row("POST", "/api/auth/password-reset",              [A,  A,  A,  A,  A],     [A,  A,  A,  A,  A]),
+    row("POST", "/api/password-resets",                  [U,  F,  F,  F,  A],     [U,  F,  F,  F,  A]),
     row("GET",  "/api/me",                               [U,  A,  A,  A,  A],     [U,  A,  A,  A,  A]),
     // Passwords and web sessions are a session's business, not a phone's.
     row("PUT",  "/api/me/password",                      [U,  F,  A,  A,  A],     [U,  F,  A,  A,  A]),
@@ -341,6 +344,22 @@ async fn perform(
         ("POST", "/api/auth/login") => {
             let login = fixture.coordinator.login.as_ref().expect("a password");
             let body = json!({ "email": login.email, "password": login.password });
+            (row.path.to_string(), token, Some(body))
+        }
+        ("POST", "/api/auth/password-reset") => {
+            // An account and a code of their own for each call: a code works
+            // once, and no other row's account loses its password.
+            let email = format!("{unique}@example.org");
+            admin::create_account(pool, "Forgetful", Some(&email), None, false).await?;
+            let issued =
+                server::auth::password_reset::issue(pool, fixture.admin.account_id, &email).await?;
+            let body = json!({ "code": issued.code, "newPassword": "a fresh password for them" });
+            (row.path.to_string(), token, Some(body))
+        }
+        ("POST", "/api/password-resets") => {
+            let email = format!("{unique}@example.org");
+            admin::create_account(pool, "Forgetful", Some(&email), None, false).await?;
+            let body = json!({ "email": email });
             (row.path.to_string(), token, Some(body))
         }
         ("POST", "/api/auth/logout") => {

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod own_account;
+pub mod password_reset;
 pub mod secret;
 
 use std::str::FromStr;
@@ -135,6 +136,12 @@ pub enum AuthError {
     InvitationUsed,
     #[error("this invitation has expired; ask the coordinator for a new one")]
     InvitationExpired,
+    #[error("this password reset code is not known; check it, or ask an admin for a new one")]
+    UnknownReset,
+    #[error(
+        "this password reset code was used, replaced or has expired; ask an admin for a new one"
+    )]
+    ResetUnusable,
     /// Too many password logins for one email in a short time.
     #[error("too many login attempts for this email; try again in {} minutes", (retry_after.num_seconds() + 59) / 60)]
     TooManyAttempts { retry_after: chrono::Duration },

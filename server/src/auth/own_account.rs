@@ -135,7 +135,10 @@ pub async fn end_session(pool: &PgPool, account: Uuid, session: Uuid) -> Result<
 }
 
 /// Announces each ended session when `tx` commits.
-async fn announce_ended(tx: &mut PgConnection, sessions: &[Uuid]) -> Result<(), sqlx::Error> {
+pub(super) async fn announce_ended(
+    tx: &mut PgConnection,
+    sessions: &[Uuid],
+) -> Result<(), sqlx::Error> {
     for session in sessions {
         sqlx::query("SELECT pg_notify($1, $2::text)")
             .bind(SESSION_ENDED_CHANNEL)

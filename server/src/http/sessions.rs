@@ -15,13 +15,14 @@ use super::{
 use crate::auth::{
     admin,
     own_account::{self, OpenSession},
-    Credential, Role,
+    password_reset, Credential, Role,
 };
 
 pub fn routes() -> Routes {
     Routes::new()
         .route(Method::POST, "/api/auth/login", login)
         .route(Method::POST, "/api/auth/logout", logout)
+        .route(Method::POST, "/api/auth/password-reset", reset_password)
         .route(Method::GET, "/api/me", me)
         .route(Method::PUT, "/api/me/password", change_password)
         .route(Method::GET, "/api/me/sessions", sessions)
@@ -325,5 +326,41 @@ async fn end_session(
 ) -> Result<StatusCode, ApiError> {
     session_of(&principal.credential, "end web sessions")?;
     own_account::end_session(&state.pool, principal.account_id, session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// No Debug: it holds a secret and a password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PasswordReset {
+    /// The code an admin issued (`fnr_…`).
+    code: String,
+    /// At least 12 characters.
+    #[schema(format = Password)]
+    new_password: String,
+}
+
+/// Sets a new password with a reset code
+///
+/// Public: the code is the secret. It works once, within 24 hours; every
+/// session of the account ends.
+#[utoipa::path(
+    post,
+    path = "/api/auth/password-reset",
+    operation_id = "resetPassword",
+    request_body = PasswordReset,
+    responses(
+        (status = 204, description = "The password is set; log in with it"),
+        (status = 400, description = "`newPassword` is too short or too long, or the body is invalid", body = ApiError),
+        (status = 401, description = "The code is not known", body = ApiError),
+        (status = 410, description = "The code was used, replaced by a newer one, or has expired", body = ApiError),
+        (status = 413, description = BODY_TOO_LARGE, body = ApiError),
+    ),
+)]
+async fn reset_password(
+    State(state): State<AppState>,
+    JsonBody(reset): JsonBody<PasswordReset>,
+) -> Result<StatusCode, ApiError> {
+    password_reset::redeem(&state.pool, &reset.code, &reset.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -29,6 +29,7 @@ import { HoursReport } from './pages/hours-report.js';
 import { Exports } from './pages/exports.js';
 import { InvalidRecords } from './pages/invalid.js';
 import { Account } from './pages/account.js';
+import { ResetPassword } from './pages/reset.js';
 import { live } from './live.js';
 
 /** The route: `#/t/<id>/<page>/<arg>`. */
@@ -160,7 +161,7 @@ function App() {
     document.title = t('app.title');
   });
   if (!token) {
-    return html`<${Login} />`;
+    return where.page === 'reset' ? html`<${ResetPassword} />` : html`<${Login} />`;
   }
   if (!who) return html`<p>${t('common.loading')}</p>`;
   if (where.territoryId) {
@@ -168,7 +169,7 @@ function App() {
   }
   if (where.page === 'account') {
     return html`<${Header} who=${who} page="account" />
-      <main id="main" tabindex="-1"><${Account} /></main>`;
+      <main id="main" tabindex="-1"><${Account} isAdmin=${who.isAdmin} /></main>`;
   }
   return html`<${Header} who=${who} />
     <main id="main" tabindex="-1"><${Territories} who=${who} /></main>`;

@@ -77,9 +77,33 @@ function Sessions({ sessions }) {
   </section>`;
 }
 
-export function Account() {
+/** Admins: a one-time reset code for a person who forgot their password. */
+function IssueReset() {
+  const [email, setEmail] = useState('');
+  const [issued, setIssued] = useState(null);
+  const [outcome, setOutcome] = useState(null);
+  async function submit(event) {
+    event.preventDefault();
+    setIssued(await attempt(setOutcome, () => api.post('/api/password-resets', { email: email.trim() }), t('reset.issued')));
+  }
+  const link = issued && `${location.origin}${location.pathname}#/reset?code=${encodeURIComponent(issued.code)}`;
+  return html`<form onSubmit=${submit} aria-labelledby="issue-title" data-testid="issue-reset">
+    <h2 id="issue-title">${t('reset.issueTitle')}</h2>
+    <label for="reset-email">${t('login.email')}</label>
+    <input id="reset-email" type="email" required value=${email} onInput=${(e) => setEmail(e.target.value)} />
+    <${Outcome} outcome=${outcome} />
+    ${issued &&
+    html`<p>${t('reset.passOn', { date: formatDate(issued.expiresAt) })}</p>
+      <p><code class="hash" data-testid="reset-code">${issued.code}</code></p>
+      <p><a href=${link} data-testid="reset-link">${link}</a></p>`}
+    <button type="submit">${t('reset.issue')}</button>
+  </form>`;
+}
+
+export function Account({ isAdmin }) {
   const sessions = useLoad(() => api.get('/api/me/sessions'), []);
   return html`<h1>${t('account.title')}</h1>
     <${PasswordForm} onChanged=${sessions.reload} />
-    <${Sessions} sessions=${sessions} />`;
+    <${Sessions} sessions=${sessions} />
+    ${isAdmin && html`<${IssueReset} />`}`;
 }

@@ -35,6 +35,7 @@ export function Login() {
         value=${password} onInput=${(e) => setPassword(e.target.value)} />
       ${error && html`<p role="alert" class="error">${t('login.failed', { reason: error })}</p>`}
       <button type="submit" class="primary" disabled=${busy}>${t('login.submit')}</button>
+      <p><a href="#/reset">${t('login.forgotten')}</a></p>
     </form>
   </main>`;
 }
