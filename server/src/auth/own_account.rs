@@ -37,13 +37,7 @@ pub async fn change_password(
     old_password: &str,
     new_password: &str,
 ) -> Result<u64, AuthError> {
-    let new_password = checked_password(new_password).map_err(|error| match error {
-        AuthError::Invalid { message, .. } => AuthError::Invalid {
-            field: "newPassword",
-            message,
-        },
-        other => other,
-    })?;
+    let new_password = checked_new_password(new_password)?;
     let stored: Option<String> =
         sqlx::query_scalar("SELECT password_hash FROM accounts WHERE id = $1")
             .bind(account)
@@ -74,19 +68,9 @@ pub async fn change_password(
         .bind(hash)
         .execute(&mut *tx)
         .await?;
-    let ended: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE sessions SET revoked_at = now() \
-         WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > now() \
-           AND id <> $2 \
-         RETURNING id",
-    )
-    .bind(account)
-    .bind(keep)
-    .fetch_all(&mut *tx)
-    .await?;
-    announce_ended(&mut tx, &ended).await?;
+    let ended = end_sessions(&mut tx, account, Some(keep)).await?;
     tx.commit().await?;
-    Ok(ended.len() as u64)
+    Ok(ended)
 }
 
 /// The account's open sessions, newest first.
@@ -134,11 +118,40 @@ pub async fn end_session(pool: &PgPool, account: Uuid, session: Uuid) -> Result<
     Ok(())
 }
 
-/// Announces each ended session when `tx` commits.
-pub(super) async fn announce_ended(
+/// `password`, checked as a new password (the refusal names `newPassword`).
+pub(super) fn checked_new_password(password: &str) -> Result<String, AuthError> {
+    checked_password(password).map_err(|error| match error {
+        AuthError::Invalid { message, .. } => AuthError::Invalid {
+            field: "newPassword",
+            message,
+        },
+        other => other,
+    })
+}
+
+/// Ends every open session of `account` but `keep`, announced when `tx`
+/// commits; how many ended.
+pub(super) async fn end_sessions(
     tx: &mut PgConnection,
-    sessions: &[Uuid],
-) -> Result<(), sqlx::Error> {
+    account: Uuid,
+    keep: Option<Uuid>,
+) -> Result<u64, sqlx::Error> {
+    let ended: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = now() \
+         WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > now() \
+           AND id IS DISTINCT FROM $2 \
+         RETURNING id",
+    )
+    .bind(account)
+    .bind(keep)
+    .fetch_all(&mut *tx)
+    .await?;
+    announce_ended(tx, &ended).await?;
+    Ok(ended.len() as u64)
+}
+
+/// Announces each ended session when `tx` commits.
+async fn announce_ended(tx: &mut PgConnection, sessions: &[Uuid]) -> Result<(), sqlx::Error> {
     for session in sessions {
         sqlx::query("SELECT pg_notify($1, $2::text)")
             .bind(SESSION_ENDED_CHANNEL)

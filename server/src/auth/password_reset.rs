@@ -7,7 +7,10 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{admin::checked_password, own_account::announce_ended, secret, AuthError};
+use super::{
+    own_account::{checked_new_password, end_sessions},
+    secret, AuthError,
+};
 
 /// How long a reset code works: long enough to reach the person, short
 /// enough that a code lying in a mailbox goes stale.
@@ -79,13 +82,7 @@ pub async fn issue(pool: &PgPool, issued_by: Uuid, email: &str) -> Result<Issued
 /// Sets a new password with a reset code, once; every session of the
 /// account ends.
 pub async fn redeem(pool: &PgPool, code: &str, new_password: &str) -> Result<(), AuthError> {
-    let new_password = checked_password(new_password).map_err(|error| match error {
-        AuthError::Invalid { message, .. } => AuthError::Invalid {
-            field: "newPassword",
-            message,
-        },
-        other => other,
-    })?;
+    let new_password = checked_new_password(new_password)?;
     let hash = secret::hash_password(new_password).await?;
     let mut tx = pool.begin().await?;
     let found: Option<(Uuid, bool)> = sqlx::query_as(
@@ -118,14 +115,7 @@ pub async fn redeem(pool: &PgPool, code: &str, new_password: &str) -> Result<(),
         .bind(hash)
         .execute(&mut *tx)
         .await?;
-    let ended: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE sessions SET revoked_at = now() \
-         WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > now() RETURNING id",
-    )
-    .bind(account)
-    .fetch_all(&mut *tx)
-    .await?;
-    announce_ended(&mut tx, &ended).await?;
+    end_sessions(&mut tx, account, None).await?;
     tx.commit().await?;
     Ok(())
 }
