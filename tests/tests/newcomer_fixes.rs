@@ -294,3 +294,34 @@ async fn a_sighting_without_taxon_id_is_resolved_by_name_for_duplicates_exports_
     assert_eq!(&rows[0][cd_nom], "3764", "{sinp}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hourly_rate_typed_with_a_decimal_comma_is_accepted() -> anyhow::Result<()> {
+    let world = World::builder("Berges de la Saône")
+        .coordinator("Marie")
+        .build()
+        .await?;
+    let (server, t) = (&world.server, world.territory.id);
+    let marie = world.coordinator();
+    let set = |from: &'static str, euros: &'static str| {
+        let path = format!("/api/territories/{t}/hourly-rates/{from}");
+        async move {
+            server
+                .as_(&marie.token)
+                .put(&path, &json!({"euroPerHour": euros, "basis": "smic"}))
+                .await
+        }
+    };
+    let (status, rates) = set("2026-01-01", "11,88").await?;
+    assert_eq!(status, 200, "{rates}");
+    assert_eq!(rates[0]["centsPerHour"], 1188, "{rates}");
+    for bad in ["11,8,8", "11,888", "onze"] {
+        let (status, body) = set("2026-02-01", bad).await?;
+        assert_eq!(
+            (status, &body["error"]["field"]),
+            (400, &json!("euroPerHour")),
+            "{bad}: {body}"
+        );
+    }
+    Ok(())
+}
