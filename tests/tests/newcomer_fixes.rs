@@ -325,3 +325,64 @@ async fn an_hourly_rate_typed_with_a_decimal_comma_is_accepted() -> anyhow::Resu
     }
     Ok(())
 }
+
+/// Each entry of a zip's central directory: its name, the host its
+/// attributes are for (3: Unix) and its external attributes.
+fn zip_entries(zip: &[u8]) -> Vec<(String, u8, u32)> {
+    let u16_at = |at: usize| u16::from_le_bytes([zip[at], zip[at + 1]]) as usize;
+    let u32_at = |at: usize| u32::from_le_bytes(zip[at..at + 4].try_into().unwrap());
+    let end = (0..=zip.len() - 22)
+        .rev()
+        .find(|&at| zip[at..at + 4] == [0x50, 0x4b, 0x05, 0x06])
+        .expect("the end of the central directory");
+    let (count, mut at) = (u16_at(end + 10), u32_at(end + 16) as usize);
+    let mut entries = Vec::new();
+    for _ in 0..count {
+        assert_eq!(
+            zip[at..at + 4],
+            [0x50, 0x4b, 0x01, 0x02],
+            "a central header"
+        );
+        let name_len = u16_at(at + 28);
+        let name = String::from_utf8_lossy(&zip[at + 46..at + 46 + name_len]).to_string();
+        entries.push((name, zip[at + 5], u32_at(at + 38)));
+        at += 46 + name_len + u16_at(at + 30) + u16_at(at + 32);
+    }
+    entries
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_darwin_core_archive_unzips_to_files_everyone_can_read() -> anyhow::Result<()> {
+    let world = World::builder("Marais du Vernay")
+        .coordinator("Marie")
+        .build()
+        .await?;
+    let t = world.territory.id;
+    let response = reqwest::Client::new()
+        .get(
+            world
+                .server
+                .http_url(&format!("/api/territories/{t}/exports/darwin-core-archive")),
+        )
+        .bearer_auth(&world.coordinator().token)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    let zip = response.bytes().await?;
+    let entries = zip_entries(&zip);
+    let names: Vec<&str> = entries.iter().map(|(name, _, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["occurrence.txt", "multimedia.txt", "meta.xml", "eml.xml"]
+    );
+    for (name, host, attributes) in &entries {
+        assert_eq!(*host, 3, "{name}: Unix attributes");
+        assert_eq!(
+            attributes >> 16,
+            0o100644,
+            "{name}: a regular file, rw-r--r-- ({:o})",
+            attributes >> 16
+        );
+    }
+    Ok(())
+}
