@@ -386,3 +386,40 @@ async fn the_darwin_core_archive_unzips_to_files_everyone_can_read() -> anyhow::
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_qr_payload_carries_the_servers_public_address() -> anyhow::Result<()> {
+    // Without --public-url: the address the coordinator reached.
+    let world = World::builder("Îles du Rhône")
+        .coordinator("Marie")
+        .build()
+        .await?;
+    let invite = json!({ "territoryId": world.territory.id, "displayName": "Lou" });
+    let (status, invitation) = world
+        .server
+        .as_(&world.coordinator().token)
+        .post("/api/invitations", &invite)
+        .await?;
+    assert_eq!(status, 201, "{invitation}");
+    let qr: Value = serde_json::from_str(invitation["qrPayload"].as_str().unwrap())?;
+    assert_eq!(qr["code"], invitation["code"], "{qr}");
+    let reached = world.server.http_url("");
+    assert_eq!(qr["server"], reached.trim_end_matches('/'), "{qr}");
+
+    // With it: that address, whatever the request came to.
+    let world = World::builder("Îles du Rhône")
+        .coordinator("Marie")
+        .server_args(&["--public-url", "https://terrain.example.org/"])
+        .build()
+        .await?;
+    let invite = json!({ "territoryId": world.territory.id, "displayName": "Lou" });
+    let (status, invitation) = world
+        .server
+        .as_(&world.coordinator().token)
+        .post("/api/invitations", &invite)
+        .await?;
+    assert_eq!(status, 201, "{invitation}");
+    let qr: Value = serde_json::from_str(invitation["qrPayload"].as_str().unwrap())?;
+    assert_eq!(qr["server"], "https://terrain.example.org", "{qr}");
+    Ok(())
+}
