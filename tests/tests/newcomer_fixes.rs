@@ -423,3 +423,89 @@ async fn the_qr_payload_carries_the_servers_public_address() -> anyhow::Result<(
     assert_eq!(qr["server"], "https://terrain.example.org", "{qr}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_a_stable_code_the_openapi_document_describes() -> anyhow::Result<()> {
+    let world = World::builder("Coteaux de Vénissieux")
+        .coordinator("Marie")
+        .volunteer("Camille")
+        .build()
+        .await?;
+    let (server, t) = (&world.server, world.territory.id);
+    let marie = world.coordinator();
+    let code_of = |(status, body): (u16, Value)| {
+        (
+            status,
+            body["error"]["code"].as_str().unwrap_or("none").to_string(),
+        )
+    };
+    let email = marie.login.as_ref().unwrap().email.clone();
+    let wrong_password = json!({"email": email, "password": "not the password"});
+    assert_eq!(
+        code_of(
+            server
+                .anonymous()
+                .post("/api/auth/login", &wrong_password)
+                .await?
+        ),
+        (401, "wrong_password".to_string())
+    );
+    assert_eq!(
+        code_of(server.anonymous().get("/api/sightings").await?),
+        (401, "unauthenticated".to_string())
+    );
+    let unknown = json!({"code": "ZZZZZ-ZZZZZ", "deviceName": "Lou's phone"});
+    assert_eq!(
+        code_of(server.anonymous().post("/api/enrol", &unknown).await?),
+        (401, "unknown_invitation".to_string())
+    );
+    let invite = json!({ "territoryId": t, "displayName": "Lou" });
+    let (status, invitation) = server
+        .as_(&marie.token)
+        .post("/api/invitations", &invite)
+        .await?;
+    assert_eq!(status, 201, "{invitation}");
+    let redeem = json!({"code": invitation["code"], "deviceName": "Lou's phone"});
+    let (status, body) = server.anonymous().post("/api/enrol", &redeem).await?;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        code_of(server.anonymous().post("/api/enrol", &redeem).await?),
+        (410, "invitation_used".to_string())
+    );
+    let camille = &world.volunteer("Camille").device.secret;
+    assert_eq!(
+        code_of(
+            server
+                .as_(camille)
+                .put(
+                    &format!("/api/territories/{t}/hourly-rates/2026-01-01"),
+                    &json!({"euroPerHour": "12", "basis": "smic"}),
+                )
+                .await?
+        ),
+        (403, "forbidden".to_string())
+    );
+    let (status, body) = server
+        .as_(&marie.token)
+        .get(&format!("/api/territories/{t}/review/records?limit=0"))
+        .await?;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("invalid")),
+        "{body}"
+    );
+    assert_eq!(body["error"]["field"], "limit", "{body}");
+
+    // The document says so: every error body has a `code`.
+    let (status, document) = server.anonymous().get("/api/openapi.json").await?;
+    assert_eq!(status, 200);
+    let detail = &document["components"]["schemas"]["ErrorDetail"];
+    assert_eq!(detail["properties"]["code"]["type"], "string", "{detail}");
+    assert!(
+        detail["required"]
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("code"))),
+        "{detail}"
+    );
+    Ok(())
+}
