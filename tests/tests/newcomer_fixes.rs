@@ -509,3 +509,65 @@ async fn refusals_carry_a_stable_code_the_openapi_document_describes() -> anyhow
     );
     Ok(())
 }
+
+/// A WebSocket upgrade to `/sync` with the field app's cookie, from a page of
+/// `origin`: its HTTP status (101 when it connected).
+async fn sync_with_cookie(
+    server: &ServerProcess,
+    credential: &str,
+    origin: &str,
+) -> anyhow::Result<u16> {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Error};
+    let mut request = server.sync_url().as_str().into_client_request()?;
+    let headers = request.headers_mut();
+    headers.insert(
+        "cookie",
+        format!("theme=dark; fieldnotes_sync={credential}").parse()?,
+    );
+    headers.insert("origin", origin.parse()?);
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((_, response)) => Ok(response.status().as_u16()),
+        Err(Error::Http(response)) => Ok(response.status().as_u16()),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The field app's sync URL holds no credential (the browser prints it when
+/// offline): the credential goes in a cookie the server takes from its own
+/// origin only, and the server logs no credential of either way in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_credential_travels_in_a_same_origin_cookie_and_reaches_no_log(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let log = tempfile::NamedTempFile::new()?;
+    let server =
+        ServerProcess::start_logged(&db.url, log.path(), "debug,tower_http=trace,axum=trace")?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let credential = &f.volunteer.token;
+
+    let own_origin = server.http_url("");
+    assert_eq!(
+        sync_with_cookie(&server, credential, own_origin.trim_end_matches('/')).await?,
+        101
+    );
+    assert_eq!(
+        sync_with_cookie(&server, credential, "https://elsewhere.example").await?,
+        401,
+        "another site's page cannot sync on the phone's cookie"
+    );
+    let mut query = server.sync_url();
+    query.set_query(Some(&format!("token={credential}")));
+    tokio_tungstenite::connect_async(query.as_str()).await?;
+
+    let text = std::fs::read_to_string(log.path())?;
+    assert!(text.contains("sync connection authenticated"), "{text}");
+    assert!(
+        !text.contains(credential.as_str()),
+        "the credential in the log"
+    );
+    let secret = credential.trim_start_matches("fnd_");
+    assert!(!text.contains(secret), "the credential in the log");
+    Ok(())
+}
