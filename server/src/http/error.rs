@@ -144,10 +144,10 @@ impl ApiError {
 
     /// The stable code of the answer (see [`ErrorDetail::code`]).
     pub fn code(&self) -> &'static str {
-        match self {
+        match *self {
             ApiError::BadRequest { .. } => "invalid",
             ApiError::Unauthorized => "unauthenticated",
-            ApiError::BadSecret { code, .. } | ApiError::Gone { code, .. } => *code,
+            ApiError::BadSecret { code, .. } | ApiError::Gone { code, .. } => code,
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::NoRoute { .. } => "no_route",

@@ -200,7 +200,7 @@ pub async fn materialise(
             delete_record(tx, doc_id, *kind, key).await?;
         }
     }
-    batch.resolve_taxa(&mut **tx, territory).await?;
+    batch.resolve_taxa(tx, territory).await?;
     let collisions = batch.write(tx, doc_id, territory).await?;
     for (kind, key) in &collisions {
         problems.push(json!({

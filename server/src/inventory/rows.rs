@@ -65,6 +65,8 @@ pub struct Sighting {
     #[serde(rename = "occurrenceID")]
     pub occurrence_id: String,
     pub scientific_name: String,
+    /// TAXREF `cd_nom`: the one the phone sent, else the one the name has in
+    /// the territory's species list when the record was filed (null: none).
     #[serde(rename = "taxonID")]
     #[schema(required = true)]
     pub taxon_id: Option<i64>,
