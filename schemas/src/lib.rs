@@ -52,6 +52,22 @@ impl RecordKind {
     }
 }
 
+/// Record fields the phone (or the server) fills in by itself, never a
+/// person: the ids, who and which device wrote the record, when it was created
+/// and last modified, and the `occurrenceID` derived from its id. Two phones
+/// editing a record both set `modifiedAt`, but that is bookkeeping, not a
+/// disagreement a coordinator could settle: concurrent values of these fields
+/// are not conflicts.
+pub const BOOKKEEPING_FIELDS: [&str; 7] = [
+    "id",
+    "authorId",
+    "volunteerId",
+    "deviceId",
+    "createdAt",
+    "modifiedAt",
+    "occurrenceID",
+];
+
 /// One thing wrong with a record, phrased for the volunteer who has to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldProblem {

@@ -145,6 +145,15 @@ pub struct Config {
     )]
     pub map_tiles_url: String,
 
+    /// The address people and phones reach the server at, as they type it
+    /// (`https://terrain.example.org`, behind a proxy its public one):
+    /// written into the invitations' QR codes, so the field app enrols with
+    /// this server, and into the exports' photo links. Without it, the
+    /// address each request came to (its `Host`, or a proxy's
+    /// `X-Forwarded-Host` and `X-Forwarded-Proto`).
+    #[arg(long, env = "FIELDNOTES_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: Option<url::Url>,
+
     /// How logs are written to stderr: `text` for people (coloured only on a
     /// terminal), `json` for log collectors (one object per line). Which
     /// events: RUST_LOG (default `info`).
@@ -193,4 +202,18 @@ pub enum Command {
         #[arg(long)]
         territory: Option<uuid::Uuid>,
     },
+}
+
+/// An http(s) URL with a host and no query: the server's public address.
+fn public_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|error| format!("{text}: {error}"))?;
+    if !["http", "https"].contains(&url.scheme()) || url.host().is_none() {
+        return Err(format!(
+            "{text}: an http:// or https:// address with a host"
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text}: an address without a query or fragment"));
+    }
+    Ok(url)
 }

@@ -177,6 +177,7 @@ pub async fn serve(
 /// bytes at once, and closes it.
 fn refuse(stream: TcpStream, cap: usize) {
     let body = serde_json::json!({ "error": {
+        "code": "server_busy",
         "field": null,
         "message": format!(
             "the server holds {cap} connections, its limit, all busy; retry in a moment"

@@ -166,6 +166,8 @@ pub struct ServeOptions {
     pub connections: connections::ConnectionLimits,
     /// Live-event streams the process serves at once.
     pub max_event_streams: usize,
+    /// The server's address for people and phones (`--public-url`), if set.
+    pub public_url: Option<String>,
 }
 
 /// Runs the service on `listener` until `shutdown` resolves or storage fails
@@ -241,6 +243,7 @@ pub async fn serve(
         publisher,
         max_photo_bytes: options.max_photo_bytes,
         live,
+        public_url: options.public_url,
     };
     let app = http::router(state, &options.web);
     let local: SocketAddr = listener.local_addr()?;

@@ -116,6 +116,10 @@ async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
             idle_timeout: Duration::from_secs(config.idle_timeout_secs),
         },
         max_event_streams: usize::try_from(config.max_event_streams).unwrap_or(usize::MAX),
+        public_url: config
+            .public_url
+            .as_ref()
+            .map(|url| url.as_str().trim_end_matches('/').to_string()),
     };
     serve(pool, listener, options, shutdown_signal()).await
 }

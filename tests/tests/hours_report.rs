@@ -135,7 +135,7 @@ async fn the_hours_report_matches_a_hand_computed_fixture_and_is_checked_by_its_
         .as_(&coordinator.token)
         .put(
             &format!("/api/territories/{t}/hourly-rates/2026-02-01"),
-            &json!({"euroPerHour": "11,65", "basis": "smic"}),
+            &json!({"euroPerHour": "11,655", "basis": "smic"}),
         )
         .await?;
     assert_eq!(

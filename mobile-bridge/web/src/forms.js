@@ -6,7 +6,7 @@
 // changed, so a volunteer can fix a record the server listed as invalid.
 import { useEffect, useState } from 'preact/hooks';
 import { html } from 'htm/preact';
-import { t, formatTime } from './i18n.js';
+import { t, errorText, formatTime } from './i18n.js';
 import { ACTIVITIES, CATEGORIES, bounds, maxLength } from '../../../server/web/shared/vocabulary.js';
 import { useValue } from '../../../server/web/shared/state.js';
 import { enrolment, profile, invalid } from './session.js';
@@ -205,7 +205,7 @@ async function save(kind, id, fields, setSaving, setErrors, done) {
     await saveRecord(kind, id, set, removed);
     done();
   } catch (e) {
-    setErrors({ '*': e.message });
+    setErrors({ '*': errorText(e) });
   } finally {
     setSaving(false);
   }

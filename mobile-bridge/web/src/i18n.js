@@ -150,6 +150,17 @@ const fr = {
   'common.error': 'Erreur : {reason}',
   'common.loading': 'Chargement…',
   'common.back': 'Retour',
+  // The server's refusals, by their stable code (server/src/http/error.rs);
+  // a code not here shows the server's own message.
+  'error.unauthenticated': 'le serveur ne reconnaît plus cet appareil (identifiant inconnu, expiré ou révoqué)',
+  'error.wrong_password': 'l’adresse e-mail ou le mot de passe est incorrect',
+  'error.unknown_invitation': 'ce code d’invitation est inconnu : vérifiez-le, ou demandez-en un autre à la coordination',
+  'error.invitation_used': 'ce code d’invitation a déjà servi : demandez-en un autre à la coordination',
+  'error.invitation_expired': 'ce code d’invitation a expiré : demandez-en un autre à la coordination',
+  'error.forbidden': 'vous n’avez pas le droit de faire cela',
+  'error.too_many_requests': 'trop de tentatives : réessayez dans un moment',
+  'error.server_busy': 'le serveur est saturé : réessayez dans un moment',
+  'error.internal': 'erreur du serveur (elle a été consignée) : réessayez plus tard',
 };
 
 const en = {
@@ -299,6 +310,18 @@ const en = {
   'common.error': 'Error: {reason}',
   'common.loading': 'Loading…',
   'common.back': 'Back',
+  'error.unauthenticated': 'the server no longer knows this device (credential unknown, expired or revoked)',
+  'error.wrong_password': 'the email or the password is wrong',
+  'error.unknown_invitation': 'this invitation code is unknown: check it, or ask your coordinator for another',
+  'error.invitation_used': 'this invitation code has already been used: ask your coordinator for another',
+  'error.invitation_expired': 'this invitation code has expired: ask your coordinator for another',
+  'error.forbidden': 'you are not allowed to do this',
+  'error.too_many_requests': 'too many attempts: try again in a moment',
+  'error.server_busy': 'the server is saturated: try again in a moment',
+  'error.internal': 'server error (it has been logged): try again later',
 };
 
-export const { language, setLanguage, t, has, formatDate, formatTime, formatNumber } = createI18n({ fr, en });
+export const { language, setLanguage, t, has, errorText, formatDate, formatTime, formatNumber } = createI18n({
+  fr,
+  en,
+});

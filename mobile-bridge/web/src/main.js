@@ -8,7 +8,7 @@ import { render } from 'preact';
 import { html } from 'htm/preact';
 import './style.css';
 
-import { t, formatDate, language } from './i18n.js';
+import { t, errorText, formatDate, language } from './i18n.js';
 import { signal, useValue } from '../../../server/web/shared/state.js';
 import * as session from './session.js';
 import { status } from './sync.js';
@@ -101,6 +101,6 @@ function App() {
 registerWorker();
 render(html`<${App} />`, document.getElementById('app'));
 session.load().catch((e) => {
-  session.lastError.set(e.message);
+  session.lastError.set(errorText(e));
   if (session.enrolment.get() === undefined) session.enrolment.set(null);
 });

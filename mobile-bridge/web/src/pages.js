@@ -1,7 +1,7 @@
 // The pages: enrolment, the volunteer's records (home), editing one, settings.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from 'htm/preact';
-import { t, has, formatDate, setLanguage, language } from './i18n.js';
+import { t, has, errorText, formatDate, setLanguage, language } from './i18n.js';
 import { useValue } from '../../../server/web/shared/state.js';
 import * as session from './session.js';
 import { notebook, marks, review, status, recordsOf, findRecord, reconnect } from './sync.js';
@@ -38,7 +38,7 @@ export function Enrol() {
       await session.enrol(code, name);
       location.hash = '#/';
     } catch (err) {
-      const reason = err.message || String(err);
+      const reason = errorText(err);
       setError(t('enrol.failed', { reason }));
     } finally {
       setBusy(false);

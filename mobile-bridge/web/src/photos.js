@@ -10,6 +10,7 @@
 // A failure waits and retries with exponential backoff (2 s doubling to
 // 5 min); going online retries at once.
 import { idb } from './idb.js';
+import { errorText } from './i18n.js';
 import { request } from '../../../server/web/shared/api.js';
 import { signal } from '../../../server/web/shared/state.js';
 
@@ -136,7 +137,7 @@ export async function uploadAll() {
         } else {
           failed = true;
         }
-        uploadError.set(error.message);
+        uploadError.set(errorText(error));
       }
     }
     await refreshCount();

@@ -5,6 +5,7 @@
 import * as api from '../../../server/web/shared/api.js';
 import { credential } from '../../../server/web/shared/session.js';
 import { kv } from './idb.js';
+import { errorText } from './i18n.js';
 import { signal } from '../../../server/web/shared/state.js';
 import * as sync from './sync.js';
 import { startUploads } from './photos.js';
@@ -41,7 +42,7 @@ export async function enrol(code, deviceName) {
   credential.set(saved.credential);
   // Ask for persistent storage so the browser does not evict the records.
   navigator.storage?.persist?.().catch(() => {});
-  await refresh(saved).catch((e) => lastError.set(e.message));
+  await refresh(saved).catch((e) => lastError.set(errorText(e)));
   enrolment.set(saved);
   await begin(saved);
 }
@@ -59,7 +60,7 @@ async function begin(saved) {
       const { notebooks } = await api.get(`/api/territories/${saved.territoryId}/notebooks`);
       if (notebooks && notebooks.length) notebookId = sync.bareDocumentId(notebooks[0].documentId);
     } catch (e) {
-      if (!(e instanceof api.ApiError && e.status === 404)) lastError.set(e.message);
+      if (!(e instanceof api.ApiError && e.status === 404)) lastError.set(errorText(e));
     }
   }
   const opened = await sync.openNotebook({
@@ -74,7 +75,7 @@ async function begin(saved) {
   // network returns, everything the server says.
   sync.synced.watch(() => refreshInvalid(saved).catch(() => {}));
   window.addEventListener('online', () => refresh(saved).catch(() => {}));
-  if (navigator.onLine) refresh(saved).catch((e) => lastError.set(e.message));
+  if (navigator.onLine) refresh(saved).catch((e) => lastError.set(errorText(e)));
 }
 
 async function followDocuments() {
@@ -106,7 +107,7 @@ async function fetchAndKeep(key, path, query, map = (x) => x) {
     return value;
   } catch (e) {
     // 404: the server has no such route yet, or nothing to say.
-    if (!(e instanceof api.ApiError && e.status === 404)) lastError.set(e.message);
+    if (!(e instanceof api.ApiError && e.status === 404)) lastError.set(errorText(e));
     return undefined;
   }
 }

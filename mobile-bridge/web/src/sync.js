@@ -54,11 +54,17 @@ async function saveMarks(next) {
   await kv.set('marks', next);
 }
 
+/**
+ * The sync address, which holds no credential: a browser prints a
+ * WebSocket's URL in its console when it cannot connect (offline, every few
+ * seconds). The credential goes in the `fieldnotes_sync` cookie instead, sent
+ * only to `/sync` of this origin (the server also checks the page's origin).
+ */
 function syncUrl(credential) {
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const url = new URL(`${scheme}//${location.host}/sync`);
-  url.searchParams.set('token', credential);
-  return url.toString();
+  const secure = location.protocol === 'https:';
+  document.cookie =
+    `fieldnotes_sync=${encodeURIComponent(credential)}; path=/sync; SameSite=Strict` + (secure ? '; Secure' : '');
+  return `${secure ? 'wss:' : 'ws:'}//${location.host}/sync`;
 }
 
 window.addEventListener('online', () => setStatus({ online: true }));
@@ -257,4 +263,6 @@ export function reconnect() {
 export async function shutdown() {
   if (repo) await repo.shutdown();
   repo = null;
+  // The phone forgets its credential: the cookie goes with it.
+  document.cookie = 'fieldnotes_sync=; path=/sync; SameSite=Strict; Max-Age=0';
 }

@@ -8,7 +8,9 @@
 //! The data files come first: the metadata then states what they hold (row
 //! count, geographic and temporal coverage) without a second read.
 
-use async_zip::{tokio::write::ZipFileWriter, Compression, ZipEntryBuilder};
+use async_zip::{
+    tokio::write::ZipFileWriter, AttributeCompatibility, Compression, ZipEntryBuilder,
+};
 use chrono::{DateTime, Utc};
 use futures::{io::AsyncWriteExt as _, TryStreamExt};
 use sqlx::PgConnection;
@@ -137,10 +139,7 @@ pub async fn write<W: AsyncWrite + Unpin>(
     let taxa = SensitiveTaxa::load(&mut *conn, scope.territory).await?;
 
     let mut entry = zip
-        .write_entry_stream(ZipEntryBuilder::new(
-            "occurrence.txt".into(),
-            Compression::Deflate,
-        ))
+        .write_entry_stream(readable_entry("occurrence.txt"))
         .await?;
     entry.write_all(&header(&CORE)).await?;
     {
@@ -185,10 +184,7 @@ pub async fn write<W: AsyncWrite + Unpin>(
     entry.close().await?;
 
     let mut entry = zip
-        .write_entry_stream(ZipEntryBuilder::new(
-            "multimedia.txt".into(),
-            Compression::Deflate,
-        ))
+        .write_entry_stream(readable_entry("multimedia.txt"))
         .await?;
     entry.write_all(&header(&MULTIMEDIA)).await?;
     {
@@ -209,21 +205,27 @@ pub async fn write<W: AsyncWrite + Unpin>(
     }
     entry.close().await?;
 
-    zip.write_entry_whole(
-        ZipEntryBuilder::new("meta.xml".into(), Compression::Deflate),
-        meta_xml().as_bytes(),
-    )
-    .await?;
+    zip.write_entry_whole(readable_entry("meta.xml"), meta_xml().as_bytes())
+        .await?;
     let eml = eml_xml(publisher, &coverage, Utc::now());
-    zip.write_entry_whole(
-        ZipEntryBuilder::new("eml.xml".into(), Compression::Deflate),
-        eml.as_bytes(),
-    )
-    .await?;
+    zip.write_entry_whole(readable_entry("eml.xml"), eml.as_bytes())
+        .await?;
     let mut out = zip.close().await?.into_inner();
     tokio::io::AsyncWriteExt::shutdown(&mut out).await?;
     Ok(())
 }
+
+/// A deflated entry that unzips as a regular file readable by everyone and
+/// writable by its owner (0644): without a mode, `unzip` on Unix creates
+/// files nobody but root can read.
+fn readable_entry(name: &str) -> ZipEntryBuilder {
+    ZipEntryBuilder::new(name.into(), Compression::Deflate)
+        .attribute_compatibility(AttributeCompatibility::Unix)
+        .unix_permissions(REGULAR_FILE_0644)
+}
+
+/// `S_IFREG | 0o644`, the mode `unzip` gives the files it extracts.
+const REGULAR_FILE_0644: u16 = 0o100644;
 
 fn fields_xml(columns: &[(&str, &str)], skip_first: bool) -> String {
     columns

@@ -3,7 +3,11 @@
 //! it); the phone redeems it once for a device credential bound to that person
 //! and that phone.
 
-use axum::{extract::State, http::Method, http::StatusCode, Json};
+use axum::{
+    extract::State,
+    http::{HeaderMap, Method, StatusCode},
+    Json,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -57,8 +61,11 @@ struct Invitation {
     expires_at: DateTime<Utc>,
     territory_id: Uuid,
     role: Role,
-    /// What a QR code of the invitation holds: `{"code": …}` as a JSON string
-    /// (the page showing it adds `"server"`).
+    /// What a QR code of the invitation holds, as a JSON string:
+    /// `{"code": …, "server": …}`, the server's address being `--public-url`
+    /// (else the address this request came to), so the field app enrols
+    /// with the right server whatever address it was opened at.
+    #[schema(example = r#"{"code":"ABCDE-FGHJK","server":"https://terrain.example.org"}"#)]
     qr_payload: String,
 }
 
@@ -88,6 +95,7 @@ fn volunteer() -> Role {
 async fn create_invitation(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<InvitationRequest>,
 ) -> Result<(StatusCode, Json<Invitation>), ApiError> {
     let territory = request.territory_id;
@@ -138,10 +146,12 @@ async fn create_invitation(
         ttl,
     )
     .await?;
-    // What the phone scans. The server's public address is not known here
-    // (it may sit behind a proxy); the page showing the QR code adds
-    // `"server"` from its own origin.
-    let qr_payload = json!({ "code": invitation.code }).to_string();
+    // What the phone scans: the code, and where to redeem it.
+    let qr_payload = json!({
+        "code": invitation.code,
+        "server": super::public_url(&state, &headers),
+    })
+    .to_string();
     Ok((
         StatusCode::CREATED,
         Json(Invitation {

@@ -1,5 +1,7 @@
 //! One error type for every handler: each failure maps to a status and a JSON
-//! body `{"error": {"field": …, "message": …}}` naming the field at fault.
+//! body `{"error": {"code": …, "field": …, "message": …}}` naming the field at
+//! fault. `code` is stable, for the apps to translate (`wrong_password`,
+//! `invitation_expired`, …); `message` says it in English, with the details.
 //!
 //! Messages are written for the person at the other end and never contain a
 //! secret: a refused password, token or invitation code is never echoed back.
@@ -42,9 +44,9 @@ pub enum ApiError {
     Unauthorized,
     /// A secret presented to obtain a credential (password, invitation code)
     /// was refused; the message says what to do without saying which part was
-    /// wrong.
-    #[error("{0}")]
-    BadSecret(String),
+    /// wrong. `code`: `wrong_password`, `unknown_invitation` or `unknown_reset_code`.
+    #[error("{message}")]
+    BadSecret { code: &'static str, message: String },
     /// Authenticated, but this principal may not do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -69,9 +71,11 @@ pub enum ApiError {
     /// hash to its address).
     #[error("{field}: {message}")]
     Unprocessable { field: String, message: String },
-    /// Existed once, cannot be used any more (a redeemed or expired invitation).
-    #[error("{0}")]
-    Gone(String),
+    /// Existed once, cannot be used any more (a redeemed or expired
+    /// invitation, a used or withdrawn password reset). `code`: `invitation_used`,
+    /// `invitation_expired` or `reset_code_unusable`.
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
     /// Throttled (too many login attempts); the client may retry after that long.
     #[error("{message}")]
     TooManyRequests {
@@ -86,7 +90,7 @@ pub enum ApiError {
 
 /// The JSON body of every answer that is not a success.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"error": {"field": "limit", "message": "must be between 1 and 5000 (got 0)"}}))]
+#[schema(example = json!({"error": {"code": "invalid", "field": "limit", "message": "must be between 1 and 5000 (got 0)"}}))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
@@ -94,6 +98,16 @@ pub struct ErrorBody {
 /// What went wrong, and where.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
+    /// What went wrong, as a stable machine code the apps translate (the
+    /// message is English): `invalid` (400), `unauthenticated`,
+    /// `wrong_password`, `unknown_invitation`, `unknown_reset_code` (401), `forbidden` (403),
+    /// `not_found`, `no_route` (404), `method_not_allowed` (405), `conflict`
+    /// (409), `invitation_used`, `invitation_expired`, `reset_code_unusable` (410), `too_large`
+    /// (413), `unsupported_media_type` (415), `unprocessable` (422),
+    /// `too_many_requests` (429), `internal` (500), `server_busy` (503, every
+    /// connection taken).
+    #[schema(example = "invalid")]
+    pub code: &'static str,
     /// The field at fault, as the client names it: a JSON field (`role`,
     /// `boundary.coordinates`), a query parameter (`limit`), a header
     /// (`Content-Range`), `body`, `id`; null when no one field is at fault.
@@ -128,6 +142,25 @@ impl ApiError {
     pub fn forbidden(why: impl Into<String>) -> Self {
         ApiError::Forbidden(why.into())
     }
+
+    /// The stable code of the answer (see [`ErrorDetail::code`]).
+    pub fn code(&self) -> &'static str {
+        match *self {
+            ApiError::BadRequest { .. } => "invalid",
+            ApiError::Unauthorized => "unauthenticated",
+            ApiError::BadSecret { code, .. } | ApiError::Gone { code, .. } => code,
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::NoRoute { .. } => "no_route",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Conflict { .. } => "conflict",
+            ApiError::TooLarge { .. } => "too_large",
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::Unprocessable { .. } => "unprocessable",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::Database(_) | ApiError::Internal(_) => "internal",
+        }
+    }
 }
 
 impl From<AuthError> for ApiError {
@@ -139,12 +172,26 @@ impl From<AuthError> for ApiError {
                 field: field.to_string(),
                 message,
             },
-            error @ (AuthError::UnknownInvitation | AuthError::UnknownReset) => {
-                ApiError::BadSecret(error.to_string())
-            }
-            error @ (AuthError::InvitationUsed
-            | AuthError::InvitationExpired
-            | AuthError::ResetUnusable) => ApiError::Gone(error.to_string()),
+            error @ AuthError::UnknownInvitation => ApiError::BadSecret {
+                code: "unknown_invitation",
+                message: error.to_string(),
+            },
+            error @ AuthError::InvitationUsed => ApiError::Gone {
+                code: "invitation_used",
+                message: error.to_string(),
+            },
+            error @ AuthError::InvitationExpired => ApiError::Gone {
+                code: "invitation_expired",
+                message: error.to_string(),
+            },
+            error @ AuthError::UnknownReset => ApiError::BadSecret {
+                code: "unknown_reset_code",
+                message: error.to_string(),
+            },
+            error @ AuthError::ResetUnusable => ApiError::Gone {
+                code: "reset_code_unusable",
+                message: error.to_string(),
+            },
             error @ AuthError::TooManyAttempts { retry_after } => ApiError::TooManyRequests {
                 message: error.to_string(),
                 retry_after: retry_after.to_std().unwrap_or_default(),
@@ -171,7 +218,9 @@ impl IntoResponse for ApiError {
                  is missing, unknown, expired or revoked"
                     .to_string(),
             ),
-            ApiError::BadSecret(message) => (StatusCode::UNAUTHORIZED, None, message.clone()),
+            ApiError::BadSecret { message, .. } => {
+                (StatusCode::UNAUTHORIZED, None, message.clone())
+            }
             ApiError::Forbidden(why) => (StatusCode::FORBIDDEN, None, why.clone()),
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, None, format!("{what} not found")),
             ApiError::NoRoute { .. } => (
@@ -202,7 +251,7 @@ impl IntoResponse for ApiError {
                 Some(field.clone()),
                 message.clone(),
             ),
-            ApiError::Gone(message) => (StatusCode::GONE, None, message.clone()),
+            ApiError::Gone { message, .. } => (StatusCode::GONE, None, message.clone()),
             ApiError::TooManyRequests { message, .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, None, message.clone())
             }
@@ -218,7 +267,11 @@ impl IntoResponse for ApiError {
         let mut response = (
             status,
             Json(ErrorBody {
-                error: ErrorDetail { field, message },
+                error: ErrorDetail {
+                    code: self.code(),
+                    field,
+                    message,
+                },
             }),
         )
             .into_response();

@@ -206,22 +206,6 @@ async fn finish(mut out: BufWriter<DuplexStream>) -> Result<(), ExportError> {
     Ok(())
 }
 
-/// The server's address as the caller reached it (behind a proxy, as the
-/// proxy says), for the photo URLs an archive lists.
-fn base_url(headers: &HeaderMap) -> String {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let proto = text("x-forwarded-proto").unwrap_or("http");
-    let host = text("x-forwarded-host")
-        .or_else(|| text("host"))
-        .unwrap_or("localhost");
-    let proto = if proto == "https" { "https" } else { "http" };
-    let host: String = host
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(*c))
-        .collect();
-    format!("{proto}://{host}")
-}
-
 /// `GET …/exports/darwin-core-archive`.
 #[utoipa::path(
     get,
@@ -253,7 +237,7 @@ async fn darwin_core_archive(
         .bind(territory)
         .fetch_one(&state.pool)
         .await?;
-    let base_url = base_url(&headers);
+    let base_url = super::public_url(&state, &headers);
     streamed(
         &state,
         territory,

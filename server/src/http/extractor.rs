@@ -11,7 +11,7 @@ use axum::{
         FromRequest, FromRequestParts, Path, Query, Request,
     },
     http::{
-        header::{AUTHORIZATION, CONTENT_LENGTH},
+        header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, HOST, ORIGIN},
         request::Parts,
     },
 };
@@ -50,17 +50,23 @@ impl FromRequestParts<AppState> for AuthUser {
 }
 
 /// Authenticates a request from its bearer token, or — when
-/// `allow_query_token`, for WebSockets, on which browsers cannot set headers —
-/// from `?token=`. The header wins when both are present. Request spans record
-/// the path only, so a query token is not logged by this server (a reverse
-/// proxy's access log may, see docs/SECURITY.md).
+/// `websocket`, on which browsers cannot set headers — from the
+/// [`SYNC_COOKIE`] of a same-origin page, or `?token=`. The header wins, then
+/// the cookie. Request spans record the path only, so a query token is not
+/// logged by this server (a reverse proxy's access log may, see
+/// docs/SECURITY.md); the field app sends the cookie, so that no URL holds
+/// its credential (a browser prints a WebSocket's URL in its console when
+/// it cannot connect).
 pub async fn principal_from_request_parts(
     parts: &Parts,
     state: &AppState,
-    allow_query_token: bool,
+    websocket: bool,
 ) -> Result<Principal, ApiError> {
-    let token =
-        bearer_token(parts).or_else(|| allow_query_token.then(|| query_token(parts)).flatten());
+    let token = bearer_token(parts).or_else(|| {
+        websocket
+            .then(|| same_origin_cookie(parts, state).or_else(|| query_token(parts)))
+            .flatten()
+    });
     let Some(token) = token else {
         return Err(ApiError::Unauthorized);
     };
@@ -76,6 +82,52 @@ fn bearer_token(parts: &Parts) -> Option<String> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim().to_string())
+}
+
+/// The cookie the field app sets for `/sync` (path `/sync`, `SameSite=Strict`)
+/// holding its device credential.
+pub const SYNC_COOKIE: &str = "fieldnotes_sync";
+
+/// The [`SYNC_COOKIE`] of a request from a page of this server's own origin
+/// (its `Origin` names the host the request was sent to, as `Host`, a
+/// proxy's `X-Forwarded-Host` or `--public-url` says): another site's page
+/// cannot open a WebSocket on the phone's credential, whatever the browser
+/// does with `SameSite`.
+fn same_origin_cookie(parts: &Parts, state: &AppState) -> Option<String> {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let host_of = |url: &url::Url| -> Option<String> {
+        Some(match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str()?),
+            None => url.host_str()?.to_string(),
+        })
+    };
+    let origin = host_of(&url::Url::parse(header(ORIGIN.as_str())?).ok()?)?;
+    let public = state
+        .public_url
+        .as_deref()
+        .and_then(|url| url::Url::parse(url).ok())
+        .and_then(|url| host_of(&url));
+    let served = [
+        header(HOST.as_str()).map(str::to_string),
+        header("x-forwarded-host").map(str::to_string),
+        public,
+    ];
+    if !served
+        .iter()
+        .flatten()
+        .any(|host| host.eq_ignore_ascii_case(&origin))
+    {
+        return None;
+    }
+    parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SYNC_COOKIE)
+        .map(|(_, token)| token.to_string())
 }
 
 fn query_token(parts: &Parts) -> Option<String> {

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use axum::{
     extract::DefaultBodyLimit,
     handler::Handler,
-    http::{Method, Uri},
+    http::{HeaderMap, Method, Uri},
     routing::{MethodFilter, MethodRouter},
     Router,
 };
@@ -102,6 +102,18 @@ pub struct AppState {
     pub max_photo_bytes: u64,
     /// The process's live updates (`GET /api/territories/{id}/events`).
     pub live: crate::live::Live,
+    /// The server's address for people and phones (`--public-url`), without
+    /// a trailing slash; None: the address each request came to.
+    pub public_url: Option<String>,
+}
+
+/// The server's address for links and QR codes: `--public-url` when given,
+/// else the address the caller reached (behind a proxy, as the proxy says).
+pub fn public_url(state: &AppState, headers: &HeaderMap) -> String {
+    match &state.public_url {
+        Some(url) => url.clone(),
+        None => request_origin(headers),
+    }
 }
 
 /// Routes as they are registered: the axum routing and the (method, path)
@@ -217,4 +229,20 @@ pub fn router(state: AppState, web: &web::WebSettings) -> Router {
                 },
             ),
         )
+}
+
+/// The server's address as the caller reached it (behind a proxy, as the
+/// proxy says).
+fn request_origin(headers: &HeaderMap) -> String {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let proto = text("x-forwarded-proto").unwrap_or("http");
+    let host = text("x-forwarded-host")
+        .or_else(|| text("host"))
+        .unwrap_or("localhost");
+    let proto = if proto == "https" { "https" } else { "http" };
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(*c))
+        .collect();
+    format!("{proto}://{host}")
 }

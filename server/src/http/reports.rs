@@ -285,20 +285,25 @@ async fn list_rates(
     Ok(Json(rates::list(&state.pool, territory).await?))
 }
 
-/// A rate to set: in euros, as typed ("11.88").
+/// A rate to set: in euros, as typed ("11.88", or "11,88" as French write it).
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewRate {
-    /// Euros per hour, with at most two decimals ("11.88").
+    /// Euros per hour, with at most two decimals after a point or a comma
+    /// ("11.88", "11,88").
     euro_per_hour: String,
     /// `smic` or `set`.
     basis: String,
     note: Option<String>,
 }
 
-/// "11.88" → 1188 cents; None unless a positive amount with ≤ 2 decimals.
+/// "11.88" or "11,88" → 1188 cents; None unless a positive amount with ≤ 2
+/// decimals.
 fn cents(euros: &str) -> Option<i32> {
-    let (whole, fraction) = euros.trim().split_once('.').unwrap_or((euros.trim(), ""));
+    let (whole, fraction) = euros
+        .trim()
+        .split_once(['.', ','])
+        .unwrap_or((euros.trim(), ""));
     if whole.is_empty()
         || whole.len() > 4
         || fraction.len() > 2
@@ -347,7 +352,7 @@ async fn set_rate(
         .ok_or_else(|| {
             ApiError::bad_request(
                 "euroPerHour",
-                "must be an amount in euros above 0 and at most 1000, with at most two decimals (\"11.88\")",
+                "must be an amount in euros above 0 and at most 1000, with at most two decimals (\"11.88\" or \"11,88\")",
             )
         })?;
     if !["smic", "set"].contains(&rate.basis.as_str()) {
@@ -377,6 +382,10 @@ mod tests {
     #[test]
     fn amounts_in_euros_become_cents() {
         assert_eq!(cents("11.88"), Some(1188));
+        assert_eq!(cents(" 11,88 "), Some(1188));
+        assert_eq!(cents("11,5"), Some(1150));
+        assert_eq!(cents("11,8,8"), None);
+        assert_eq!(cents("1,234"), None);
         assert_eq!(cents("12"), Some(1200));
         assert_eq!(cents("12.5"), Some(1250));
         assert_eq!(cents("0"), None);

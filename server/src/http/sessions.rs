@@ -75,7 +75,10 @@ async fn login(
         .await?
         // One message for both cases: which part was wrong is for the person
         // who knows the password to find out.
-        .ok_or_else(|| ApiError::BadSecret("the email or the password is wrong".to_string()))?;
+        .ok_or_else(|| ApiError::BadSecret {
+            code: "wrong_password",
+            message: "the email or the password is wrong".to_string(),
+        })?;
     Ok(Json(Session {
         token: session.token,
         expires_at: session.expires_at,

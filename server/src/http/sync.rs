@@ -24,7 +24,9 @@ pub fn routes() -> Routes {
 /// A WebSocket upgrade (`Connection: Upgrade`, `Upgrade: websocket`), then
 /// the automerge-repo protocol (CBOR messages, wire-compatible with
 /// `@automerge/automerge-repo` 2.x). The credential comes in the
-/// `Authorization` header or, for browsers, as `?token=`. At most 8 open
+/// `Authorization` header or, for browsers, in the `fieldnotes_sync` cookie
+/// of a page of the server's own origin (what the field app sends: no URL
+/// holds the credential) or as `?token=`. At most 8 open
 /// connections per credential; every change is judged before it is applied,
 /// and a refused one gets an `error` message naming the field and the limit.
 #[utoipa::path(
@@ -32,7 +34,7 @@ pub fn routes() -> Routes {
     path = "/sync",
     operation_id = "sync",
     params(
-        ("token" = Option<String>, Query, description = "The credential, for clients that cannot set headers on a WebSocket (the header wins when both are sent)"),
+        ("token" = Option<String>, Query, description = "The credential, for clients that cannot set headers on a WebSocket (the header, then the `fieldnotes_sync` cookie of a same-origin page, win over it)"),
     ),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
@@ -50,7 +52,8 @@ async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     // Browsers cannot set headers on a WebSocket, so the credential may also
-    // come as `?token=`; it is never logged (request spans record the path only).
+    // come in the field app's cookie or as `?token=`; it is never logged
+    // (request spans record the path only).
     let principal = principal_from_request_parts(&parts, &state, true).await?;
     let ws = ws.map_err(|rejection| ApiError::bad_request("upgrade", rejection.body_text()))?;
     let connection_id = uuid::Uuid::new_v4();

@@ -5,7 +5,10 @@
 //! either a row of its kind's table (valid) or a row of `invalid_records` (what the
 //! volunteer typed and every problem, field by field), never both and never lost.
 //! Fields that two phones set concurrently keep the winning value in the row and
-//! every value in its `conflicts` column.
+//! every value in its `conflicts` column (bookkeeping fields such as
+//! `modifiedAt` aside: see `schemas::BOOKKEEPING_FIELDS`). A sighting that
+//! came without a taxon id is filed with the one its name has in the
+//! territory's species list, if any (`crate::species::resolve`).
 
 use std::{
     collections::{hash_map::DefaultHasher, HashMap, HashSet},
@@ -22,6 +25,7 @@ use sync::documents::{
 use uuid::Uuid;
 
 use super::kinds::Stored;
+use crate::species::resolve::TaxonIndex;
 
 /// Territory for documents whose header names none (created by the first migration).
 pub const DEFAULT_TERRITORY: Uuid = Uuid::nil();
@@ -196,6 +200,7 @@ pub async fn materialise(
             delete_record(tx, doc_id, *kind, key).await?;
         }
     }
+    batch.resolve_taxa(tx, territory).await?;
     let collisions = batch.write(tx, doc_id, territory).await?;
     for (kind, key) in &collisions {
         problems.push(json!({
@@ -338,6 +343,31 @@ impl Batch {
                 conflicts,
             )),
         }
+    }
+
+    /// Gives the sightings that came without a taxon id the one their name
+    /// has in the territory's species list (`species::resolve`), if any.
+    async fn resolve_taxa(
+        &mut self,
+        conn: &mut PgConnection,
+        territory: Uuid,
+    ) -> Result<(), sqlx::Error> {
+        let Some(sightings) = self.valid.get_mut(&RecordKind::Sighting) else {
+            return Ok(());
+        };
+        if sightings.iter().all(|row| !row["taxonID"].is_null()) {
+            return Ok(());
+        }
+        let index = TaxonIndex::of_territory(conn, territory).await?;
+        for row in sightings.iter_mut().filter(|row| row["taxonID"].is_null()) {
+            if let Some(id) = row["scientificName"]
+                .as_str()
+                .and_then(|n| index.resolve(n))
+            {
+                row["taxonID"] = json!(id);
+            }
+        }
+        Ok(())
     }
 
     /// Writes the batch; returns the valid records that could not be filed

@@ -65,6 +65,8 @@ pub struct Sighting {
     #[serde(rename = "occurrenceID")]
     pub occurrence_id: String,
     pub scientific_name: String,
+    /// TAXREF `cd_nom`: the one the phone sent, else the one the name has in
+    /// the territory's species list when the record was filed (null: none).
     #[serde(rename = "taxonID")]
     #[schema(required = true)]
     pub taxon_id: Option<i64>,
@@ -239,6 +241,11 @@ pub struct Receipt {
     pub received_at: DateTime<Utc>,
 }
 
+/// Whether sighting `t` has no taxon id though its territory has a species
+/// list: its name matched none of the list's (`crate::species::resolve`).
+const UNKNOWN_NAME: &str = "(t.taxon_id IS NULL AND EXISTS (SELECT 1 FROM documents d \
+     WHERE d.territory_id = t.territory_id AND d.kind = 'species_list' AND d.revision > 0))";
+
 /// Fields of a sighting that a generalisation withholds or replaces: the
 /// concurrent values of these, and warnings about them, are withheld too.
 const LOCATED_FIELDS: [&str; 5] = [
@@ -273,6 +280,7 @@ struct SightingRead {
     conflicts: Json<Vec<Conflict>>,
     outside_by_m: Option<i64>,
     dated_after_receipt: bool,
+    unknown_name: bool,
     #[sqlx(flatten)]
     location: Location,
 }
@@ -301,6 +309,7 @@ impl SightingRead {
             },
             "eventDate",
         );
+        warnings.extend(warnings::of_name(self.unknown_name, &self.scientific_name));
         if location.generalised {
             conflicts.retain(|conflict| !LOCATED_FIELDS.contains(&conflict.field.as_str()));
             warnings.retain(|warning| !LOCATED_FIELDS.contains(&warning.field.as_str()));
@@ -350,13 +359,14 @@ pub async fn sightings(
            t.basis_of_record, t.recorded_by, t.photos, t.author_id, t.device_id, t.created_at, \
            t.modified_at, t.has_conflicts, t.conflicts, \
            {outside} AS outside_by_m, t.event_date > t.materialised_at AS dated_after_receipt, \
-           {location} \
+           {unknown_name} AS unknown_name, {location} \
          FROM sightings t {joins} \
          WHERE ($1::uuid IS NULL OR t.territory_id = $1) \
            AND ($2::boolean IS NULL OR t.has_conflicts = $2) \
            AND ($5::uuid[] IS NULL OR t.territory_id = ANY($5)) \
          ORDER BY t.created_at, t.id LIMIT $3 OFFSET $4",
         outside = OUTSIDE_BY_M,
+        unknown_name = UNKNOWN_NAME,
         location = sensitive::location_columns("t"),
         joins = sensitive::location_joins("t"),
     );

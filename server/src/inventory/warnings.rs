@@ -1,7 +1,8 @@
 //! Plausibility warnings: what the inventory accepted but a coordinator
 //! should look at. A point outside its territory's boundary beyond its
 //! uncertainty, a date later than when the server received the record, more
-//! than 24 hours declared by one volunteer on one day.
+//! than 24 hours declared by one volunteer on one day, a sighting whose name
+//! is not on its territory's species list.
 //!
 //! The queries of [`super::rows`] measure (PostGIS distances, a day's sum);
 //! this module words the warnings, so each is phrased in one place.
@@ -13,8 +14,8 @@ use utoipa::ToSchema;
 /// Something accepted but implausible about a row, for a coordinator to look at.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Warning {
-    /// `outsideTerritory`, `futureDate` (sightings, reports) or
-    /// `over24HoursADay` (timesheet entries).
+    /// `outsideTerritory`, `futureDate` (sightings, reports),
+    /// `unknownName` (sightings) or `over24HoursADay` (timesheet entries).
     #[schema(example = "outsideTerritory")]
     pub code: String,
     /// The field the warning is about.
@@ -58,6 +59,18 @@ pub fn of_located(facts: &LocatedFacts, date_field: &str) -> Vec<Warning> {
         });
     }
     warnings
+}
+
+/// The warning of a sighting named `scientific_name` that matched no taxon
+/// of its territory's species list (`unknown`), even accents and case aside.
+pub fn of_name(unknown: bool, scientific_name: &str) -> Option<Warning> {
+    unknown.then(|| Warning {
+        code: "unknownName".to_string(),
+        field: "scientificName".to_string(),
+        message: format!(
+            "\"{scientific_name}\" is not on the territory's species list (a misspelling?)"
+        ),
+    })
 }
 
 /// The warnings of a timesheet entry whose volunteer declared `day_minutes`

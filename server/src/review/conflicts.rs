@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::history::HistoryRow;
 
-use schemas::RecordKind;
+use schemas::{RecordKind, BOOKKEEPING_FIELDS};
 
 use super::{filter::Filter, parse_kind, rows::ReviewPage, ReviewError};
 use crate::{
@@ -96,10 +96,10 @@ async fn attributed(
     let mut fields: Vec<(String, Vec<sync::documents::read::WrittenValue>)> = Vec::new();
     let mut hashes = Vec::new();
     for item in doc.map_range(&record, ..) {
-        if !item.conflict {
+        let field = item.key.to_string();
+        if !item.conflict || BOOKKEEPING_FIELDS.contains(&field.as_str()) {
             continue;
         }
-        let field = item.key.to_string();
         let values = index.values_of(doc, &record, &field);
         hashes.extend(
             values
@@ -139,8 +139,7 @@ async fn attributed(
                         json!({
                             "value": v.value,
                             "changeHash": hash,
-                            "writtenAt": chrono::DateTime::from_timestamp_millis(v.timestamp)
-                                .filter(|_| v.timestamp > 0),
+                            "writtenAt": written_at(v.timestamp),
                             "writtenBy": hash.and_then(|h| receipts.get(&h).cloned()),
                         })
                     }).collect::<Vec<_>>(),
@@ -148,6 +147,14 @@ async fn attributed(
             })
             .collect(),
     ))
+}
+
+/// A change's time (seconds since the epoch, automerge's convention) as
+/// RFC 3339, so no reader has to guess its unit; None when the writer gave none.
+fn written_at(seconds: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .filter(|_| seconds > 0)
+        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
 fn record_obj(doc: &Automerge, kind: RecordKind, key: &str) -> Option<automerge::ObjId> {
@@ -174,10 +181,15 @@ pub async fn resolve(
     if field.is_empty() {
         return Err(ReviewError::bad_request("field", "names no field"));
     }
-    if field == "id"
-        || COORDINATOR_FIELDS.contains(&field.as_str())
-        || OWNER_FIELDS.contains(&field.as_str())
-    {
+    if BOOKKEEPING_FIELDS.contains(&field.as_str()) {
+        return Err(ReviewError::bad_request(
+            "field",
+            format!(
+                "`{field}` is bookkeeping the phones set by themselves, not a conflict to resolve"
+            ),
+        ));
+    }
+    if COORDINATOR_FIELDS.contains(&field.as_str()) || OWNER_FIELDS.contains(&field.as_str()) {
         return Err(ReviewError::bad_request(
             "field",
             format!("`{field}` is not a field a coordinator resolves"),

@@ -7,6 +7,8 @@
 //! through the sync core (a [`ServerWrite`]: stored, then pushed to the
 //! phones holding it), and only what differs from what it holds is written.
 //! - [`import`]: reading a TAXREF-style CSV into species, all or nothing.
+//! - [`resolve`]: a sighting's taxon id found by name in the list, when the
+//!   client sent none.
 //!
 //! A document keeps its whole history, and a new phone fetches it all: a
 //! list re-imported whole again and again would grow for ever. When its
@@ -16,6 +18,7 @@
 //! phones follow; the former one stays readable, and no longer changes.
 
 pub mod import;
+pub mod resolve;
 
 use std::sync::{Arc, Mutex};
 

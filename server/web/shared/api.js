@@ -4,18 +4,23 @@ import { credential, credentialRefused } from './session.js';
 
 /**
  * A call the server refused, as it explains it. Every error answer of the
- * API is `{"error": {"field": …, "message": …}}` (server/src/http/error.rs),
- * the field null or absent when no one field is at fault. `message` is the
- * server's message, followed by the field in parentheses when one is named:
- * what the apps show. An answer that is not that JSON (a proxy's error page)
- * gives its text when it is short plain text, else the HTTP status.
+ * API is `{"error": {"code": …, "field": …, "message": …}}`
+ * (server/src/http/error.rs), the field null or absent when no one field is
+ * at fault. `code` is the server's stable code (`wrong_password`,
+ * `invitation_expired`, …; null when the answer had none), which the apps
+ * translate (their `errorText`); `message` is the server's English message,
+ * followed by the field in parentheses when one is named: what the apps show
+ * for a code they do not translate. An answer that is not that JSON (a
+ * proxy's error page) gives its text when it is short plain text, else the
+ * HTTP status.
  */
 export class ApiError extends Error {
-  constructor(status, field, message) {
+  constructor(status, field, message, code = null) {
     super(field ? `${message} (${field})` : message);
     this.name = 'ApiError';
     this.status = status;
     this.field = field;
+    this.code = code;
   }
 
   /** The error a refused response carries (its body is read here). */
@@ -31,7 +36,7 @@ export class ApiError extends Error {
       // Not JSON: the fallback below.
     }
     if (detail && typeof detail.message === 'string') {
-      return new ApiError(status, detail.field || null, detail.message);
+      return new ApiError(status, detail.field || null, detail.message, detail.code || null);
     }
     const plain = text.trim();
     const readable = plain && !plain.startsWith('<') ? plain.slice(0, 200) : '';

@@ -48,6 +48,16 @@ export function createI18n(messages) {
     return key in dictionaries[language.get()] || key in fallback;
   }
 
+  /**
+   * What to show for a failure: the app's own words for a refusal whose
+   * server code it translates (`error.<code>`, see api.js ApiError), else
+   * the server's message (which names the field and the details).
+   */
+  function errorText(error) {
+    const key = typeof error?.code === 'string' ? `error.${error.code}` : null;
+    return key && has(key) ? t(key) : error?.message || String(error);
+  }
+
   const locale = () => (language.get() === 'fr' ? 'fr-FR' : 'en-GB');
 
   /** A date (and time) in the current language's usual form. */
@@ -72,5 +82,5 @@ export function createI18n(messages) {
     return new Intl.NumberFormat(locale(), { style: 'currency', currency: 'EUR' }).format(cents / 100);
   }
 
-  return { language, setLanguage, t, has, formatDate, formatTime, formatNumber, formatEuros };
+  return { language, setLanguage, t, has, errorText, formatDate, formatTime, formatNumber, formatEuros };
 }

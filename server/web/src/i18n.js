@@ -232,6 +232,12 @@ const fr = {
   'map.label': 'Carte des fiches',
   'map.territory': 'Limite du territoire',
   'map.sites': 'Sites',
+  // The server's refusals, by their stable code (server/src/http/error.rs);
+  // a code not here shows the server's own message.
+  'error.unauthenticated': 'votre session a expiré ou a été fermée : reconnectez-vous',
+  'error.too_many_requests': 'trop de demandes : réessayez dans un moment',
+  'error.server_busy': 'le serveur est saturé : réessayez dans un moment',
+  'error.internal': 'erreur du serveur (elle a été consignée) : réessayez plus tard',
 };
 
 const en = {
@@ -462,9 +468,13 @@ const en = {
   'map.label': 'Map of records',
   'map.territory': 'Territory boundary',
   'map.sites': 'Sites',
+  'error.unauthenticated': 'your session has expired or was ended: log in again',
+  'error.too_many_requests': 'too many requests: try again in a moment',
+  'error.server_busy': 'the server is saturated: try again in a moment',
+  'error.internal': 'server error (it has been logged): try again later',
 };
 
-export const { language, setLanguage, t, has, formatDate, formatNumber, formatEuros } = createI18n({
+export const { language, setLanguage, t, has, errorText, formatDate, formatNumber, formatEuros } = createI18n({
   fr: { ...fr, ...auditFr },
   en: { ...en, ...auditEn },
 });

@@ -3,7 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { html } from 'htm/preact';
 import * as api from '../shared/api.js';
 import { useValue } from '../shared/state.js';
-import { language, setLanguage, t, has, formatDate } from './i18n.js';
+import { language, setLanguage, t, has, errorText, formatDate } from './i18n.js';
 
 export function LanguageToggle() {
   const lang = useValue(language);
@@ -33,7 +33,7 @@ export function useLoad(load, deps) {
 }
 
 export function Loading({ state, children }) {
-  if (state.error) return html`<p role="alert" class="error">${t('common.error', { reason: state.error.message })}</p>`;
+  if (state.error) return html`<p role="alert" class="error">${t('common.error', { reason: errorText(state.error) })}</p>`;
   if (!state.data) return html`<p aria-busy="true">${t('common.loading')}</p>`;
   return children(state.data);
 }
@@ -54,7 +54,7 @@ export async function attempt(setOutcome, action, message) {
     setOutcome({ message: typeof message === 'function' ? message(result) : message });
     return result;
   } catch (error) {
-    setOutcome({ error: error.message });
+    setOutcome({ error: errorText(error) });
     return null;
   }
 }

@@ -15,7 +15,10 @@
 //! editing the same field keeps both values (see [`super::read`]).
 
 use automerge::{ObjId, ObjType, ReadDoc, Value, ROOT};
-use schemas::{DegradationReport, FieldProblem, FieldRecord, RecordKind, Sighting, TimesheetEntry};
+use schemas::{
+    DegradationReport, FieldProblem, FieldRecord, RecordKind, Sighting, TimesheetEntry,
+    BOOKKEEPING_FIELDS,
+};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -104,6 +107,8 @@ pub struct RecordState {
     pub key: String,
     /// The record as typed, each field at its winning value.
     pub raw: Json,
+    /// The fields with concurrent values, bookkeeping ones
+    /// ([`BOOKKEEPING_FIELDS`]) aside.
     pub conflicts: Vec<FieldConflict>,
     pub parsed: Result<ReadRecord, Vec<FieldProblem>>,
 }
@@ -161,6 +166,7 @@ fn read_record<D: ReadDoc>(
         };
     };
     let (fields, mut conflicts) = read_map_with_conflicts(doc, &record_obj);
+    conflicts.retain(|conflict| !BOOKKEEPING_FIELDS.contains(&conflict.field.as_str()));
     let raw = Json::Object(fields);
     let all = if conflict {
         doc.get_all(coll_obj, key.as_str()).unwrap_or_default()

@@ -139,7 +139,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Which change wrote each operation of a document: the attribution of the
 /// concurrent values of a field (who typed each, when).
 pub struct ChangeIndex {
-    /// (actor, first op counter, op count, change hash, change timestamp in ms)
+    /// (actor, first op counter, op count, change hash, change timestamp in seconds)
     changes: Vec<(automerge::ActorId, u64, u64, automerge::ChangeHash, i64)>,
 }
 
@@ -148,8 +148,10 @@ pub struct ChangeIndex {
 pub struct WrittenValue {
     pub value: Json,
     pub change: Option<automerge::ChangeHash>,
-    /// The writer's clock when it made the change (ms since the epoch; 0 if
-    /// the client did not say).
+    /// The writer's clock when it made the change, in seconds since the epoch
+    /// (automerge's convention: JavaScript's `change` writes
+    /// `Math.floor(Date.now() / 1000)`, [`super::write`] the same; 0 if the
+    /// client did not say).
     pub timestamp: i64,
 }
 

@@ -5,7 +5,10 @@
 //! on a phone means, and a concurrent edit then shows up as a conflict to review
 //! rather than as two edits spliced into one string.
 
-use automerge::{transaction::Transactable, Automerge, ObjId, ObjType, ReadDoc, ScalarValue, ROOT};
+use automerge::{
+    transaction::{CommitOptions, Transactable},
+    Automerge, ObjId, ObjType, ReadDoc, ScalarValue, ROOT,
+};
 use schemas::{FieldRecord, RecordKind};
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -61,7 +64,7 @@ pub fn put_raw_record(
         return Err(WriteError::NotAnObject);
     };
     let collection = collection_obj(doc, kind)?;
-    doc.transact::<_, _, WriteError>(|tx| {
+    doc.transact_with::<_, _, WriteError, _>(stamped_now, |tx| {
         let record = tx.put_object(&collection, key, ObjType::Map)?;
         for (name, value) in fields {
             put_json(tx, &record, name, value)?;
@@ -85,9 +88,19 @@ pub fn set_field(
     let Some((_, record)) = doc.get(&collection, key.as_str())? else {
         return Err(WriteError::NoRecord(key));
     };
-    doc.transact::<_, _, WriteError>(|tx| put_json(tx, &record, field, value))
+    doc.transact_with::<_, _, WriteError, _>(stamped_now, |tx| put_json(tx, &record, field, value))
         .map_err(|failure| failure.error)?;
     Ok(())
+}
+
+/// A record change carries its writer's clock, in seconds since the epoch as
+/// automerge's JavaScript `change` writes it: the conflict queue shows when
+/// each concurrent value was written.
+fn stamped_now<T>(_: &T) -> CommitOptions {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    CommitOptions::default().with_time(i64::try_from(seconds).unwrap_or(0))
 }
 
 fn collection_obj(doc: &Automerge, kind: RecordKind) -> Result<ObjId, WriteError> {

@@ -39,11 +39,11 @@ function ConflictField({ territory, record, conflict, canDecide, onResolved }) {
   return html`<fieldset class="conflict" data-field=${conflict.field}>
     <legend>${t('conflicts.field', { field: t('field.' + conflict.field) })}</legend>
     <div class="side-by-side">
-      ${conflict.values.map((candidate, i) => {
+      ${conflict.values.map((candidate) => {
         const by = candidate.writtenBy || {};
         return html`<div class="candidate" data-testid="conflict-value">
           <p class="value"><strong>${show(candidate.value)}</strong>
-            ${i === conflict.winner && html` <span class="badge muted">${t('conflicts.current')}</span>`}</p>
+            ${show(candidate.value) === show(conflict.winner) && html` <span class="badge muted">${t('conflicts.current')}</span>`}</p>
           <p>${t('conflicts.by')} : ${by.displayName || t('common.unknown')}${by.deviceName ? ` (${by.deviceName})` : ''}</p>
           <p>${t('conflicts.when')} : ${formatDate(candidate.writtenAt || by.receivedAt)}</p>
           ${canDecide &&
