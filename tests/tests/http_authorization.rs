@@ -159,6 +159,7 @@ const TABLE: &[Row] = &[
     // coordinators import one.
     row("GET",  "/api/territories/{id}/species-list",    [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
     row("PUT",  "/api/territories/{id}/species-list",    [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    row("POST", "/api/territories/{id}/species-list/preview", [U, F, A, F, A],     [U,  F,  F,  F,  A]),
     // The audit trail: régie auditors and coordinators read it, nobody writes it.
     row("GET",  "/api/territories/{id}/audit/entries",   [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
     row("GET",  "/api/territories/{id}/audit/verification",
@@ -570,6 +571,18 @@ async fn perform(
             return send_bytes(
                 server,
                 Method::PUT,
+                &path,
+                token.as_deref(),
+                Some(list.into_bytes()),
+            )
+            .await;
+        }
+        ("POST", "/api/territories/{id}/species-list/preview") => {
+            let path = format!("/api/territories/{territory_id}/species-list/preview");
+            let list = "CD_NOM\tLB_NOM\n3764\tParus major\n".to_string();
+            return send_bytes(
+                server,
+                Method::POST,
                 &path,
                 token.as_deref(),
                 Some(list.into_bytes()),

@@ -134,6 +134,7 @@ async fn document() -> impl IntoResponse {
         review::own_review_document,
         species::species_list,
         species::import_species_list,
+        species::preview_species_list,
         audit::entries,
         audit::verification,
         audit::record_audit,

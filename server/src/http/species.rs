@@ -24,6 +24,7 @@ use super::{
 };
 use crate::{
     auth::Role,
+    inventory::materialise::load_committed,
     species::{
         import::{parse_species_list, ImportError, MAX_SPECIES},
         replace, species_list_document, summary,
@@ -50,6 +51,11 @@ pub fn routes() -> Routes {
             Method::PUT,
             "/api/territories/{id}/species-list",
             import_species_list,
+        )
+        .route(
+            Method::POST,
+            "/api/territories/{id}/species-list/preview",
+            preview_species_list,
         )
 }
 
@@ -202,6 +208,69 @@ async fn import_species_list(
         removed: changes.removed,
         species: total,
         document_id: replaced.document_id.to_string(),
+    }))
+}
+
+/// What an import would change, by scientific name.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Preview {
+    /// Species the list does not hold yet, sorted.
+    added: Vec<String>,
+    /// Species whose name, vernacular name or rank would change.
+    changed: Vec<String>,
+    /// Species the file no longer holds.
+    removed: Vec<String>,
+    /// Species the list would hold.
+    species: usize,
+}
+
+/// `POST /api/territories/{id}/species-list/preview`: what importing the
+/// file would add, change and remove, without writing anything, so a
+/// coordinator checks an import before applying it.
+#[utoipa::path(
+    post,
+    path = "/api/territories/{id}/species-list/preview",
+    operation_id = "previewSpeciesList",
+    tag = "species",
+    params(("id" = Uuid, Path, description = "The territory")),
+    request_body(
+        content = String,
+        content_type = "text/csv",
+        description = "The same file as `PUT …/species-list` takes.",
+    ),
+    responses(
+        (status = 200, description = "What the import would change; nothing was written", body = Preview),
+        (status = 400, description = "The file cannot be read: `field` names the column (or `body`), the message its line", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "Only the territory's coordinators, and admins, import a list", body = ApiError),
+        (status = 404, description = "No such territory", body = ApiError),
+        (status = 413, description = "The body is above 16 MiB (`field`: `Content-Length`, or `body`)", body = ApiError),
+        (status = 415, description = "The body is not sent as CSV text (`field`: `Content-Type`)", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
+async fn preview_species_list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    IdPath(territory): IdPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Preview>, ApiError> {
+    user.require_role(territory, IMPORTERS, "import the species list")?;
+    require_territory(&state.pool, territory).await?;
+    check_content_type(&headers)?;
+    let bytes = read_limited(&headers, body).await?;
+    let species = parse_species_list(&bytes)?;
+    let doc_id = species_list_document(&state.pool, territory).await?;
+    let mut conn = state.pool.acquire().await?;
+    let committed = load_committed(&mut conn, &doc_id.to_string()).await?;
+    let preview = sync::documents::species::preview_species_list(&committed.doc, &species);
+    Ok(Json(Preview {
+        added: preview.added,
+        changed: preview.changed,
+        removed: preview.removed,
+        species: species.len(),
     }))
 }
 

@@ -29,6 +29,7 @@ import { HoursReport } from './pages/hours-report.js';
 import { Exports } from './pages/exports.js';
 import { InvalidRecords } from './pages/invalid.js';
 import { Account } from './pages/account.js';
+import { Settings } from './pages/settings.js';
 import { ResetPassword } from './pages/reset.js';
 import { live } from './live.js';
 
@@ -85,6 +86,7 @@ const PAGES = [
   ['audit', 'nav.audit'],
   ['hours-report', 'nav.hoursReport'],
   ['exports', 'nav.exports'],
+  ['settings', 'nav.settings'],
 ];
 
 function Header({ who, territory, role, page }) {
@@ -144,6 +146,7 @@ function TerritoryPages({ who, territoryId, page, arg }) {
     'hours-report': HoursReport,
     exports: Exports,
     invalid: InvalidRecords,
+    settings: Settings,
   }[page];
   return html`<${Header} who=${who} territory=${territory} role=${role} page=${page} />
     <main id="main" tabindex="-1" data-readonly=${canDecide ? 'false' : 'true'}>

@@ -91,6 +91,43 @@ enum Step<'a> {
     Remove(&'a String),
 }
 
+/// What [`put_species_list`] would do to `doc`'s list, without doing it: the
+/// scientific names it would add, change and remove, each sorted, so a
+/// coordinator sees an import before applying it.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPreview {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+pub fn preview_species_list<D: ReadDoc>(doc: &D, species: &[Species]) -> ListPreview {
+    let wanted: BTreeMap<String, &Species> = species.iter().map(|s| (s.key(), s)).collect();
+    let held = read_species_list(doc);
+    let mut preview = ListPreview::default();
+    for (key, want) in &wanted {
+        match held.get(key) {
+            None => preview.added.push(want.scientific_name.clone()),
+            Some(have) if have != *want => preview.changed.push(want.scientific_name.clone()),
+            Some(_) => {}
+        }
+    }
+    preview.removed = held
+        .iter()
+        .filter(|(key, _)| !wanted.contains_key(*key))
+        .map(|(_, have)| have.scientific_name.clone())
+        .collect();
+    for names in [
+        &mut preview.added,
+        &mut preview.changed,
+        &mut preview.removed,
+    ] {
+        names.sort();
+    }
+    preview
+}
+
 /// Makes the species list of `territory` in `doc` hold exactly `species`
 /// (keyed by [`Species::key`]; the caller refuses duplicate keys), writing
 /// only what differs from what it holds: a new entry, a changed field, a
@@ -301,6 +338,16 @@ mod tests {
             taxon(Some(2440), "Bufo bufo", None),
         ];
         let before = doc.get_heads();
+        let preview = preview_species_list(&doc, &second);
+        assert_eq!(doc.get_heads(), before, "a preview writes nothing");
+        assert_eq!(
+            preview,
+            ListPreview {
+                added: vec!["Bufo bufo".to_string()],
+                changed: vec!["Erithacus rubecula".to_string()],
+                removed: vec!["Taraxacum Sect. Ruderalia".to_string()],
+            }
+        );
         let written = put_species_list(&mut doc, territory, &second).unwrap();
         assert_eq!(
             written,
