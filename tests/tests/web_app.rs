@@ -727,22 +727,20 @@ async fn a_regie_auditor_audits_the_territory(
     browser.fill(page, "#audit-record", &hedgehog.to_string())?;
     browser.select(page, "#audit-action", "change")?;
     browser.click(page, "[data-testid=audit-filters] button[type=submit]")?;
-    browser.wait_for_text(
+    // Once filtered, only the hedgehog's changes are listed.
+    browser.wait_for_count(
         page,
-        "[data-testid=audit-entries] li.entry",
-        "Erinaceus europaeus",
+        &format!(
+            "[data-testid=audit-entries] li.entry:not(:has([data-kind=change]):has(a[href$='{hedgehog}']))"
+        ),
+        0,
     )?;
     let creation = browser.text(page, "[data-testid=audit-entries] li.entry")?;
     assert!(
-        creation.contains("(nouvelle fiche)") && creation.contains("Nom scientifique"),
+        creation.contains("Erinaceus europaeus")
+            && creation.contains("(nouvelle fiche)")
+            && creation.contains("Nom scientifique"),
         "{creation}"
-    );
-    assert_eq!(
-        browser.count(page, "[data-testid=audit-entries] li.entry")?,
-        browser.count(
-            page,
-            "[data-testid=audit-entries] li.entry [data-kind=change]"
-        )?
     );
     // The approvals, by kind: the coordinator's two.
     browser.click(
@@ -760,6 +758,11 @@ async fn a_regie_auditor_audits_the_territory(
         page,
         "[data-testid=audit-entries] li.entry [data-kind=approval]",
         2,
+    )?;
+    browser.wait_for_count(
+        page,
+        "[data-testid=audit-entries] li.entry:not(:has([data-kind=approval]))",
+        0,
     )?;
 
     // The chain: verified, its head to note down as the API gives it.
