@@ -764,6 +764,12 @@ async fn a_regie_auditor_audits_the_territory(
         "[data-testid=audit-entries] li.entry:not(:has([data-kind=approval]))",
         0,
     )?;
+    // Each decision's status by its label, not its code.
+    browser.wait_for_text(
+        page,
+        "[data-testid=audit-entries] li.entry [data-detail=status]",
+        "Approuvé",
+    )?;
 
     // The chain: verified, its head to note down as the API gives it.
     browser.click(page, "button:has-text('Vérifier la chaîne')")?;

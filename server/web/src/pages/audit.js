@@ -50,14 +50,32 @@ export function BeforeAfter({ before, after }) {
   </table>`;
 }
 
+/** A decision status's label: each kind of decision has its own vocabulary. */
+const STATUS_LABELS = { verification: 'status.', follow_up: 'followup.', approval: 'approval.' };
+/** Bookkeeping the trail keeps that says nothing to a reader. */
+const UNSHOWN_DETAIL = new Set(['historyId']);
+
+function detailValue(action, key, value) {
+  const prefix = STATUS_LABELS[action];
+  if (prefix && (key === 'status' || key === 'previous') && value !== null) {
+    const label = t(prefix + value);
+    if (label !== prefix + value) return label;
+  }
+  return shown(value);
+}
+
 /** A decision's detail (status, reason, report hash…), as a short list. */
-export function Detail({ detail }) {
-  const keys = Object.keys(detail || {}).filter((key) => detail[key] !== null && detail[key] !== '');
+export function Detail({ action, detail }) {
+  const keys = Object.keys(detail || {}).filter((key) => {
+    const value = detail[key];
+    if (UNSHOWN_DETAIL.has(key) || value === null || value === '') return false;
+    return !(typeof value === 'object' && Object.keys(value).length === 0);
+  });
   if (keys.length === 0) return null;
   return html`<dl class="detail">
     ${keys.map(
       (key) => html`<dt>${t('audit.detail.' + key) === 'audit.detail.' + key ? key : t('audit.detail.' + key)}</dt>
-        <dd>${shown(detail[key])}</dd>`,
+        <dd data-detail=${key}>${detailValue(action, key, detail[key])}</dd>`,
     )}
   </dl>`;
 }
@@ -73,7 +91,7 @@ function Entry({ entry, territory }) {
       html` · <a href=${`#/t/${territory.id}/record/${entry.recordId}`}>${t('audit.openRecord')}</a>`}
     </p>
     <${BeforeAfter} before=${entry.before} after=${entry.after} />
-    <${Detail} detail=${entry.detail} />
+    <${Detail} action=${entry.action} detail=${entry.detail} />
     <p class="meta">${t('audit.hash')} <code class="hash">${entry.hash}</code></p>
   </li>`;
 }
