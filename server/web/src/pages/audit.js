@@ -32,22 +32,29 @@ export function shown(value) {
 export function BeforeAfter({ before, after }) {
   const fields = [...new Set([...Object.keys(before || {}), ...Object.keys(after || {})])];
   if (fields.length === 0) return null;
+  // A record's first change has no before: its fields are shown once.
   const created = Object.keys(before || {}).length === 0;
-  return html`<table class="compact before-after">
-    <caption class="visually-hidden">${t('audit.changes')}</caption>
-    <thead>
-      <tr><th scope="col">${t('audit.field')}</th><th scope="col">${t('audit.before')}</th><th scope="col">${t('audit.after')}</th></tr>
-    </thead>
-    <tbody>
-      ${fields.map(
-        (field) => html`<tr data-field=${field}>
-          <th scope="row">${t('field.' + field) === 'field.' + field ? field : t('field.' + field)}</th>
-          <td class="before">${created ? t('audit.created') : shown((before || {})[field])}</td>
-          <td class="after">${shown((after || {})[field])}</td>
-        </tr>`,
-      )}
-    </tbody>
-  </table>`;
+  const label = (field) => (t('field.' + field) === 'field.' + field ? field : t('field.' + field));
+  return html`${created && html`<p class="meta">${t('audit.created')}</p>`}
+    <table class="compact before-after">
+      <caption class="visually-hidden">${t('audit.changes')}</caption>
+      <thead>
+        <tr>
+          <th scope="col">${t('audit.field')}</th>
+          ${!created && html`<th scope="col">${t('audit.before')}</th>`}
+          <th scope="col">${t('audit.after')}</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${fields.map(
+          (field) => html`<tr data-field=${field}>
+            <th scope="row">${label(field)}</th>
+            ${!created && html`<td class="before">${shown((before || {})[field])}</td>`}
+            <td class="after">${shown((after || {})[field])}</td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>`;
 }
 
 /** A decision status's label: each kind of decision has its own vocabulary. */
