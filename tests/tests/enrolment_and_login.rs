@@ -656,3 +656,133 @@ async fn logs_to_a_file_are_plain_text_and_json_with_log_format_json() -> anyhow
     assert!(!text.contains('\u{1b}'), "{text:?}");
     Ok(())
 }
+
+/// A person's own sessions: listed with the current one marked; one ended
+/// from another is refused from then on; another person's session, or one
+/// already ended, is not found (never ended); a password change checks the
+/// old password and the new one's length, each refusal naming its field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_lists_and_ends_their_own_sessions_and_changes_their_password(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let login = f.coordinator.login.as_ref().expect("a password account");
+    let second = admin::login(&pool, &login.email, &login.password)
+        .await?
+        .expect("the coordinator logs in");
+
+    let (status, sessions) = server
+        .as_(&f.coordinator.token)
+        .get("/api/me/sessions")
+        .await?;
+    assert_eq!(status, 200, "{sessions}");
+    let sessions = sessions.as_array().expect("a list").clone();
+    let current: Vec<&Value> = sessions.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{sessions:?}");
+    let (_, me) = server.as_(&second.token).get("/api/me").await?;
+    let second_id = me["credential"]["id"].as_str().unwrap().to_string();
+    assert!(sessions
+        .iter()
+        .any(|s| s["id"] == second_id.as_str() && s["current"] == false));
+
+    // Another person's session is not theirs to end.
+    let (_, auditor) = server.as_(&f.auditor.token).get("/api/me").await?;
+    let auditor_session = auditor["credential"]["id"].as_str().unwrap();
+    let (status, body) = server
+        .as_(&f.coordinator.token)
+        .send(
+            Method::DELETE,
+            &format!("/api/me/sessions/{auditor_session}"),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = server.as_(&f.auditor.token).get("/api/me").await?;
+    assert_eq!(status, 200, "the auditor's session is untouched");
+
+    let path = format!("/api/me/sessions/{second_id}");
+    let (status, body) = server
+        .as_(&f.coordinator.token)
+        .send(Method::DELETE, &path, None)
+        .await?;
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = server.as_(&second.token).get("/api/me").await?;
+    assert_eq!(status, 401, "an ended session is refused");
+    let (status, body) = server
+        .as_(&f.coordinator.token)
+        .send(Method::DELETE, &path, None)
+        .await?;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = server
+        .as_(&f.coordinator.token)
+        .send(Method::DELETE, "/api/me/sessions/not-a-uuid", None)
+        .await?;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("id")),
+        "{body}"
+    );
+
+    let change = |old: &str, new: &str| json!({ "oldPassword": old, "newPassword": new });
+    let (status, body) = server
+        .as_(&f.coordinator.token)
+        .put(
+            "/api/me/password",
+            &change("wrong", "a long enough new password"),
+        )
+        .await?;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("oldPassword")),
+        "{body}"
+    );
+    let (status, body) = server
+        .as_(&f.coordinator.token)
+        .put("/api/me/password", &change(&login.password, "short"))
+        .await?;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("newPassword")),
+        "{body}"
+    );
+    assert!(admin::login(&pool, &login.email, &login.password)
+        .await?
+        .is_some());
+    let (status, body) = server
+        .as_(&f.coordinator.token)
+        .put(
+            "/api/me/password",
+            &change(&login.password, "a long enough new password"),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert!(admin::login(&pool, &login.email, &login.password)
+        .await?
+        .is_none());
+    assert!(
+        admin::login(&pool, &login.email, "a long enough new password")
+            .await?
+            .is_some()
+    );
+    let (status, _) = server.as_(&f.coordinator.token).get("/api/me").await?;
+    assert_eq!(status, 200, "the session that made the change stays open");
+
+    // Guessing the old password from a stolen session is throttled as logins are.
+    let guess = change("a guess", "a long enough new password");
+    for _ in 0..admin::MAX_LOGIN_ATTEMPTS {
+        let (status, body) = server
+            .as_(&f.auditor.token)
+            .put("/api/me/password", &guess)
+            .await?;
+        assert_eq!(status, 400, "{body}");
+    }
+    let (status, body) = server
+        .as_(&f.auditor.token)
+        .put("/api/me/password", &guess)
+        .await?;
+    assert_eq!(status, 429, "{body}");
+    Ok(())
+}

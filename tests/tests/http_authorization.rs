@@ -91,6 +91,10 @@ const TABLE: &[Row] = &[
     // A device credential is not a session: a phone is revoked, not logged out.
     row("POST", "/api/auth/logout",                      [U,  F,  A,  A,  A],     [U,  F,  A,  A,  A]),
     row("GET",  "/api/me",                               [U,  A,  A,  A,  A],     [U,  A,  A,  A,  A]),
+    // Passwords and web sessions are a session's business, not a phone's.
+    row("PUT",  "/api/me/password",                      [U,  F,  A,  A,  A],     [U,  F,  A,  A,  A]),
+    row("GET",  "/api/me/sessions",                      [U,  F,  A,  A,  A],     [U,  F,  A,  A,  A]),
+    row("DELETE", "/api/me/sessions/{id}",               [U,  F,  A,  A,  A],     [U,  F,  A,  A,  A]),
     // Public: the invitation code is the secret.
     row("POST", "/api/enrol",                            [A,  A,  A,  A,  A],     [A,  A,  A,  A,  A]),
     row("POST", "/api/invitations",                      [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
@@ -306,8 +310,34 @@ async fn perform(
     {
         (
             "GET",
-            "/health" | "/api/me" | "/api/devices" | "/api/territories" | "/api/openapi.json",
+            "/health" | "/api/me" | "/api/me/sessions" | "/api/devices" | "/api/territories"
+            | "/api/openapi.json",
         ) => (row.path.to_string(), token, None),
+        ("PUT", "/api/me/password") => {
+            // The same password again: the session making the change stays
+            // open, and the other rows keep logging in.
+            let body = actor.and_then(|actor| actor.login.as_ref()).map_or_else(
+                || json!({ "oldPassword": "x", "newPassword": "y" }),
+                |login| json!({ "oldPassword": login.password, "newPassword": login.password }),
+            );
+            (row.path.to_string(), token, Some(body))
+        }
+        ("DELETE", "/api/me/sessions/{id}") => {
+            // A second session of the caller's own, ended from the first.
+            let second = match actor.and_then(|actor| actor.login.as_ref()) {
+                Some(login) => {
+                    let session = admin::login(pool, &login.email, &login.password)
+                        .await?
+                        .expect("the actor's password logs in");
+                    sqlx::query_scalar("SELECT id FROM sessions WHERE token_hash = $1")
+                        .bind(server::auth::secret::fingerprint(&session.token))
+                        .fetch_one(pool)
+                        .await?
+                }
+                None => Uuid::new_v4(),
+            };
+            (format!("/api/me/sessions/{second}"), token, None)
+        }
         ("POST", "/api/auth/login") => {
             let login = fixture.coordinator.login.as_ref().expect("a password");
             let body = json!({ "email": login.email, "password": login.password });

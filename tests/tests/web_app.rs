@@ -2,7 +2,10 @@
 //! Chromium through playwright-core, one browser for the whole binary): a
 //! coordinator logs in, filters the review table and validates a sighting,
 //! resolves a conflict (both phones then read the resolved value), merges a
-//! duplicate, approves hours, moves a degradation report, and sees a sighting
+//! duplicate, approves hours (then sees them valued in euros), moves a
+//! degradation report (offered only the moves the server allows), reads a
+//! sighting's plausibility warning in the table and on its page and the
+//! invalid records behind the dashboard's count, and sees a sighting
 //! a phone syncs appear on the open dashboard without reloading; a régie
 //! auditor gets the same pages without any action control; English replaces
 //! French at the switch. A wrong password and a refused decision show the
@@ -27,7 +30,10 @@ use mobile_bridge::{
 };
 use schemas::{DegradationReport, FieldRecord, RecordKind, Sighting, TimesheetEntry};
 use serde_json::{json, Value};
-use server::auth::{admin, Role};
+use server::{
+    auth::{admin, Role},
+    reports::rates::{self, HourlyRate},
+};
 use sqlx::PgPool;
 use sync::documents::read_notebook;
 use uuid::Uuid;
@@ -156,6 +162,9 @@ impl Survey {
         let photo = upload_photo(&server, t, &camille.device.secret).await?;
         let mut tit_raw = records::sighting_json(camille.account_id, "Parus major", 2);
         tit_raw["photos"] = json!([photo]);
+        // 0.005° of longitude (about 390 m) west of the boundary, well beyond
+        // its 12 m uncertainty: a plausibility warning.
+        tit_raw["decimalLongitude"] = json!(4.845);
         let tit = typed::<Sighting>(&tit_raw)?;
         let blackbird_a = typed::<Sighting>(&moved(
             records::sighting_json(camille.account_id, "Turdus merula", 1),
@@ -228,6 +237,38 @@ impl Survey {
                 .await?;
                 Ok((sightings == 4 && conflicts == 1 && others == 2).then_some(()))
             },
+        )
+        .await?;
+        // A sighting the phone's validation would refuse, as materialisation
+        // files one (no scientific name), in a notebook of Camille's.
+        let notebook = accounts::seed_document(&pool, t, camille.account_id).await?;
+        let mut nameless = records::sighting_json(camille.account_id, "", 1);
+        nameless
+            .as_object_mut()
+            .expect("an object")
+            .remove("scientificName");
+        sqlx::query(
+            "INSERT INTO invalid_records (doc_id, kind, record_key, territory_id, raw, problems) \
+             VALUES ($1, 'sighting', $2, $3, $4, \
+                     '[{\"field\": \"scientificName\", \"reason\": \"missing\"}]')",
+        )
+        .bind(&notebook)
+        .bind(nameless["id"].as_str().expect("an id"))
+        .bind(t)
+        .bind(&nameless)
+        .execute(&pool)
+        .await?;
+        // Hours are valued at 11.88 € an hour (the SMIC of 2025) since 2020.
+        rates::set(
+            &pool,
+            t,
+            &HourlyRate {
+                effective_from: chrono::NaiveDate::from_ymd_opt(2020, 1, 1).expect("a date"),
+                cents_per_hour: 1188,
+                basis: "smic".into(),
+                note: None,
+            },
+            coordinator.account_id,
         )
         .await?;
         Ok(Survey {
@@ -425,6 +466,48 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
         1,
     )?;
     let row = format!("tr[data-record-id='{}']", survey.to_validate);
+    // The tit lies outside the territory: the review API says so, worded as
+    // the inventory's rows word it, and so does its row.
+    let http = reqwest::Client::new();
+    let listed: Value = http
+        .get(survey.server.http_url(&format!(
+            "/api/territories/{}/review/records?taxon=Parus%20major",
+            survey.territory
+        )))
+        .bearer_auth(&survey.coordinator.token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let inventory: Value = http
+        .get(
+            survey
+                .server
+                .http_url(&format!("/api/sightings?territory={}", survey.territory)),
+        )
+        .bearer_auth(&survey.coordinator.token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let tit_in_inventory = inventory
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|row| row["id"] == json!(survey.to_validate))
+        .expect("the tit is in the inventory");
+    assert_eq!(
+        listed["items"][0]["warnings"][0]["code"],
+        "outsideTerritory"
+    );
+    assert_eq!(listed["items"][0]["warnings"], tit_in_inventory["warnings"]);
+    browser.wait_for_text(
+        page,
+        &format!("{row} [data-warning=outsideTerritory]"),
+        "Hors du territoire",
+    )?;
     browser.check(page, &format!("{row} input[type=checkbox]"))?;
     browser.wait_for_text(page, "[data-testid=selected-count]", "1")?;
     browser.select(page, "#bulk-status", "1")?;
@@ -447,6 +530,17 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     browser.click(page, &format!("{row} a"))?;
     browser.wait_for_text(page, "[data-testid=history]", "Marie Coordination")?;
     browser.wait_for_text(page, "[data-field=scientificName]", "Parus major")?;
+    // Its page shows the warning, with the server's measure.
+    browser.wait_for_text(
+        page,
+        "[data-testid=warnings] [data-warning=outsideTerritory]",
+        "Hors du territoire",
+    )?;
+    let warnings = browser.text(page, "[data-testid=warnings]")?;
+    assert!(
+        warnings.contains("m outside the territory's boundary"),
+        "{warnings}"
+    );
     // Its photo: the thumbnail, then full size.
     browser.wait_for(page, "[data-testid=photos] button.thumb img")?;
     browser.assert_accessible(page, "record")?;
@@ -500,7 +594,10 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
 
     // The hours: returned without a reason, refused; then approved.
     browser.goto(page, &survey.page_url("hours"))?;
-    let entry = format!("tr[data-record-id='{}']", survey.hours);
+    let entry = format!(
+        "[data-testid=pending-hours] tr[data-record-id='{}']",
+        survey.hours
+    );
     browser.wait_for(page, &entry)?;
     browser.assert_accessible(page, "hours")?;
     returning_hours_without_a_reason_shows_the_servers_message(&mut browser, page, &entry)?;
@@ -512,13 +609,46 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
             .fetch_one(pool)
             .await?;
     assert_eq!(approval, "approved");
+    // Approved, the entry is listed with its value: 120 min at 11.88 € an
+    // hour is 23.76 €, on its row and in the page's total.
+    let approved = format!(
+        "[data-testid=approved-hours] tr[data-record-id='{}']",
+        survey.hours
+    );
+    browser.wait_for_text(page, &approved, "120 min")?;
+    let spaces = |text: String| text.replace(['\u{202f}', '\u{a0}'], " ");
+    assert_eq!(
+        spaces(browser.text(page, &format!("{approved} [data-testid=euros]"))?),
+        "23,76 €"
+    );
+    assert_eq!(
+        spaces(browser.text(page, "[data-testid=euros-total]")?),
+        "23,76 €"
+    );
+    browser.assert_accessible(page, "hours, approved")?;
 
     // The degradation report: moved to "action taken", with its reason.
     browser.goto(page, &survey.page_url("reports"))?;
     let card = format!("li[data-record-id='{}']", survey.report);
     browser.wait_for(page, &format!("[data-status=received] {card}"))?;
     browser.assert_accessible(page, "reports")?;
-    browser.select(page, &format!("#move-{}-to", survey.report), "action_taken")?;
+    // First under analysis; from there the board offers only what the
+    // server allows: forward, never back to "received".
+    let move_to = format!("#move-{}-to", survey.report);
+    browser.select(page, &move_to, "under_analysis")?;
+    browser.fill(
+        page,
+        &format!("#move-{}-reason", survey.report),
+        "Signalement vérifié sur place",
+    )?;
+    browser.click(page, &format!("{card} button[type=submit]"))?;
+    browser.wait_for(page, &format!("[data-status=under_analysis] {card}"))?;
+    let offered = browser.evaluate(
+        page,
+        &format!("[...document.querySelectorAll('{move_to} option')].map((o) => o.value)"),
+    )?;
+    assert_eq!(offered, json!(["action_taken", "closed"]));
+    browser.select(page, &move_to, "action_taken")?;
     browser.fill(
         page,
         &format!("#move-{}-reason", survey.report),
@@ -535,6 +665,37 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
         (step.as_str(), reason.as_deref()),
         ("action_taken", Some("Services de la propreté prévenus"))
     );
+
+    // The dashboard's count of invalid records opens their page: the
+    // problem by field, the record as the phone wrote it.
+    browser.goto(page, &survey.page_url("dashboard"))?;
+    browser.wait_for_text(page, "[data-testid=tile-invalid]", "1")?;
+    browser.click(page, "[data-testid=tile-invalid]")?;
+    browser.wait_for_count(page, "[data-testid=invalid-records] > li", 1)?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=problems] [data-field=scientificName]",
+        "Nom scientifique",
+    )?;
+    let raw = browser.text(page, "[data-testid=invalid-records] [data-testid=raw]")?;
+    assert!(raw.contains("\"recordedBy\": \"Camille Martin\""), "{raw}");
+    browser.assert_accessible(page, "invalid records")?;
+    screenshots(&mut browser, page, "invalid-records")?;
+
+    // The favicon: the one the page links, and the conventional address.
+    let linked = browser.evaluate(page, "document.querySelector('link[rel=icon]').href")?;
+    for icon in [
+        linked.as_str().expect("the page links an icon").to_string(),
+        survey.server.http_url("/favicon.ico"),
+    ] {
+        let response = http.get(&icon).send().await?;
+        assert_eq!(response.status(), 200, "{icon}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "image/svg+xml",
+            "{icon}"
+        );
+    }
 
     // Live: with the dashboard open and its stream ready, a phone syncs a
     // new sighting; the total changes without a reload.
@@ -557,6 +718,16 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
     browser.click(page, "[data-testid=language-switch]")?;
     browser.wait_for_text(page, "h1", "Dashboard")?;
     browser.wait_for_text(page, "nav", "Volunteer hours")?;
+    // The warning's label too.
+    browser.goto(
+        page,
+        &survey.page_url(&format!("record/{}", survey.to_validate)),
+    )?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=warnings] [data-warning=outsideTerritory]",
+        "Outside the territory",
+    )?;
 
     assert_eq!(browser.page_errors()?, Vec::<String>::new());
     drop(survey.db);
@@ -604,6 +775,7 @@ async fn a_regie_auditor_reads_every_page_without_any_action_control() -> anyhow
         ("duplicates", "[data-testid=duplicate-queue] li.pair"),
         ("reports", "[data-testid=report-board] li[data-record-id]"),
         ("hours", "[data-testid=pending-hours] tr[data-record-id]"),
+        ("invalid", "[data-testid=invalid-records] > li"),
     ];
     for (name, loaded) in pages {
         browser.goto(page, &survey.page_url(name))?;
@@ -636,7 +808,65 @@ async fn a_regie_auditor_reads_every_page_without_any_action_control() -> anyhow
     assert_eq!(browser.page_errors()?, Vec::<String>::new());
 
     a_regie_auditor_audits_the_territory(&mut browser, page, &mut survey).await?;
+    a_wrong_old_password_refuses_a_password_change(&mut browser, page, &survey).await?;
     assert_eq!(browser.page_errors()?, Vec::<String>::new());
+    Ok(())
+}
+
+/// On their account page, the auditor sees their open sessions; a wrong old
+/// password is refused with the server's message naming `oldPassword`, and
+/// nothing changes; the right one changes it and ends every other session,
+/// which the list no longer shows.
+async fn a_wrong_old_password_refuses_a_password_change(
+    browser: &mut Driver,
+    page: Page,
+    survey: &Survey,
+) -> anyhow::Result<()> {
+    let login = survey.auditor.login.as_ref().expect("a password account");
+    let elsewhere = admin::login(&survey.pool, &login.email, &login.password)
+        .await?
+        .expect("the auditor's password logs in");
+    let open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sessions \
+         WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > now()",
+    )
+    .bind(survey.auditor.account_id)
+    .fetch_one(&survey.pool)
+    .await?;
+    browser.goto(page, &survey.server.http_url("/#/account"))?;
+    browser.wait_for_text(page, "h1", "Mon compte")?;
+    browser.wait_for_count(page, "[data-testid=sessions] tbody tr", open as u64)?;
+    browser.assert_accessible(page, "account")?;
+    screenshots(browser, page, "account")?;
+
+    let new_password = "une phrase de passe toute neuve";
+    browser.fill(page, "#old-password", "not the password")?;
+    browser.fill(page, "#new-password", new_password)?;
+    browser.fill(page, "#confirm-password", new_password)?;
+    browser.click(page, "[data-testid=password-form] button[type=submit]")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=password-form] [data-testid=action-error]",
+        "is not this account's current password (oldPassword)",
+    )?;
+    let (status, _) = survey.server.as_(&elsewhere.token).get("/api/me").await?;
+    assert_eq!(status, 200, "a refused change ends no session");
+
+    browser.fill(page, "#old-password", &login.password)?;
+    browser.click(page, "[data-testid=password-form] button[type=submit]")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=password-form] [data-testid=action-done]",
+        &format!(
+            "Mot de passe changé ; {} autre(s) session(s) fermée(s).",
+            open - 1
+        ),
+    )?;
+    browser.wait_for_count(page, "[data-testid=sessions] tbody tr", 1)?;
+    let (status, _) = survey.server.as_(&elsewhere.token).get("/api/me").await?;
+    assert_eq!(status, 401, "the other session is ended");
+    let changed = admin::login(&survey.pool, &login.email, new_password).await?;
+    assert!(changed.is_some(), "the new password logs in");
     Ok(())
 }
 

@@ -191,8 +191,10 @@ function positionFields(position) {
 function checkPosition(errors, position) {
   if (!position) errors.decimalLatitude = t('pos.none');
   else {
-    if (!(position.lat >= -90 && position.lat <= 90)) errors.decimalLatitude = '-90 … 90';
-    if (!(position.lon >= -180 && position.lon <= 180)) errors.decimalLongitude = '-180 … 180';
+    for (const [field, value] of [['decimalLatitude', position.lat], ['decimalLongitude', position.lon]]) {
+      const { min, max } = bounds('sighting', field);
+      if (!(value >= min && value <= max)) errors[field] = `${min} … ${max}`;
+    }
   }
 }
 

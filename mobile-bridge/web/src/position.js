@@ -13,6 +13,10 @@ import { useValue } from '../../../server/web/shared/state.js';
 import * as vocabulary from '../../../server/web/shared/vocabulary.js';
 import { profile } from './session.js';
 
+/** WGS 84 bounds, as the record schemas give them. */
+const LATITUDE = vocabulary.bounds('sighting', 'decimalLatitude');
+const LONGITUDE = vocabulary.bounds('sighting', 'decimalLongitude');
+
 const MAX_UNCERTAINTY = vocabulary.bounds('sighting', 'coordinateUncertaintyInMeters').max;
 
 function tilesUrl() {
@@ -135,12 +139,12 @@ export function PositionField({ id, value, onChange, invalid }) {
     <div class="row two">
       <div>
         <label for=${`${id}-lat`}>${t('pos.lat')}</label>
-        <input id=${`${id}-lat`} type="number" inputmode="decimal" step="any" min="-90" max="90"
+        <input id=${`${id}-lat`} type="number" inputmode="decimal" step="any" min=${LATITUDE.min} max=${LATITUDE.max}
           data-testid="position-lat" value=${value ? value.lat : ''} onChange=${typed('lat')} />
       </div>
       <div>
         <label for=${`${id}-lon`}>${t('pos.lon')}</label>
-        <input id=${`${id}-lon`} type="number" inputmode="decimal" step="any" min="-180" max="180"
+        <input id=${`${id}-lon`} type="number" inputmode="decimal" step="any" min=${LONGITUDE.min} max=${LONGITUDE.max}
           data-testid="position-lon" value=${value ? value.lon : ''} onChange=${typed('lon')} />
       </div>
     </div>

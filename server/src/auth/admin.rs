@@ -492,33 +492,7 @@ pub async fn login(
     password: &str,
 ) -> Result<Option<SessionToken>, AuthError> {
     let email_key = email.trim().to_lowercase();
-    let window_seconds = LOGIN_WINDOW.num_seconds() as f64;
-    sqlx::query(
-        "DELETE FROM login_attempts WHERE window_started < now() - make_interval(secs => $1)",
-    )
-    .bind(window_seconds)
-    .execute(pool)
-    .await?;
-    // Counted before checking, atomically: parallel guesses count each.
-    let (attempts, window_started): (i32, DateTime<Utc>) = sqlx::query_as(
-        "INSERT INTO login_attempts AS a (email_key, attempts, window_started) \
-         VALUES ($1, 1, now()) \
-         ON CONFLICT (email_key) DO UPDATE SET \
-           attempts = CASE WHEN a.window_started < now() - make_interval(secs => $2) \
-                      THEN 1 ELSE a.attempts + 1 END, \
-           window_started = CASE WHEN a.window_started < now() - make_interval(secs => $2) \
-                            THEN now() ELSE a.window_started END \
-         RETURNING attempts, window_started",
-    )
-    .bind(&email_key)
-    .bind(window_seconds)
-    .fetch_one(pool)
-    .await?;
-    if attempts > MAX_LOGIN_ATTEMPTS {
-        let retry_after =
-            (window_started + LOGIN_WINDOW - Utc::now()).max(chrono::Duration::seconds(1));
-        return Err(AuthError::TooManyAttempts { retry_after });
-    }
+    count_attempt(pool, &email_key).await?;
     let account: Option<(Uuid, Option<String>)> = sqlx::query_as(
         "SELECT id, password_hash FROM accounts \
          WHERE lower(email) = lower($1) AND disabled_at IS NULL",
@@ -531,10 +505,7 @@ pub async fn login(
     let (Some(account), true) = (account, matches) else {
         return Ok(None);
     };
-    sqlx::query("DELETE FROM login_attempts WHERE email_key = $1")
-        .bind(&email_key)
-        .execute(pool)
-        .await?;
+    forget_attempts(pool, &email_key).await?;
     let token = secret::new_credential(secret::SESSION_PREFIX);
     let expires_at = Utc::now() + SESSION_TTL;
     sqlx::query(
@@ -547,6 +518,49 @@ pub async fn login(
     .execute(pool)
     .await?;
     Ok(Some(SessionToken { token, expires_at }))
+}
+
+/// Counts one password attempt against `key` (an email, or an account's
+/// password change), before the costly check: beyond [`MAX_LOGIN_ATTEMPTS`]
+/// in a [`LOGIN_WINDOW`] it is refused. Counted in the database, so across
+/// server processes, and atomically: parallel guesses count each.
+pub(super) async fn count_attempt(pool: &PgPool, key: &str) -> Result<(), AuthError> {
+    let window_seconds = LOGIN_WINDOW.num_seconds() as f64;
+    sqlx::query(
+        "DELETE FROM login_attempts WHERE window_started < now() - make_interval(secs => $1)",
+    )
+    .bind(window_seconds)
+    .execute(pool)
+    .await?;
+    let (attempts, window_started): (i32, DateTime<Utc>) = sqlx::query_as(
+        "INSERT INTO login_attempts AS a (email_key, attempts, window_started) \
+         VALUES ($1, 1, now()) \
+         ON CONFLICT (email_key) DO UPDATE SET \
+           attempts = CASE WHEN a.window_started < now() - make_interval(secs => $2) \
+                      THEN 1 ELSE a.attempts + 1 END, \
+           window_started = CASE WHEN a.window_started < now() - make_interval(secs => $2) \
+                            THEN now() ELSE a.window_started END \
+         RETURNING attempts, window_started",
+    )
+    .bind(key)
+    .bind(window_seconds)
+    .fetch_one(pool)
+    .await?;
+    if attempts > MAX_LOGIN_ATTEMPTS {
+        let retry_after =
+            (window_started + LOGIN_WINDOW - Utc::now()).max(chrono::Duration::seconds(1));
+        return Err(AuthError::TooManyAttempts { retry_after });
+    }
+    Ok(())
+}
+
+/// Forgets `key`'s attempts once one succeeded.
+pub(super) async fn forget_attempts(pool: &PgPool, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM login_attempts WHERE email_key = $1")
+        .bind(key)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Ends a session; its token is refused from now on.
@@ -611,7 +625,7 @@ fn checked_email(email: &str) -> Result<&str, AuthError> {
     }
 }
 
-fn checked_password(password: &str) -> Result<String, AuthError> {
+pub(super) fn checked_password(password: &str) -> Result<String, AuthError> {
     let chars = password.chars().count();
     if chars < secret::MIN_PASSWORD_CHARS {
         return Err(AuthError::invalid(

@@ -9,6 +9,7 @@
 //! `sync_auth`.
 
 pub mod admin;
+pub mod own_account;
 pub mod secret;
 
 use std::str::FromStr;

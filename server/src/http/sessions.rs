@@ -9,16 +9,23 @@ use uuid::Uuid;
 
 use super::{
     error::{BODY_TOO_LARGE, UNAUTHENTICATED},
-    extractor::{AuthUser, JsonBody},
+    extractor::{AuthUser, IdPath, JsonBody},
     ApiError, AppState, Routes,
 };
-use crate::auth::{admin, Credential, Role};
+use crate::auth::{
+    admin,
+    own_account::{self, OpenSession},
+    Credential, Role,
+};
 
 pub fn routes() -> Routes {
     Routes::new()
         .route(Method::POST, "/api/auth/login", login)
         .route(Method::POST, "/api/auth/logout", logout)
         .route(Method::GET, "/api/me", me)
+        .route(Method::PUT, "/api/me/password", change_password)
+        .route(Method::GET, "/api/me/sessions", sessions)
+        .route(Method::DELETE, "/api/me/sessions/{id}", end_session)
 }
 
 /// No Debug: it holds a password.
@@ -205,4 +212,118 @@ async fn me(
         memberships,
         credential,
     }))
+}
+
+/// No Debug: it holds passwords.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PasswordChange {
+    #[schema(format = Password)]
+    old_password: String,
+    /// At least 12 characters.
+    #[schema(format = Password)]
+    new_password: String,
+}
+
+/// A password, changed.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct PasswordChanged {
+    /// The caller's other sessions, ended by the change.
+    sessions_ended: u64,
+}
+
+/// The session a request came with: a phone's device credential does not
+/// manage passwords or web sessions.
+fn session_of(credential: &Credential, what: &str) -> Result<Uuid, ApiError> {
+    match credential {
+        Credential::Session { session_id } => Ok(*session_id),
+        Credential::Device { .. } => Err(ApiError::forbidden(format!(
+            "a phone's device credential cannot {what}; log in with a password"
+        ))),
+    }
+}
+
+/// Changes the caller's password
+///
+/// The old password is required. Every other session of the account ends
+/// (the one making the change stays open).
+#[utoipa::path(
+    put,
+    path = "/api/me/password",
+    operation_id = "changeOwnPassword",
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "Changed; the other sessions are ended", body = PasswordChanged),
+        (status = 400, description = "`oldPassword` is wrong or `newPassword` too short or too long (named in `field`)", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "The credential is a phone's, not a session", body = ApiError),
+        (status = 413, description = BODY_TOO_LARGE, body = ApiError),
+        (status = 429, description = "Too many attempts with a wrong old password", body = ApiError,
+            headers(("Retry-After" = u64, description = "Seconds until an attempt is counted again"))),
+    ),
+    security(("bearer" = [])),
+)]
+async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    JsonBody(change): JsonBody<PasswordChange>,
+) -> Result<Json<PasswordChanged>, ApiError> {
+    let current = session_of(&principal.credential, "change a password")?;
+    let sessions_ended = own_account::change_password(
+        &state.pool,
+        principal.account_id,
+        current,
+        &change.old_password,
+        &change.new_password,
+    )
+    .await?;
+    Ok(Json(PasswordChanged { sessions_ended }))
+}
+
+/// The caller's open web sessions
+#[utoipa::path(
+    get,
+    path = "/api/me/sessions",
+    operation_id = "ownSessions",
+    responses(
+        (status = 200, description = "Open sessions, newest first; `current` marks this request's", body = [OpenSession]),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "The credential is a phone's, not a session", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
+async fn sessions(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+) -> Result<Json<Vec<OpenSession>>, ApiError> {
+    let current = session_of(&principal.credential, "list web sessions")?;
+    Ok(Json(
+        own_account::open_sessions(&state.pool, principal.account_id, current).await?,
+    ))
+}
+
+/// Ends one of the caller's sessions
+#[utoipa::path(
+    delete,
+    path = "/api/me/sessions/{id}",
+    operation_id = "endOwnSession",
+    params(("id" = Uuid, Path, description = "One of the caller's open sessions")),
+    responses(
+        (status = 204, description = "Ended; its token is refused from now on"),
+        (status = 400, description = "`id` is not a UUID", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "The credential is a phone's, not a session", body = ApiError),
+        (status = 404, description = "No open session of the caller's has this id", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
+async fn end_session(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    IdPath(session): IdPath,
+) -> Result<StatusCode, ApiError> {
+    session_of(&principal.credential, "end web sessions")?;
+    own_account::end_session(&state.pool, principal.account_id, session).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

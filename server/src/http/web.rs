@@ -62,6 +62,7 @@ pub fn router(settings: &WebSettings) -> Router {
         " 'wasm-unsafe-eval'; worker-src 'self'; manifest-src 'self'",
     ));
     let coordinators = Router::new()
+        .route("/favicon.ico", get(favicon))
         .route("/", get(index))
         .route("/index.html", get(index))
         .route("/assets/{*path}", get(coordinators_asset))
@@ -76,6 +77,22 @@ pub fn router(settings: &WebSettings) -> Router {
     coordinators
         .merge(field)
         .layer(CompressionLayer::new().gzip(true))
+}
+
+/// The web app's icon, which its page links (vite emits it under `assets/`).
+/// Browsers and tools also ask for `/favicon.ico` on their own: it answers
+/// the same SVG, whatever the name says.
+const FAVICON: &[u8] = include_bytes!("../../web/src/favicon.svg");
+
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        FAVICON,
+    )
+        .into_response()
 }
 
 /// `script_extra` ends the `script-src` directive: extra script sources and

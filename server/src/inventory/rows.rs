@@ -387,8 +387,8 @@ pub async fn sightings(
 /// How far the located row `t` is outside its territory's boundary (whole
 /// metres), when beyond its uncertainty; NULL inside it, or without a
 /// boundary. Spelled out again in the checked queries below, which take
-/// literals only.
-const OUTSIDE_BY_M: &str =
+/// literals only; the review rows read it too (`review::rows::columns`).
+pub(crate) const OUTSIDE_BY_M: &str =
     "(SELECT round(ST_Distance(t.geom::geography, b.boundary::geography)::numeric)::bigint \
      FROM territories b WHERE b.id = t.territory_id AND b.boundary IS NOT NULL \
        AND NOT ST_DWithin(t.geom::geography, b.boundary::geography, \
@@ -494,6 +494,12 @@ async fn status_histories(
     }
     Ok(histories)
 }
+
+/// The minutes the volunteer of the timesheet entry `t` declared on its day,
+/// all entries together (the measure of [`warnings::of_hours`]). Spelled out
+/// again in the checked query below; the review rows read it too.
+pub(crate) const DAY_MINUTES: &str = "(SELECT sum(o.duration_minutes) FROM timesheet_entries o \
+     WHERE o.volunteer_id = t.volunteer_id AND o.work_date = t.work_date)";
 
 /// Timesheet entries of the listing, oldest first.
 pub async fn timesheet_entries(

@@ -112,6 +112,16 @@ impl DecisionKind {
     }
 }
 
+/// The follow-up steps a report at `from` may move to, in their order: what
+/// the review rows offer (`nextStatuses`), by the rule decisions apply.
+pub fn follow_up_targets(from: &str) -> Vec<String> {
+    FOLLOW_UP_STATUSES
+        .iter()
+        .filter(|to| follow_up_allowed(from, to))
+        .map(|to| to.to_string())
+        .collect()
+}
+
 /// Whether a degradation report may move from `from` to `to`: forward along
 /// received → under analysis → action taken → closed, or back once closed
 /// (reopened).
@@ -402,7 +412,7 @@ pub(crate) async fn mark_for_publishing(
 
 #[cfg(test)]
 mod tests {
-    use super::follow_up_allowed;
+    use super::{follow_up_allowed, follow_up_targets};
 
     #[test]
     fn a_report_moves_forward_or_is_reopened_once_closed() {
@@ -414,5 +424,21 @@ mod tests {
         assert!(!follow_up_allowed("action_taken", "received"));
         assert!(!follow_up_allowed("under_analysis", "received"));
         assert!(!follow_up_allowed("closed", "closed"));
+    }
+
+    #[test]
+    fn the_targets_offered_are_the_allowed_moves() {
+        assert_eq!(
+            follow_up_targets("under_analysis"),
+            ["action_taken", "closed"]
+        );
+        assert_eq!(
+            follow_up_targets("closed"),
+            ["received", "under_analysis", "action_taken"]
+        );
+        assert_eq!(
+            follow_up_targets("received"),
+            ["under_analysis", "action_taken", "closed"]
+        );
     }
 }

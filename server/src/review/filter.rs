@@ -14,11 +14,15 @@ use uuid::Uuid;
 use schemas::RecordKind;
 
 use super::{
+    decisions::follow_up_targets,
     parse_kind,
     rows::{self, DegradationReportRow, ReviewPage, ReviewRow, SightingRow, TimesheetEntryRow},
     ReviewError,
 };
-use crate::inventory::kinds::Stored;
+use crate::inventory::{
+    kinds::Stored,
+    warnings::{self, LocatedFacts},
+};
 
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 500;
@@ -349,14 +353,37 @@ impl Selection {
     }
 }
 
-/// A row of `kind` read by its columns ([`rows::columns`]).
+/// A row of `kind` read by its columns ([`rows::columns`]), with its
+/// warnings worded by the inventory's own functions and, for a report, the
+/// steps it may move to.
 fn review_row(kind: RecordKind, row: &PgRow) -> Result<ReviewRow, sqlx::Error> {
+    let located = |uncertainty_m: Option<f64>, date_field: &str| {
+        Ok::<_, sqlx::Error>(warnings::of_located(
+            &LocatedFacts {
+                outside_by_m: row.try_get("outside_by_m")?,
+                uncertainty_m,
+                dated_after_receipt: row.try_get("dated_after_receipt")?,
+            },
+            date_field,
+        ))
+    };
     Ok(match kind {
-        RecordKind::Sighting => ReviewRow::Sighting(SightingRow::from_row(row)?),
-        RecordKind::DegradationReport => {
-            ReviewRow::DegradationReport(DegradationReportRow::from_row(row)?)
+        RecordKind::Sighting => {
+            let mut sighting = SightingRow::from_row(row)?;
+            sighting.warnings = located(sighting.coordinate_uncertainty_in_meters, "eventDate")?;
+            ReviewRow::Sighting(sighting)
         }
-        RecordKind::TimesheetEntry => ReviewRow::TimesheetEntry(TimesheetEntryRow::from_row(row)?),
+        RecordKind::DegradationReport => {
+            let mut report = DegradationReportRow::from_row(row)?;
+            report.warnings = located(report.coordinate_uncertainty_in_meters, "observedAt")?;
+            report.next_statuses = follow_up_targets(&report.status);
+            ReviewRow::DegradationReport(report)
+        }
+        RecordKind::TimesheetEntry => {
+            let mut entry = TimesheetEntryRow::from_row(row)?;
+            entry.warnings = warnings::of_hours(row.try_get("day_minutes")?, entry.work_date);
+            ReviewRow::TimesheetEntry(entry)
+        }
     })
 }
 

@@ -17,11 +17,16 @@ use uuid::Uuid;
 use schemas::RecordKind;
 
 use super::filter::HAS_POSSIBLE_DUPLICATE;
-use crate::inventory::rows::Conflict;
+use crate::inventory::{
+    rows::{Conflict, DAY_MINUTES, OUTSIDE_BY_M},
+    warnings::Warning,
+};
 
-/// One row of the review table or one record page, whatever its kind.
+/// One row of the review table or one record page, whatever its kind: each
+/// row names its `kind` (a field of its own rather than serde's tag, so the
+/// OpenAPI document describes each kind as one plain object).
 #[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(untagged)]
 pub enum ReviewRow {
     Sighting(SightingRow),
     DegradationReport(DegradationReportRow),
@@ -68,6 +73,9 @@ impl ReviewRow {
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct SightingRow {
+    /// `sighting`.
+    #[schema(example = "sighting")]
+    pub kind: String,
     pub id: Uuid,
     /// The notebook document it was synced in.
     pub document_id: String,
@@ -108,6 +116,10 @@ pub struct SightingRow {
     /// Another sighting of the taxon lies within the territory's distance and
     /// time window, and no reviewer merged or dismissed the pair.
     pub possible_duplicate: bool,
+    /// What the inventory accepted but a reviewer should look at, as the
+    /// inventory's rows word it (`inventory::warnings`).
+    #[sqlx(skip)]
+    pub warnings: Vec<Warning>,
     pub modified_at: DateTime<Utc>,
 }
 
@@ -115,6 +127,9 @@ pub struct SightingRow {
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct DegradationReportRow {
+    /// `degradation_report`.
+    #[schema(example = "degradation_report")]
+    pub kind: String,
     pub id: Uuid,
     pub document_id: String,
     pub category: String,
@@ -136,9 +151,17 @@ pub struct DegradationReportRow {
     pub status: String,
     #[schema(required = true)]
     pub status_reason: Option<String>,
+    /// The steps a coordinator may move it to, by the rule decisions apply
+    /// (`review::decisions::follow_up_targets`).
+    #[sqlx(skip)]
+    pub next_statuses: Vec<String>,
     pub has_conflicts: bool,
     #[schema(value_type = Vec<Conflict>)]
     pub conflicts: Json<Value>,
+    /// What the inventory accepted but a reviewer should look at, as the
+    /// inventory's rows word it (`inventory::warnings`).
+    #[sqlx(skip)]
+    pub warnings: Vec<Warning>,
     pub modified_at: DateTime<Utc>,
 }
 
@@ -146,6 +169,9 @@ pub struct DegradationReportRow {
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct TimesheetEntryRow {
+    /// `timesheet_entry`.
+    #[schema(example = "timesheet_entry")]
+    pub kind: String,
     pub id: Uuid,
     pub document_id: String,
     pub volunteer_id: Uuid,
@@ -172,14 +198,20 @@ pub struct TimesheetEntryRow {
     pub has_conflicts: bool,
     #[schema(value_type = Vec<Conflict>)]
     pub conflicts: Json<Value>,
+    /// What the inventory accepted but a reviewer should look at, as the
+    /// inventory's rows word it (`inventory::warnings`).
+    #[sqlx(skip)]
+    pub warnings: Vec<Warning>,
     pub modified_at: DateTime<Utc>,
 }
 
 /// The columns of a review row of `kind`, named as its fields (aliases: `t`
 /// the record, `tr` its territory, `au` its author's account, as in
-/// `Selection::push_from_where`).
+/// `Selection::push_from_where`), then what its warnings are measured from
+/// (`outside_by_m` and `dated_after_receipt`, or `day_minutes`), read by
+/// `filter::review_row`.
 pub(crate) fn columns(kind: RecordKind) -> String {
-    match kind {
+    let own = match kind {
         RecordKind::Sighting => format!(
             "t.id, t.doc_id AS document_id, t.scientific_name, t.taxon_id, \
              t.vernacular_name, t.event_date, ST_Y(t.geom) AS decimal_latitude, \
@@ -188,22 +220,28 @@ pub(crate) fn columns(kind: RecordKind) -> String {
              t.individual_count, t.site, t.recorded_by, t.notes, t.photos, t.author_id, \
              au.display_name AS author_name, t.validation_status, t.duplicate_of, \
              t.has_conflicts, t.conflicts, {HAS_POSSIBLE_DUPLICATE} AS possible_duplicate, \
-             t.modified_at"
+             t.modified_at, {OUTSIDE_BY_M} AS outside_by_m, \
+             t.event_date > t.materialised_at AS dated_after_receipt"
         ),
-        RecordKind::DegradationReport => "t.id, t.doc_id AS document_id, t.category, \
+        RecordKind::DegradationReport => format!(
+            "t.id, t.doc_id AS document_id, t.category, \
              t.category_detail, t.observed_at, ST_Y(t.geom) AS decimal_latitude, \
              ST_X(t.geom) AS decimal_longitude, \
              t.coordinate_uncertainty_m AS coordinate_uncertainty_in_meters, \
              t.description, t.photos, t.site, t.author_id, au.display_name AS author_name, \
-             t.status, t.status_reason, t.has_conflicts, t.conflicts, t.modified_at"
-            .to_string(),
-        RecordKind::TimesheetEntry => "t.id, t.doc_id AS document_id, t.volunteer_id, \
+             t.status, t.status_reason, t.has_conflicts, t.conflicts, t.modified_at, \
+             {OUTSIDE_BY_M} AS outside_by_m, \
+             t.observed_at > t.materialised_at AS dated_after_receipt"
+        ),
+        RecordKind::TimesheetEntry => format!(
+            "t.id, t.doc_id AS document_id, t.volunteer_id, \
              au.display_name AS author_name, t.work_date, t.started_at, t.ended_at, \
              t.duration_minutes, t.activity, t.site, t.notes, t.approval_status, \
              t.approval_reason, t.approved_by, t.approved_at, t.has_conflicts, t.conflicts, \
-             t.modified_at"
-            .to_string(),
-    }
+             t.modified_at, {DAY_MINUTES} AS day_minutes"
+        ),
+    };
+    format!("'{}' AS kind, {own}", kind.as_str())
 }
 
 /// A page of the review table.

@@ -67,5 +67,10 @@ export function createI18n(messages) {
     return new Intl.NumberFormat(locale(), { maximumFractionDigits: digits }).format(value);
   }
 
-  return { language, setLanguage, t, has, formatDate, formatTime, formatNumber };
+  /** An amount in euros, given in cents (integers: no rounding drift). */
+  function formatEuros(cents) {
+    return new Intl.NumberFormat(locale(), { style: 'currency', currency: 'EUR' }).format(cents / 100);
+  }
+
+  return { language, setLanguage, t, has, formatDate, formatTime, formatNumber, formatEuros };
 }

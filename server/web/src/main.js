@@ -27,6 +27,8 @@ import { Hours } from './pages/hours.js';
 import { Audit } from './pages/audit.js';
 import { HoursReport } from './pages/hours-report.js';
 import { Exports } from './pages/exports.js';
+import { InvalidRecords } from './pages/invalid.js';
+import { Account } from './pages/account.js';
 import { live } from './live.js';
 
 /** The route: `#/t/<id>/<page>/<arg>`. */
@@ -96,6 +98,7 @@ function Header({ who, territory, role, page }) {
     <div class="who">
       ${who.displayName}${role ? html` (${t('role.' + role)})` : ''}
       <${LanguageToggle} />
+      <a href="#/account" aria-current=${page === 'account' ? 'page' : undefined}>${t('nav.account')}</a>
       <button type="button" class="link-button" onClick=${() => logout()}>${t('nav.logout')}</button>
     </div>
     ${territory &&
@@ -139,6 +142,7 @@ function TerritoryPages({ who, territoryId, page, arg }) {
     audit: Audit,
     'hours-report': HoursReport,
     exports: Exports,
+    invalid: InvalidRecords,
   }[page];
   return html`<${Header} who=${who} territory=${territory} role=${role} page=${page} />
     <main id="main" tabindex="-1" data-readonly=${canDecide ? 'false' : 'true'}>
@@ -161,6 +165,10 @@ function App() {
   if (!who) return html`<p>${t('common.loading')}</p>`;
   if (where.territoryId) {
     return html`<${TerritoryPages} who=${who} ...${where} />`;
+  }
+  if (where.page === 'account') {
+    return html`<${Header} who=${who} page="account" />
+      <main id="main" tabindex="-1"><${Account} /></main>`;
   }
   return html`<${Header} who=${who} />
     <main id="main" tabindex="-1"><${Territories} who=${who} /></main>`;

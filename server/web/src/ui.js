@@ -3,7 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { html } from 'htm/preact';
 import * as api from '../shared/api.js';
 import { useValue } from '../shared/state.js';
-import { language, setLanguage, t, formatDate } from './i18n.js';
+import { language, setLanguage, t, has, formatDate } from './i18n.js';
 
 export function LanguageToggle() {
   const lang = useValue(language);
@@ -114,4 +114,29 @@ export function recordDate(record) {
   if (record.kind === 'sighting') return formatDate(record.eventDate);
   if (record.kind === 'degradation_report') return formatDate(record.observedAt);
   return formatDate(record.workDate, false);
+}
+
+/**
+ * A record's plausibility warnings (the server's `warnings`): each by its
+ * label, the server's own wording as its title; a code this app has no label
+ * for shows the server's message.
+ */
+export function Warnings({ warnings, compact }) {
+  if (!warnings || warnings.length === 0) return null;
+  const label = (warning) => (has('warning.' + warning.code) ? t('warning.' + warning.code) : warning.message);
+  if (compact) {
+    return warnings.map(
+      (warning) => html`<span class="badge warn" data-warning=${warning.code} title=${warning.message}>⚠ ${label(warning)}</span>`,
+    );
+  }
+  return html`<section class="notice" data-testid="warnings" aria-labelledby="warnings-title">
+    <h2 id="warnings-title">${t('warning.title')}</h2>
+    <ul>
+      ${warnings.map(
+        (warning) => html`<li data-warning=${warning.code}>
+          <strong>${label(warning)}</strong> (${t('field.' + warning.field)}) : <span lang="en">${warning.message}</span>
+        </li>`,
+      )}
+    </ul>
+  </section>`;
 }

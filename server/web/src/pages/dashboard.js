@@ -48,9 +48,9 @@ export function Dashboard({ territory }) {
             <a class="tile" href=${`#/t/${territory.id}/hours`} data-testid="tile-pending-hours">
               <span class="figure">${formatNumber(pendingMinutes / 60, 1)} h</span>${t('dash.pendingHours')}
             </a>
-            <div class="tile" data-testid="tile-invalid">
+            <a class="tile" href=${`#/t/${territory.id}/invalid`} data-testid="tile-invalid">
               <span class="figure">${formatNumber(counts.invalidRecords)}</span>${t('dash.invalid')}
-            </div>
+            </a>
           </section>
           <div class="columns">
             ${Object.keys(STATUS_ORDER).map(

@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks';
 import * as api from '../../shared/api.js';
 import { t, formatDate } from '../i18n.js';
 import { useLive } from '../live.js';
-import { attempt, Loading, Outcome, Photo, recordTitle, statusLabel, useLoad } from '../ui.js';
+import { attempt, Loading, Outcome, Photo, recordTitle, statusLabel, useLoad, Warnings } from '../ui.js';
 import { DecisionForm } from './decide.js';
 import { RecordAudit } from './record-audit.js';
 
@@ -58,6 +58,7 @@ export function RecordDetail({ territory, canDecide, arg: recordId }) {
       ${({ record, history }) => html`
         <h1>${t('kind.' + record.kind)} : ${recordTitle(record)}</h1>
         <${Outcome} outcome=${outcome} />
+        <${Warnings} warnings=${record.warnings} />
         <div class="columns">
           <section class="panel">
             <h2>${t('record.fields')}</h2>

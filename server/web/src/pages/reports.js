@@ -18,7 +18,11 @@ async function loadBoard(territoryId) {
 }
 
 function ReportCard({ report, territory, canDecide, onMoved }) {
-  const [target, setTarget] = useState(STEPS.find((s) => s !== report.status));
+  // The server says where a report may go (`nextStatuses`, its own rule).
+  const targets = report.nextStatuses;
+  const [choice, setTarget] = useState(targets[0]);
+  // A choice the report has since left behind (moved live) falls back to the first.
+  const target = targets.includes(choice) ? choice : targets[0];
   const [reason, setReason] = useState('');
   const [outcome, setOutcome] = useState(null);
   async function move(event) {
@@ -43,10 +47,11 @@ function ReportCard({ report, territory, canDecide, onMoved }) {
     <p class="meta">${formatDate(report.observedAt)} · ${report.authorName || ''}${report.site ? ' · ' + report.site : ''}</p>
     ${report.statusReason && html`<p class="meta"><q>${report.statusReason}</q></p>`}
     ${canDecide &&
+    targets.length > 0 &&
     html`<form class="move" data-action="move" onSubmit=${move}>
       <label for=${id + '-to'}>${t('reports.move')}</label>
       <select id=${id + '-to'} value=${target} onChange=${(e) => setTarget(e.target.value)}>
-        ${STEPS.filter((s) => s !== report.status).map((s) => html`<option value=${s}>${t('followup.' + s)}</option>`)}
+        ${targets.map((s) => html`<option value=${s}>${t('followup.' + s)}</option>`)}
       </select>
       <label for=${id + '-reason'}>${t('common.reason')}</label>
       <input id=${id + '-reason'} required value=${reason} onInput=${(e) => setReason(e.target.value)} />

@@ -5,7 +5,7 @@ import { FilterForm, filters, query } from '../filters.js';
 import { t, formatNumber } from '../i18n.js';
 import { useLive } from '../live.js';
 import { useValue } from '../../shared/state.js';
-import { attempt, Loading, Outcome, recordDate, recordTitle, statusLabel, useLoad } from '../ui.js';
+import { attempt, Loading, Outcome, recordDate, recordTitle, statusLabel, useLoad, Warnings } from '../ui.js';
 import { DecisionForm } from './decide.js';
 
 const PAGE_SIZE = 50;
@@ -97,6 +97,7 @@ export function ReviewTable({ territory, canDecide }) {
                     ${record.hasConflicts && html`<span class="badge warn">${t('table.flagConflict')}</span>`}
                     ${record.possibleDuplicate && html`<span class="badge">${t('table.flagDuplicate')}</span>`}
                     ${record.duplicateOf && html`<span class="badge muted">${t('table.flagDuplicateOf')}</span>`}
+                    <${Warnings} warnings=${record.warnings} compact />
                   </td>
                 </tr>`,
               )}
