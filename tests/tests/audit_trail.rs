@@ -256,6 +256,54 @@ async fn a_record_edited_on_two_phones_and_by_a_coordinator_has_an_attributed_hi
         (400, Some("limit")),
         "{body}"
     );
+
+    // Filtered: the record's changes by Camille (part of her name, any
+    // case), in the period; the coordinator's decisions by kind.
+    let entries = format!("/api/territories/{t}/audit/entries");
+    let (status, page) = server
+        .as_(&auditor.token)
+        .get(&format!(
+            "{entries}?record={record}&person=cAmIl&action=change&from=2000-01-01T00:00:00Z&to=2999-01-01T00:00:00Z"
+        ))
+        .await?;
+    assert_eq!(status, 200, "{page}");
+    let found = page["entries"].as_array().expect("entries");
+    assert_eq!(found.len(), 3, "{page}");
+    assert!(
+        found.iter().all(|e| e["recordId"] == record.to_string()
+            && e["action"] == "change"
+            && e["actorName"] == "Camille"),
+        "{page}"
+    );
+    let (_, page) = server
+        .as_(&auditor.token)
+        .get(&format!("{entries}?action=verification"))
+        .await?;
+    let found = page["entries"].as_array().expect("entries");
+    assert_eq!(found.len(), 1, "{page}");
+    assert_eq!(found[0]["actorId"], coordinator.account_id.to_string());
+    let (_, page) = server
+        .as_(&auditor.token)
+        .get(&format!("{entries}?to=2001-01-01T00:00:00Z"))
+        .await?;
+    assert_eq!(page["entries"], json!([]), "{page}");
+    // A bad filter is refused, named.
+    for (query, field) in [
+        ("record=nope", "record"),
+        ("from=yesterday", "from"),
+        ("from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", "to"),
+        ("action=DROP%20TABLE", "action"),
+    ] {
+        let (status, body) = server
+            .as_(&auditor.token)
+            .get(&format!("{entries}?{query}"))
+            .await?;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{query}: {body}"
+        );
+    }
     Ok(())
 }
 

@@ -415,6 +415,18 @@ async fn the_hours_report_matches_a_hand_computed_fixture_and_is_checked_by_its_
 
     // Every rendering carries it; the JSON fetched by hash is the report issued.
     let by_hash = format!("/api/territories/{t}/reports/hours/{sha256}");
+    // Listed among the reports issued, newest first.
+    let (status, listed) = server
+        .as_(&auditor.token)
+        .get(&format!("/api/territories/{t}/reports/hours"))
+        .await?;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed[0]["sha256"], sha256.as_str(), "{listed}");
+    assert_eq!(
+        listed[0]["issuedBy"],
+        auditor.account_id.to_string(),
+        "{listed}"
+    );
     let (status, fetched) = server.as_(&coordinator.token).get(&by_hash).await?;
     assert_eq!(status, 200);
     assert_eq!(&fetched["report"], report);

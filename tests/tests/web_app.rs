@@ -1029,14 +1029,19 @@ async fn a_regie_auditor_audits_the_territory(
     browser.fill(page, "#audit-record", &hedgehog.to_string())?;
     browser.select(page, "#audit-action", "change")?;
     browser.click(page, "[data-testid=audit-filters] button[type=submit]")?;
-    browser.wait_for_text(
+    // Once filtered, only the hedgehog's changes are listed.
+    browser.wait_for_count(
         page,
-        "[data-testid=audit-entries] li.entry",
-        "Erinaceus europaeus",
+        &format!(
+            "[data-testid=audit-entries] li.entry:not(:has([data-kind=change]):has(a[href$='{hedgehog}']))"
+        ),
+        0,
     )?;
     let creation = browser.text(page, "[data-testid=audit-entries] li.entry")?;
     assert!(
-        creation.contains("(nouvelle fiche)") && creation.contains("Nom scientifique"),
+        creation.contains("Erinaceus europaeus")
+            && creation.contains("(nouvelle fiche)")
+            && creation.contains("Nom scientifique"),
         "{creation}"
     );
     // Every entry listed is a change, once the filtered page replaced the
@@ -1062,6 +1067,17 @@ async fn a_regie_auditor_audits_the_territory(
         page,
         "[data-testid=audit-entries] li.entry [data-kind=approval]",
         2,
+    )?;
+    browser.wait_for_count(
+        page,
+        "[data-testid=audit-entries] li.entry:not(:has([data-kind=approval]))",
+        0,
+    )?;
+    // Each decision's status by its label, not its code.
+    browser.wait_for_text(
+        page,
+        "[data-testid=audit-entries] li.entry [data-detail=status]",
+        "Approuvé",
     )?;
 
     // The chain: verified, its head to note down as the API gives it.

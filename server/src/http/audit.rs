@@ -262,9 +262,12 @@ async fn entries(
     .bind(action)
     .fetch_all(&state.pool)
     .await?;
-    let next_after = (entries.len() as i64 == limit)
-        .then(|| entries.last().map(|entry| entry.seq))
-        .flatten();
+    // A full page may have more after it; a short one is the last.
+    let next_after = if entries.len() as i64 == limit {
+        entries.last().map(|entry| entry.seq)
+    } else {
+        None
+    };
     Ok(Json(EntriesPage {
         entries,
         next_after,

@@ -32,32 +32,57 @@ export function shown(value) {
 export function BeforeAfter({ before, after }) {
   const fields = [...new Set([...Object.keys(before || {}), ...Object.keys(after || {})])];
   if (fields.length === 0) return null;
+  // A record's first change has no before: its fields are shown once.
   const created = Object.keys(before || {}).length === 0;
-  return html`<table class="compact before-after">
-    <caption class="visually-hidden">${t('audit.changes')}</caption>
-    <thead>
-      <tr><th scope="col">${t('audit.field')}</th><th scope="col">${t('audit.before')}</th><th scope="col">${t('audit.after')}</th></tr>
-    </thead>
-    <tbody>
-      ${fields.map(
-        (field) => html`<tr data-field=${field}>
-          <th scope="row">${t('field.' + field) === 'field.' + field ? field : t('field.' + field)}</th>
-          <td class="before">${created ? t('audit.created') : shown((before || {})[field])}</td>
-          <td class="after">${shown((after || {})[field])}</td>
-        </tr>`,
-      )}
-    </tbody>
-  </table>`;
+  const label = (field) => (t('field.' + field) === 'field.' + field ? field : t('field.' + field));
+  return html`${created && html`<p class="meta">${t('audit.created')}</p>`}
+    <table class="compact before-after">
+      <caption class="visually-hidden">${t('audit.changes')}</caption>
+      <thead>
+        <tr>
+          <th scope="col">${t('audit.field')}</th>
+          ${!created && html`<th scope="col">${t('audit.before')}</th>`}
+          <th scope="col">${t('audit.after')}</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${fields.map(
+          (field) => html`<tr data-field=${field}>
+            <th scope="row">${label(field)}</th>
+            ${!created && html`<td class="before">${shown((before || {})[field])}</td>`}
+            <td class="after">${shown((after || {})[field])}</td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>`;
+}
+
+/** A decision status's label: each kind of decision has its own vocabulary. */
+const STATUS_LABELS = { verification: 'status.', follow_up: 'followup.', approval: 'approval.' };
+/** Bookkeeping the trail keeps that says nothing to a reader. */
+const UNSHOWN_DETAIL = new Set(['historyId']);
+
+function detailValue(action, key, value) {
+  const prefix = STATUS_LABELS[action];
+  if (prefix && (key === 'status' || key === 'previous') && value !== null) {
+    const label = t(prefix + value);
+    if (label !== prefix + value) return label;
+  }
+  return shown(value);
 }
 
 /** A decision's detail (status, reason, report hash…), as a short list. */
-export function Detail({ detail }) {
-  const keys = Object.keys(detail || {}).filter((key) => detail[key] !== null && detail[key] !== '');
+export function Detail({ action, detail }) {
+  const keys = Object.keys(detail || {}).filter((key) => {
+    const value = detail[key];
+    if (UNSHOWN_DETAIL.has(key) || value === null || value === '') return false;
+    return !(typeof value === 'object' && Object.keys(value).length === 0);
+  });
   if (keys.length === 0) return null;
   return html`<dl class="detail">
     ${keys.map(
       (key) => html`<dt>${t('audit.detail.' + key) === 'audit.detail.' + key ? key : t('audit.detail.' + key)}</dt>
-        <dd>${shown(detail[key])}</dd>`,
+        <dd data-detail=${key}>${detailValue(action, key, detail[key])}</dd>`,
     )}
   </dl>`;
 }
@@ -73,7 +98,7 @@ function Entry({ entry, territory }) {
       html` · <a href=${`#/t/${territory.id}/record/${entry.recordId}`}>${t('audit.openRecord')}</a>`}
     </p>
     <${BeforeAfter} before=${entry.before} after=${entry.after} />
-    <${Detail} detail=${entry.detail} />
+    <${Detail} action=${entry.action} detail=${entry.detail} />
     <p class="meta">${t('audit.hash')} <code class="hash">${entry.hash}</code></p>
   </li>`;
 }

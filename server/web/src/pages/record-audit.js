@@ -85,7 +85,7 @@ export function RecordAudit({ territory, recordId }) {
                       ${step.deviceId ? html` (${step.deviceName || step.deviceId})` : step.sessionId ? html` (${t('audit.device.web')})` : ''}
                     </p>
                     <${BeforeAfter} before=${step.before} after=${step.after} />
-                    <${Detail} detail=${step.detail} />
+                    <${Detail} action=${step.action} detail=${step.detail} />
                     <button type="button" class="link-button" data-step=${i} onClick=${() => showStep(step)}>
                       ${t('record.auditStep')}
                     </button>

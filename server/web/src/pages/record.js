@@ -97,9 +97,7 @@ export function RecordDetail({ territory, canDecide, arg: recordId }) {
                 </ol>`}
           </section>
         </div>
-        <div class="columns">
-          <${RecordAudit} territory=${territory} recordId=${recordId} />
-        </div>
+        <${RecordAudit} territory=${territory} recordId=${recordId} />
       `}
     <//>`;
 }
