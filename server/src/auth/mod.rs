@@ -135,6 +135,8 @@ pub enum AuthError {
     InvitationUsed,
     #[error("this invitation has expired; ask the coordinator for a new one")]
     InvitationExpired,
+    #[error("this invitation was withdrawn by the coordinator; ask them for a new one")]
+    InvitationRevoked,
     /// Too many password logins for one email in a short time.
     #[error("too many login attempts for this email; try again in {} minutes", (retry_after.num_seconds() + 59) / 60)]
     TooManyAttempts { retry_after: chrono::Duration },

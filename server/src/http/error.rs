@@ -140,9 +140,9 @@ impl From<AuthError> for ApiError {
                 message,
             },
             error @ AuthError::UnknownInvitation => ApiError::BadSecret(error.to_string()),
-            error @ (AuthError::InvitationUsed | AuthError::InvitationExpired) => {
-                ApiError::Gone(error.to_string())
-            }
+            error @ (AuthError::InvitationUsed
+            | AuthError::InvitationExpired
+            | AuthError::InvitationRevoked) => ApiError::Gone(error.to_string()),
             error @ AuthError::TooManyAttempts { retry_after } => ApiError::TooManyRequests {
                 message: error.to_string(),
                 retry_after: retry_after.to_std().unwrap_or_default(),
