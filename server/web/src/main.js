@@ -29,6 +29,7 @@ import { HoursReport } from './pages/hours-report.js';
 import { Exports } from './pages/exports.js';
 import { InvalidRecords } from './pages/invalid.js';
 import { Account } from './pages/account.js';
+import { Invitations } from './pages/invitations.js';
 import { live } from './live.js';
 
 /** The route: `#/t/<id>/<page>/<arg>`. */
@@ -84,6 +85,7 @@ const PAGES = [
   ['audit', 'nav.audit'],
   ['hours-report', 'nav.hoursReport'],
   ['exports', 'nav.exports'],
+  ['invitations', 'nav.invitations'],
 ];
 
 function Header({ who, territory, role, page }) {
@@ -143,6 +145,7 @@ function TerritoryPages({ who, territoryId, page, arg }) {
     'hours-report': HoursReport,
     exports: Exports,
     invalid: InvalidRecords,
+    invitations: Invitations,
   }[page];
   return html`<${Header} who=${who} territory=${territory} role=${role} page=${page} />
     <main id="main" tabindex="-1" data-readonly=${canDecide ? 'false' : 'true'}>
