@@ -892,8 +892,25 @@ async fn lists_hold_only_the_callers_territories_and_devices() -> anyhow::Result
     let (_, devices) = server.as_(&f.admin.token).get("/api/devices").await?;
     assert_eq!(
         ids(&devices, "id"),
-        BTreeSet::from([volunteer_device, other_device])
+        BTreeSet::from([volunteer_device.clone(), other_device.clone()])
     );
+    // One territory's volunteers' phones: the web app's page of it.
+    let (_, devices) = server
+        .as_(&f.admin.token)
+        .get(&format!("/api/devices?territory={b}"))
+        .await?;
+    assert_eq!(ids(&devices, "id"), BTreeSet::from([other_device]));
+    let (_, devices) = server
+        .as_(&f.coordinator.token)
+        .get(&format!("/api/devices?territory={b}"))
+        .await?;
+    assert!(ids(&devices, "id").is_empty());
+    let (status, refused) = server
+        .as_(&f.coordinator.token)
+        .get("/api/devices?territory=nowhere")
+        .await?;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["field"], "query");
 
     let (status, me) = server.as_(&f.volunteer.token).get("/api/me").await?;
     assert_eq!(status, 200);

@@ -431,9 +431,8 @@ async fn volunteers_are_invited_on_a_printed_sheet_and_a_lost_phone_revoked(
 
     // Printed: the cards only, each with the field app's address.
     browser.emulate_media(page, "print")?;
-    let visible = |selector: &str| {
-        format!("document.querySelector(\"{selector}\").checkVisibility()")
-    };
+    let visible =
+        |selector: &str| format!("document.querySelector(\"{selector}\").checkVisibility()");
     assert_eq!(
         browser.evaluate(page, &visible("[data-testid=invitation-form]"))?,
         json!(false)
@@ -879,6 +878,7 @@ async fn a_regie_auditor_reads_every_page_without_any_action_control() -> anyhow
         ("reports", "[data-testid=report-board] li[data-record-id]"),
         ("hours", "[data-testid=pending-hours] tr[data-record-id]"),
         ("invalid", "[data-testid=invalid-records] > li"),
+        ("invitations", "[data-testid=invitations-coordinators-only]"),
     ];
     for (name, loaded) in pages {
         browser.goto(page, &survey.page_url(name))?;

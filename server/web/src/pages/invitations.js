@@ -127,7 +127,7 @@ function InvitationForm({ territory, onCreated }) {
   </form>`;
 }
 
-function InvitationList({ invitations, canDecide }) {
+function InvitationList({ invitations }) {
   const [outcome, setOutcome] = useState(null);
   async function revoke(invitation) {
     const done = await attempt(
@@ -159,7 +159,7 @@ function InvitationList({ invitations, canDecide }) {
                     <td>${t('invitationState.' + invitation.state)}</td>
                     <td>${formatDate(invitation.createdAt)} (${invitation.createdByName})</td>
                     <td>${formatDate(invitation.expiresAt)}</td>
-                    <td>${canDecide && invitation.state === 'pending'
+                    <td>${invitation.state === 'pending'
                       ? html`<button type="button" onClick=${() => revoke(invitation)}
                           aria-label=${t('invitations.revokeOf', { name: invitation.displayName })}>${t('invitations.revoke')}</button>`
                       : ''}</td>
@@ -171,7 +171,7 @@ function InvitationList({ invitations, canDecide }) {
   </section>`;
 }
 
-function Devices({ devices, canDecide }) {
+function Devices({ devices }) {
   const [outcome, setOutcome] = useState(null);
   async function revoke(device) {
     const done = await attempt(
@@ -206,8 +206,7 @@ function Devices({ devices, canDecide }) {
                     <td>${device.lastSeenAt ? formatDate(device.lastSeenAt) : t('devices.never')}</td>
                     <td>${device.revokedAt
                       ? t('devices.revokedOn', { date: formatDate(device.revokedAt) })
-                      : canDecide &&
-                        html`<button type="button" onClick=${() => revoke(device)}
+                      : html`<button type="button" onClick=${() => revoke(device)}
                           aria-label=${t('devices.revokeOf', { name: device.name, person: device.accountName })}
                           >${t('devices.revoke')}</button>`}</td>
                   </tr>`,
@@ -218,22 +217,24 @@ function Devices({ devices, canDecide }) {
   </section>`;
 }
 
-export function Invitations({ territory, canDecide }) {
+/** What coordinators and admins do here; a régie auditor is refused it all. */
+function Onboarding({ territory }) {
   const [cards, setCards] = useState(null);
-  const invitations = useLoad(
-    () => (canDecide ? api.get(`/api/territories/${territory.id}/invitations`) : Promise.resolve([])),
-    [territory.id, canDecide],
-  );
-  const devices = useLoad(() => api.get('/api/devices'), [territory.id]);
+  const invitations = useLoad(() => api.get(`/api/territories/${territory.id}/invitations`), [territory.id]);
+  const devices = useLoad(() => api.get('/api/devices', { territory: territory.id }), [territory.id]);
   function created(made) {
     setCards(made);
     invitations.reload();
   }
+  return html`<${InvitationForm} territory=${territory} onCreated=${created} />
+    ${cards && html`<${CardSheet} cards=${cards} />`}
+    <${InvitationList} invitations=${invitations} />
+    <${Devices} devices=${devices} />`;
+}
+
+export function Invitations({ territory, canDecide }) {
   return html`<h1 class="no-print">${t('invitations.title')}</h1>
     ${canDecide
-      ? html`<${InvitationForm} territory=${territory} onCreated=${created} />
-          ${cards && html`<${CardSheet} cards=${cards} />`}
-          <${InvitationList} invitations=${invitations} canDecide=${canDecide} />`
-      : html`<p class="no-print">${t('invitations.coordinatorsOnly')}</p>`}
-    <${Devices} devices=${devices} canDecide=${canDecide} />`;
+      ? html`<${Onboarding} territory=${territory} />`
+      : html`<p class="no-print" data-testid="invitations-coordinators-only">${t('invitations.coordinatorsOnly')}</p>`}`;
 }
