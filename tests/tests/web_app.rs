@@ -392,6 +392,39 @@ fn field_on_phone(phone: &Phone, record: Uuid, field: &str) -> (Value, bool) {
     })
 }
 
+/// The payload of the QR code on `name`'s invitation card, decoded from the
+/// drawn SVG by the field app's own decoder (jsQR, loaded into the page).
+fn qr_code_on_card(browser: &mut Driver, page: Page, name: &str) -> anyhow::Result<Value> {
+    let jsqr = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../mobile-bridge/web/node_modules/jsqr/dist/jsQR.js"
+    ))?;
+    browser.evaluate(page, &jsqr)?;
+    let decoded = browser.evaluate(
+        page,
+        &format!(
+            r#"(async () => {{
+              const card = [...document.querySelectorAll('[data-testid=invitation-card]')]
+                .find((c) => c.querySelector('.card-name').textContent === {name});
+              const svg = new XMLSerializer().serializeToString(card.querySelector('svg'));
+              const image = new Image();
+              image.src = URL.createObjectURL(new Blob([svg], {{ type: 'image/svg+xml' }}));
+              await image.decode();
+              const canvas = Object.assign(document.createElement('canvas'), {{ width: 400, height: 400 }});
+              const context = canvas.getContext('2d');
+              context.imageSmoothingEnabled = false;
+              context.drawImage(image, 0, 0, 400, 400);
+              const decode = window.jsQR.default || window.jsQR;
+              const found = decode(context.getImageData(0, 0, 400, 400).data, 400, 400);
+              return found && found.data;
+            }})()"#,
+            name = json!(name)
+        ),
+    )?;
+    let text = decoded.as_str().expect("the card's QR code decodes");
+    Ok(serde_json::from_str(text)?)
+}
+
 /// The coordinator invites five volunteers by name and gets a sheet of cards
 /// to print; one code, read off the printed sheet, enrols a phone as the
 /// field app would, and the list then shows that invitation redeemed; a
@@ -446,6 +479,7 @@ async fn volunteers_are_invited_on_a_printed_sheet_and_a_lost_phone_revoked(
         json!(false)
     );
     assert_eq!(browser.evaluate(page, &visible("ul.cards"))?, json!(true));
+    browser.screenshot(page, "invitations-printed")?;
     let card = browser.text(page, "[data-testid=invitation-card]:has-text('Chloé')")?;
     assert!(
         card.contains(&survey.server.http_url("/field/")),
@@ -456,6 +490,11 @@ async fn volunteers_are_invited_on_a_printed_sheet_and_a_lost_phone_revoked(
         "[data-testid=invitation-card]:has-text('Chloé') [data-testid=card-code]",
     )?;
     browser.emulate_media(page, "screen")?;
+    assert_eq!(
+        qr_code_on_card(browser, page, "Chloé")?["code"].as_str(),
+        Some(code.trim()),
+        "the card's QR code holds its code"
+    );
 
     let enrolled: Value = http
         .post(survey.server.http_url("/api/enrol"))

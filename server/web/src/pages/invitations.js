@@ -13,8 +13,18 @@ import { attempt, Loading, Outcome, useLoad } from '../ui.js';
 const FIELD_APP_PATH = '/field/';
 const MAX_BATCH = 100;
 
-function fieldAppAddress() {
-  return location.origin + FIELD_APP_PATH;
+/**
+ * The field app's address on a card: under the server the QR payload names
+ * when it names one (the address phones reach it at), else this page's own.
+ */
+function fieldAppAddress(qrPayload) {
+  let server = null;
+  try {
+    server = JSON.parse(qrPayload).server;
+  } catch {
+    // Not JSON: this page's origin, below.
+  }
+  return (typeof server === 'string' && server ? server.replace(/\/+$/, '') : location.origin) + FIELD_APP_PATH;
 }
 
 /**
@@ -39,7 +49,7 @@ function QrCode({ payload, label }) {
 }
 
 function Card({ invitation }) {
-  const address = fieldAppAddress();
+  const address = fieldAppAddress(invitation.qrPayload);
   return html`<li class="invitation-card" data-testid="invitation-card">
     <p class="card-name">${invitation.displayName}</p>
     <${QrCode} payload=${invitation.qrPayload} label=${t('invitations.qrLabel', { name: invitation.displayName })} />
