@@ -885,3 +885,155 @@ async fn an_admin_issues_a_one_time_reset_code_that_sets_a_new_password() -> any
     assert_eq!(status, 410, "a code works once: {body}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_invitations_is_listed_with_its_states_and_a_pending_one_revoked(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    let coordinator = server.as_(&f.coordinator.token);
+
+    // Numbered from a prefix: one code each, in order, each shown once.
+    let (status, batch) = coordinator
+        .post(
+            "/api/invitations/batch",
+            &json!({ "territoryId": f.territory_a, "prefix": "Classe 5B", "count": 3 }),
+        )
+        .await?;
+    assert_eq!(status, 201, "{batch}");
+    let cards = batch["invitations"].as_array().unwrap();
+    let names: Vec<&str> = cards
+        .iter()
+        .map(|card| card["displayName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Classe 5B 1", "Classe 5B 2", "Classe 5B 3"]);
+    let codes: std::collections::HashSet<&str> = cards
+        .iter()
+        .map(|card| card["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 3, "{batch}");
+    for card in cards {
+        let qr: Value = serde_json::from_str(card["qrPayload"].as_str().unwrap())?;
+        assert_eq!(qr["code"], card["code"]);
+    }
+
+    // Bounded, naming the field; names and a prefix are not mixed.
+    let (status, body) = coordinator
+        .post(
+            "/api/invitations/batch",
+            &json!({ "territoryId": f.territory_a, "prefix": "Fête", "count": 101 }),
+        )
+        .await?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "count");
+    let too_many: Vec<String> = (0..101).map(|n| format!("Volunteer {n}")).collect();
+    let (status, body) = coordinator
+        .post(
+            "/api/invitations/batch",
+            &json!({ "territoryId": f.territory_a, "names": too_many }),
+        )
+        .await?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "names");
+    let (status, body) = coordinator
+        .post(
+            "/api/invitations/batch",
+            &json!({ "territoryId": f.territory_a, "names": ["Lou", " "] }),
+        )
+        .await?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "names");
+    let (status, body) = coordinator
+        .post(
+            "/api/invitations/batch",
+            &json!({ "territoryId": f.territory_a, "names": ["Lou"], "prefix": "X", "count": 2 }),
+        )
+        .await?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "names");
+
+    // One redeemed, one revoked, one left pending; and an expired one.
+    let redeemed = &cards[0];
+    let (status, _) = server
+        .anonymous()
+        .post(
+            "/api/enrol",
+            &json!({ "code": redeemed["code"], "deviceName": "phone" }),
+        )
+        .await?;
+    assert_eq!(status, 201);
+    let revoked = &cards[1];
+    let revoke = |id: &Value| format!("/api/invitations/{}/revoke", id.as_str().unwrap());
+    let (status, body) = coordinator
+        .post(&revoke(&revoked["id"]), &json!({}))
+        .await?;
+    assert_eq!(status, 204, "{body}");
+    let expired = admin::create_invitation(
+        &pool,
+        f.territory_a,
+        Role::Volunteer,
+        "Late",
+        None,
+        f.coordinator.account_id,
+        chrono::Duration::hours(1),
+    )
+    .await?;
+    sqlx::query("UPDATE invitations SET expires_at = now() - interval '1 minute' WHERE id = $1")
+        .bind(expired.id)
+        .execute(&pool)
+        .await?;
+
+    let (status, list) = coordinator
+        .get(&format!("/api/territories/{}/invitations", f.territory_a))
+        .await?;
+    assert_eq!(status, 200, "{list}");
+    let states: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["displayName"].as_str().unwrap(),
+                i["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(states[0], ("Late", "expired"), "newest first: {list}");
+    assert!(states.contains(&("Classe 5B 1", "redeemed")), "{list}");
+    assert!(states.contains(&("Classe 5B 2", "revoked")), "{list}");
+    assert!(states.contains(&("Classe 5B 3", "pending")), "{list}");
+    assert!(
+        !list
+            .to_string()
+            .contains(cards[2]["code"].as_str().unwrap()),
+        "no code in the list"
+    );
+
+    // The revoked code is refused saying so; a redeemed one cannot be revoked.
+    let (status, body) = server
+        .anonymous()
+        .post(
+            "/api/enrol",
+            &json!({ "code": revoked["code"], "deviceName": "phone" }),
+        )
+        .await?;
+    assert_eq!(status, 410, "{body}");
+    assert!(message(&body).contains("withdrawn"), "{body}");
+    let (status, body) = coordinator
+        .post(&revoke(&redeemed["id"]), &json!({}))
+        .await?;
+    assert_eq!(status, 409, "{body}");
+    assert!(message(&body).contains("revoke the phone"), "{body}");
+    let (status, body) = coordinator
+        .post(&revoke(&revoked["id"]), &json!({}))
+        .await?;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = coordinator
+        .post(&revoke(&json!(uuid::Uuid::new_v4())), &json!({}))
+        .await?;
+    assert_eq!(status, 404, "{body}");
+    Ok(())
+}

@@ -101,6 +101,10 @@ const TABLE: &[Row] = &[
     // Public: the invitation code is the secret.
     row("POST", "/api/enrol",                            [A,  A,  A,  A,  A],     [A,  A,  A,  A,  A]),
     row("POST", "/api/invitations",                      [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    row("POST", "/api/invitations/batch",                [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    // Target: a pending invitation of the territory.
+    row("POST", "/api/invitations/{id}/revoke",          [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/territories/{id}/invitations",     [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
     // Everyone lists the devices they may see (their own at least).
     row("GET",  "/api/devices",                          [U,  A,  A,  A,  A],     [U,  A,  A,  A,  A]),
     // Target: another volunteer's phone in the territory.
@@ -391,6 +395,32 @@ async fn perform(
             let body = json!({ "territoryId": territory_id, "displayName": "Lou" });
             (row.path.to_string(), token, Some(body))
         }
+        ("POST", "/api/invitations/batch") => {
+            let body = json!({ "territoryId": territory_id, "prefix": "Classe 5B", "count": 2 });
+            (row.path.to_string(), token, Some(body))
+        }
+        ("POST", "/api/invitations/{id}/revoke") => {
+            let invitation = admin::create_invitation(
+                pool,
+                territory_id,
+                Role::Volunteer,
+                "Not coming",
+                None,
+                fixture.admin.account_id,
+                chrono::Duration::hours(1),
+            )
+            .await?;
+            (
+                format!("/api/invitations/{}/revoke", invitation.id),
+                token,
+                None,
+            )
+        }
+        ("GET", "/api/territories/{id}/invitations") => (
+            format!("/api/territories/{territory_id}/invitations"),
+            token,
+            None,
+        ),
         ("POST", "/api/devices/{id}/revoke") => {
             let target =
                 accounts::device_actor(pool, territory_id, fixture.admin.account_id, "Target")
@@ -894,8 +924,25 @@ async fn lists_hold_only_the_callers_territories_and_devices() -> anyhow::Result
     let (_, devices) = server.as_(&f.admin.token).get("/api/devices").await?;
     assert_eq!(
         ids(&devices, "id"),
-        BTreeSet::from([volunteer_device, other_device])
+        BTreeSet::from([volunteer_device.clone(), other_device.clone()])
     );
+    // One territory's volunteers' phones: the web app's page of it.
+    let (_, devices) = server
+        .as_(&f.admin.token)
+        .get(&format!("/api/devices?territory={b}"))
+        .await?;
+    assert_eq!(ids(&devices, "id"), BTreeSet::from([other_device]));
+    let (_, devices) = server
+        .as_(&f.coordinator.token)
+        .get(&format!("/api/devices?territory={b}"))
+        .await?;
+    assert!(ids(&devices, "id").is_empty());
+    let (status, refused) = server
+        .as_(&f.coordinator.token)
+        .get("/api/devices?territory=nowhere")
+        .await?;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["field"], "query");
 
     let (status, me) = server.as_(&f.volunteer.token).get("/api/me").await?;
     assert_eq!(status, 200);

@@ -392,6 +392,144 @@ fn field_on_phone(phone: &Phone, record: Uuid, field: &str) -> (Value, bool) {
     })
 }
 
+/// The payload of the QR code on `name`'s invitation card, decoded from the
+/// drawn SVG by the field app's own decoder (jsQR, loaded into the page).
+fn qr_code_on_card(browser: &mut Driver, page: Page, name: &str) -> anyhow::Result<Value> {
+    let jsqr = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../mobile-bridge/web/node_modules/jsqr/dist/jsQR.js"
+    ))?;
+    browser.evaluate(page, &jsqr)?;
+    let decoded = browser.evaluate(
+        page,
+        &format!(
+            r#"(async () => {{
+              const card = [...document.querySelectorAll('[data-testid=invitation-card]')]
+                .find((c) => c.querySelector('.card-name').textContent === {name});
+              const svg = new XMLSerializer().serializeToString(card.querySelector('svg'));
+              const image = new Image();
+              image.src = URL.createObjectURL(new Blob([svg], {{ type: 'image/svg+xml' }}));
+              await image.decode();
+              const canvas = Object.assign(document.createElement('canvas'), {{ width: 400, height: 400 }});
+              const context = canvas.getContext('2d');
+              context.imageSmoothingEnabled = false;
+              context.drawImage(image, 0, 0, 400, 400);
+              const decode = window.jsQR.default || window.jsQR;
+              const found = decode(context.getImageData(0, 0, 400, 400).data, 400, 400);
+              return found && found.data;
+            }})()"#,
+            name = json!(name)
+        ),
+    )?;
+    let text = decoded.as_str().expect("the card's QR code decodes");
+    Ok(serde_json::from_str(text)?)
+}
+
+/// The coordinator invites five volunteers by name and gets a sheet of cards
+/// to print; one code, read off the printed sheet, enrols a phone as the
+/// field app would, and the list then shows that invitation redeemed; a
+/// pending one is revoked; the phone, reported lost, is revoked on the page
+/// and its credential refused. A batch over the bound shows the server's
+/// message.
+async fn volunteers_are_invited_on_a_printed_sheet_and_a_lost_phone_revoked(
+    browser: &mut Driver,
+    page: Page,
+    survey: &Survey,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    browser.goto(page, &survey.page_url("invitations"))?;
+    browser.wait_for_text(page, "h1", "Inviter des bénévoles")?;
+    browser.check(page, "input[name=invitation-mode][value=list]")?;
+
+    let too_many: Vec<String> = (1..=101).map(|n| format!("Bénévole {n}")).collect();
+    browser.fill(page, "#invite-names", &too_many.join("\n"))?;
+    browser.click(page, "[data-testid=invitation-form] button[type=submit]")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=invitation-form] [data-testid=action-error]",
+        "Erreur : a batch has from 1 to 100 invitations (got 101) (names)",
+    )?;
+
+    browser.fill(page, "#invite-names", "Alix\nBasile\nChloé\nDylan\nEmma")?;
+    browser.click(page, "[data-testid=invitation-form] button[type=submit]")?;
+    browser.wait_for_count(page, "[data-testid=invitation-card]", 5)?;
+    browser.wait_for_count(
+        page,
+        "[data-testid=invitation-card] [data-testid=card-qr] path",
+        5,
+    )?;
+    browser.wait_for(page, "tr[data-invitation-name='Chloé'][data-state=pending]")?;
+    browser.assert_accessible(page, "invitations, with the cards")?;
+    screenshots(browser, page, "invitations")?;
+
+    // Printed: the cards only, each with the field app's address.
+    browser.emulate_media(page, "print")?;
+    let visible =
+        |selector: &str| format!("document.querySelector(\"{selector}\").checkVisibility()");
+    assert_eq!(
+        browser.evaluate(page, &visible("[data-testid=invitation-form]"))?,
+        json!(false)
+    );
+    assert_eq!(
+        browser.evaluate(page, &visible("header.top"))?,
+        json!(false)
+    );
+    assert_eq!(
+        browser.evaluate(page, &visible("[data-testid=invitations]"))?,
+        json!(false)
+    );
+    assert_eq!(browser.evaluate(page, &visible("ul.cards"))?, json!(true));
+    browser.screenshot(page, "invitations-printed")?;
+    let card = browser.text(page, "[data-testid=invitation-card]:has-text('Chloé')")?;
+    assert!(
+        card.contains(&survey.server.http_url("/field/")),
+        "the field app's address: {card}"
+    );
+    let code = browser.text(
+        page,
+        "[data-testid=invitation-card]:has-text('Chloé') [data-testid=card-code]",
+    )?;
+    browser.emulate_media(page, "screen")?;
+    assert_eq!(
+        qr_code_on_card(browser, page, "Chloé")?["code"].as_str(),
+        Some(code.trim()),
+        "the card's QR code holds its code"
+    );
+
+    let enrolled: Value = http
+        .post(survey.server.http_url("/api/enrol"))
+        .json(&json!({ "code": code.trim(), "deviceName": "Téléphone de Chloé" }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let credential = enrolled["credential"].as_str().expect("a credential");
+    let device = enrolled["deviceId"].as_str().expect("a device id");
+
+    // The codes were shown once: reloaded, the page lists states only.
+    browser.reload(page)?;
+    browser.wait_for(
+        page,
+        "tr[data-invitation-name='Chloé'][data-state=redeemed]",
+    )?;
+    assert_eq!(browser.count(page, "[data-testid=invitation-card]")?, 0);
+    browser.click(page, "tr[data-invitation-name='Dylan'] button")?;
+    browser.wait_for(page, "tr[data-invitation-name='Dylan'][data-state=revoked]")?;
+
+    let row = format!("[data-testid=devices] tr[data-device-id='{device}']");
+    browser.wait_for_text(page, &row, "Chloé")?;
+    browser.click(page, &format!("{row} button"))?;
+    browser.wait_for_text(page, &row, "Révoqué le")?;
+    let me = http
+        .get(survey.server.http_url("/api/me"))
+        .bearer_auth(credential)
+        .send()
+        .await?;
+    assert_eq!(me.status(), 401, "the lost phone's credential is refused");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync_live(
 ) -> anyhow::Result<()> {
@@ -697,6 +835,9 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
         );
     }
 
+    volunteers_are_invited_on_a_printed_sheet_and_a_lost_phone_revoked(&mut browser, page, &survey)
+        .await?;
+
     // Live: with the dashboard open and its stream ready, a phone syncs a
     // new sighting; the total changes without a reload.
     browser.goto(page, &survey.page_url("dashboard"))?;
@@ -776,6 +917,7 @@ async fn a_regie_auditor_reads_every_page_without_any_action_control() -> anyhow
         ("reports", "[data-testid=report-board] li[data-record-id]"),
         ("hours", "[data-testid=pending-hours] tr[data-record-id]"),
         ("invalid", "[data-testid=invalid-records] > li"),
+        ("invitations", "[data-testid=invitations-coordinators-only]"),
     ];
     for (name, loaded) in pages {
         browser.goto(page, &survey.page_url(name))?;

@@ -320,6 +320,68 @@ pub async fn create_invitation(
     ttl: chrono::Duration,
 ) -> Result<Invitation, AuthError> {
     let display_name = required_text("displayName", display_name)?;
+    let expires_at = expiry(ttl)?;
+    let mut connection = pool.acquire().await?;
+    insert_invitation(
+        &mut connection,
+        territory,
+        role,
+        display_name,
+        account,
+        created_by,
+        expires_at,
+    )
+    .await
+}
+
+/// Most invitations one batch request creates: a class or an event, not a
+/// whole town (a larger event makes several sheets).
+pub const MAX_BATCH_INVITATIONS: usize = 100;
+
+/// Creates one volunteer invitation per name in `display_names`, all or none
+/// (one transaction), in the order given.
+pub async fn create_invitation_batch(
+    pool: &PgPool,
+    territory: Uuid,
+    display_names: &[String],
+    created_by: Uuid,
+    ttl: chrono::Duration,
+) -> Result<Vec<Invitation>, AuthError> {
+    if display_names.is_empty() || display_names.len() > MAX_BATCH_INVITATIONS {
+        return Err(AuthError::invalid(
+            "names",
+            format!(
+                "a batch has from 1 to {MAX_BATCH_INVITATIONS} invitations (got {})",
+                display_names.len()
+            ),
+        ));
+    }
+    let names = display_names
+        .iter()
+        .map(|name| required_text("names", name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let expires_at = expiry(ttl)?;
+    let mut tx = pool.begin().await?;
+    let mut invitations = Vec::with_capacity(names.len());
+    for name in names {
+        invitations.push(
+            insert_invitation(
+                &mut tx,
+                territory,
+                Role::Volunteer,
+                name,
+                None,
+                created_by,
+                expires_at,
+            )
+            .await?,
+        );
+    }
+    tx.commit().await?;
+    Ok(invitations)
+}
+
+fn expiry(ttl: chrono::Duration) -> Result<DateTime<Utc>, AuthError> {
     if ttl <= chrono::Duration::zero() || ttl > MAX_INVITATION_TTL {
         return Err(AuthError::invalid(
             "ttlHours",
@@ -329,9 +391,20 @@ pub async fn create_invitation(
             ),
         ));
     }
+    Ok(Utc::now() + ttl)
+}
+
+async fn insert_invitation(
+    connection: &mut PgConnection,
+    territory: Uuid,
+    role: Role,
+    display_name: &str,
+    account: Option<Uuid>,
+    created_by: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<Invitation, AuthError> {
     let id = Uuid::new_v4();
     let code = secret::new_invitation_code();
-    let expires_at = Utc::now() + ttl;
     sqlx::query(
         "INSERT INTO invitations (id, code_hash, territory_id, role, display_name, account_id, \
            created_by, expires_at) \
@@ -345,7 +418,7 @@ pub async fn create_invitation(
     .bind(account)
     .bind(created_by)
     .bind(expires_at)
-    .execute(pool)
+    .execute(connection)
     .await
     .map_err(|error| {
         missing_reference(
@@ -367,6 +440,49 @@ pub async fn create_invitation(
     })
 }
 
+/// What became of an invitation that [`revoke_invitation`] could not revoke.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RevokeInvitation {
+    Revoked,
+    NotFound,
+    AlreadyRedeemed,
+    AlreadyRevoked,
+}
+
+/// Withdraws an invitation not yet redeemed, so that its code is refused from
+/// now on. An expired one may be revoked too (it changes nothing but its
+/// state in the list).
+pub async fn revoke_invitation(
+    pool: &PgPool,
+    invitation: Uuid,
+    revoked_by: Uuid,
+) -> Result<RevokeInvitation, AuthError> {
+    let revoked = sqlx::query(
+        "UPDATE invitations SET revoked_at = now(), revoked_by = $2 \
+         WHERE id = $1 AND redeemed_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(invitation)
+    .bind(revoked_by)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1;
+    if revoked {
+        return Ok(RevokeInvitation::Revoked);
+    }
+    let state: Option<(bool, bool)> = sqlx::query_as(
+        "SELECT redeemed_at IS NOT NULL, revoked_at IS NOT NULL FROM invitations WHERE id = $1",
+    )
+    .bind(invitation)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match state {
+        None => RevokeInvitation::NotFound,
+        Some((true, _)) => RevokeInvitation::AlreadyRedeemed,
+        Some((false, _)) => RevokeInvitation::AlreadyRevoked,
+    })
+}
+
 /// Redeems an invitation for a new device credential, once: of concurrent
 /// redemptions of one code exactly one succeeds (the conditional UPDATE takes
 /// the row lock; the others find it redeemed).
@@ -383,7 +499,8 @@ pub async fn redeem_invitation(
     let mut tx = pool.begin().await?;
     let claimed: Option<(Uuid, Uuid, String, String, Option<Uuid>, Uuid)> = sqlx::query_as(
         "UPDATE invitations SET redeemed_at = now() \
-         WHERE code_hash = $1 AND redeemed_at IS NULL AND expires_at > now() \
+         WHERE code_hash = $1 AND redeemed_at IS NULL AND revoked_at IS NULL \
+           AND expires_at > now() \
          RETURNING id, territory_id, role, display_name, account_id, created_by",
     )
     .bind(&code_hash)
@@ -391,15 +508,18 @@ pub async fn redeem_invitation(
     .await?;
     let Some((invitation, territory_id, role, display_name, account, created_by)) = claimed else {
         drop(tx);
-        let state: Option<Option<DateTime<Utc>>> =
-            sqlx::query_scalar("SELECT redeemed_at FROM invitations WHERE code_hash = $1")
-                .bind(&code_hash)
-                .fetch_optional(pool)
-                .await?;
+        let state: Option<(bool, bool)> = sqlx::query_as(
+            "SELECT redeemed_at IS NOT NULL, revoked_at IS NOT NULL \
+             FROM invitations WHERE code_hash = $1",
+        )
+        .bind(&code_hash)
+        .fetch_optional(pool)
+        .await?;
         return Err(match state {
             None => AuthError::UnknownInvitation,
-            Some(Some(_)) => AuthError::InvitationUsed,
-            Some(None) => AuthError::InvitationExpired,
+            Some((true, _)) => AuthError::InvitationUsed,
+            Some((false, true)) => AuthError::InvitationRevoked,
+            Some((false, false)) => AuthError::InvitationExpired,
         });
     };
 

@@ -142,6 +142,8 @@ pub enum AuthError {
         "this password reset code was used, replaced or has expired; ask an admin for a new one"
     )]
     ResetUnusable,
+    #[error("this invitation was withdrawn by the coordinator; ask them for a new one")]
+    InvitationRevoked,
     /// Too many password logins for one email in a short time.
     #[error("too many login attempts for this email; try again in {} minutes", (retry_after.num_seconds() + 59) / 60)]
     TooManyAttempts { retry_after: chrono::Duration },

@@ -2,16 +2,20 @@
 //! credential is refused from that moment, and its open sync connections are
 //! closed (the sync channel listens for the revocation).
 
-use axum::{extract::State, http::Method, Json};
+use axum::{
+    extract::{rejection::QueryRejection, Query, State},
+    http::Method,
+    Json,
+};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
     error::UNAUTHENTICATED,
-    extractor::{AuthUser, IdPath},
+    extractor::{query, AuthUser, IdPath},
     ApiError, AppState, Routes,
 };
 use crate::auth::{admin, Role};
@@ -42,6 +46,15 @@ struct Device {
     revoked_at: Option<DateTime<Utc>>,
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct DevicesQuery {
+    /// Only the phones of the people who volunteer in this territory (the
+    /// web app's page of one territory).
+    territory: Option<Uuid>,
+}
+
 /// Lists the phones the caller may see
 ///
 /// Your own devices; a coordinator also sees the devices of the volunteers of
@@ -50,8 +63,10 @@ struct Device {
     get,
     path = "/api/devices",
     operation_id = "listDevices",
+    params(DevicesQuery),
     responses(
         (status = 200, description = "The devices, oldest first", body = [Device]),
+        (status = 400, description = "`territory` is not a UUID (`field`: `query`)", body = ApiError),
         (status = 401, description = UNAUTHENTICATED, body = ApiError),
     ),
     security(("bearer" = [])),
@@ -59,20 +74,26 @@ struct Device {
 async fn list(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
+    filter: Result<Query<DevicesQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let territory = query(filter)?.territory;
     let devices: Value = sqlx::query_scalar(
         "SELECT COALESCE(jsonb_agg(jsonb_build_object( \
            'id', d.id, 'accountId', d.account_id, 'accountName', a.display_name, \
            'name', d.name, 'createdAt', d.created_at, 'lastSeenAt', d.last_seen_at, \
            'revokedAt', d.revoked_at) ORDER BY d.created_at, d.id), '[]') \
          FROM devices d JOIN accounts a ON a.id = d.account_id \
-         WHERE $1 OR d.account_id = $2 OR EXISTS ( \
+         WHERE ($1 OR d.account_id = $2 OR EXISTS ( \
            SELECT 1 FROM memberships m WHERE m.account_id = d.account_id \
-             AND m.role = 'volunteer' AND m.territory_id = ANY($3))",
+             AND m.role = 'volunteer' AND m.territory_id = ANY($3))) \
+           AND ($4::uuid IS NULL OR EXISTS ( \
+           SELECT 1 FROM memberships m WHERE m.account_id = d.account_id \
+             AND m.role = 'volunteer' AND m.territory_id = $4))",
     )
     .bind(principal.is_admin)
     .bind(principal.account_id)
     .bind(principal.territories_with(&[Role::Coordinator]))
+    .bind(territory)
     .fetch_one(&state.pool)
     .await?;
     Ok(Json(devices))

@@ -192,6 +192,10 @@ impl From<AuthError> for ApiError {
                 code: "reset_code_unusable",
                 message: error.to_string(),
             },
+            error @ AuthError::InvitationRevoked => ApiError::Gone {
+                code: "invitation_revoked",
+                message: error.to_string(),
+            },
             error @ AuthError::TooManyAttempts { retry_after } => ApiError::TooManyRequests {
                 message: error.to_string(),
                 retry_after: retry_after.to_std().unwrap_or_default(),

@@ -31,6 +31,7 @@ import { InvalidRecords } from './pages/invalid.js';
 import { Account } from './pages/account.js';
 import { Settings } from './pages/settings.js';
 import { ResetPassword } from './pages/reset.js';
+import { Invitations } from './pages/invitations.js';
 import { live } from './live.js';
 
 /** The route: `#/t/<id>/<page>/<arg>`. */
@@ -87,6 +88,7 @@ const PAGES = [
   ['hours-report', 'nav.hoursReport'],
   ['exports', 'nav.exports'],
   ['settings', 'nav.settings'],
+  ['invitations', 'nav.invitations'],
 ];
 
 function Header({ who, territory, role, page }) {
@@ -147,6 +149,7 @@ function TerritoryPages({ who, territoryId, page, arg }) {
     exports: Exports,
     invalid: InvalidRecords,
     settings: Settings,
+    invitations: Invitations,
   }[page];
   return html`<${Header} who=${who} territory=${territory} role=${role} page=${page} />
     <main id="main" tabindex="-1" data-readonly=${canDecide ? 'false' : 'true'}>
