@@ -870,8 +870,109 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
         "Outside the territory",
     )?;
 
+    the_coordinator_sets_up_the_territory(&mut browser, page, &survey).await?;
     assert_eq!(browser.page_errors()?, Vec::<String>::new());
     drop(survey.db);
+    Ok(())
+}
+
+/// The settings page, as a coordinator: the duplicate distance; an hourly
+/// rate typed with a decimal comma; a sensitive species; a species list whose
+/// bad line is shown with the server's message and nothing imported, then,
+/// fixed, previewed (what it adds) and applied.
+async fn the_coordinator_sets_up_the_territory(
+    browser: &mut Driver,
+    page: Page,
+    survey: &Survey,
+) -> anyhow::Result<()> {
+    let t = survey.territory;
+    let api = survey.server.as_(&survey.coordinator.token);
+    browser.click(page, "[data-testid=language-switch]")?;
+    browser.wait_for_text(page, "header.top nav", "Carte")?;
+    browser.goto(page, &survey.page_url("settings"))?;
+    browser.wait_for_text(page, "h1", "Réglages du territoire")?;
+
+    browser.fill(page, "#dup-distance", "75")?;
+    browser.fill(page, "#dup-window", "1,5")?;
+    browser.click(page, "[data-testid=duplicate-settings] button[type=submit]")?;
+    browser.wait_for(
+        page,
+        "[data-testid=duplicate-settings] [data-testid=action-done]",
+    )?;
+    let (_, settings) = api
+        .get(&format!("/api/territories/{t}/review/settings"))
+        .await?;
+    assert_eq!(
+        (
+            settings["duplicateDistanceM"].as_f64(),
+            settings["duplicateWindowHours"].as_f64()
+        ),
+        (Some(75.0), Some(1.5)),
+        "{settings}"
+    );
+
+    browser.fill(page, "#rate-from", "2026-01-01")?;
+    browser.fill(page, "#rate-amount", "11,88")?;
+    browser.click(page, "[data-testid=rate-form] button[type=submit]")?;
+    browser.wait_for_text(page, "[data-testid=hourly-rates]", "11,88")?;
+    let (_, rates) = api
+        .get(&format!("/api/territories/{t}/hourly-rates"))
+        .await?;
+    assert_eq!(rates[0]["centsPerHour"], 1188, "{rates}");
+
+    browser.fill(page, "#sensitive-name", "Bufo bufo")?;
+    browser.click(page, "[data-testid=sensitive-form] button[type=submit]")?;
+    browser.wait_for_text(page, "[data-testid=sensitive-taxa]", "Bufo bufo")?;
+    let (_, exports) = api
+        .get(&format!("/api/territories/{t}/export-settings"))
+        .await?;
+    assert_eq!(
+        exports["sensitiveTaxa"][0]["scientificName"], "Bufo bufo",
+        "{exports}"
+    );
+
+    let bad = "CD_NOM\tLB_NOM\n3764\tParus major\nabc\tTurdus merula\n";
+    browser.set_input_file(
+        page,
+        "#species-file",
+        "liste.tsv",
+        "text/tab-separated-values",
+        bad.as_bytes(),
+    )?;
+    browser.click(page, "[data-testid=species-form] button[type=submit]")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=species-form] [data-testid=action-error]",
+        "line 3",
+    )?;
+    assert_eq!(browser.count(page, "[data-testid=species-preview]")?, 0);
+
+    let fixed = "CD_NOM\tLB_NOM\n3764\tParus major\n4117\tTurdus merula\n";
+    browser.set_input_file(
+        page,
+        "#species-file",
+        "liste.tsv",
+        "text/tab-separated-values",
+        fixed.as_bytes(),
+    )?;
+    browser.click(page, "[data-testid=species-form] button[type=submit]")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=preview-added]",
+        "Parus major, Turdus merula",
+    )?;
+    browser.assert_accessible(page, "settings")?;
+    screenshots(browser, page, "settings")?;
+    let (_, before) = api
+        .get(&format!("/api/territories/{t}/species-list"))
+        .await?;
+    assert_eq!(before["species"], 0, "a preview imports nothing: {before}");
+    browser.click(page, "[data-testid=species-preview] button")?;
+    browser.wait_for_text(page, "[data-testid=species-count]", "2 espèce(s)")?;
+    let (_, after) = api
+        .get(&format!("/api/territories/{t}/species-list"))
+        .await?;
+    assert_eq!(after["species"], 2, "{after}");
     Ok(())
 }
 
@@ -918,6 +1019,7 @@ async fn a_regie_auditor_reads_every_page_without_any_action_control() -> anyhow
         ("hours", "[data-testid=pending-hours] tr[data-record-id]"),
         ("invalid", "[data-testid=invalid-records] > li"),
         ("invitations", "[data-testid=invitations-coordinators-only]"),
+        ("settings", "[data-testid=duplicate-settings]"),
     ];
     for (name, loaded) in pages {
         browser.goto(page, &survey.page_url(name))?;

@@ -5,7 +5,7 @@
 import { useState } from 'preact/hooks';
 import { html } from 'htm/preact';
 import * as api from '../../shared/api.js';
-import { t, formatDate, formatEuros } from '../i18n.js';
+import { t, formatDate, formatEuros, formatNumber } from '../i18n.js';
 import { attempt, Loading, Outcome, useLoad } from '../ui.js';
 
 function ReviewSettings({ territory, canDecide }) {
@@ -26,14 +26,20 @@ function ReviewSettings({ territory, canDecide }) {
   return html`<section aria-labelledby="dup-title">
     <h2 id="dup-title">${t('settings.duplicates')}</h2>
     <${Loading} state=${settings}>
-      ${(s) => html`<form onSubmit=${save} data-testid="duplicate-settings">
-        <label for="dup-distance">${t('settings.distance')}</label>
-        <input id="dup-distance" name="distance" inputmode="decimal" value=${s.duplicateDistanceM} disabled=${!canDecide} />
-        <label for="dup-window">${t('settings.window')}</label>
-        <input id="dup-window" name="window" inputmode="decimal" value=${s.duplicateWindowHours} disabled=${!canDecide} />
-        <${Outcome} outcome=${outcome} />
-        ${canDecide && html`<button type="submit">${t('settings.save')}</button>`}
-      </form>`}
+      ${(s) =>
+        canDecide
+          ? html`<form onSubmit=${save} data-testid="duplicate-settings">
+              <label for="dup-distance">${t('settings.distance')}</label>
+              <input id="dup-distance" name="distance" inputmode="decimal" value=${s.duplicateDistanceM} />
+              <label for="dup-window">${t('settings.window')}</label>
+              <input id="dup-window" name="window" inputmode="decimal" value=${s.duplicateWindowHours} />
+              <${Outcome} outcome=${outcome} />
+              <button type="submit">${t('settings.save')}</button>
+            </form>`
+          : html`<dl class="detail" data-testid="duplicate-settings">
+              <dt>${t('settings.distance')}</dt><dd>${formatNumber(s.duplicateDistanceM)}</dd>
+              <dt>${t('settings.window')}</dt><dd>${formatNumber(s.duplicateWindowHours)}</dd>
+            </dl>`}
     <//>
   </section>`;
 }
@@ -106,11 +112,13 @@ function SensitiveSpecies({ territory, canDecide }) {
     <h2 id="sensitive-title">${t('settings.sensitive')}</h2>
     <${Loading} state=${settings}>
       ${(s) => html`<div>
-        <label for="sensitive-grid">${t('settings.grid')}</label>
-        <select id="sensitive-grid" value=${s.sensitiveGridMetres} disabled=${!canDecide}
-          onChange=${(e) => put({ ...s, sensitiveGridMetres: Number(e.currentTarget.value) })}>
-          ${[1000, 2000, 5000, 10000].map((m) => html`<option value=${m}>${m / 1000} km</option>`)}
-        </select>
+        ${canDecide
+          ? html`<label for="sensitive-grid">${t('settings.grid')}</label>
+              <select id="sensitive-grid" value=${s.sensitiveGridMetres}
+                onChange=${(e) => put({ ...s, sensitiveGridMetres: Number(e.currentTarget.value) })}>
+                ${[1000, 2000, 5000, 10000].map((m) => html`<option value=${m}>${m / 1000} km</option>`)}
+              </select>`
+          : html`<p>${t('settings.grid')} : ${s.sensitiveGridMetres / 1000} km</p>`}
         <ul data-testid="sensitive-taxa">
           ${s.sensitiveTaxa.map(
             (taxon, i) => html`<li>
