@@ -288,6 +288,36 @@ async fn a_bad_list_changes_nothing_and_only_the_territorys_coordinators_import_
             "{said:?} should start with {message:?}"
         );
     }
+    // Two bad rows: the import names the first and counts the other; the
+    // preview lists both, by line and column, with what the readable rows
+    // would change, and writes nothing either.
+    let two_bad = "CD_NOM\tLB_NOM\n3764\tParus major\nabc\tErithacus rubecula\n4002\t\n5000\tRana temporaria\n";
+    let (status, body) = import(&server, t, &f.coordinator.token, "text/csv", two_bad).await?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        r#"line 3: CD_NOM "abc" is not an integer (and 1 other problem: preview the file to see them all)"#
+    );
+    let preview = reqwest::Client::new()
+        .post(server.http_url(&format!("/api/territories/{t}/species-list/preview")))
+        .bearer_auth(&f.coordinator.token)
+        .header("content-type", "text/tab-separated-values")
+        .body(two_bad)
+        .send()
+        .await?;
+    assert_eq!(preview.status().as_u16(), 200);
+    let preview: Value = preview.json().await?;
+    assert_eq!(
+        preview["problems"],
+        json!([
+            {"line": 3, "column": "CD_NOM", "message": r#"line 3: CD_NOM "abc" is not an integer"#},
+            {"line": 4, "column": "LB_NOM", "message": "line 4: LB_NOM is empty; every species needs its scientific name"},
+        ]),
+        "{preview}"
+    );
+    assert_eq!(preview["unlistedProblems"], 0);
+    assert_eq!(preview["added"], json!(["Rana temporaria"]), "{preview}");
+    assert_eq!(preview["species"], 2, "{preview}");
     let (status, body) = import(&server, t, &f.coordinator.token, "application/json", good).await?;
     assert_eq!(
         (status, body["error"]["field"].as_str()),

@@ -26,7 +26,7 @@ use crate::{
     auth::Role,
     inventory::materialise::load_committed,
     species::{
-        import::{parse_species_list, ImportError, MAX_SPECIES},
+        import::{parse_species_list, read_species_list, ImportError, LineProblem, MAX_SPECIES},
         replace, species_list_document, summary,
     },
     sync::access::Delivery,
@@ -223,11 +223,18 @@ struct Preview {
     removed: Vec<String>,
     /// Species the list would hold.
     species: usize,
+    /// Rows that cannot be imported, by line (the first 100): while there
+    /// are any, `PUT …/species-list` refuses the file, and the counts above
+    /// are those of its readable rows.
+    problems: Vec<LineProblem>,
+    /// Problems beyond those listed.
+    unlisted_problems: usize,
 }
 
 /// `POST /api/territories/{id}/species-list/preview`: what importing the
-/// file would add, change and remove, without writing anything, so a
-/// coordinator checks an import before applying it.
+/// file would add, change and remove, and every row it cannot import,
+/// without writing anything, so a coordinator checks an import (and fixes
+/// the file at once, not one line per try) before applying it.
 #[utoipa::path(
     post,
     path = "/api/territories/{id}/species-list/preview",
@@ -240,8 +247,8 @@ struct Preview {
         description = "The same file as `PUT …/species-list` takes.",
     ),
     responses(
-        (status = 200, description = "What the import would change; nothing was written", body = Preview),
-        (status = 400, description = "The file cannot be read: `field` names the column (or `body`), the message its line", body = ApiError),
+        (status = 200, description = "What the import would change and the rows it cannot import; nothing was written", body = Preview),
+        (status = 400, description = "The file cannot be read at all (its encoding, its header, more than the most species a list holds): `field` names the column (or `body`), the message its line", body = ApiError),
         (status = 401, description = UNAUTHENTICATED, body = ApiError),
         (status = 403, description = "Only the territory's coordinators, and admins, import a list", body = ApiError),
         (status = 404, description = "No such territory", body = ApiError),
@@ -261,16 +268,18 @@ async fn preview_species_list(
     require_territory(&state.pool, territory).await?;
     check_content_type(&headers)?;
     let bytes = read_limited(&headers, body).await?;
-    let species = parse_species_list(&bytes)?;
+    let read = read_species_list(&bytes)?;
     let doc_id = species_list_document(&state.pool, territory).await?;
     let mut conn = state.pool.acquire().await?;
     let committed = load_committed(&mut conn, &doc_id.to_string()).await?;
-    let preview = sync::documents::species::preview_species_list(&committed.doc, &species);
+    let preview = sync::documents::species::preview_species_list(&committed.doc, &read.species);
     Ok(Json(Preview {
         added: preview.added,
         changed: preview.changed,
         removed: preview.removed,
-        species: species.len(),
+        species: read.species.len(),
+        problems: read.problems,
+        unlisted_problems: read.unlisted_problems,
     }))
 }
 

@@ -1,6 +1,7 @@
-//! Reading a TAXREF-style species list (CSV or TSV) into species, all or
-//! nothing: the first problem is reported with its line and column, and
-//! nothing is written until the whole file has been read.
+//! Reading a TAXREF-style species list (CSV or TSV) into species. Every row
+//! is read, and each problem noted with its line and column, so a preview
+//! shows them all; an import is all or nothing (nothing is written until the
+//! whole file has been read, and not at all if a row has a problem).
 //!
 //! The header row is required; columns are found by name, case-insensitively:
 //! `CD_NOM` (or `taxonId`), `LB_NOM` (or `scientificName`, required),
@@ -46,9 +47,76 @@ const SCIENTIFIC_NAME: (&str, &str) = ("LB_NOM", "scientificName");
 const VERNACULAR_NAME: (&str, &str) = ("NOM_VERN", "vernacularName");
 const RANK: (&str, &str) = ("RANG", "rank");
 
-/// Reads `body` (UTF-8, a byte-order mark tolerated) into its species, in
-/// file order; keys ([`Species::key`]) are unique.
+/// Problems a preview lists; past these it counts them. A file with more is
+/// not a list with a few typos but one saved with the wrong columns.
+pub const MAX_LISTED_PROBLEMS: usize = 100;
+
+/// A row that cannot be imported: its line, the column at fault (None when
+/// the row itself is malformed) and why, starting with the line.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct LineProblem {
+    pub line: u64,
+    #[schema(required = true)]
+    pub column: Option<String>,
+    pub message: String,
+}
+
+impl LineProblem {
+    fn new(line: u64, column: &str, message: String) -> LineProblem {
+        LineProblem {
+            line,
+            column: Some(column.to_string()),
+            message,
+        }
+    }
+}
+
+/// A file read to its end: the species of its readable rows, in file order
+/// with unique keys ([`Species::key`]), and the problems of the others.
+#[derive(Debug, Default)]
+pub struct SpeciesFile {
+    pub species: Vec<Species>,
+    /// The first [`MAX_LISTED_PROBLEMS`], in file order.
+    pub problems: Vec<LineProblem>,
+    /// Problems beyond those listed.
+    pub unlisted_problems: usize,
+}
+
+impl SpeciesFile {
+    fn note(&mut self, problem: LineProblem) {
+        if self.problems.len() < MAX_LISTED_PROBLEMS {
+            self.problems.push(problem);
+        } else {
+            self.unlisted_problems += 1;
+        }
+    }
+}
+
+/// Reads `body` into its species, all or nothing: the first problem, with
+/// how many others there are, if any row cannot be imported.
 pub fn parse_species_list(body: &[u8]) -> Result<Vec<Species>, ImportError> {
+    let read = read_species_list(body)?;
+    let Some(first) = read.problems.first() else {
+        return Ok(read.species);
+    };
+    let others = read.problems.len() - 1 + read.unlisted_problems;
+    let mut message = first.message.clone();
+    if others > 0 {
+        message.push_str(&format!(
+            " (and {others} other problem{}: preview the file to see them all)",
+            if others == 1 { "" } else { "s" }
+        ));
+    }
+    Err(ImportError {
+        field: first.column.clone().unwrap_or_else(|| "body".to_string()),
+        message,
+    })
+}
+
+/// Reads `body` (UTF-8, a byte-order mark tolerated) row by row, setting
+/// aside the rows that cannot be imported; an error only for what stops the
+/// whole file (its encoding, its header, its size).
+pub fn read_species_list(body: &[u8]) -> Result<SpeciesFile, ImportError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let text = std::str::from_utf8(body).map_err(|utf8| {
         let line = body[..utf8.valid_up_to()]
@@ -110,121 +178,155 @@ pub fn parse_species_list(body: &[u8]) -> Result<Vec<Species>, ImportError> {
     let vernacular_name = column(VERNACULAR_NAME)?;
     let rank = column(RANK)?;
 
-    let limits = [
-        (
-            SCIENTIFIC_NAME.0,
-            max_chars_of(RecordKind::Sighting, "scientificName"),
-        ),
-        (
-            VERNACULAR_NAME.0,
-            max_chars_of(RecordKind::Sighting, "vernacularName"),
-        ),
-        (RANK.0, NAME_MAX_CHARS),
-    ];
-    let mut species = Vec::new();
+    let mut read = SpeciesFile::default();
     let mut lines_of: HashMap<String, u64> = HashMap::new();
     for record in reader.records() {
-        let record = record.map_err(|e| read_error(&e))?;
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => match row_problem(&e) {
+                // A row with too many or too few fields: the next one is read.
+                Some(problem) => {
+                    read.note(problem);
+                    continue;
+                }
+                None => return Err(error("body", format!("line {}: {e}", line_of(&e)))),
+            },
+        };
         let line = record.position().map_or(0, |p| p.line());
         let cell = |index: Option<usize>| {
             index
                 .and_then(|i| record.get(i))
                 .filter(|value| !value.is_empty())
         };
-        for (name, value) in [
-            (SCIENTIFIC_NAME.0, cell(Some(scientific_name))),
-            (VERNACULAR_NAME.0, cell(vernacular_name)),
-            (RANK.0, cell(rank)),
-        ] {
-            let limit = limits
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(NAME_MAX_CHARS, |(_, l)| *l);
-            if let Some(character) = value.and_then(schemas::text::forbidden_char) {
-                return Err(error(
-                    name,
-                    format!(
-                        "line {line}: {name} {}",
-                        schemas::text::forbidden_reason(character)
-                    ),
-                ));
+        match species_of_row(
+            line,
+            &cell,
+            scientific_name,
+            taxon_id,
+            vernacular_name,
+            rank,
+        ) {
+            Ok(entry) => {
+                let key = entry.key();
+                if let Some(first) = lines_of.insert(key.clone(), line) {
+                    read.note(match entry.taxon_id {
+                        Some(id) => LineProblem::new(
+                            line,
+                            TAXON_ID.0,
+                            format!(
+                                "lines {first} and {line} both give {} {id}: one taxon, one line",
+                                TAXON_ID.0
+                            ),
+                        ),
+                        None => LineProblem::new(
+                            line,
+                            SCIENTIFIC_NAME.0,
+                            format!(
+                                "lines {first} and {line} both give the scientific name {key:?} without a {}: one taxon, one line",
+                                TAXON_ID.0
+                            ),
+                        ),
+                    });
+                    continue;
+                }
+                if read.species.len() == MAX_SPECIES {
+                    return Err(error(
+                        "body",
+                        format!(
+                            "line {line}: the list holds more than {MAX_SPECIES} species, the most one territory's list may hold"
+                        ),
+                    ));
+                }
+                read.species.push(entry);
             }
-            if let Some(value) = value.filter(|v| v.chars().count() as u64 > limit) {
-                return Err(error(
-                    name,
-                    format!(
-                        "line {line}: {name} is {} characters long; the limit is {limit}",
-                        value.chars().count()
-                    ),
-                ));
-            }
+            Err(problem) => read.note(problem),
         }
-        let Some(name) = cell(Some(scientific_name)) else {
-            return Err(error(
-                SCIENTIFIC_NAME.0,
+    }
+    Ok(read)
+}
+
+/// One row's species, or its first problem.
+fn species_of_row<'r>(
+    line: u64,
+    cell: &dyn Fn(Option<usize>) -> Option<&'r str>,
+    scientific_name: usize,
+    taxon_id: Option<usize>,
+    vernacular_name: Option<usize>,
+    rank: Option<usize>,
+) -> Result<Species, LineProblem> {
+    for (name, value, limit) in [
+        (
+            SCIENTIFIC_NAME.0,
+            cell(Some(scientific_name)),
+            max_chars_of(RecordKind::Sighting, "scientificName"),
+        ),
+        (
+            VERNACULAR_NAME.0,
+            cell(vernacular_name),
+            max_chars_of(RecordKind::Sighting, "vernacularName"),
+        ),
+        (RANK.0, cell(rank), NAME_MAX_CHARS),
+    ] {
+        if let Some(character) = value.and_then(schemas::text::forbidden_char) {
+            return Err(LineProblem::new(
+                line,
+                name,
                 format!(
-                    "line {line}: {} is empty; every species needs its scientific name",
-                    SCIENTIFIC_NAME.0
+                    "line {line}: {name} {}",
+                    schemas::text::forbidden_reason(character)
                 ),
             ));
-        };
-        let id = match cell(taxon_id) {
-            None => None,
-            Some(text) => match text.parse::<i64>() {
-                Ok(id) if id > 0 => Some(id),
-                Ok(_) => {
-                    return Err(error(
-                        TAXON_ID.0,
-                        format!(
-                            "line {line}: {} {text:?} is not a TAXREF id (a positive integer)",
-                            TAXON_ID.0
-                        ),
-                    ))
-                }
-                Err(_) => {
-                    return Err(error(
-                        TAXON_ID.0,
-                        format!("line {line}: {} {text:?} is not an integer", TAXON_ID.0),
-                    ))
-                }
-            },
-        };
-        let entry = Species {
-            scientific_name: name.to_string(),
-            vernacular_name: cell(vernacular_name).map(str::to_string),
-            taxon_id: id,
-            rank: cell(rank).map(str::to_string),
-        };
-        let key = entry.key();
-        if let Some(first) = lines_of.insert(key.clone(), line) {
-            return Err(match entry.taxon_id {
-                Some(id) => error(
+        }
+        if let Some(value) = value.filter(|v| v.chars().count() as u64 > limit) {
+            return Err(LineProblem::new(
+                line,
+                name,
+                format!(
+                    "line {line}: {name} is {} characters long; the limit is {limit}",
+                    value.chars().count()
+                ),
+            ));
+        }
+    }
+    let Some(name) = cell(Some(scientific_name)) else {
+        return Err(LineProblem::new(
+            line,
+            SCIENTIFIC_NAME.0,
+            format!(
+                "line {line}: {} is empty; every species needs its scientific name",
+                SCIENTIFIC_NAME.0
+            ),
+        ));
+    };
+    let id = match cell(taxon_id) {
+        None => None,
+        Some(text) => match text.parse::<i64>() {
+            Ok(id) if id > 0 => Some(id),
+            Ok(_) => {
+                return Err(LineProblem::new(
+                    line,
                     TAXON_ID.0,
                     format!(
-                        "lines {first} and {line} both give {} {id}: one taxon, one line",
+                        "line {line}: {} {text:?} is not a TAXREF id (a positive integer)",
                         TAXON_ID.0
                     ),
-                ),
-                None => error(
-                    SCIENTIFIC_NAME.0,
-                    format!(
-                        "lines {first} and {line} both give the scientific name {key:?} without a {}: one taxon, one line",
-                        TAXON_ID.0
-                    ),
-                ),
-            });
-        }
-        if species.len() == MAX_SPECIES {
-            return Err(error(
-                "body",
-                format!(
-                    "line {line}: the list holds more than {MAX_SPECIES} species, the most one territory's list may hold"
-                ),
-            ));
-        }
-        species.push(entry);
-    }
-    Ok(species)
+                ))
+            }
+            Err(_) => {
+                return Err(LineProblem::new(
+                    line,
+                    TAXON_ID.0,
+                    format!("line {line}: {} {text:?} is not an integer", TAXON_ID.0),
+                ))
+            }
+        },
+    };
+    Ok(Species {
+        scientific_name: name.to_string(),
+        vernacular_name: cell(vernacular_name).map(str::to_string),
+        taxon_id: id,
+        rank: cell(rank).map(str::to_string),
+    })
 }
 
 /// The delimiter the header line uses most; tab on a tie or when it uses
@@ -240,17 +342,23 @@ fn delimiter_of(header_line: &str) -> u8 {
     best.0
 }
 
-/// A row the reader could not split, with its line.
-fn read_error(e: &csv::Error) -> ImportError {
-    let line = e.position().map_or(0, |p| p.line());
+fn line_of(e: &csv::Error) -> u64 {
+    e.position().map_or(0, |p| p.line())
+}
+
+/// A row the reader could not split into the header's columns; None for an
+/// error that stops the reading.
+fn row_problem(e: &csv::Error) -> Option<LineProblem> {
+    let line = line_of(e);
     match e.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
-        } => error(
-            "body",
-            format!("line {line} has {len} fields; the header row has {expected_len}"),
-        ),
-        _ => error("body", format!("line {line}: {e}")),
+        } => Some(LineProblem {
+            line,
+            column: None,
+            message: format!("line {line} has {len} fields; the header row has {expected_len}"),
+        }),
+        _ => None,
     }
 }
 
@@ -327,6 +435,56 @@ mod tests {
             "line 2 is not UTF-8; save the list as UTF-8 text"
         );
         assert_eq!(bad("").field, "body");
+    }
+
+    #[test]
+    fn every_row_is_read_and_each_problem_listed_with_its_line_and_column() {
+        let file = "CD_NOM\tLB_NOM\n\
+                    3764\tParus major\n\
+                    abc\tErithacus rubecula\n\
+                    4001\t\n\
+                    4002\tBufo bufo\textra\n\
+                    3764\tParus major major\n\
+                    5000\tRana temporaria\n";
+        let read = read_species_list(file.as_bytes()).unwrap();
+        let names: Vec<&str> = read
+            .species
+            .iter()
+            .map(|s| s.scientific_name.as_str())
+            .collect();
+        assert_eq!(names, ["Parus major", "Rana temporaria"]);
+        let problems: Vec<(u64, Option<&str>)> = read
+            .problems
+            .iter()
+            .map(|p| (p.line, p.column.as_deref()))
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                (3, Some("CD_NOM")),
+                (4, Some("LB_NOM")),
+                (5, None),
+                (6, Some("CD_NOM"))
+            ]
+        );
+        assert_eq!(read.unlisted_problems, 0);
+        let refused = parse_species_list(file.as_bytes()).unwrap_err();
+        assert_eq!(refused.field, "CD_NOM");
+        assert_eq!(
+            refused.message,
+            r#"line 3: CD_NOM "abc" is not an integer (and 3 other problems: preview the file to see them all)"#
+        );
+    }
+
+    #[test]
+    fn problems_past_the_listed_ones_are_counted() {
+        let mut file = String::from("CD_NOM\tLB_NOM\n");
+        for _ in 0..MAX_LISTED_PROBLEMS + 7 {
+            file.push_str("x\tBufo\n");
+        }
+        let read = read_species_list(file.as_bytes()).unwrap();
+        assert_eq!(read.problems.len(), MAX_LISTED_PROBLEMS);
+        assert_eq!(read.unlisted_problems, 7);
     }
 
     #[test]

@@ -153,6 +153,27 @@ async function sendList(territoryId, path, method, file) {
   return response.json();
 }
 
+/** The rows of a previewed file that cannot be imported, by line and column. */
+function ListProblems({ preview }) {
+  const total = preview.problems.length + preview.unlistedProblems;
+  return html`<div role="alert" class="error" data-testid="species-problems">
+    <p>${t('settings.problems', { n: total })}</p>
+    <table>
+      <thead><tr><th scope="col">${t('settings.line')}</th><th scope="col">${t('settings.column')}</th><th scope="col">${t('settings.problem')}</th></tr></thead>
+      <tbody>
+        ${preview.problems.map(
+          (problem) => html`<tr>
+            <td>${problem.line}</td>
+            <td>${problem.column || '—'}</td>
+            <td lang="en">${problem.message}</td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>
+    ${preview.unlistedProblems > 0 && html`<p>${t('settings.moreProblems', { n: preview.unlistedProblems })}</p>`}
+  </div>`;
+}
+
 function SpeciesList({ territory, canDecide }) {
   const list = useLoad(() => api.get(`/api/territories/${territory.id}/species-list`), [territory.id]);
   const [file, setFile] = useState(null);
@@ -189,10 +210,12 @@ function SpeciesList({ territory, canDecide }) {
         onChange=${(e) => { setFile(e.currentTarget.files[0] || null); setPreview(null); }} />
       <button type="submit">${t('settings.preview')}</button>
       <${Outcome} outcome=${outcome} />
+      ${preview && preview.problems.length > 0 && html`<${ListProblems} preview=${preview} />`}
       ${preview &&
       html`<div data-testid="species-preview">
         <ul>${names('added')}${names('changed')}${names('removed')}</ul>
-        <button type="button" class="primary" onClick=${apply}>${t('settings.apply', { n: preview.species })}</button>
+        ${preview.problems.length === 0 &&
+        html`<button type="button" class="primary" onClick=${apply}>${t('settings.apply', { n: preview.species })}</button>`}
       </div>`}
     </form>`}
   </section>`;
