@@ -35,6 +35,13 @@ const commands = {
     const created = await context.newPage();
     created.setDefaultTimeout(TIMEOUT);
     created.on('pageerror', (error) => consoleErrors.push(String(error)));
+    // A confirmation (a removal, a disabling) is accepted, as the person
+    // would, and its question kept for the test to read.
+    created.dialogs = [];
+    created.on('dialog', (dialog) => {
+      created.dialogs.push(dialog.message());
+      dialog.accept().catch(() => {});
+    });
     // Bytes the page received over WebSockets (the sync channel).
     created.wsReceived = 0;
     created.on('websocket', (socket) =>
@@ -78,6 +85,15 @@ const commands = {
   async click({ page: id, selector }) {
     await page(id).locator(selector).click();
     return null;
+  },
+  /** Clicks `selector` at (x, y) pixels from its top left corner (a map). */
+  async clickAt({ page: id, selector, x, y }) {
+    await page(id).locator(selector).click({ position: { x, y } });
+    return null;
+  },
+  /** The questions of the dialogs the page asked so far, which were accepted. */
+  async dialogs({ page: id }) {
+    return page(id).dialogs;
   },
   async check({ page: id, selector }) {
     await page(id).locator(selector).check();

@@ -219,6 +219,26 @@ impl Driver {
             .map(drop)
     }
 
+    /// Closes the page and its context (a device put away).
+    pub fn close_page(&mut self, page: Page) -> anyhow::Result<()> {
+        self.send(json!({"op": "closePage", "page": page.0}))
+            .map(drop)
+    }
+
+    /// Clicks `selector` at (`x`, `y`) pixels from its top left corner (a
+    /// point on a map).
+    pub fn click_at(&mut self, page: Page, selector: &str, x: u32, y: u32) -> anyhow::Result<()> {
+        self.send(json!({"op": "clickAt", "page": page.0, "selector": selector, "x": x, "y": y}))
+            .map(drop)
+    }
+
+    /// The questions of the confirmation dialogs the page asked so far (each
+    /// was accepted).
+    pub fn dialogs(&mut self, page: Page) -> anyhow::Result<Vec<String>> {
+        let asked = self.send(json!({"op": "dialogs", "page": page.0}))?;
+        Ok(serde_json::from_value(asked)?)
+    }
+
     pub fn check(&mut self, page: Page, selector: &str) -> anyhow::Result<()> {
         self.send(json!({"op": "check", "page": page.0, "selector": selector}))
             .map(drop)

@@ -8,14 +8,16 @@
 //! invalid records behind the dashboard's count, and sees a sighting
 //! a phone syncs appear on the open dashboard without reloading; a régie
 //! auditor gets the same pages without any action control; English replaces
-//! French at the switch. A wrong password and a refused decision show the
+//! French at the switch. An admin sets up a territory (its drawn boundary,
+//! its first coordinator), the coordinator adds a site, and a disabled
+//! account's page is logged out. A wrong password and a refused decision show the
 //! server's own message, in French and in English. Screenshots of the
 //! dashboard, map, review table and conflict view at 1280 and 768 px go to
 //! `target/browser-artifacts/`.
 
 use std::time::Duration;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 use chrono::Utc;
 use fieldnotes_tests::{
     accounts::{self, Actor},
@@ -426,17 +428,16 @@ fn qr_code_on_card(browser: &mut Driver, page: Page, name: &str) -> anyhow::Resu
 }
 
 /// The coordinator invites five volunteers by name and gets a sheet of cards
-/// to print; one code, read off the printed sheet, enrols a phone as the
-/// field app would, and the list then shows that invitation redeemed; a
-/// pending one is revoked; the phone, reported lost, is revoked on the page
-/// and its credential refused. A batch over the bound shows the server's
-/// message.
+/// to print; one code, read off the printed sheet, enrols a phone in the
+/// field app, which syncs, and the list then shows that invitation redeemed;
+/// a pending one is revoked; the phone, reported lost, is revoked on the
+/// page and its sync closes at once. A batch over the bound shows the
+/// server's message.
 async fn volunteers_are_invited_on_a_printed_sheet_and_a_lost_phone_revoked(
     browser: &mut Driver,
     page: Page,
     survey: &Survey,
 ) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
     browser.goto(page, &survey.page_url("invitations"))?;
     browser.wait_for_text(page, "h1", "Inviter des bénévoles")?;
     browser.check(page, "input[name=invitation-mode][value=list]")?;
@@ -496,16 +497,22 @@ async fn volunteers_are_invited_on_a_printed_sheet_and_a_lost_phone_revoked(
         "the card's QR code holds its code"
     );
 
-    let enrolled: Value = http
-        .post(survey.server.http_url("/api/enrol"))
-        .json(&json!({ "code": code.trim(), "deviceName": "Téléphone de Chloé" }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
+    // Chloé's phone: the field app, in a context of its own, enrols with the
+    // code read from the printed card and syncs.
+    let phone = browser.new_page(390, 844, "fr-FR")?;
+    browser.goto(phone, &survey.server.http_url("/field/"))?;
+    browser.fill(phone, "[data-testid=enrol-code]", code.trim())?;
+    browser.fill(
+        phone,
+        "[data-testid=enrol-device-name]",
+        "Téléphone de Chloé",
+    )?;
+    browser.click(phone, "[data-testid=enrol-submit]")?;
+    browser.wait_for(phone, "[data-testid=sync-status][data-connected=true]")?;
+    let device: Uuid = sqlx::query_scalar("SELECT id FROM devices WHERE name = $1")
+        .bind("Téléphone de Chloé")
+        .fetch_one(&survey.pool)
         .await?;
-    let credential = enrolled["credential"].as_str().expect("a credential");
-    let device = enrolled["deviceId"].as_str().expect("a device id");
 
     // The codes were shown once: reloaded, the page lists states only.
     browser.reload(page)?;
@@ -521,12 +528,16 @@ async fn volunteers_are_invited_on_a_printed_sheet_and_a_lost_phone_revoked(
     browser.wait_for_text(page, &row, "Chloé")?;
     browser.click(page, &format!("{row} button"))?;
     browser.wait_for_text(page, &row, "Révoqué le")?;
-    let me = http
-        .get(survey.server.http_url("/api/me"))
-        .bearer_auth(credential)
-        .send()
-        .await?;
-    assert_eq!(me.status(), 401, "the lost phone's credential is refused");
+    // The phone's sync closes at once, and its credential is refused when
+    // it tries again.
+    browser.wait_for(phone, "[data-testid=sync-status][data-connected=false]")?;
+    let revoked: bool =
+        sqlx::query_scalar("SELECT revoked_at IS NOT NULL FROM devices WHERE id = $1")
+            .bind(device)
+            .fetch_one(&survey.pool)
+            .await?;
+    assert!(revoked, "the lost phone is revoked");
+    browser.close_page(phone)?;
     Ok(())
 }
 
@@ -878,8 +889,8 @@ async fn a_coordinator_reviews_the_territory_in_the_browser_and_sees_phones_sync
 
 /// The settings page, as a coordinator: the duplicate distance; an hourly
 /// rate typed with a decimal comma; a sensitive species; a species list whose
-/// bad line is shown with the server's message and nothing imported, then,
-/// fixed, previewed (what it adds) and applied.
+/// bad lines are all listed by line and column and which cannot be applied,
+/// then, fixed, previewed (what it adds) and applied.
 async fn the_coordinator_sets_up_the_territory(
     browser: &mut Driver,
     page: Page,
@@ -931,7 +942,9 @@ async fn the_coordinator_sets_up_the_territory(
         "{exports}"
     );
 
-    let bad = "CD_NOM\tLB_NOM\n3764\tParus major\nabc\tTurdus merula\n";
+    // Two bad lines: both are listed, by line and column, at the first try;
+    // the file cannot be applied.
+    let bad = "CD_NOM\tLB_NOM\n3764\tParus major\nabc\tTurdus merula\n4001\t\n";
     browser.set_input_file(
         page,
         "#species-file",
@@ -942,10 +955,31 @@ async fn the_coordinator_sets_up_the_territory(
     browser.click(page, "[data-testid=species-form] button[type=submit]")?;
     browser.wait_for_text(
         page,
-        "[data-testid=species-form] [data-testid=action-error]",
-        "line 3",
+        "[data-testid=species-problems]",
+        "2 ligne(s) du fichier ne peuvent pas être importées",
     )?;
-    assert_eq!(browser.count(page, "[data-testid=species-preview]")?, 0);
+    let problems: Vec<String> = browser
+        .text(page, "[data-testid=species-problems] tbody")?
+        .lines()
+        .map(|row| {
+            row.split('\t')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            r#"3 | CD_NOM | line 3: CD_NOM "abc" is not an integer"#,
+            "4 | LB_NOM | line 4: LB_NOM is empty; every species needs its scientific name"
+        ],
+    );
+    assert_eq!(
+        browser.count(page, "[data-testid=species-preview] button")?,
+        0,
+        "a file with problems cannot be applied"
+    );
 
     let fixed = "CD_NOM\tLB_NOM\n3764\tParus major\n4117\tTurdus merula\n";
     browser.set_input_file(
@@ -1020,6 +1054,9 @@ async fn a_regie_auditor_reads_every_page_without_any_action_control() -> anyhow
         ("invalid", "[data-testid=invalid-records] > li"),
         ("invitations", "[data-testid=invitations-coordinators-only]"),
         ("settings", "[data-testid=duplicate-settings]"),
+        ("territory", "[data-testid=territory-identity]"),
+        ("sites", "[data-testid=sites] [data-testid=site-row]"),
+        ("people", "[data-testid=members] [data-testid=member-row]"),
     ];
     for (name, loaded) in pages {
         browser.goto(page, &survey.page_url(name))?;
@@ -1491,5 +1528,284 @@ async fn a_regie_auditor_audits_the_territory(
             && occurrences.contains("Parus major"),
         "{occurrences}"
     );
+    Ok(())
+}
+
+/// Logs in through the login form with an email and password.
+fn log_in_as(
+    browser: &mut Driver,
+    page: Page,
+    server: &ServerProcess,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    browser.goto(page, &server.http_url("/"))?;
+    browser.fill(page, "#login-email", email)?;
+    browser.fill(page, "#login-password", password)?;
+    browser.key(page, "Enter")?;
+    Ok(())
+}
+
+/// The centre of `selector`'s box, in pixels from its top left corner.
+fn centre_of(browser: &mut Driver, page: Page, selector: &str) -> anyhow::Result<(u32, u32)> {
+    let size = browser.evaluate(
+        page,
+        &format!(
+            "(() => {{ const r = document.querySelector({}).getBoundingClientRect(); return [r.width, r.height]; }})()",
+            json!(selector)
+        ),
+    )?;
+    let half = |i: usize| (size[i].as_f64().unwrap_or_default() / 2.0) as u32;
+    Ok((half(0), half(1)))
+}
+
+/// A new deployment, through the pages only: the admin (made by
+/// `create-admin`) finds the territories page empty, creates a territory,
+/// is refused a boundary file that is not a valid polygon (the server's
+/// reason shown), draws the boundary on the map, and creates the
+/// territory's first coordinator. The coordinator adds a site by clicking
+/// inside the boundary, deactivates and reactivates it. The admin disables
+/// the coordinator's account: the coordinator's open page falls back to the
+/// login form; enabled again on the accounts page, the account logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sets_up_a_territory_and_its_first_coordinator() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start_with(&db.url, &["--map-tiles-url="])?;
+    let pool = db.pool().await?;
+    let (admin_email, admin_password) = ("admin@ville.example.org", "the admin's long password");
+    admin::create_account(
+        &pool,
+        "Admin Ville",
+        Some(admin_email),
+        Some(admin_password),
+        true,
+    )
+    .await?;
+    let mut browser = Driver::start("admin")?;
+    let page = browser.new_page(1280, 900, "fr-FR")?;
+    log_in_as(&mut browser, page, &server, admin_email, admin_password)?;
+    browser.wait_for_text(page, "main", "Aucun territoire n’existe encore")?;
+    browser.assert_accessible(page, "territories, empty")?;
+
+    browser.fill(page, "#new-territory-name", "Parc de la Feyssine")?;
+    browser.fill(
+        page,
+        "#new-territory-description",
+        "Prairies et berges du Rhône",
+    )?;
+    browser.click(page, "[data-testid=territory-form] button[type=submit]")?;
+    browser.wait_for_text(page, "h1", "Le territoire")?;
+    let hash = browser.evaluate(page, "location.hash")?;
+    let territory: Uuid = hash
+        .as_str()
+        .and_then(|h| h.strip_prefix("#/t/"))
+        .and_then(|h| h.split('/').next())
+        .context("the territory's id in the address")?
+        .parse()?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=boundary-state]",
+        "pas encore de contour",
+    )?;
+
+    // A bow tie is no polygon: refused with PostGIS's reason, nothing saved.
+    let bow_tie = json!({"type": "Polygon", "coordinates": [[
+        [4.86, 45.78], [4.88, 45.80], [4.88, 45.78], [4.86, 45.80], [4.86, 45.78]
+    ]]});
+    browser.set_input_file(
+        page,
+        "#boundary-file",
+        "feyssine.geojson",
+        "application/geo+json",
+        bow_tie.to_string().as_bytes(),
+    )?;
+    browser.click(page, "[data-testid=save-uploaded]")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=boundary-tools] [data-testid=action-error]",
+        "Self-intersection",
+    )?;
+    browser.set_input_file(
+        page,
+        "#boundary-file",
+        "notes.geojson",
+        "application/geo+json",
+        b"not json",
+    )?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=boundary-tools] [data-testid=action-error]",
+        "n’est pas du GeoJSON",
+    )?;
+
+    // Drawn: four corners clicked on the map, then saved.
+    browser.click(page, "[data-testid=start-drawing]")?;
+    for (x, y) in [(300, 150), (800, 150), (800, 400), (300, 400)] {
+        browser.click_at(page, "[data-testid=boundary-map]", x, y)?;
+    }
+    browser.wait_for_text(page, "[data-testid=draw-status]", "4 point(s)")?;
+    browser.assert_accessible(page, "territory, drawing")?;
+    screenshots(&mut browser, page, "territory-drawing")?;
+    browser.click(page, "[data-testid=save-drawn]")?;
+    browser.wait_for_text(page, "[data-testid=boundary-state]", "a un contour")?;
+    let (points, valid): (i32, bool) = sqlx::query_as(
+        "SELECT ST_NPoints(boundary), ST_IsValid(boundary) FROM territories WHERE id = $1",
+    )
+    .bind(territory)
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(
+        (points, valid),
+        (5, true),
+        "four corners and the closing point"
+    );
+
+    // The first coordinator: a new account with its role.
+    let coordinator_email = "lea@ville.example.org";
+    let coordinator_password = "Léa's own long password";
+    browser.goto(page, &server.http_url(&format!("/#/t/{territory}/people")))?;
+    browser.wait_for_text(page, "h1", "Personnes du territoire")?;
+    browser.click(page, "[data-testid=new-account]")?;
+    browser.fill(page, "#new-name", "Léa Coordination")?;
+    browser.fill(page, "#new-email", coordinator_email)?;
+    browser.fill(page, "#new-password", coordinator_password)?;
+    browser.select(page, "#new-role", "coordinator")?;
+    browser.click(page, "[data-testid=new-account-form] button[type=submit]")?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=member-row][data-role=coordinator]",
+        "Léa Coordination",
+    )?;
+    browser.assert_accessible(page, "people")?;
+    screenshots(&mut browser, page, "people")?;
+    let roles: Vec<String> = sqlx::query_scalar(
+        "SELECT m.role FROM memberships m JOIN accounts a ON a.id = m.account_id \
+         WHERE m.territory_id = $1 AND a.email = $2",
+    )
+    .bind(territory)
+    .bind(coordinator_email)
+    .fetch_all(&pool)
+    .await?;
+    assert_eq!(roles, ["coordinator"]);
+
+    // The coordinator adds a site by clicking the middle of the territory.
+    let coordinator_page = browser.new_page(1280, 900, "fr-FR")?;
+    log_in_as(
+        &mut browser,
+        coordinator_page,
+        &server,
+        coordinator_email,
+        coordinator_password,
+    )?;
+    browser.wait_for_text(
+        coordinator_page,
+        "h1",
+        "Tableau de bord — Parc de la Feyssine",
+    )?;
+    browser.goto(
+        coordinator_page,
+        &server.http_url(&format!("/#/t/{territory}/sites")),
+    )?;
+    browser.wait_for_text(coordinator_page, "[data-testid=sites-none]", "Aucun site")?;
+    let (x, y) = centre_of(&mut browser, coordinator_page, "[data-testid=sites-map]")?;
+    browser.click_at(coordinator_page, "[data-testid=sites-map]", x, y)?;
+    browser.fill(coordinator_page, "#site-name", "Prairie nord")?;
+    let latitude = browser.evaluate(
+        coordinator_page,
+        "document.querySelector('#site-lat').value",
+    )?;
+    assert!(
+        latitude.as_str().is_some_and(|l| !l.is_empty()),
+        "the click placed the site: {latitude}"
+    );
+    browser.click(
+        coordinator_page,
+        "[data-testid=site-form] button[type=submit]",
+    )?;
+    browser.wait_for_text(
+        coordinator_page,
+        "[data-testid=site-row][data-active=true]",
+        "Prairie nord",
+    )?;
+    let inside: bool = sqlx::query_scalar(
+        "SELECT ST_Covers(t.boundary, s.geom) FROM sites s JOIN territories t ON t.id = s.territory_id \
+         WHERE s.territory_id = $1 AND s.name = 'Prairie nord'",
+    )
+    .bind(territory)
+    .fetch_one(&pool)
+    .await?;
+    assert!(
+        inside,
+        "the site lies where it was clicked, inside the boundary"
+    );
+    browser.click(
+        coordinator_page,
+        "[data-testid=site-row] [data-testid=site-toggle]",
+    )?;
+    browser.wait_for(
+        coordinator_page,
+        "[data-testid=site-row][data-active=false]",
+    )?;
+    let deactivated: bool =
+        sqlx::query_scalar("SELECT deactivated_at IS NOT NULL FROM sites WHERE territory_id = $1")
+            .bind(territory)
+            .fetch_one(&pool)
+            .await?;
+    assert!(deactivated);
+    browser.assert_accessible(coordinator_page, "sites")?;
+    screenshots(&mut browser, coordinator_page, "sites")?;
+    browser.click(
+        coordinator_page,
+        "[data-testid=site-row] [data-testid=site-toggle]",
+    )?;
+    browser.wait_for(coordinator_page, "[data-testid=site-row][data-active=true]")?;
+
+    // Disabled by the admin: the coordinator's page is logged out at its
+    // next call.
+    browser.reload(page)?;
+    browser.click(
+        page,
+        "[data-testid=member-row][data-role=coordinator] [data-testid=member-account-toggle]",
+    )?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=member-row][data-role=coordinator]",
+        "compte désactivé",
+    )?;
+    assert_eq!(
+        browser.dialogs(page)?,
+        ["Désactiver le compte de Léa Coordination ? Ses sessions et ses téléphones seront déconnectés aussitôt."]
+    );
+    browser.reload(coordinator_page)?;
+    browser.wait_for_text(coordinator_page, "#login-title", "Connexion")?;
+
+    // Enabled again on the accounts page: the password logs in again.
+    browser.goto(page, &server.http_url("/#/accounts"))?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=account-row][data-disabled=true]",
+        "Léa Coordination",
+    )?;
+    browser.assert_accessible(page, "accounts")?;
+    screenshots(&mut browser, page, "accounts")?;
+    browser.click(
+        page,
+        "[data-testid=account-row][data-disabled=true] [data-testid=account-toggle]",
+    )?;
+    browser.wait_for_count(page, "[data-testid=account-row][data-disabled=true]", 0)?;
+    log_in_as(
+        &mut browser,
+        coordinator_page,
+        &server,
+        coordinator_email,
+        coordinator_password,
+    )?;
+    browser.wait_for_text(
+        coordinator_page,
+        "h1",
+        "Tableau de bord — Parc de la Feyssine",
+    )?;
+    assert_eq!(browser.page_errors()?, Vec::<String>::new());
     Ok(())
 }

@@ -90,6 +90,14 @@ function send(method) {
 export const post = send('POST');
 /** PUT `body` as JSON to `path`; the JSON answer. */
 export const put = send('PUT');
+/** PATCH `path` with the fields of `body` that change; the JSON answer. */
+export const patch = send('PATCH');
+
+/** DELETE `path`: true once done (the server answers 204), or the refusal thrown. */
+export async function remove(path) {
+  await answer(await fetch(path, { method: 'DELETE', headers: withCredential() }));
+  return true;
+}
 
 /**
  * A raw request with the credential, for what is not JSON (photos, the event

@@ -32,6 +32,10 @@ import { Account } from './pages/account.js';
 import { Settings } from './pages/settings.js';
 import { ResetPassword } from './pages/reset.js';
 import { Invitations } from './pages/invitations.js';
+import { TerritoryPage } from './pages/territory.js';
+import { Sites } from './pages/sites.js';
+import { People } from './pages/people.js';
+import { Accounts } from './pages/accounts.js';
 import { live } from './live.js';
 
 /** The route: `#/t/<id>/<page>/<arg>`. */
@@ -88,6 +92,9 @@ const PAGES = [
   ['hours-report', 'nav.hoursReport'],
   ['exports', 'nav.exports'],
   ['settings', 'nav.settings'],
+  ['territory', 'nav.territory'],
+  ['sites', 'nav.sites'],
+  ['people', 'nav.people'],
   ['invitations', 'nav.invitations'],
 ];
 
@@ -119,6 +126,14 @@ function Header({ who, territory, role, page }) {
         <li><a href="#/territories">${t('nav.territories')}</a></li>
       </ul>
     </nav>`}
+    ${!territory &&
+    html`<nav aria-label=${t('nav.general')}>
+      <ul>
+        <li><a href="#/territories" aria-current=${page === undefined ? 'page' : undefined}>${t('territories.title')}</a></li>
+        ${who.isAdmin &&
+        html`<li><a href="#/accounts" aria-current=${page === 'accounts' ? 'page' : undefined}>${t('accounts.title')}</a></li>`}
+      </ul>
+    </nav>`}
   </header>`;
 }
 
@@ -134,7 +149,7 @@ function TerritoryPages({ who, territoryId, page, arg }) {
   if (error) return html`<p role="alert">${t('common.error', { reason: error.message })}</p>`;
   if (!territory) return html`<p>${t('common.loading')}</p>`;
   const canDecide = role === 'coordinator' || role === 'admin';
-  const props = { territory, canDecide, arg };
+  const props = { territory, canDecide, arg, isAdmin: who.isAdmin, onTerritoryChanged: setTerritory };
   const body = {
     dashboard: Dashboard,
     map: MapPage,
@@ -149,6 +164,9 @@ function TerritoryPages({ who, territoryId, page, arg }) {
     exports: Exports,
     invalid: InvalidRecords,
     settings: Settings,
+    territory: TerritoryPage,
+    sites: Sites,
+    people: People,
     invitations: Invitations,
   }[page];
   return html`<${Header} who=${who} territory=${territory} role=${role} page=${page} />
@@ -172,6 +190,10 @@ function App() {
   if (!who) return html`<p>${t('common.loading')}</p>`;
   if (where.territoryId) {
     return html`<${TerritoryPages} who=${who} ...${where} />`;
+  }
+  if (where.page === 'accounts' && who.isAdmin) {
+    return html`<${Header} who=${who} page="accounts" />
+      <main id="main" tabindex="-1"><${Accounts} who=${who} /></main>`;
   }
   if (where.page === 'account') {
     return html`<${Header} who=${who} page="account" />

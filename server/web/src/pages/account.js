@@ -45,15 +45,10 @@ function PasswordForm({ onChanged }) {
   </form>`;
 }
 
-async function endSession(id) {
-  const response = await api.request(`/api/me/sessions/${id}`, { method: 'DELETE' });
-  if (!response.ok) throw await api.ApiError.of(response);
-}
-
 function Sessions({ sessions }) {
   const [outcome, setOutcome] = useState(null);
   async function end(id) {
-    if (await attempt(setOutcome, () => endSession(id).then(() => true), t('account.ended'))) sessions.reload();
+    if (await attempt(setOutcome, () => api.remove(`/api/me/sessions/${id}`), t('account.ended'))) sessions.reload();
   }
   return html`<section aria-labelledby="sessions-title">
     <h2 id="sessions-title">${t('account.sessions')}</h2>
