@@ -108,7 +108,7 @@ async fn a_coordinator_renames_redraws_and_undraws_the_territory() -> anyhow::Re
             "boundary",
         ),
         (json!({"name": "   "}), "name"),
-        (json!({"nom": "Friche"}), "body"),
+        (json!({"nom": "Friche"}), "nom"),
     ] {
         let (status, answer) = marie.send(Method::PATCH, &path, Some(&body)).await?;
         assert_eq!((status, field(&answer)), (400, named), "{body}: {answer}");
