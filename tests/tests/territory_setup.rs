@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use fieldnotes_tests::{
     api::expect_status,
     raw_peer::{new_document_id, RawPeer},
@@ -47,6 +48,37 @@ async fn closing_errors(peer: &mut RawPeer) -> anyhow::Result<Vec<String>> {
         .filter(|m| m.kind == "error")
         .filter_map(|m| m.message)
         .collect())
+}
+
+/// Opens the territory's live updates as the holder of `token`, read up to
+/// `event: ready`.
+async fn open_events(world: &World, token: &str) -> anyhow::Result<reqwest::Response> {
+    let path = format!("/api/territories/{}/events", world.territory.id);
+    let mut response = reqwest::Client::new()
+        .get(world.server.http_url(&path))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    anyhow::ensure!(response.status() == 200, "{}", response.status());
+    let mut seen = String::new();
+    while !seen.contains("event: ready") {
+        let chunk = tokio::time::timeout(TIMEOUT, response.chunk())
+            .await??
+            .context("the stream ended before it was ready")?;
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    Ok(response)
+}
+
+/// Waits for a live-updates stream to end, well before its periodic
+/// recheck (a minute) would end it.
+async fn stream_ends(mut response: reqwest::Response) -> anyhow::Result<()> {
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while response.chunk().await?.is_some() {}
+        anyhow::Ok(())
+    })
+    .await
+    .context("the stream is still open")?
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -523,7 +555,9 @@ async fn a_disabled_account_is_cut_off_at_once_and_an_enabled_one_comes_back() -
     let disable = |account: Uuid| format!("/api/accounts/{account}/disable");
     let enable = |account: Uuid| format!("/api/accounts/{account}/enable");
 
-    // Marie: her session is refused, her password too.
+    // Marie: her open live stream ends, her session is refused, her
+    // password too.
+    let stream = open_events(&world, &marie.token).await?;
     let disabled = expect_status(
         admin.post(&disable(marie.account_id), &json!({})).await?,
         200,
@@ -531,6 +565,7 @@ async fn a_disabled_account_is_cut_off_at_once_and_an_enabled_one_comes_back() -
     assert_eq!(disabled["disabled"], true);
     assert_eq!(disabled["id"], json!(marie.account_id));
     assert_eq!(disabled["memberships"][0]["role"], "coordinator");
+    stream_ends(stream).await?;
     let (status, _) = world.server.as_(&marie.token).get("/api/me").await?;
     assert_eq!(status, 401, "her session is refused");
     let credentials = json!({"email": login.email, "password": login.password});
