@@ -9,8 +9,8 @@
 //! | channel | sent by | payload | heard as |
 //! |---|---|---|---|
 //! | [`DOCUMENT_COMMITTED_CHANNEL`] | `sync::store`'s committers | `<doc id> <revision> <process id>` | [`DocumentCommitted`], for the sync core: a live document loads what another process committed |
-//! | `auth::admin::DEVICE_REVOKED_CHANNEL` | `auth::admin::revoke_device` | the device id | an ended [`Credential`], for the sync channel's access (its connections close) and the live streams (they end) |
-//! | `auth::admin::SESSION_ENDED_CHANNEL` | `auth::admin::logout` | the session id | likewise |
+//! | `auth::admin::DEVICE_REVOKED_CHANNEL` | `auth::admin::revoke_device`, `auth::admin::close_account_connections` (an account disabled, a role removed) | the device id | an ended [`Credential`], for the sync channel's access (its connections close) and the live streams (they end) |
+//! | `auth::admin::SESSION_ENDED_CHANNEL` | `auth::admin::logout`, `auth::own_account`, `auth::admin::close_account_connections` | the session id | likewise |
 //! | [`INVENTORY_CHANGED_CHANNEL`] | the triggers of `migrations/0007_live.sql` | `<territory> <kind>` | [`LiveEvent::Changed`], for the live streams of review pages |
 //!
 //! **One listener per process.** A `PgListener` takes one of the pool's
@@ -149,7 +149,8 @@ pub enum LiveEvent {
     /// Announcements may have been missed (the listener reconnected): every
     /// territory may have changed.
     Missed,
-    /// A device was revoked or a session ended.
+    /// A device was revoked or a session ended, or their account was
+    /// disabled or lost a role: what was opened with it closes.
     CredentialEnded(Credential),
 }
 

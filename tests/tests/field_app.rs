@@ -582,6 +582,13 @@ async fn a_volunteer_logs_hours_with_the_timer_and_reads_the_app_in_english() ->
     } = Field::start().await?;
     let t = territory.id;
     admin::create_site(&pool, t, "Jardin partagé", 45.7772, 4.8555).await?;
+    // A site the coordinator retired is listed by the API, and not offered.
+    let retired = admin::create_site(&pool, t, "Ancienne mare", 45.7773, 4.8556).await?;
+    let retire = admin::SiteChanges {
+        active: Some(false),
+        ..Default::default()
+    };
+    admin::update_site(&pool, t, retired, &retire, territory.coordinator).await?;
     let code = phones::invitation_code(&pool, &territory, "Camille").await?;
     let mut browser = Driver::start("field_app_hours")?;
     let page = browser.new_located_page(360, 740, "fr-FR", HERE)?;
@@ -598,6 +605,14 @@ async fn a_volunteer_logs_hours_with_the_timer_and_reads_the_app_in_english() ->
     browser.fill(page, "[data-testid=duration]", "90")?;
     browser.select(page, "[data-testid=activity]", "planting")?;
     browser.select(page, "[data-testid=site-select]", "Jardin partagé")?;
+    assert_eq!(
+        browser.count(
+            page,
+            "[data-testid=site-select] option[value='Ancienne mare']"
+        )?,
+        0,
+        "a deactivated site is not offered for a new record"
+    );
     browser.assert_accessible(page, "hours form")?;
     shot(&mut browser, page, "hours-form-360")?;
     save(&mut browser, page)?;

@@ -112,11 +112,24 @@ const TABLE: &[Row] = &[
     row("GET",  "/api/territories",                      [U,  A,  A,  A,  A],     [U,  A,  A,  A,  A]),
     row("POST", "/api/territories",                      [U,  F,  F,  F,  A],     [U,  F,  F,  F,  A]),
     row("GET",  "/api/territories/{id}",                 [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
+    // Its coordinators set it up: name, description, boundary.
+    row("PATCH", "/api/territories/{id}",                [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    // Who holds which role: for those who run or audit the territory.
+    row("GET",  "/api/territories/{id}/members",         [U,  F,  A,  A,  A],     [U,  F,  F,  F,  A]),
     // Adding a volunteer; only an admin grants the other roles.
     row("POST", "/api/territories/{id}/members",         [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    // Target: a fresh volunteer's role; only an admin removes the other roles.
+    row("DELETE", "/api/territories/{id}/members/{account_id}/{role}",
+                                                         [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
     row("GET",  "/api/territories/{id}/sites",           [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
     row("POST", "/api/territories/{id}/sites",           [U,  F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    // Target: a fresh site of the territory, renamed.
+    row("PATCH", "/api/territories/{id}/sites/{site_id}", [U, F,  A,  F,  A],     [U,  F,  F,  F,  A]),
+    row("GET",  "/api/accounts",                         [U,  F,  F,  F,  A],     [U,  F,  F,  F,  A]),
     row("POST", "/api/accounts",                         [U,  F,  F,  F,  A],     [U,  F,  F,  F,  A]),
+    // Target: a fresh account, not one of the callers.
+    row("POST", "/api/accounts/{id}/disable",            [U,  F,  F,  F,  A],     [U,  F,  F,  F,  A]),
+    row("POST", "/api/accounts/{id}/enable",             [U,  F,  F,  F,  A],     [U,  F,  F,  F,  A]),
     // `?territory=` A or B.
     row("GET",  "/api/sightings",                        [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
     row("GET",  "/api/degradation-reports",              [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
@@ -319,7 +332,7 @@ async fn perform(
         (
             "GET",
             "/health" | "/api/me" | "/api/me/sessions" | "/api/devices" | "/api/territories"
-            | "/api/openapi.json",
+            | "/api/openapi.json" | "/api/accounts",
         ) => (row.path.to_string(), token, None),
         ("PUT", "/api/me/password") => {
             // The same password again: the session making the change stays
@@ -443,6 +456,38 @@ async fn perform(
                 token,
                 Some(body),
             )
+        }
+        ("PATCH", "/api/territories/{id}") => (
+            format!("/api/territories/{territory_id}"),
+            token,
+            Some(json!({ "description": format!("Described {unique}") })),
+        ),
+        ("GET", "/api/territories/{id}/members") => (
+            format!("/api/territories/{territory_id}/members"),
+            token,
+            None,
+        ),
+        ("DELETE", "/api/territories/{id}/members/{account_id}/{role}") => {
+            let account = admin::create_account(pool, "Leaving", None, None, false).await?;
+            admin::add_membership(pool, account, territory_id, Role::Volunteer, None).await?;
+            (
+                format!("/api/territories/{territory_id}/members/{account}/volunteer"),
+                token,
+                None,
+            )
+        }
+        ("PATCH", "/api/territories/{id}/sites/{site_id}") => {
+            let site =
+                admin::create_site(pool, territory_id, "To rename", inside.0, inside.1).await?;
+            (
+                format!("/api/territories/{territory_id}/sites/{site}"),
+                token,
+                Some(json!({ "name": format!("Site {unique}") })),
+            )
+        }
+        ("POST", "/api/accounts/{id}/disable" | "/api/accounts/{id}/enable") => {
+            let account = admin::create_account(pool, "Target", None, None, false).await?;
+            (row.path.replace("{id}", &account.to_string()), token, None)
         }
         ("GET", "/api/territories/{id}/sites") => (
             format!("/api/territories/{territory_id}/sites"),

@@ -257,6 +257,7 @@ async fn answers_with_full_rows_match_their_documented_schemas() -> anyhow::Resu
     let admin = Some(f.admin.token.as_str());
     let territory = format!("/api/territories/{a}");
     let sites = format!("/api/territories/{a}/sites");
+    let members = format!("/api/territories/{a}/members");
     let document_path = format!("/api/documents/{document}");
     let mut faults = Vec::new();
     for (routed, path, token, rows_at) in [
@@ -276,6 +277,18 @@ async fn answers_with_full_rows_match_their_documented_schemas() -> anyhow::Resu
             sites.as_str(),
             admin,
             Some(""),
+        ),
+        (
+            "/api/territories/{id}/members",
+            members.as_str(),
+            admin,
+            Some(""),
+        ),
+        (
+            "/api/accounts",
+            "/api/accounts?q=coordinator%20a",
+            admin,
+            Some("/0/memberships"),
         ),
         (
             "/api/sightings",

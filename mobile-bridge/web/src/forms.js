@@ -9,7 +9,7 @@ import { html } from 'htm/preact';
 import { t, errorText, formatTime } from './i18n.js';
 import { ACTIVITIES, CATEGORIES, bounds, maxLength } from '../../../server/web/shared/vocabulary.js';
 import { useValue } from '../../../server/web/shared/state.js';
-import { enrolment, profile, invalid } from './session.js';
+import { activeSites, enrolment, profile, invalid } from './session.js';
 import { saveRecord } from './sync.js';
 import { addPhoto, thumbnail } from './photos.js';
 import { kv } from './idb.js';
@@ -133,9 +133,11 @@ function PhotoField({ photos, setPhotos, territoryId }) {
   </fieldset>`;
 }
 
+// Only active sites are offered; a record that already names a deactivated
+// one keeps it (it is shown first, as any name the list lacks).
 function SiteSelect({ id, value, onChange }) {
   const { sites } = useValue(profile);
-  const names = (sites || []).map((s) => s.name);
+  const names = activeSites(sites).map((s) => s.name);
   const options = value && !names.includes(value) ? [value, ...names] : names;
   return html`<select id=${id} value=${value || ''} onChange=${(e) => onChange(e.currentTarget.value)} data-testid="site-select">
     <option value="">${t('field.siteNone')}</option>

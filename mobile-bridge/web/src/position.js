@@ -11,7 +11,7 @@ import 'leaflet/dist/leaflet.css';
 import { t, formatNumber } from './i18n.js';
 import { useValue } from '../../../server/web/shared/state.js';
 import * as vocabulary from '../../../server/web/shared/vocabulary.js';
-import { profile } from './session.js';
+import { activeSites, profile } from './session.js';
 
 /** WGS 84 bounds, as the record schemas give them. */
 const LATITUDE = vocabulary.bounds('sighting', 'decimalLatitude');
@@ -54,7 +54,7 @@ export function PositionField({ id, value, onChange, invalid }) {
     if (territory && territory.boundary) {
       layers.push(L.geoJSON(territory.boundary, { style: { color: '#1d4ed8', weight: 2, fill: false }, interactive: false }).addTo(m));
     }
-    for (const site of sites || []) {
+    for (const site of activeSites(sites)) {
       layers.push(
         L.circleMarker([site.decimalLatitude, site.decimalLongitude], {
           radius: 7, color: '#7c2d12', weight: 2, fillColor: '#fde68a', fillOpacity: 1,

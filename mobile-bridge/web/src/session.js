@@ -14,6 +14,13 @@ import { startUploads } from './photos.js';
 export const enrolment = signal(undefined);
 /** `{ me, territory, sites }` as last fetched. */
 export const profile = signal({ me: null, territory: null, sites: [] });
+/**
+ * The sites offered for new records: those not deactivated (a list kept from
+ * before sites had `active` counts as all active).
+ */
+export function activeSites(sites) {
+  return (sites || []).filter((site) => site.active !== false);
+}
 /** The caller's invalid records (GET /api/invalid-records). */
 export const invalid = signal([]);
 export const lastError = signal(null);

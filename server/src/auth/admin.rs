@@ -15,15 +15,23 @@ use super::{secret, AuthError, Role};
 pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
 /// Longest an invitation may stay redeemable.
 pub const MAX_INVITATION_TTL: chrono::Duration = chrono::Duration::days(30);
-/// The PostgreSQL channel [`revoke_device`] notifies with the device id; every
-/// process hears it (`crate::notifications`) and closes that device's open
-/// sync connections and live streams at once.
+/// The PostgreSQL channel notified with a device id when this device's
+/// credential stopped being accepted: revoked ([`revoke_device`]), or its
+/// account disabled ([`disable_account`]). Every process hears it
+/// (`crate::notifications`) and closes that device's open sync connections
+/// and live streams at once. [`close_account_connections`] sends it too when
+/// an account lost a role, so that the phone reconnects with the roles it
+/// holds now.
 pub const DEVICE_REVOKED_CHANNEL: &str = "fieldnotes_device_revoked";
 /// The PostgreSQL channel [`logout`] notifies with the session id, so that the
-/// session's open sync connections and live streams close too.
+/// session's open sync connections and live streams close too; likewise
+/// [`close_account_connections`].
 pub const SESSION_ENDED_CHANNEL: &str = "fieldnotes_session_ended";
 
 const MAX_NAME_CHARS: usize = 200;
+/// Longest territory description: a paragraph or two about the ecosystem and
+/// who looks after it.
+const MAX_DESCRIPTION_CHARS: usize = 4000;
 
 /// A new invitation. `code` is shown once to the coordinator and never stored.
 pub struct Invitation {
@@ -95,6 +103,7 @@ pub async fn create_described_territory(
     boundary: Option<&Value>,
 ) -> Result<Uuid, AuthError> {
     let name = required_text("name", name)?;
+    let description = description.map(checked_description).transpose()?.flatten();
     let boundary = match boundary {
         Some(Value::Null) | None => None,
         Some(boundary) => Some(checked_boundary(pool, boundary).await?),
@@ -106,11 +115,78 @@ pub async fn create_described_territory(
     )
     .bind(id)
     .bind(name)
-    .bind(description.map(str::trim).filter(|d| !d.is_empty()))
+    .bind(description)
     .bind(boundary)
     .execute(pool)
     .await?;
     Ok(id)
+}
+
+/// What [`update_territory`] changes; None leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct TerritoryChanges<'a> {
+    pub name: Option<&'a str>,
+    /// `Some(None)`, or blank text, clears the description.
+    pub description: Option<Option<&'a str>>,
+    /// `Some(None)` removes the boundary; else as [`create_territory`] takes it.
+    pub boundary: Option<Option<&'a Value>>,
+}
+
+/// Renames, redescribes or redraws a territory, checking each field as
+/// [`create_described_territory`] does. Sites already named stay where they
+/// are, even outside a new boundary: moving them is the coordinator's call.
+pub async fn update_territory(
+    pool: &PgPool,
+    territory: Uuid,
+    changes: &TerritoryChanges<'_>,
+) -> Result<(), AuthError> {
+    let name = changes
+        .name
+        .map(|name| required_text("name", name))
+        .transpose()?;
+    let description = changes
+        .description
+        .map(|description| description.map(checked_description).transpose())
+        .transpose()?
+        .map(Option::flatten);
+    let boundary = match changes.boundary {
+        None => None,
+        Some(None | Some(Value::Null)) => Some(None),
+        Some(Some(boundary)) => Some(Some(checked_boundary(pool, boundary).await?)),
+    };
+    let updated = sqlx::query(
+        "UPDATE territories SET name = COALESCE($2, name), \
+           description = CASE WHEN $3 THEN $4 ELSE description END, \
+           boundary = CASE WHEN $5 \
+             THEN ST_Multi(ST_SetSRID(ST_Force2D(ST_GeomFromGeoJSON($6::text)), 4326)) \
+             ELSE boundary END \
+         WHERE id = $1",
+    )
+    .bind(territory)
+    .bind(name)
+    .bind(description.is_some())
+    .bind(description.flatten())
+    .bind(boundary.is_some())
+    .bind(boundary.flatten())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(AuthError::NotFound(format!("territory {territory}")));
+    }
+    Ok(())
+}
+
+/// A description trimmed, None when blank, or an error if too long.
+fn checked_description(description: &str) -> Result<Option<&str>, AuthError> {
+    let description = description.trim();
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(AuthError::invalid(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    Ok((!description.is_empty()).then_some(description))
 }
 
 /// The boundary as GeoJSON text once PostGIS has read it as a valid
@@ -179,6 +255,31 @@ pub async fn create_site(
     longitude: f64,
 ) -> Result<Uuid, AuthError> {
     let name = required_text("name", name)?;
+    check_site_point(pool, territory, latitude, longitude).await?;
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO sites (id, territory_id, name, geom) \
+         VALUES ($1, $2, $3, ST_SetSRID(ST_MakePoint($4, $5), 4326))",
+    )
+    .bind(id)
+    .bind(territory)
+    .bind(name)
+    .bind(longitude)
+    .bind(latitude)
+    .execute(pool)
+    .await?;
+    Ok(id)
+}
+
+/// Checks that a site at (`latitude`, `longitude`) may be in `territory`:
+/// WGS 84 ranges, and inside the boundary when it has one, which also
+/// catches swapped latitude and longitude. NotFound for an unknown territory.
+async fn check_site_point(
+    pool: &PgPool,
+    territory: Uuid,
+    latitude: f64,
+    longitude: f64,
+) -> Result<(), AuthError> {
     if !(-90.0..=90.0).contains(&latitude) {
         return Err(AuthError::invalid(
             "decimalLatitude",
@@ -201,31 +302,73 @@ pub async fn create_site(
     .fetch_optional(pool)
     .await?;
     match inside {
-        None => return Err(AuthError::NotFound(format!("territory {territory}"))),
-        Some(Some(false)) => {
-            return Err(AuthError::invalid(
-                "decimalLatitude",
-                format!(
-                    "the point ({latitude}, {longitude}) is outside the territory's boundary \
-                     (latitude and longitude swapped?)"
-                ),
-            ))
-        }
-        Some(_) => {}
+        None => Err(AuthError::NotFound(format!("territory {territory}"))),
+        Some(Some(false)) => Err(AuthError::invalid(
+            "decimalLatitude",
+            format!(
+                "the point ({latitude}, {longitude}) is outside the territory's boundary \
+                 (latitude and longitude swapped?)"
+            ),
+        )),
+        Some(_) => Ok(()),
     }
-    let id = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO sites (id, territory_id, name, geom) \
-         VALUES ($1, $2, $3, ST_SetSRID(ST_MakePoint($4, $5), 4326))",
+}
+
+/// What [`update_site`] changes; None leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct SiteChanges<'a> {
+    pub name: Option<&'a str>,
+    /// The new (latitude, longitude), WGS 84.
+    pub position: Option<(f64, f64)>,
+    /// False retires the site: phones stop offering it for new records.
+    pub active: Option<bool>,
+}
+
+/// Renames, moves, deactivates or reactivates a site of `territory`
+/// (NotFound for a site of another territory); a moved site is checked as
+/// [`create_site`] checks a new one. Records that name the site are not
+/// touched: phones offline for days may still send some.
+pub async fn update_site(
+    pool: &PgPool,
+    territory: Uuid,
+    site: Uuid,
+    changes: &SiteChanges<'_>,
+    by: Uuid,
+) -> Result<(), AuthError> {
+    let name = changes
+        .name
+        .map(|name| required_text("name", name))
+        .transpose()?;
+    if let Some((latitude, longitude)) = changes.position {
+        check_site_point(pool, territory, latitude, longitude).await?;
+    }
+    let (latitude, longitude) = changes.position.unzip();
+    let updated = sqlx::query(
+        "UPDATE sites SET name = COALESCE($3, name), \
+           geom = CASE WHEN $4::float8 IS NULL THEN geom \
+                  ELSE ST_SetSRID(ST_MakePoint($5, $4), 4326) END, \
+           deactivated_at = CASE WHEN $6 IS NULL THEN deactivated_at \
+                            WHEN $6 THEN NULL ELSE COALESCE(deactivated_at, now()) END, \
+           deactivated_by = CASE WHEN $6 IS NULL THEN deactivated_by \
+                            WHEN $6 THEN NULL ELSE COALESCE(deactivated_by, $7) END \
+         WHERE id = $2 AND territory_id = $1",
     )
-    .bind(id)
     .bind(territory)
+    .bind(site)
     .bind(name)
-    .bind(longitude)
     .bind(latitude)
+    .bind(longitude)
+    .bind(changes.active)
+    .bind(by)
     .execute(pool)
-    .await?;
-    Ok(id)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(AuthError::NotFound(format!(
+            "site {site} in territory {territory}"
+        )));
+    }
+    Ok(())
 }
 
 /// Creates an account. Without email and password it can only be used through
@@ -594,6 +737,117 @@ pub async fn revoke_device(
     }
     tx.commit().await?;
     Ok(revoked)
+}
+
+/// Removes `role` in `territory` from `account`: true if it held it. Its
+/// open sync connections and live streams close when this commits
+/// ([`close_account_connections`]), so that they reconnect with the roles it
+/// holds now: a sync connection holds the roles it was opened with.
+pub async fn remove_membership(
+    pool: &PgPool,
+    account: Uuid,
+    territory: Uuid,
+    role: Role,
+) -> Result<bool, AuthError> {
+    let mut tx = pool.begin().await?;
+    let removed = sqlx::query(
+        "DELETE FROM memberships WHERE account_id = $1 AND territory_id = $2 AND role = $3",
+    )
+    .bind(account)
+    .bind(territory)
+    .bind(role.as_str())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if removed {
+        close_account_connections(&mut tx, account).await?;
+    }
+    tx.commit().await?;
+    Ok(removed)
+}
+
+/// Disables an account: its password no longer logs in, its sessions are
+/// ended, its phones' credentials are refused (the devices stay unrevoked,
+/// so enabling the account brings them back), and every open connection and
+/// live stream of it closes when this commits. Disabling a disabled account
+/// keeps its first date and author. NotFound for an unknown account.
+pub async fn disable_account(pool: &PgPool, account: Uuid, by: Uuid) -> Result<(), AuthError> {
+    let mut tx = pool.begin().await?;
+    let found = sqlx::query(
+        "UPDATE accounts SET disabled_at = COALESCE(disabled_at, now()), \
+           disabled_by = CASE WHEN disabled_at IS NULL THEN $2 ELSE disabled_by END \
+         WHERE id = $1",
+    )
+    .bind(account)
+    .bind(by)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !found {
+        return Err(AuthError::NotFound(format!("account {account}")));
+    }
+    // Announced first, while the sessions are still open; heard at commit.
+    close_account_connections(&mut tx, account).await?;
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now() \
+         WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > now()",
+    )
+    .bind(account)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Enables a disabled account again (an enabled one stays as it is): its
+/// phones sync again; its people log in again with their password.
+/// NotFound for an unknown account.
+pub async fn enable_account(pool: &PgPool, account: Uuid) -> Result<(), AuthError> {
+    let found =
+        sqlx::query("UPDATE accounts SET disabled_at = NULL, disabled_by = NULL WHERE id = $1")
+            .bind(account)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            == 1;
+    if !found {
+        return Err(AuthError::NotFound(format!("account {account}")));
+    }
+    Ok(())
+}
+
+/// Announces every open session of `account` on [`SESSION_ENDED_CHANNEL`]
+/// and every active device on [`DEVICE_REVOKED_CHANNEL`] when `tx` commits,
+/// without ending or revoking any: every server process closes their sync
+/// connections and live streams at once. For a change a connection would
+/// not otherwise see (a role removed, the account disabled): a reconnecting
+/// client is authenticated and authorised as the account is now. Returns
+/// how many (sessions, devices) were announced.
+pub async fn close_account_connections(
+    tx: &mut PgConnection,
+    account: Uuid,
+) -> Result<(usize, usize), sqlx::Error> {
+    let sessions: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM sessions \
+         WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > now()",
+    )
+    .bind(account)
+    .fetch_all(&mut *tx)
+    .await?;
+    let devices: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM devices WHERE account_id = $1 AND revoked_at IS NULL")
+            .bind(account)
+            .fetch_all(&mut *tx)
+            .await?;
+    for session in &sessions {
+        notify(tx, SESSION_ENDED_CHANNEL, *session).await?;
+    }
+    for device in &devices {
+        notify(tx, DEVICE_REVOKED_CHANNEL, *device).await?;
+    }
+    Ok((sessions.len(), devices.len()))
 }
 
 /// Password login attempts allowed per email in one [`LOGIN_WINDOW`].

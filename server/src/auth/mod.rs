@@ -59,6 +59,15 @@ impl FromStr for Role {
     }
 }
 
+/// For rows read with `#[sqlx(try_from = "String")]`: `memberships.role` as stored.
+impl TryFrom<String> for Role {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Role, String> {
+        name.parse()
+    }
+}
+
 /// One role in one territory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {

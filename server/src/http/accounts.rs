@@ -1,26 +1,229 @@
 //! `POST /api/accounts`: an admin creates the accounts of people who log in
 //! with a password (coordinators, auditors, other admins). Volunteers get
-//! theirs by redeeming an invitation on their phone. `POST
+//! theirs by redeeming an invitation on their phone. `GET /api/accounts`:
+//! an admin finds an account (to grant it a role, to disable it); `POST
+//! /api/accounts/{id}/disable|enable`: someone who left is cut off at once,
+//! sessions and phones, and brought back if they return. `POST
 //! /api/password-resets`: an admin issues a one-time code for a person who
 //! forgot their password (redeemed at `POST /api/auth/password-reset`).
 
-use axum::{extract::State, http::Method, http::StatusCode, Json};
+use axum::{
+    extract::{rejection::QueryRejection, Query, State},
+    http::Method,
+    http::StatusCode,
+    Json,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use sqlx::PgPool;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
     error::{BODY_TOO_LARGE, UNAUTHENTICATED},
-    extractor::{AuthUser, JsonBody},
+    extractor::{query, AuthUser, IdPath, JsonBody},
     ApiError, AppState, Routes,
 };
-use crate::auth::{admin, password_reset};
+use crate::auth::{admin, password_reset, Role};
 
 pub fn routes() -> Routes {
     Routes::new()
+        .route(Method::GET, "/api/accounts", list)
         .route(Method::POST, "/api/accounts", create)
+        .route(Method::POST, "/api/accounts/{id}/disable", disable)
+        .route(Method::POST, "/api/accounts/{id}/enable", enable)
         .route(Method::POST, "/api/password-resets", issue_password_reset)
+}
+
+/// Accounts listed when `limit` is not given.
+const DEFAULT_LIMIT: i64 = 200;
+/// Most accounts one list holds.
+const MAX_LIMIT: i64 = 1000;
+/// Longest search text: a name or an email.
+const MAX_SEARCH_CHARS: usize = 254;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct AccountsQuery {
+    /// Only accounts whose display name or email contains this text, in any case.
+    q: Option<String>,
+    /// At most this many accounts (default 200).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+}
+
+/// An account as admins list it.
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+struct ListedAccount {
+    id: Uuid,
+    display_name: String,
+    /// Null for volunteers who only use their phones.
+    #[schema(required = true)]
+    email: Option<String>,
+    is_admin: bool,
+    /// Disabled: it can neither log in nor sync until an admin enables it.
+    disabled: bool,
+    created_at: DateTime<Utc>,
+    /// Every role it holds, by territory name.
+    #[sqlx(json)]
+    memberships: Vec<AccountMembership>,
+}
+
+/// A role an account holds in a territory.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct AccountMembership {
+    territory_id: Uuid,
+    territory_name: String,
+    role: Role,
+}
+
+/// Accounts as [`ListedAccount`]s: those whose display name or email
+/// contains `search` (any case), or the one `only` names; by display name.
+async fn listed_accounts(
+    pool: &PgPool,
+    search: Option<&str>,
+    only: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ListedAccount>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT a.id, a.display_name, a.email, a.is_admin, a.disabled_at IS NOT NULL AS disabled, \
+           a.created_at, \
+           (SELECT COALESCE(jsonb_agg(jsonb_build_object('territoryId', t.id, \
+                      'territoryName', t.name, 'role', m.role) ORDER BY t.name, t.id, m.role), '[]') \
+            FROM memberships m JOIN territories t ON t.id = m.territory_id \
+            WHERE m.account_id = a.id) AS memberships \
+         FROM accounts a \
+         WHERE ($1::text IS NULL OR strpos(lower(a.display_name), lower($1)) > 0 \
+                OR strpos(lower(COALESCE(a.email, '')), lower($1)) > 0) \
+           AND ($2::uuid IS NULL OR a.id = $2) \
+         ORDER BY a.display_name, a.id \
+         LIMIT $3",
+    )
+    .bind(search)
+    .bind(only)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// One account as [`listed_accounts`] lists it.
+async fn listed_account(pool: &PgPool, account: Uuid) -> Result<ListedAccount, ApiError> {
+    listed_accounts(pool, None, Some(account), 1)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::NotFound(format!("account {account}")))
+}
+
+/// Lists accounts (admins)
+///
+/// By display name; `q` finds a person by a part of their name or email.
+#[utoipa::path(
+    get,
+    path = "/api/accounts",
+    operation_id = "listAccounts",
+    params(AccountsQuery),
+    responses(
+        (status = 200, description = "The accounts, by display name", body = [ListedAccount]),
+        (status = 400, description = "`limit` is out of range, `q` too long (named in `field`), or the query is malformed (`field`: `query`)", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "Only an admin lists accounts", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
+async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    filter: Result<Query<AccountsQuery>, QueryRejection>,
+) -> Result<Json<Vec<ListedAccount>>, ApiError> {
+    user.require_admin("list accounts")?;
+    let filter = query(filter)?;
+    let limit = filter.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT} (got {limit})"),
+        ));
+    }
+    let search = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if search.is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS) {
+        return Err(ApiError::bad_request(
+            "q",
+            format!("must be at most {MAX_SEARCH_CHARS} characters"),
+        ));
+    }
+    Ok(Json(
+        listed_accounts(&state.pool, search, None, limit).await?,
+    ))
+}
+
+/// Disables an account (admins)
+///
+/// Its password no longer logs in, its sessions end, its phones are refused
+/// (they are not revoked: enabling the account brings them back), and its
+/// open sync connections and live streams close at once. Disabling a
+/// disabled account changes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/accounts/{id}/disable",
+    operation_id = "disableAccount",
+    params(("id" = Uuid, Path, description = "The account's id")),
+    responses(
+        (status = 200, description = "The account, disabled", body = ListedAccount),
+        (status = 400, description = "`id` is not a UUID", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "Only an admin disables accounts", body = ApiError),
+        (status = 404, description = "No such account", body = ApiError),
+        (status = 409, description = "An admin cannot disable their own account (`field`: `id`)", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
+async fn disable(
+    State(state): State<AppState>,
+    user: AuthUser,
+    IdPath(account): IdPath,
+) -> Result<Json<ListedAccount>, ApiError> {
+    user.require_admin("disable accounts")?;
+    if account == user.0.account_id {
+        return Err(ApiError::Conflict {
+            field: "id".to_string(),
+            message: "you cannot disable your own account; another admin can".to_string(),
+        });
+    }
+    admin::disable_account(&state.pool, account, user.0.account_id).await?;
+    tracing::info!(%account, by = %user.0.account_id, "account disabled");
+    Ok(Json(listed_account(&state.pool, account).await?))
+}
+
+/// Enables a disabled account (admins)
+///
+/// Its phones sync again and its password logs in again; its ended sessions
+/// stay ended.
+#[utoipa::path(
+    post,
+    path = "/api/accounts/{id}/enable",
+    operation_id = "enableAccount",
+    params(("id" = Uuid, Path, description = "The account's id")),
+    responses(
+        (status = 200, description = "The account, enabled", body = ListedAccount),
+        (status = 400, description = "`id` is not a UUID", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "Only an admin enables accounts", body = ApiError),
+        (status = 404, description = "No such account", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
+async fn enable(
+    State(state): State<AppState>,
+    user: AuthUser,
+    IdPath(account): IdPath,
+) -> Result<Json<ListedAccount>, ApiError> {
+    user.require_admin("enable accounts")?;
+    admin::enable_account(&state.pool, account).await?;
+    tracing::info!(%account, by = %user.0.account_id, "account enabled");
+    Ok(Json(listed_account(&state.pool, account).await?))
 }
 
 /// No Debug: it holds a password.

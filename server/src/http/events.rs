@@ -11,8 +11,9 @@
 //! reads (coordinators and régie auditors of the territory, admins) with the
 //! bearer header, so the web app reads it with `fetch()`; and it ends when
 //! its credential does: at a session's expiry, at once when the session is
-//! logged out or the device revoked (any process), and at the next check,
-//! every minute, when the account loses its role or is disabled. The client
+//! logged out or the device revoked, the account disabled or one of its
+//! roles removed (any process; `auth::admin::close_account_connections`),
+//! and at the next check, every minute, for whatever was missed. The client
 //! then reconnects, and is refused if it may no longer follow the territory.
 //! A credential holds at most `live::MAX_STREAMS_PER_CREDENTIAL` streams,
 //! the process serves at most `--max-event-streams`: beyond, 429.
@@ -195,7 +196,9 @@ impl Follow {
                     Ok(LiveEvent::Missed) => return Some(self.changed(ChangeKind::Everything)),
                     Ok(LiveEvent::CredentialEnded(credential)) => {
                         if credential == self.principal.credential {
-                            return self.end("its credential was logged out or revoked");
+                            return self.end(
+                                "its credential was logged out or revoked, or its account disabled or its roles changed",
+                            );
                         }
                     }
                     Err(RecvError::Lagged(skipped)) => {

@@ -26,7 +26,7 @@ use sqlx::PgPool;
 
 use crate::sync::SyncCore;
 
-/// `POST /api/accounts`: creating accounts (admin).
+/// `/api/accounts…`: creating, listing, disabling and enabling accounts (admin).
 pub mod accounts;
 /// `/api/territories/{id}/audit/…`, `…/records/{id}/audit|state`: the
 /// régie's audit trail, its verification, a record's history and past

@@ -15,8 +15,12 @@
 //! - revoking a device, or logging a session out, closes its open connections
 //!   at once, in every server process (PostgreSQL `NOTIFY
 //!   fieldnotes_device_revoked` / `fieldnotes_session_ended`, heard by the
-//!   process's listener, `crate::notifications`); a periodic sweep also
-//!   closes connections of sessions that expired.
+//!   process's listener, `crate::notifications`); so does disabling the
+//!   account or removing one of its roles (every open session and active
+//!   device of the account is announced, `auth::admin::close_account_connections`),
+//!   so that its clients reconnect as the account is now; a periodic sweep
+//!   also closes connections of sessions that expired, and of credentials
+//!   revoked or of accounts disabled whose announcement was missed.
 
 use std::{
     collections::HashMap,
@@ -285,6 +289,8 @@ impl SyncAccess {
         }
     }
 
+    /// Closes the connections whose credential is no longer accepted:
+    /// revoked or ended, expired, or of an account disabled.
     async fn sweep_revoked(&self) {
         let (devices, sessions): (Vec<Uuid>, Vec<Uuid>) = {
             let registry = self.registry.lock().expect("sync registry poisoned");
@@ -301,10 +307,13 @@ impl SyncAccess {
             return;
         }
         let ended: Result<Vec<(Uuid, bool)>, _> = sqlx::query_as(
-            "SELECT id, true FROM devices WHERE id = ANY($1) AND revoked_at IS NOT NULL \
+            "SELECT d.id, true FROM devices d JOIN accounts a ON a.id = d.account_id \
+             WHERE d.id = ANY($1) AND (d.revoked_at IS NOT NULL OR a.disabled_at IS NOT NULL) \
              UNION ALL \
-             SELECT id, false FROM sessions WHERE id = ANY($2) \
-               AND (revoked_at IS NOT NULL OR expires_at <= now())",
+             SELECT s.id, false FROM sessions s JOIN accounts a ON a.id = s.account_id \
+             WHERE s.id = ANY($2) \
+               AND (s.revoked_at IS NOT NULL OR s.expires_at <= now() \
+                    OR a.disabled_at IS NOT NULL)",
         )
         .bind(&devices)
         .bind(&sessions)

@@ -70,8 +70,14 @@ pub(super) async fn serve(
     tokio::pin!(silence);
     let mut pinged = false;
     let goodbye = match principal.credential {
-        Credential::Device { .. } => "this device's credential was revoked",
-        Credential::Session { .. } => "this session ended (logged out or expired)",
+        Credential::Device { .. } => {
+            "this device's credential was revoked, or its account disabled or its roles \
+             changed; reconnect to sync with the roles it holds now"
+        }
+        Credential::Session { .. } => {
+            "this session ended (logged out or expired), or its account was disabled or its \
+             roles changed; reconnect to sync with the roles it holds now"
+        }
     };
     tracing::info!(%connection_id, "sync connection accepted");
 
