@@ -1585,7 +1585,7 @@ async fn an_admin_sets_up_a_territory_and_its_first_coordinator() -> anyhow::Res
     let mut browser = Driver::start("admin")?;
     let page = browser.new_page(1280, 900, "fr-FR")?;
     log_in_as(&mut browser, page, &server, admin_email, admin_password)?;
-    browser.wait_for_text(page, "main", "Aucun territoire n’existe encore")?;
+    browser.wait_for(page, "[data-testid=territory-form]")?;
     browser.assert_accessible(page, "territories, empty")?;
 
     browser.fill(page, "#new-territory-name", "Parc de la Feyssine")?;

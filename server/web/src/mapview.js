@@ -36,8 +36,9 @@ export function boundaryLayer(boundary) {
   });
 }
 
+/** The sites' markers, as a group whose bounds a map can be fitted to. */
 export function siteLayer(sites) {
-  return L.layerGroup(
+  return L.featureGroup(
     sites.map((site) =>
       L.circleMarker([site.decimalLatitude, site.decimalLongitude], {
         radius: 7,

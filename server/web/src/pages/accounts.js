@@ -91,7 +91,7 @@ export function Accounts({ who }) {
         <button type="submit">${t('people.searchButton')}</button>
       </form>
       <${Loading} state=${accounts}>
-        ${(list) => html`<table data-testid="accounts">
+        ${(list) => html`<div class="table-wrap"><table data-testid="accounts">
           <caption>${t('accounts.count', { n: list.length })}</caption>
           <thead><tr>
             <th scope="col">${t('people.displayName')}</th><th scope="col">${t('people.email')}</th>
@@ -101,7 +101,7 @@ export function Accounts({ who }) {
           <tbody>
             ${list.map((account) => html`<${AccountRow} key=${account.id} account=${account} me=${who.accountId} onChanged=${accounts.reload} />`)}
           </tbody>
-        </table>`}
+        </table></div>`}
       <//>
     </section>`;
 }

@@ -158,7 +158,7 @@ export function People({ territory, canDecide, isAdmin }) {
     ${canDecide && !isAdmin && html`<p>${t('people.inviteHint')} <a href=${`#/t/${territory.id}/invitations`}>${t('nav.invitations')}</a></p>`}
     ${isAdmin && html`<${AddPerson} territory=${territory} onAdded=${members.reload} />`}
     <${Loading} state=${members}>
-      ${(list) => html`<table data-testid="members">
+      ${(list) => html`<div class="table-wrap"><table data-testid="members">
         <caption>${t('people.count', { n: list.length })}</caption>
         <thead><tr>
           <th scope="col">${t('people.displayName')}</th><th scope="col">${t('people.email')}</th>
@@ -171,6 +171,6 @@ export function People({ territory, canDecide, isAdmin }) {
               isAdmin=${isAdmin} canDecide=${canDecide} onChanged=${members.reload} />`,
           )}
         </tbody>
-      </table>`}
+      </table></div>`}
     <//>`;
 }

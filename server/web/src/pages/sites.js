@@ -140,7 +140,7 @@ export function Sites({ territory, canDecide }) {
       ${(list) =>
         list.length === 0
           ? html`<p data-testid="sites-none">${t('sites.none')}</p>`
-          : html`<table data-testid="sites">
+          : html`<div class="table-wrap"><table data-testid="sites">
               <caption>${t('sites.count', { n: list.length })}</caption>
               <thead><tr>
                 <th scope="col">${t('sites.name')}</th><th scope="col">${t('sites.position')}</th>
@@ -151,6 +151,6 @@ export function Sites({ territory, canDecide }) {
                   (site) => html`<${SiteRow} key=${site.id} territory=${territory} site=${site} canDecide=${canDecide} onChanged=${sites.reload} />`,
                 )}
               </tbody>
-            </table>`}
+            </table></div>`}
     <//>`;
 }

@@ -69,7 +69,7 @@ function AdminTerritories({ who }) {
           : html`<${TerritoryCards}
               territories=${territories.map((territory) => ({ id: territory.id, name: territory.name, roles: rolesOf(who, territory.id) }))} />`}
     <//>
-    <form onSubmit=${create} data-testid="territory-form" aria-labelledby="new-territory-title">
+    <form onSubmit=${create} class="stacked" data-testid="territory-form" aria-labelledby="new-territory-title">
       <h2 id="new-territory-title">${t('territories.new')}</h2>
       <label for="new-territory-name">${t('territory.name')}</label>
       <input id="new-territory-name" name="name" required maxlength="200" />

@@ -35,7 +35,7 @@ function Identity({ territory, canDecide, onSaved }) {
       <dt>${t('territory.description')}</dt><dd>${territory.description || '—'}</dd>
     </dl>`;
   }
-  return html`<form onSubmit=${save} data-testid="territory-identity">
+  return html`<form onSubmit=${save} class="stacked" data-testid="territory-identity">
     <label for="territory-name">${t('territory.name')}</label>
     <input id="territory-name" name="name" required maxlength="200" value=${territory.name} />
     <label for="territory-description">${t('territory.description')}</label>
@@ -184,7 +184,7 @@ function Boundary({ territory, canDecide, onSaved }) {
             <button type="button" class="primary" data-testid="save-drawn" disabled=${points.length < 3}
               onClick=${() => save(polygonOf(points))}>${t('territory.saveDrawn')}</button>
             <button type="button" onClick=${() => setPoints(null)}>${t('common.cancel')}</button>`
-        : html`<button type="button" data-testid="start-drawing" onClick=${() => { setUploaded(null); setPoints([]); }}>
+        : html`<button type="button" data-testid="start-drawing" onClick=${() => { setUploaded(null); setOutcome(null); setPoints([]); }}>
               ${t('territory.draw')}</button>
             <label for="boundary-file">${t('territory.upload')}</label>
             <input id="boundary-file" type="file" accept=".geojson,.json,application/geo+json,application/json" onChange=${upload} />
