@@ -154,6 +154,13 @@ pub struct Config {
     #[arg(long, env = "FIELDNOTES_PUBLIC_URL", value_parser = public_url)]
     pub public_url: Option<url::Url>,
 
+    /// Address to serve Prometheus metrics on (`GET /metrics`), apart from
+    /// the public one so that only the operator's network reaches it (e.g.
+    /// `127.0.0.1:9464`; port 0 picks a free one). Without it, no metrics
+    /// are kept.
+    #[arg(long, env = "FIELDNOTES_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// How logs are written to stderr: `text` for people (coloured only on a
     /// terminal), `json` for log collectors (one object per line). Which
     /// events: RUST_LOG (default `info`).

@@ -25,6 +25,7 @@ pub mod reports;
 pub mod review;
 pub mod species;
 pub mod sync;
+pub mod telemetry;
 
 use std::{net::SocketAddr, str::FromStr};
 
@@ -168,6 +169,9 @@ pub struct ServeOptions {
     pub max_event_streams: usize,
     /// The server's address for people and phones (`--public-url`), if set.
     pub public_url: Option<String>,
+    /// Whether the process's metrics are served (`--metrics-listen`): the
+    /// states they hold are then sampled.
+    pub metrics: bool,
 }
 
 /// Runs the service on `listener` until `shutdown` resolves or storage fails
@@ -232,6 +236,14 @@ pub async fn serve(
             }
         },
     ));
+    if options.metrics {
+        tokio::spawn(telemetry::sample(
+            pool.clone(),
+            core.clone(),
+            stop_background.child_token(),
+        ));
+    }
+    let draining = tokio_util::sync::CancellationToken::new();
     let live = live::Live::new(
         notifications,
         options.max_event_streams,
@@ -244,6 +256,7 @@ pub async fn serve(
         max_photo_bytes: options.max_photo_bytes,
         live,
         public_url: options.public_url,
+        draining: draining.clone(),
     };
     let app = http::router(state, &options.web);
     let local: SocketAddr = listener.local_addr()?;
@@ -266,6 +279,8 @@ pub async fn serve(
         _ = shutdown => Ok(()),
         reason = storage_failed => Err(anyhow::anyhow!("storage failed: {reason}")),
     };
+    // `/ready` says so to whoever still asks on an open connection.
+    draining.cancel();
     stop_serving.cancel();
     stop_background.cancel();
     core.stop();

@@ -91,11 +91,25 @@ async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    // One machine-readable line on stdout: scripts and tests find the port here.
-    println!(
-        "{}",
-        serde_json::json!({ "listening": listener.local_addr()?.to_string() })
-    );
+    let metrics_listener = match config.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("binding {address} for metrics"))?,
+        ),
+        None => None,
+    };
+    // One machine-readable line on stdout: scripts and tests find the ports here.
+    let mut announced = serde_json::json!({ "listening": listener.local_addr()?.to_string() });
+    if let Some(metrics) = &metrics_listener {
+        announced["metrics"] = metrics.local_addr()?.to_string().into();
+    }
+    println!("{announced}");
+    if let Some(metrics) = metrics_listener {
+        // Installed before anything is recorded; served until the process ends.
+        fieldnotes_server::telemetry::handle();
+        tokio::spawn(fieldnotes_server::telemetry::serve(metrics));
+    }
     let options = ServeOptions {
         max_photo_bytes: config.max_photo_bytes,
         sync: SyncSettings {
@@ -120,6 +134,7 @@ async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
             .public_url
             .as_ref()
             .map(|url| url.as_str().trim_end_matches('/').to_string()),
+        metrics: config.metrics_listen.is_some(),
     };
     serve(pool, listener, options, shutdown_signal()).await
 }

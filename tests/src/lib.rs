@@ -249,6 +249,8 @@ pub fn workspace_root() -> PathBuf {
 pub struct ServerProcess {
     child: Child,
     pub addr: String,
+    /// Where it serves `/metrics`, when started with `--metrics-listen`.
+    pub metrics_addr: Option<String>,
     launch: Launch,
 }
 
@@ -399,9 +401,11 @@ impl ServerProcess {
             .as_str()
             .context("server did not announce its address")?
             .to_string();
+        let metrics_addr = announced["metrics"].as_str().map(str::to_string);
         Ok(ServerProcess {
             child,
             addr,
+            metrics_addr,
             launch,
         })
     }
@@ -466,6 +470,11 @@ impl ServerProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The process's exit status once it has exited, without waiting.
+    pub fn exit_status(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
     }
 
     /// SIGTERM and wait for a clean exit.

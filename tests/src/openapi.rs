@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 /// The routes anyone may call, without a credential.
 pub const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/health"),
+    ("GET", "/ready"),
     ("POST", "/api/auth/login"),
     ("POST", "/api/auth/password-reset"),
     ("POST", "/api/enrol"),

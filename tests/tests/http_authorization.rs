@@ -87,6 +87,7 @@ const TABLE: &[Row] = &[
     //                                                   in territory A (own)      in territory B (other)
     //   method  path                                    anon vol coord aud adm    anon vol coord aud adm
     row("GET",  "/health",                               [A,  A,  A,  A,  A],     [A,  A,  A,  A,  A]),
+    row("GET",  "/ready",                                [A,  A,  A,  A,  A],     [A,  A,  A,  A,  A]),
     row("POST", "/api/auth/login",                       [A,  A,  A,  A,  A],     [A,  A,  A,  A,  A]),
     // A device credential is not a session: a phone is revoked, not logged out.
     row("POST", "/api/auth/logout",                      [U,  F,  A,  A,  A],     [U,  F,  A,  A,  A]),
@@ -331,8 +332,8 @@ async fn perform(
     {
         (
             "GET",
-            "/health" | "/api/me" | "/api/me/sessions" | "/api/devices" | "/api/territories"
-            | "/api/openapi.json" | "/api/accounts",
+            "/health" | "/ready" | "/api/me" | "/api/me/sessions" | "/api/devices"
+            | "/api/territories" | "/api/openapi.json" | "/api/accounts",
         ) => (row.path.to_string(), token, None),
         ("PUT", "/api/me/password") => {
             // The same password again: the session making the change stays

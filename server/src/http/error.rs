@@ -82,6 +82,10 @@ pub enum ApiError {
         message: String,
         retry_after: std::time::Duration,
     },
+    /// This process should not be sent traffic now (`/ready`): its database
+    /// is unreachable, migrations are pending, or it is shutting down.
+    #[error("not ready: {0}")]
+    NotReady(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal: {0}")]
@@ -105,7 +109,7 @@ pub struct ErrorDetail {
     /// (409), `invitation_used`, `invitation_expired`, `reset_code_unusable` (410), `too_large`
     /// (413), `unsupported_media_type` (415), `unprocessable` (422),
     /// `too_many_requests` (429), `internal` (500), `server_busy` (503, every
-    /// connection taken).
+    /// connection taken), `not_ready` (503, from `/ready`).
     #[schema(example = "invalid")]
     pub code: &'static str,
     /// The field at fault, as the client names it: a JSON field (`role`,
@@ -158,6 +162,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::Unprocessable { .. } => "unprocessable",
             ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::NotReady(_) => "not_ready",
             ApiError::Database(_) | ApiError::Internal(_) => "internal",
         }
     }
@@ -259,6 +264,7 @@ impl IntoResponse for ApiError {
             ApiError::TooManyRequests { message, .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, None, message.clone())
             }
+            ApiError::NotReady(why) => (StatusCode::SERVICE_UNAVAILABLE, None, why.clone()),
             ApiError::Database(error) => {
                 tracing::error!(%error, "database error while serving a request");
                 internal()

@@ -105,6 +105,9 @@ pub struct AppState {
     /// The server's address for people and phones (`--public-url`), without
     /// a trailing slash; None: the address each request came to.
     pub public_url: Option<String>,
+    /// Cancelled when the process starts shutting down (`/ready` then says
+    /// it is draining).
+    pub draining: tokio_util::sync::CancellationToken,
 }
 
 /// The server's address for links and QR codes: `--public-url` when given,
@@ -209,6 +212,9 @@ pub fn route_list() -> Vec<(Method, &'static str)> {
 pub fn router(state: AppState, web: &web::WebSettings) -> Router {
     routes()
         .into_router()
+        // On the routes only, so each request is counted under its route's
+        // pattern (unknown paths are not a route worth a series).
+        .route_layer(axum::middleware::from_fn(crate::telemetry::track_http))
         // After the routes: it applies to the method routers registered so far.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_route)

@@ -95,6 +95,7 @@ async fn document() -> impl IntoResponse {
     ),
     paths(
         health::health,
+        health::ready,
         sessions::login,
         sessions::logout,
         sessions::reset_password,
@@ -174,7 +175,7 @@ async fn document() -> impl IntoResponse {
     components(schemas(ApiError)),
     modifiers(&SecuritySchemes, &InternalError),
     tags(
-        (name = "health", description = "Liveness, for load balancers"),
+        (name = "health", description = "Liveness and readiness, for load balancers"),
         (name = "sessions", description = "Password sessions, and who the caller is"),
         (name = "enrolment", description = "Enrolling phones with single-use invitation codes"),
         (name = "devices", description = "Enrolled phones, and revoking a lost one"),

@@ -309,6 +309,7 @@ async fn upload(
             ),
         ));
     }
+    metrics::counter!(crate::telemetry::PHOTO_UPLOAD_BYTES).increment(length);
     let device = match user.0.credential {
         Credential::Device { device_id } => Some(device_id),
         Credential::Session { .. } => None,

@@ -33,7 +33,10 @@ use super::{
     peer::{close, Closing, Peer},
     Hub,
 };
-use crate::auth::{Credential, Principal};
+use crate::{
+    auth::{Credential, Principal},
+    telemetry,
+};
 
 /// Messages waiting to be written to one peer.
 const OUTGOING_QUEUE: usize = 1024;
@@ -123,6 +126,7 @@ pub(super) async fn serve(
         let bytes = match frame {
             Some(Ok(Frame::Binary(bytes))) => bytes,
             Some(Ok(Frame::Text(_))) => {
+                telemetry::sync_refused("text_frame");
                 close(
                     &closing,
                     "text frames are not part of the automerge-repo protocol",
@@ -137,10 +141,12 @@ pub(super) async fn serve(
             }
         };
         hub.received.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(telemetry::SYNC_MESSAGES_RECEIVED).increment(1);
         let incoming = match protocol.receive(&bytes) {
             Ok(incoming) => incoming,
             Err(error) => {
                 tracing::warn!(%connection_id, %error, "closing a sync connection");
+                telemetry::sync_refused("protocol");
                 close(&closing, &error.to_string());
                 break;
             }
@@ -169,6 +175,7 @@ pub(super) async fn serve(
                 if !open.contains(&document_id) {
                     if open.len() >= MAX_DOCUMENTS_PER_CONNECTION {
                         tracing::warn!(%connection_id, "a connection opens too many documents");
+                        telemetry::sync_refused("documents_per_connection");
                         close(
                             &closing,
                             &format!(
@@ -250,6 +257,7 @@ async fn write(
                         closing.token.cancel();
                         return;
                     }
+                    metrics::counter!(telemetry::SYNC_MESSAGES_SENT).increment(1);
                 }
                 None => break,
             },

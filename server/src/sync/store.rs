@@ -29,6 +29,7 @@ use crate::{
     auth::Credential,
     inventory::materialise::{self, CommittedDoc, DocumentKind, Fingerprints, DEFAULT_TERRITORY},
     notifications::{DocumentCommitted, DOCUMENT_COMMITTED_CHANNEL},
+    telemetry,
 };
 
 /// Commits one transaction takes at most.
@@ -223,6 +224,13 @@ impl Committer {
                 .collect();
             match self.try_group(&mut group).await {
                 Ok(outcomes) => {
+                    let stored = outcomes
+                        .iter()
+                        .filter(|outcome| matches!(outcome, Outcome::Stored))
+                        .count();
+                    metrics::counter!(telemetry::COMMITS).increment(stored as u64);
+                    metrics::histogram!(telemetry::COMMIT_SECONDS)
+                        .record(started.elapsed().as_secs_f64());
                     for (commit, outcome) in group.into_iter().zip(outcomes) {
                         let result = match outcome {
                             Outcome::Stored => Committed::Stored(Box::new(commit.doc)),

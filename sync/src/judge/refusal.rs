@@ -88,3 +88,35 @@ pub enum Refusal {
     )]
     Unapplicable,
 }
+
+impl Refusal {
+    /// A short stable name for the kind of refusal, the same whatever the
+    /// record or field: what the server's metrics count refusals by.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::NotYourNotebook => "not_your_notebook",
+            Refusal::TerritoryNotAllowed { .. } => "territory_not_allowed",
+            Refusal::NoNotebookAnywhere => "no_notebook_anywhere",
+            Refusal::OwnerMismatch => "owner_mismatch",
+            Refusal::HeaderChanged { .. } => "header_changed",
+            Refusal::NotANotebook(_) => "not_a_notebook",
+            Refusal::NotPartOfANotebook { .. } => "not_part_of_a_notebook",
+            Refusal::UnknownHistory => "unknown_history",
+            Refusal::TooManyWaiting { .. } => "too_many_waiting",
+            Refusal::CoordinatorField { .. } => "coordinator_field",
+            Refusal::NotTheOwner { .. } => "not_the_owner",
+            Refusal::TooLong { .. } => "too_long",
+            Refusal::TooManyItems { .. } => "too_many_items",
+            Refusal::TooManyFields { .. } => "too_many_fields",
+            Refusal::TooManyRecords { .. } => "too_many_records",
+            Refusal::TooManyChanges { .. } => "too_many_changes",
+            Refusal::ChangeTooLarge { .. } => "change_too_large",
+            Refusal::ForbiddenCharacter { .. } => "forbidden_character",
+            Refusal::Unsupported { .. } => "unsupported",
+            Refusal::NotAMap { .. } => "not_a_map",
+            Refusal::ReviewDocument => "review_document",
+            Refusal::SpeciesListDocument => "species_list_document",
+            Refusal::Unapplicable => "unapplicable",
+        }
+    }
+}

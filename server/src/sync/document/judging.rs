@@ -31,6 +31,7 @@ use crate::sync::access::{Delivery, MAX_NEW_DOCUMENTS_PER_HOUR};
 use crate::{
     auth::{Principal, Role},
     inventory::materialise::{CommittedDoc, DocumentKind},
+    telemetry,
 };
 
 /// Whoever delivers changes, as judging knows them (a connected peer, in
@@ -274,6 +275,7 @@ impl<D: Deliverer> Judging<D> {
         // peer with no right to write here costs nothing more.
         if let Err(refusal) = may_send_changes(doc, &rights) {
             tracing::warn!(account = %principal.account_id, %refusal, "refusing changes before reading them");
+            telemetry::sync_refused(refusal.code());
             return Err(format!("refused: {refusal}"));
         }
         let changes = incoming
@@ -281,12 +283,14 @@ impl<D: Deliverer> Judging<D> {
             .transpose()
             .map_err(|error| {
                 tracing::warn!(account = %principal.account_id, %error, "refusing a sync message");
+                telemetry::sync_refused("unreadable_changes");
                 format!("refused: {error}")
             })?
             .unwrap_or_default();
         let creating = !doc.is_stored() && doc.doc.get_heads().is_empty();
         if creating && !may_create(principal.account_id) {
             tracing::warn!(account = %principal.account_id, "refusing a new document over the hourly limit");
+            telemetry::sync_refused("new_documents_per_hour");
             return Err(format!(
                 "more than {MAX_NEW_DOCUMENTS_PER_HOUR} new documents in an hour from one account; try again later"
             ));
@@ -301,6 +305,7 @@ impl<D: Deliverer> Judging<D> {
             match authorize_notebook_changes(&doc.doc, &chunks, &rights) {
                 Decision::Refused(refusal) => {
                     tracing::warn!(account = %principal.account_id, %refusal, "refusing changes");
+                    telemetry::sync_refused(refusal.code());
                     return Err(format!("refused: {refusal}"));
                 }
                 Decision::Allowed {

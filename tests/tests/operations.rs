@@ -1,0 +1,322 @@
+//! What a city's IT watches: the Prometheus metrics, served on their own
+//! address and read with a Prometheus text-format parser, with the named
+//! series present and moving when a phone syncs; `/ready` false while the
+//! database cannot be reached and true again after, while `/health` stays a
+//! liveness answer; SIGTERM in the middle of a storm of syncing phones: a
+//! clean exit within the bound, and every acknowledged change stored.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use fieldnotes_tests::{
+    eventually, init_test_logging, maintenance_url, phones, raw_peer::RawPeer, records,
+    ServerProcess, TestDatabase,
+};
+use mobile_bridge::Phone;
+use prometheus_parse::{Scrape, Value};
+use schemas::FieldRecord;
+use serde_json::Value as Json;
+use sqlx::{Connection, PgConnection};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn scrape(url: &str) -> anyhow::Result<Scrape> {
+    let text = reqwest::get(url).await?.error_for_status()?.text().await?;
+    Ok(Scrape::parse(
+        text.lines().map(|line| Ok(line.to_string())),
+    )?)
+}
+
+/// The value of `metric`'s sample whose labels include `labels` (a
+/// histogram's observations through its `_count`); None if it has none.
+fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|sample| {
+            sample.metric == metric
+                && labels
+                    .iter()
+                    .all(|(name, want)| sample.labels.get(name) == Some(*want))
+        })
+        .and_then(|sample| match sample.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_apart_from_the_api_and_move_when_a_phone_syncs() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start_with(&db.url, &["--metrics-listen", "127.0.0.1:0"])?;
+    let pool = db.pool().await?;
+    let metrics = format!(
+        "http://{}/metrics",
+        server
+            .metrics_addr
+            .as_ref()
+            .context("the metrics address announced")?
+    );
+    let public = reqwest::get(server.http_url("/metrics")).await?;
+    assert_eq!(public.status(), 404, "the public port serves no metrics");
+
+    let before = scrape(&metrics).await?;
+    for counter in [
+        "fieldnotes_sync_messages_received_total",
+        "fieldnotes_sync_messages_sent_total",
+        "fieldnotes_commits_total",
+        "fieldnotes_photo_upload_bytes_total",
+    ] {
+        assert_eq!(
+            value(&before, counter, &[]),
+            Some(0.0),
+            "{counter} at start"
+        );
+    }
+
+    let territory = phones::territory_within(&pool, "Parc des métriques", None).await?;
+    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    let mut phone = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
+    phone.record(&records::sighting(camille.account_id, "Parus major", 1))?;
+    phone.go_online(&server.sync_url()).await?;
+    phone.wait_synced(TIMEOUT).await?;
+    let me = reqwest::Client::new()
+        .get(server.http_url("/api/me"))
+        .bearer_auth(&camille.device.secret)
+        .send()
+        .await?;
+    assert_eq!(me.status(), 200);
+
+    // Events count at once; states are sampled every few seconds.
+    let after = eventually(TIMEOUT, "the sampled states", || async {
+        let after = scrape(&metrics).await?;
+        Ok((value(&after, "fieldnotes_sync_connections", &[]) == Some(1.0)).then_some(after))
+    })
+    .await?;
+    let moved = |metric: &str| value(&after, metric, &[]).unwrap_or_default();
+    assert!(moved("fieldnotes_sync_messages_received_total") >= 1.0);
+    assert!(moved("fieldnotes_sync_messages_sent_total") >= 1.0);
+    assert!(
+        moved("fieldnotes_commits_total") >= 1.0,
+        "the notebook was stored"
+    );
+    assert!(
+        moved("fieldnotes_commit_seconds_count") >= 1.0,
+        "each group commit is timed"
+    );
+    assert!(moved("fieldnotes_live_documents") >= 1.0);
+    let route = [("route", "/api/me"), ("method", "GET"), ("status", "200")];
+    assert_eq!(
+        value(&after, "fieldnotes_http_requests_total", &route),
+        Some(1.0),
+        "requests are counted by their route's pattern"
+    );
+    assert!(
+        value(
+            &after,
+            "fieldnotes_http_request_seconds_count",
+            &[("route", "/api/me")]
+        )
+        .is_some(),
+        "and timed"
+    );
+    assert!(value(
+        &after,
+        "fieldnotes_db_pool_connections",
+        &[("state", "idle")]
+    )
+    .is_some());
+    assert!(value(&after, "fieldnotes_db_pool_max_connections", &[]).is_some_and(|n| n > 0.0));
+    assert_eq!(
+        value(
+            &after,
+            "fieldnotes_audit_backlog_commits",
+            &[("stage", "set_aside")]
+        ),
+        Some(0.0)
+    );
+    assert!(
+        after.docs.contains_key("fieldnotes_commit_seconds"),
+        "each series is described"
+    );
+
+    // A refusal is counted by its reason: a peer sends bytes that are no
+    // automerge-repo message.
+    let mut peer = RawPeer::connect(&server.sync_url(), &camille.device).await?;
+    peer.send_bytes(vec![0xff, 0x00, 0x13]).await?;
+    eventually(TIMEOUT, "the refusal counted", || async {
+        let now = scrape(&metrics).await?;
+        Ok(value(
+            &now,
+            "fieldnotes_sync_refusals_total",
+            &[("reason", "protocol")],
+        )
+        .filter(|n| *n >= 1.0))
+    })
+    .await?;
+    Ok(())
+}
+
+/// Connects to the test cluster as its superuser.
+async fn superuser() -> anyhow::Result<PgConnection> {
+    Ok(PgConnection::connect(&maintenance_url()).await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_says_no_while_the_database_is_unreachable_and_yes_after() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let client = reqwest::Client::new();
+    let ready = || async {
+        let response = client.get(server.http_url("/ready")).send().await?;
+        let status = response.status().as_u16();
+        let body: Json = response.json().await?;
+        anyhow::Ok((status, body))
+    };
+    let (status, body) = ready().await?;
+    assert_eq!((status, &body["ready"]), (200, &Json::Bool(true)), "{body}");
+
+    // The database refuses connections and drops the ones open: as if its
+    // server were down, for this database only.
+    let mut admin = superuser().await?;
+    sqlx::query(&format!(
+        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+        db.name
+    ))
+    .execute(&mut admin)
+    .await?;
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&db.name)
+        .execute(&mut admin)
+        .await?;
+    let body = eventually(TIMEOUT, "/ready refusing", || async {
+        let (status, body) = ready().await?;
+        Ok((status == 503).then_some(body))
+    })
+    .await?;
+    assert_eq!(body["error"]["code"], "not_ready");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("database unreachable")),
+        "{body}"
+    );
+    let alive = client.get(server.http_url("/health")).send().await?;
+    assert_eq!(
+        alive.status(),
+        500,
+        "/health says the database is gone; the process answers"
+    );
+
+    sqlx::query(&format!(
+        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+        db.name
+    ))
+    .execute(&mut admin)
+    .await?;
+    eventually(TIMEOUT, "/ready accepting again", || async {
+        let (status, body) = ready().await?;
+        Ok((status == 200 && body["ready"] == true).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+/// Phones syncing when the server is told to stop (SIGTERM).
+const STORM_PHONES: usize = 8;
+
+/// A storm of phones recording and syncing; SIGTERM once some changes were
+/// acknowledged: the process closes the connections and exits within its
+/// bound (5 s for connections to finish, then the process ends), and every
+/// sighting a phone saw acknowledged is in the inventory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_storm_keeps_every_acknowledged_change_and_exits_in_time(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let mut server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let territory = phones::territory_within(&pool, "Parc de l'orage", None).await?;
+    let url = server.sync_url();
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut volunteers = Vec::new();
+    for n in 0..STORM_PHONES {
+        volunteers
+            .push(phones::enrol_volunteer(&pool, &territory, &format!("Bénévole {n}")).await?);
+    }
+    // Each phone records a sighting and waits for the server's
+    // acknowledgement, again and again, until the server is gone.
+    let storm = volunteers.iter().map(|volunteer| {
+        let (url, acknowledged, stop) = (&url, &acknowledged, &stop);
+        async move {
+            let mut phone =
+                Phone::new_notebook(volunteer.notebook(), Some(volunteer.device.clone())).await?;
+            phone.go_online(url).await?;
+            let mut unacknowledged = Vec::new();
+            while !stop.is_cancelled() {
+                let sighting = records::sighting(volunteer.account_id, "Parus major", 1);
+                phone.record(&sighting)?;
+                unacknowledged.push(sighting.id());
+                if phone.wait_synced(Duration::from_secs(3)).await.is_err() {
+                    break;
+                }
+                acknowledged
+                    .lock()
+                    .expect("acknowledged poisoned")
+                    .append(&mut unacknowledged);
+            }
+            phone.shut_down().await;
+            anyhow::Ok(())
+        }
+    });
+    let signal = async {
+        eventually(
+            TIMEOUT,
+            "changes acknowledged before the signal",
+            || async {
+                let count = acknowledged.lock().expect("acknowledged poisoned").len();
+                Ok((count >= 3 * STORM_PHONES).then_some(()))
+            },
+        )
+        .await?;
+        let sent = std::time::Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(server.pid() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )?;
+        let status = loop {
+            if let Some(status) = server.exit_status()? {
+                break status;
+            }
+            anyhow::ensure!(sent.elapsed() < TIMEOUT, "the server did not exit");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let took = sent.elapsed();
+        stop.cancel();
+        anyhow::Ok((status, took))
+    };
+    let (phones_done, signalled) = tokio::join!(futures::future::join_all(storm), signal);
+    let (status, took) = signalled?;
+    for phone in phones_done {
+        phone?;
+    }
+    assert!(status.success(), "a clean exit: {status}");
+    assert!(
+        took < Duration::from_secs(15),
+        "the process exits within its bound; it took {took:?}"
+    );
+    let acknowledged = acknowledged.into_inner().expect("acknowledged poisoned");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sightings WHERE id = ANY($1)")
+        .bind(&acknowledged)
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(
+        stored as usize,
+        acknowledged.len(),
+        "every acknowledged sighting is stored"
+    );
+    Ok(())
+}
