@@ -528,6 +528,14 @@ async fn volunteers_are_invited_on_a_printed_sheet_and_a_lost_phone_revoked(
     browser.wait_for_text(page, &row, "Chloé")?;
     browser.click(page, &format!("{row} button"))?;
     browser.wait_for_text(page, &row, "Révoqué le")?;
+    assert_eq!(
+        browser.dialogs(page)?,
+        [
+            "Révoquer l’invitation de Dylan ? Son code ne pourra plus servir.",
+            "Révoquer le téléphone « Téléphone de Chloé » de Chloé ? Il ne pourra plus se synchroniser ; ce qu’il n’a pas encore envoyé y reste.",
+        ],
+        "each revocation asked first"
+    );
     // The phone's sync closes at once, and its credential is refused when
     // it tries again.
     browser.wait_for(phone, "[data-testid=sync-status][data-connected=false]")?;
