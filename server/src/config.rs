@@ -16,6 +16,12 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
 
+    /// A read replica of that database (PostgreSQL streaming replication),
+    /// for the review table and the exports: their long scans then leave the
+    /// primary to the sync. Without it, they read DATABASE_URL.
+    #[arg(long, env = "DATABASE_READ_URL", hide_env_values = true)]
+    pub database_read_url: Option<String>,
+
     /// Where the embedded PostgreSQL cluster lives when no DATABASE_URL is given.
     #[arg(
         long,

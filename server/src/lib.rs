@@ -22,6 +22,7 @@ pub mod markup;
 pub mod notifications;
 pub mod photos;
 pub mod reports;
+pub mod retention;
 pub mod review;
 pub mod species;
 pub mod sync;
@@ -78,7 +79,47 @@ pub async fn connect_database(database_url: &str, max_connections: u32) -> anyho
     Ok(pool)
 }
 
+/// Connects to a read replica of the service's database (`DATABASE_READ_URL`,
+/// PostgreSQL streaming replication): the pool the review table and the
+/// exports read from, so their long scans leave the primary to the sync.
+/// Nothing is migrated or granted there (a standby is read-only; it gets
+/// both from the primary); the connections take `fieldnotes_service` when
+/// the login role may, as on the primary.
+pub async fn connect_read_replica(
+    database_url: &str,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(database_url)
+        .context("DATABASE_READ_URL is not a PostgreSQL URL")?
+        .options([("jit", "off"), ("default_transaction_read_only", "on")]);
+    let mut probe = PgConnection::connect_with(&options)
+        .await
+        .context("connecting to the read replica (is DATABASE_READ_URL right and it running?)")?;
+    let service_role: bool = sqlx::query_scalar(SERVICE_ROLE_AVAILABLE)
+        .fetch_one(&mut probe)
+        .await
+        .context("reading the read replica's roles")?;
+    probe.close().await.ok();
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if service_role {
+                    conn.execute(SET_SERVICE_ROLE).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .context("connecting to the read replica (is DATABASE_READ_URL right and it running?)")
+}
+
 const SET_SERVICE_ROLE: &str = "SET ROLE fieldnotes_service";
+/// Whether the login role may take `fieldnotes_service`.
+const SERVICE_ROLE_AVAILABLE: &str =
+    "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fieldnotes_service') \
+       AND pg_has_role(current_user, 'fieldnotes_service', 'MEMBER')";
 
 /// Gives `fieldnotes_service` (migration 0009) every right on the tables but
 /// rewriting the audit trail, the review history and the reports issued (0010), so that the service's own queries cannot
@@ -89,11 +130,8 @@ const SET_SERVICE_ROLE: &str = "SET ROLE fieldnotes_service";
 async fn grant_service_role(conn: &mut PgConnection) -> bool {
     let result: Result<bool, sqlx::Error> = async {
         let mut tx = conn.begin().await?;
-        let usable: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fieldnotes_service') \
-               AND pg_has_role(current_user, 'fieldnotes_service', 'MEMBER')",
-        )
-        .fetch_one(&mut *tx)
+        let usable: bool = sqlx::query_scalar(SERVICE_ROLE_AVAILABLE)
+            .fetch_one(&mut *tx)
         .await?;
         if !usable {
             return Ok(false);
@@ -172,6 +210,9 @@ pub struct ServeOptions {
     /// Whether the process's metrics are served (`--metrics-listen`): the
     /// states they hold are then sampled.
     pub metrics: bool,
+    /// A read replica for the review table and the exports
+    /// (`DATABASE_READ_URL`); None: they read the primary.
+    pub read_pool: Option<PgPool>,
 }
 
 /// Runs the service on `listener` until `shutdown` resolves or storage fails
@@ -225,6 +266,18 @@ pub async fn serve(
         },
     ));
     tokio::spawn(every(
+        retention::PURGE_EVERY,
+        "purging personal data kept long enough",
+        stop_background.child_token(),
+        {
+            let pool = pool.clone();
+            move || {
+                let pool = pool.clone();
+                async move { retention::purge(&pool).await }
+            }
+        },
+    ));
+    tokio::spawn(every(
         review::counts::FOLD_EVERY,
         "folding the review counts",
         stop_background.child_token(),
@@ -250,6 +303,7 @@ pub async fn serve(
         stop_background.child_token(),
     );
     let state = http::AppState {
+        read_pool: options.read_pool.unwrap_or_else(|| pool.clone()),
         pool,
         sync: core.clone(),
         publisher,

@@ -14,7 +14,7 @@ use fieldnotes_server::{
     audit,
     auth::admin,
     config::{Command, LogFormat},
-    connect_database,
+    connect_database, connect_read_replica,
     connections::{connection_cap, ConnectionLimits},
     embedded_pg::EmbeddedPostgres,
     serve,
@@ -87,6 +87,10 @@ fn init_logging(format: LogFormat) {
 
 async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
     let pool = connect_database(database_url, config.db_connections).await?;
+    let read_pool = match &config.database_read_url {
+        Some(url) => Some(connect_read_replica(url, config.db_connections).await?),
+        None => None,
+    };
     let fd_limit = fieldnotes_server::connections::raise_fd_limit();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -135,6 +139,7 @@ async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
             .as_ref()
             .map(|url| url.as_str().trim_end_matches('/').to_string()),
         metrics: config.metrics_listen.is_some(),
+        read_pool,
     };
     serve(pool, listener, options, shutdown_signal()).await
 }

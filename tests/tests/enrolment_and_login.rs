@@ -1037,3 +1037,144 @@ async fn a_batch_of_invitations_is_listed_with_its_states_and_a_pending_one_revo
     assert_eq!(status, 404, "{body}");
     Ok(())
 }
+
+/// Inserts one row per (what, age) and says which it expects kept.
+async fn aged_rows(pool: &sqlx::PgPool, f: &accounts::Fixture) -> anyhow::Result<()> {
+    let account = f.coordinator.account_id;
+    // Sessions: ended 40 and 31 days ago (gone); logged out 10 days ago and
+    // open (kept).
+    for (id, expires, revoked) in [
+        ("40 expired", "-40 days", None),
+        ("31 ended", "+1 day", Some("-31 days")),
+        ("10 ended", "+1 day", Some("-10 days")),
+        ("open", "+1 day", None),
+    ] {
+        sqlx::query(
+            "INSERT INTO sessions (id, account_id, token_hash, expires_at, revoked_at) \
+             VALUES (gen_random_uuid(), $1, $2, now() + $3::interval, now() + $4::interval)",
+        )
+        .bind(account)
+        .bind(format!("retention {id}"))
+        .bind(expires)
+        .bind(revoked)
+        .execute(pool)
+        .await?;
+    }
+    // Invitations: expired 100 days ago, redeemed 91 days ago (gone);
+    // revoked 10 days ago, pending (kept).
+    for (name, expires, redeemed, revoked) in [
+        ("expired 100", "-100 days", None, None),
+        ("redeemed 91", "+1 day", Some("-91 days"), None),
+        ("revoked 10", "+1 day", None, Some("-10 days")),
+        ("pending", "+1 day", None, None),
+    ] {
+        sqlx::query(
+            "INSERT INTO invitations (id, code_hash, territory_id, role, display_name, created_by, \
+                                      expires_at, redeemed_at, revoked_at) \
+             VALUES (gen_random_uuid(), $1, $2, 'volunteer', $3, $4, now() + $5::interval, \
+                     now() + $6::interval, now() + $7::interval)",
+        )
+        .bind(format!("retention {name}"))
+        .bind(f.territory_a)
+        .bind(format!("retention {name}"))
+        .bind(account)
+        .bind(expires)
+        .bind(redeemed)
+        .bind(revoked)
+        .execute(pool)
+        .await?;
+    }
+    // Password resets: expired 31 days ago (gone), still usable (kept).
+    for (name, expires) in [("expired 31", "-31 days"), ("usable", "+1 day")] {
+        sqlx::query(
+            "INSERT INTO password_resets (id, account_id, code_hash, issued_by, expires_at) \
+             VALUES (gen_random_uuid(), $1, $2, $1, now() + $3::interval)",
+        )
+        .bind(account)
+        .bind(format!("retention {name}"))
+        .bind(expires)
+        .execute(pool)
+        .await?;
+    }
+    // Login attempts: a window over an hour ago (gone), one open (kept).
+    for (key, started) in [("old@example.org", "-1 hour"), ("now@example.org", "0")] {
+        sqlx::query(
+            "INSERT INTO login_attempts (email_key, attempts, window_started) \
+             VALUES ($1, 3, now() + $2::interval)",
+        )
+        .bind(key)
+        .bind(started)
+        .execute(pool)
+        .await?;
+    }
+    // Photo uploads: untouched for 8 days (gone, with its chunk), yesterday's (kept).
+    for (digit, touched) in [("a", "-8 days"), ("b", "-1 day")] {
+        let sha256 = digit.repeat(64);
+        sqlx::query(
+            "INSERT INTO photo_uploads (sha256, account_id, territory_id, expected_size, updated_at) \
+             VALUES ($1, $2, $3, 10, now() + $4::interval)",
+        )
+        .bind(&sha256)
+        .bind(account)
+        .bind(f.territory_a)
+        .bind(touched)
+        .execute(pool)
+        .await?;
+        sqlx::query(
+            "INSERT INTO photo_upload_chunks (sha256, account_id, byte_offset, data) \
+             VALUES ($1, $2, 0, '\\x0102')",
+        )
+        .bind(&sha256)
+        .bind(account)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn personal_data_past_its_retention_is_purged_and_the_rest_kept() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    aged_rows(&pool, &f).await?;
+    let texts = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let mut kept: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await?;
+            kept.sort();
+            anyhow::Ok(kept)
+        }
+    };
+
+    let deleted = server::retention::purge(&pool).await?;
+    assert_eq!(deleted, 2 + 2 + 1 + 1 + 1, "rows purged");
+    assert_eq!(
+        texts("SELECT token_hash FROM sessions WHERE token_hash LIKE 'retention %'").await?,
+        ["retention 10 ended", "retention open"]
+    );
+    assert_eq!(
+        texts("SELECT display_name FROM invitations WHERE display_name LIKE 'retention %'").await?,
+        ["retention pending", "retention revoked 10"]
+    );
+    assert_eq!(
+        texts("SELECT code_hash FROM password_resets WHERE code_hash LIKE 'retention %'").await?,
+        ["retention usable"]
+    );
+    assert_eq!(
+        texts("SELECT email_key FROM login_attempts").await?,
+        ["now@example.org"]
+    );
+    assert_eq!(
+        texts("SELECT sha256 FROM photo_upload_chunks").await?,
+        ["b".repeat(64)],
+        "an abandoned upload's chunks go with it"
+    );
+    assert_eq!(
+        server::retention::purge(&pool).await?,
+        0,
+        "a second purge finds nothing"
+    );
+    Ok(())
+}

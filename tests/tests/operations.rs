@@ -3,19 +3,21 @@
 //! series present and moving when a phone syncs; `/ready` false while the
 //! database cannot be reached and true again after, while `/health` stays a
 //! liveness answer; SIGTERM in the middle of a storm of syncing phones: a
-//! clean exit within the bound, and every acknowledged change stored.
+//! clean exit within the bound, and every acknowledged change stored; the
+//! review table and the exports reading a streaming replica.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use fieldnotes_tests::{
-    eventually, init_test_logging, maintenance_url, phones, raw_peer::RawPeer, records,
-    ServerProcess, TestDatabase,
+    accounts, eventually, init_test_logging, maintenance_url, phones, raw_peer::RawPeer, records,
+    replica::Replica, ServerProcess, TestDatabase,
 };
 use mobile_bridge::Phone;
 use prometheus_parse::{Scrape, Value};
 use schemas::FieldRecord;
 use serde_json::Value as Json;
+use server::auth::Role;
 use sqlx::{Connection, PgConnection};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -318,5 +320,94 @@ async fn sigterm_during_a_storm_keeps_every_acknowledged_change_and_exits_in_tim
         acknowledged.len(),
         "every acknowledged sighting is stored"
     );
+    Ok(())
+}
+
+/// Rows of a CSV export, its header aside.
+async fn csv_rows(server: &ServerProcess, path: &str, token: &str) -> anyhow::Result<usize> {
+    let text = reqwest::Client::new()
+        .get(server.http_url(path))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(text.lines().count().saturating_sub(1))
+}
+
+/// A streaming replica made with `pg_basebackup`, named by
+/// `--database-read-url`: the review table and the exports read from it.
+/// While its replay is paused, a sighting the primary stored is in neither;
+/// resumed, both show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_review_table_and_the_exports_read_from_a_streaming_replica() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let pool = db.pool().await?;
+    server::MIGRATOR.run(&pool).await?;
+    let replica = Replica::start().await?;
+    let server =
+        ServerProcess::start_with(&db.url, &["--database-read-url", &replica.url(&db.name)?])?;
+    let territory = phones::territory_within(&pool, "Parc répliqué", None).await?;
+    let t = territory.id;
+    let coordinator =
+        accounts::password_actor(&pool, "Coordination", Some((t, Role::Coordinator)), false)
+            .await?;
+    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    let mut phone = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
+    for name in ["Parus major", "Turdus merula"] {
+        phone.record(&records::sighting(camille.account_id, name, 1))?;
+    }
+    phone.go_online(&server.sync_url()).await?;
+    phone.wait_synced(TIMEOUT).await?;
+    let api = server.as_(&coordinator.token);
+    let table = format!("/api/territories/{t}/review/records?kind=sighting");
+    let export = format!("/api/territories/{t}/exports/sightings.csv?validation=0,1,2,3,4,5,6");
+    let listed = || async {
+        let (status, page) = api.get(&table).await?;
+        anyhow::ensure!(status == 200, "{page}");
+        anyhow::Ok(page["items"].as_array().map_or(0, Vec::len))
+    };
+    eventually(TIMEOUT, "the replica has both sightings", || async {
+        Ok((listed().await? == 2).then_some(()))
+    })
+    .await?;
+
+    let mut standby = replica.superuser().await?;
+    sqlx::query("SELECT pg_wal_replay_pause()")
+        .execute(&mut standby)
+        .await?;
+    phone.record(&records::sighting(
+        camille.account_id,
+        "Erithacus rubecula",
+        1,
+    ))?;
+    phone.wait_synced(TIMEOUT).await?;
+    let on_primary: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sightings WHERE territory_id = $1")
+            .bind(t)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(on_primary, 3, "the primary stored the third sighting");
+    assert_eq!(
+        listed().await?,
+        2,
+        "the review table reads the paused replica"
+    );
+    assert_eq!(
+        csv_rows(&server, &export, &coordinator.token).await?,
+        2,
+        "so does the export"
+    );
+
+    sqlx::query("SELECT pg_wal_replay_resume()")
+        .execute(&mut standby)
+        .await?;
+    eventually(TIMEOUT, "the replica catching up", || async {
+        Ok((listed().await? == 3).then_some(()))
+    })
+    .await?;
+    assert_eq!(csv_rows(&server, &export, &coordinator.token).await?, 3);
     Ok(())
 }
