@@ -20,6 +20,7 @@ pub mod inventory;
 pub mod live;
 pub mod markup;
 pub mod notifications;
+pub mod personal_data;
 pub mod photos;
 pub mod reports;
 pub mod retention;

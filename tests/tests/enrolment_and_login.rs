@@ -8,8 +8,12 @@ use std::{
     time::Duration,
 };
 
-use fieldnotes_tests::{accounts, init_test_logging, server_binary, ServerProcess, TestDatabase};
+use fieldnotes_tests::{
+    accounts, init_test_logging, records, server_binary, world::World, ServerProcess, TestDatabase,
+};
+use mobile_bridge::Phone;
 use reqwest::Method;
+use schemas::{FieldRecord, TimesheetEntry};
 use serde_json::{json, Value};
 use server::auth::{admin, AuthError, Role};
 use sqlx::postgres::PgListener;
@@ -1176,5 +1180,96 @@ async fn personal_data_past_its_retention_is_purged_and_the_rest_kept() -> anyho
         0,
         "a second purge finds nothing"
     );
+    Ok(())
+}
+
+/// A volunteer downloads what the service holds about them: their account
+/// and phone, the records of their notebook as they typed them, and the
+/// coordinator's decision about one; nothing of another volunteer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volunteer_downloads_their_own_data_and_only_theirs() -> anyhow::Result<()> {
+    let world = World::builder("Parc des données")
+        .coordinator("Coordination")
+        .volunteer("Camille")
+        .volunteer("Bob")
+        .build()
+        .await?;
+    let t = world.territory.id;
+    let url = world.server.sync_url();
+    let camille = world.volunteer("Camille");
+    let tit = records::sighting(camille.account_id, "Parus major", 2);
+    let hours = TimesheetEntry::from_raw(&records::timesheet_json(camille.account_id))
+        .expect("the sample timesheet entry is valid");
+    let mut phone = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
+    phone.record(&tit)?;
+    phone.record(&hours)?;
+    phone.go_online(&url).await?;
+    phone.wait_synced(Duration::from_secs(30)).await?;
+    let bob = world.volunteer("Bob");
+    let mut bobs = Phone::new_notebook(bob.notebook(), Some(bob.device.clone())).await?;
+    bobs.record(&records::sighting(bob.account_id, "Turdus merula", 1))?;
+    bobs.go_online(&url).await?;
+    bobs.wait_synced(Duration::from_secs(30)).await?;
+    let decided = world
+        .server
+        .as_(&world.coordinator().token)
+        .post(
+            &format!("/api/territories/{t}/review/decisions"),
+            &json!({"decision": "verification", "status": "1", "records": [tit.id()], "reason": "photo nette"}),
+        )
+        .await?;
+    assert_eq!(decided.0, 200, "{}", decided.1);
+
+    let response = reqwest::Client::new()
+        .get(world.server.http_url("/api/me/data"))
+        .bearer_auth(&camille.device.secret)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .headers()
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("fieldnotes-my-data.json")),
+        "a download"
+    );
+    let data: Value = response.json().await?;
+    assert_eq!(data["account"]["displayName"], "Camille", "{data}");
+    assert_eq!(data["devices"].as_array().map(Vec::len), Some(1), "{data}");
+    assert_eq!(data["memberships"][0]["role"], "volunteer");
+    let records = data["notebooks"][0]["records"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut kinds: Vec<&str> = records.iter().filter_map(|r| r["kind"].as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["sighting", "timesheet_entry"], "{data}");
+    let sighting = records
+        .iter()
+        .find(|r| r["kind"] == "sighting")
+        .expect("the sighting");
+    assert_eq!(sighting["record"]["scientificName"], "Parus major");
+    assert_eq!(sighting["record"]["individualCount"], 2);
+    assert_eq!(
+        (
+            &data["decisions"][0]["recordId"],
+            &data["decisions"][0]["status"],
+            &data["decisions"][0]["reason"],
+            &data["decisions"][0]["decidedBy"]
+        ),
+        (
+            &json!(tit.id()),
+            &json!("1"),
+            &json!("photo nette"),
+            &json!("Coordination")
+        )
+    );
+    assert!(
+        !data.to_string().contains("Turdus merula"),
+        "nothing of Bob's: {data}"
+    );
+    let anonymous = reqwest::get(world.server.http_url("/api/me/data")).await?;
+    assert_eq!(anonymous.status(), 401);
     Ok(())
 }
