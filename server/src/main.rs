@@ -33,15 +33,25 @@ async fn main() -> anyhow::Result<()> {
         _ => None,
     };
 
-    let (database_url, embedded) = match &config.database_url {
-        Some(url) => (url.clone(), None),
+    let (database, embedded) = match &config.database_url {
+        Some(url) => (
+            Database {
+                url: url.clone(),
+                owner_url: config.database_owner_url.clone(),
+            },
+            None,
+        ),
         None => {
             let data_dir = std::path::absolute(config.data_dir.join("postgres"))
                 .context("resolving the data directory")?;
             let embedded = EmbeddedPostgres::start(&data_dir)
                 .await
                 .context("starting the embedded PostgreSQL cluster")?;
-            (embedded.database_url(), Some(embedded))
+            let database = Database {
+                url: embedded.service_url(),
+                owner_url: Some(embedded.database_url()),
+            };
+            (database, Some(embedded))
         }
     };
 
@@ -52,11 +62,11 @@ async fn main() -> anyhow::Result<()> {
                 display_name,
             }),
             Some(password),
-        ) => create_admin(&config, &database_url, email, display_name, &password).await,
+        ) => create_admin(&config, &database, email, display_name, &password).await,
         (Some(Command::VerifyAudit { territory }), _) => {
-            verify_audit(&config, &database_url, *territory).await
+            verify_audit(&config, &database, *territory).await
         }
-        _ => run(&config, &database_url).await,
+        _ => run(&config, &database).await,
     };
     if let Some(embedded) = embedded {
         if let Err(error) = embedded.stop().await {
@@ -85,8 +95,21 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
-    let pool = connect_database(database_url, config.db_connections).await?;
+/// Where the service's database is: the URL it logs in with, and the
+/// owner's for the migrations when it is another role.
+struct Database {
+    url: String,
+    owner_url: Option<String>,
+}
+
+impl Database {
+    async fn connect(&self, max_connections: u32) -> anyhow::Result<sqlx::PgPool> {
+        connect_database(&self.url, self.owner_url.as_deref(), max_connections).await
+    }
+}
+
+async fn run(config: &Config, database: &Database) -> anyhow::Result<()> {
+    let pool = database.connect(config.db_connections).await?;
     let read_pool = match &config.database_read_url {
         Some(url) => Some(connect_read_replica(url, config.db_connections).await?),
         None => None,
@@ -146,12 +169,12 @@ async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
 
 async fn create_admin(
     config: &Config,
-    database_url: &str,
+    database: &Database,
     email: &str,
     display_name: &str,
     password: &str,
 ) -> anyhow::Result<()> {
-    let pool = connect_database(database_url, config.db_connections.min(2)).await?;
+    let pool = database.connect(config.db_connections.min(2)).await?;
     let account = admin::create_account(&pool, display_name, Some(email), Some(password), true)
         .await
         .context("creating the admin account")?;
@@ -166,10 +189,10 @@ async fn create_admin(
 /// (exit status 1) names each broken territory.
 async fn verify_audit(
     config: &Config,
-    database_url: &str,
+    database: &Database,
     only: Option<uuid::Uuid>,
 ) -> anyhow::Result<()> {
-    let pool = connect_database(database_url, config.db_connections.min(2)).await?;
+    let pool = database.connect(config.db_connections.min(2)).await?;
     let territories: Vec<uuid::Uuid> = match only {
         Some(territory) => vec![territory],
         None => sqlx::query_scalar("SELECT id FROM territories ORDER BY id")
