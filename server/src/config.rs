@@ -180,6 +180,17 @@ pub struct Config {
     #[arg(long, env = "FIELDNOTES_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Stored chunks (one per sync that changed it) a document may have
+    /// before its chunks are compacted into one snapshot: storage and load
+    /// time stay bounded. Checked every minute.
+    #[arg(
+        long,
+        env = "FIELDNOTES_COMPACT_AFTER_CHUNKS",
+        default_value_t = crate::sync::compaction::COMPACT_AFTER_CHUNKS,
+        value_parser = clap::value_parser!(i64).range(2..)
+    )]
+    pub compact_after_chunks: i64,
+
     /// How logs are written to stderr: `text` for people (coloured only on a
     /// terminal), `json` for log collectors (one object per line). Which
     /// events: RUST_LOG (default `info`).

@@ -183,6 +183,8 @@ pub struct ServeOptions {
     /// A read replica for the review table and the exports
     /// (`DATABASE_READ_URL`); None: they read the primary.
     pub read_pool: Option<PgPool>,
+    /// Chunks a document may have before it is compacted into one snapshot.
+    pub compact_after_chunks: i64,
 }
 
 /// Runs the service on `listener` until `shutdown` resolves or storage fails
@@ -232,6 +234,19 @@ pub async fn serve(
                         audit::chain::Turn::ToTheEnd => audit::chain::catch_up(&pool).await,
                     }
                 }
+            }
+        },
+    ));
+    let compact_after_chunks = options.compact_after_chunks;
+    tokio::spawn(every(
+        sync::compaction::COMPACT_EVERY,
+        "compacting documents' chunks",
+        stop_background.child_token(),
+        {
+            let pool = pool.clone();
+            move || {
+                let pool = pool.clone();
+                async move { sync::compaction::compact_due(&pool, compact_after_chunks).await }
             }
         },
     ));

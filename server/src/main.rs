@@ -163,6 +163,7 @@ async fn run(config: &Config, database: &Database) -> anyhow::Result<()> {
             .map(|url| url.as_str().trim_end_matches('/').to_string()),
         metrics: config.metrics_listen.is_some(),
         read_pool,
+        compact_after_chunks: config.compact_after_chunks,
     };
     serve(pool, listener, options, shutdown_signal()).await
 }

@@ -1,4 +1,5 @@
-//! Killing the server (SIGKILL) after it acknowledged changes loses none of them.
+//! Killing the server (SIGKILL) after it acknowledged changes loses none of
+//! them; a compaction cut short loses nothing, and a completed one reads the same.
 
 use std::time::Duration;
 
@@ -56,5 +57,139 @@ async fn acknowledged_changes_survive_a_sigkill() -> anyhow::Result<()> {
     );
     second.shut_down().await;
     phone.shut_down().await;
+    Ok(())
+}
+
+/// Sightings synced one at a time: a chunk per sync.
+const SYNCS: usize = 70;
+
+/// The records of `doc_id` as stored, and its heads.
+async fn stored(
+    pool: &sqlx::PgPool,
+    doc_id: &str,
+) -> anyhow::Result<(Vec<String>, Vec<serde_json::Value>)> {
+    let mut conn = pool.acquire().await?;
+    let committed = server::inventory::materialise::load_committed(&mut conn, doc_id).await?;
+    let mut heads: Vec<String> = committed
+        .doc
+        .get_heads()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    heads.sort();
+    let mut records: Vec<serde_json::Value> = sync::documents::read_notebook(&committed.doc)
+        .records
+        .into_iter()
+        .map(|record| record.raw)
+        .collect();
+    records.sort_by_key(ToString::to_string);
+    Ok((heads, records))
+}
+
+async fn chunks_of(pool: &sqlx::PgPool, doc_id: &str) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM automerge_chunks WHERE doc_id = $1")
+            .bind(doc_id)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// A notebook synced one sighting at a time holds a chunk per sync; a
+/// compaction cut short before its commit (as a killed process's transaction
+/// is rolled back) changes nothing; completed, it leaves one snapshot that
+/// loads to the same heads and records, with the receipts and the audit
+/// trail as they were, and the phone syncs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_notebook_reads_the_same_and_a_compaction_cut_short_loses_nothing(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    // The server's own compaction waits: the test compacts when it wants.
+    let server = ServerProcess::start_with(&db.url, &["--compact-after-chunks", "1000000"])?;
+    let pool = db.pool().await?;
+    let territory = phones::territory_within(&pool, "Parc compact", None).await?;
+    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    let mut phone = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
+    phone.go_online(&server.sync_url()).await?;
+    for n in 0..SYNCS {
+        phone.record(&records::sighting(
+            camille.account_id,
+            "Parus major",
+            n as i64 + 1,
+        ))?;
+        phone.wait_synced(Duration::from_secs(30)).await?;
+    }
+    let doc_id: String = sqlx::query_scalar("SELECT doc_id FROM documents WHERE owner_id = $1")
+        .bind(camille.account_id)
+        .fetch_one(&pool)
+        .await?;
+    assert!(chunks_of(&pool, &doc_id).await? >= SYNCS as i64);
+    fieldnotes_tests::eventually(
+        Duration::from_secs(30),
+        "the audit trail written out",
+        || async {
+            let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_commits_pending")
+                .fetch_one(&pool)
+                .await?;
+            Ok((pending == 0).then_some(()))
+        },
+    )
+    .await?;
+    let before = stored(&pool, &doc_id).await?;
+    let chunks_before = chunks_of(&pool, &doc_id).await?;
+    let receipts = "SELECT count(*) FROM change_receipts WHERE doc_id = $1";
+    let receipts_before: i64 = sqlx::query_scalar(receipts)
+        .bind(&doc_id)
+        .fetch_one(&pool)
+        .await?;
+    let audit = "SELECT count(*) FROM audit_log WHERE doc_id = $1";
+    let audit_before: i64 = sqlx::query_scalar(audit)
+        .bind(&doc_id)
+        .fetch_one(&pool)
+        .await?;
+
+    let mut cut_short = pool.begin().await?;
+    let done = server::sync::compaction::compact_in(&mut cut_short, &doc_id).await?;
+    assert!(done.is_some(), "there was something to compact");
+    drop(cut_short);
+    assert_eq!(
+        chunks_of(&pool, &doc_id).await?,
+        chunks_before,
+        "nothing changed"
+    );
+    assert_eq!(stored(&pool, &doc_id).await?, before);
+
+    let removed = server::sync::compaction::compact_due(&pool, 64).await?;
+    assert_eq!(removed, chunks_before as u64 - 1);
+    assert_eq!(chunks_of(&pool, &doc_id).await?, 1, "one snapshot");
+    assert_eq!(
+        stored(&pool, &doc_id).await?,
+        before,
+        "the same heads and records"
+    );
+    let receipts_after: i64 = sqlx::query_scalar(receipts)
+        .bind(&doc_id)
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(receipts_after, receipts_before);
+    let audit_after: i64 = sqlx::query_scalar(audit)
+        .bind(&doc_id)
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(audit_after, audit_before);
+    let verification = server::audit::verify::verify(&pool, territory.id, None).await?;
+    assert!(verification.intact, "{verification:?}");
+
+    // The phone goes on: its next sighting is stored beside the snapshot.
+    let last = records::sighting(camille.account_id, "Erithacus rubecula", 1);
+    phone.record(&last)?;
+    phone.wait_synced(Duration::from_secs(30)).await?;
+    let found: i64 = sqlx::query_scalar("SELECT count(*) FROM sightings WHERE id = $1")
+        .bind(last.id())
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(found, 1);
+    assert_eq!(chunks_of(&pool, &doc_id).await?, 2);
     Ok(())
 }

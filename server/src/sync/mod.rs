@@ -14,7 +14,9 @@
 //! - [`store`]: loading documents, and the committers that store accepted
 //!   changes with the inventory in shared transactions (group commit);
 //! - [`access`]: who may read or write a document, per-credential limits, and
-//!   closing the connections of revoked credentials.
+//!   closing the connections of revoked credentials;
+//! - [`compaction`]: a document's chunks merged into one snapshot once they
+//!   are many, so storage and load time stay bounded.
 //!
 //! [`SyncCore`] holds the map from document id to its owner (the only place
 //! where all documents meet, touched once per message), and follows the
@@ -23,6 +25,7 @@
 //! changes reach this process's connected peers.
 
 pub mod access;
+pub mod compaction;
 mod connection;
 mod document;
 mod peer;

@@ -2,8 +2,8 @@
 //! group commit.
 //!
 //! A document's changes live as chunks in `automerge_chunks` under keys
-//! `<doc>/incremental/<hash>` (and `<doc>/snapshot/<hash>` for documents an
-//! earlier version of the server compacted): all of a document's chunks loaded
+//! `<doc>/incremental/<hash>` (and `<doc>/snapshot/<hash>` once
+//! [`super::compaction`] merged them): all of a document's chunks loaded
 //! together are the document. Accepted changes are stored as one chunk with
 //! the inventory rows they change, the receipts naming who delivered them,
 //! and a `NOTIFY` telling the other server processes, all in one transaction.
