@@ -1,7 +1,7 @@
 //! `fieldnotes-server`: starts the sync server, with its own PostgreSQL cluster
 //! when no `DATABASE_URL` is given; `create-admin` bootstraps the first admin
 //! account on the same database; `verify-audit` checks the audit trail's
-//! hash chains.
+//! hash chains; `backup` and `restore` copy the database to a file and back.
 
 use std::{
     io::{BufRead, IsTerminal, Write},
@@ -13,6 +13,7 @@ use clap::Parser;
 use fieldnotes_server::{
     audit,
     auth::admin,
+    backup,
     config::{Command, LogFormat},
     connect_database,
     connections::{connection_cap, ConnectionLimits},
@@ -56,6 +57,19 @@ async fn main() -> anyhow::Result<()> {
         (Some(Command::VerifyAudit { territory }), _) => {
             verify_audit(&config, &database_url, *territory).await
         }
+        (Some(Command::Backup { output }), _) => backup::backup(&database_url, output)
+            .await
+            .map(|bytes| {
+                println!(
+                    "{}",
+                    serde_json::json!({ "backup": output, "bytes": bytes })
+                )
+            })
+            .with_context(|| format!("backing up to {}", output.display())),
+        (Some(Command::Restore { input }), _) => backup::restore(&database_url, input)
+            .await
+            .map(|()| println!("{}", serde_json::json!({ "restored": input })))
+            .with_context(|| format!("restoring {}", input.display())),
         _ => run(&config, &database_url).await,
     };
     if let Some(embedded) = embedded {
