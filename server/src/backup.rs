@@ -22,6 +22,7 @@
 //! a password to every user of the machine.
 
 use std::{
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::Stdio,
     str::FromStr,
@@ -39,10 +40,24 @@ use crate::embedded_pg;
 ///
 /// The dump goes to a temporary file beside `output`, renamed once
 /// `pg_dump` succeeded: an interrupted backup never leaves a truncated file
-/// under the backup's name. Returns the backup's size in bytes.
+/// under the backup's name. The file is readable by its owner only (created
+/// so before `pg_dump` writes into it): it holds personal data and the
+/// credentials' hashes. Returns the backup's size in bytes.
 pub async fn backup(database_url: &str, output: &Path) -> anyhow::Result<u64> {
     let connection = Database::from_url(database_url)?;
     let partial = partial_path(output)?;
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .await
+        .with_context(|| format!("creating {}", partial.display()))?;
+    // A file left by an earlier attempt keeps its mode through `open`.
+    tokio::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
+        .await
+        .with_context(|| format!("restricting {} to its owner", partial.display()))?;
     let mut command = connection.command("pg_dump")?;
     command.arg("--format=custom").arg("--file").arg(&partial);
     let result = run(command, "pg_dump").await;

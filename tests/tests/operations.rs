@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fieldnotes_tests::{
-    eventually, init_test_logging, maintenance_url, phones, raw_peer::RawPeer, records,
+    accounts, eventually, init_test_logging, maintenance_url, phones, raw_peer::RawPeer, records,
     run_server_command, ServerProcess, TestDatabase,
 };
 use mobile_bridge::{
@@ -364,6 +364,46 @@ fn audit_verifies(database_url: &str) -> anyhow::Result<i64> {
     Ok(entries)
 }
 
+/// The coordinator holding `token` verifies `record` with `status`.
+async fn verify(
+    server: &ServerProcess,
+    token: &str,
+    territory: uuid::Uuid,
+    record: uuid::Uuid,
+    status: &str,
+) -> anyhow::Result<()> {
+    let (code, body) = server
+        .as_(token)
+        .post(
+            &format!("/api/territories/{territory}/review/decisions"),
+            &serde_json::json!({
+                "decision": "verification", "status": status, "reason": "seen on the photo",
+                "records": [record],
+            }),
+        )
+        .await?;
+    anyhow::ensure!(code == 200, "{code} {body}");
+    Ok(())
+}
+
+/// Waits until `phone`'s review document holds a verification of `record`
+/// with `status`.
+async fn decision_on_phone(
+    phone: &Phone,
+    review: &samod::DocumentId,
+    record: uuid::Uuid,
+    status: &str,
+) -> anyhow::Result<()> {
+    eventually(TIMEOUT, "the decision on the phone", || async {
+        let decisions = phone.decisions(review.clone()).await?;
+        Ok(decisions
+            .iter()
+            .any(|d| d.record_id == record && d.status == status)
+            .then_some(()))
+    })
+    .await
+}
+
 /// A small photo as the phone stores it (processed from a PNG).
 fn small_photo() -> anyhow::Result<mobile_bridge::photos::ProcessedPhoto> {
     let pixels = image::RgbImage::from_fn(64, 48, |x, y| {
@@ -379,12 +419,16 @@ const BACKUP_VOLUNTEERS: [&str; 3] = ["Anaïs", "Bastien", "Chloé"];
 
 /// Three phones sync sightings (and one a photo); a backup is taken with the
 /// real `fieldnotes-server backup` while one phone goes on recording and
-/// syncing; then every phone records a new sighting and edits an old one.
+/// syncing; then every phone records a new sighting and edits an old one,
+/// and a coordinator's decision reaches the first phone's review document.
 /// The server stops, the backup is restored into a new database with the
 /// real `restore`, and a server starts on it: the audit chain verifies, the
 /// restored inventory lacks what came after the backup, and once the phones
 /// (which kept their notebooks) reconnect, it equals the inventory from
-/// before the restore; the chain still verifies, longer.
+/// before the restore; the chain still verifies, longer. The phone whose
+/// review document holds the lost decision heals like the others (it is not
+/// led to offer that document's changes, which the judge would refuse), and
+/// still receives the decisions taken after the restore.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_backup_verifies_and_the_phones_heal_what_it_missed() -> anyhow::Result<()> {
     init_test_logging();
@@ -403,6 +447,28 @@ async fn a_restored_backup_verifies_and_the_phones_heal_what_it_missed() -> anyh
         phone.wait_synced(TIMEOUT).await?;
         devices.push((volunteer, phone, first.id()));
     }
+    let coordinator = accounts::password_actor(
+        &pool,
+        "Marie",
+        Some((territory.id, server::auth::Role::Coordinator)),
+        false,
+    )
+    .await?;
+    let (code, body) = server
+        .as_(&devices[0].0.device.secret)
+        .get(&format!(
+            "/api/territories/{}/review-document",
+            territory.id
+        ))
+        .await?;
+    anyhow::ensure!(code == 200, "{code} {body}");
+    let review: samod::DocumentId = body["documentId"]
+        .as_str()
+        .context("the review document's id")?
+        .parse()?;
+    verify(&server, &coordinator.token, territory.id, devices[0].2, "1").await?;
+    decision_on_phone(&devices[0].1, &review, devices[0].2, "1").await?;
+
     let photo = small_photo()?;
     let photo_dir = tempfile::tempdir()?;
     let outbox = PhotoOutbox::new(photo_dir.path())?;
@@ -454,6 +520,12 @@ async fn a_restored_backup_verifies_and_the_phones_heal_what_it_missed() -> anyh
         std::fs::metadata(&file)?.len(),
         announced["bytes"].as_u64().unwrap_or_default()
     );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file)?.permissions().mode() & 0o777,
+        0o600,
+        "the backup is its owner's only"
+    );
     tracing::info!(during, "sightings synced while the backup ran");
 
     // After the backup: a new sighting on each phone, and an edit of its first.
@@ -470,6 +542,9 @@ async fn a_restored_backup_verifies_and_the_phones_heal_what_it_missed() -> anyh
         phone.wait_synced(TIMEOUT).await?;
         after_backup.push(sighting.id());
     }
+    // A decision only the server held (and the first phone's review document).
+    verify(&server, &coordinator.token, territory.id, devices[0].2, "2").await?;
+    decision_on_phone(&devices[0].1, &review, devices[0].2, "2").await?;
     let before = inventory(&pool).await?;
     assert_eq!(
         before
@@ -513,6 +588,19 @@ async fn a_restored_backup_verifies_and_the_phones_heal_what_it_missed() -> anyh
         audit_verifies(&restored.url)? > chained,
         "the healed changes are chained after the restored ones"
     );
+    // The review document still syncs: a decision on a healed sighting.
+    verify(
+        &server,
+        &coordinator.token,
+        territory.id,
+        after_backup[0],
+        "1",
+    )
+    .await?;
+    decision_on_phone(&devices[0].1, &review, after_backup[0], "1").await?;
+    for (_, phone, _) in &devices {
+        phone.wait_synced(TIMEOUT).await?;
+    }
     for (_, phone, _) in devices {
         phone.shut_down().await;
     }
