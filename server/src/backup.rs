@@ -45,6 +45,7 @@ use crate::embedded_pg;
 /// credentials' hashes. Returns the backup's size in bytes.
 pub async fn backup(database_url: &str, output: &Path) -> anyhow::Result<u64> {
     let connection = Database::from_url(database_url)?;
+    let mut command = connection.command("pg_dump")?;
     let partial = partial_path(output)?;
     tokio::fs::OpenOptions::new()
         .write(true)
@@ -58,7 +59,6 @@ pub async fn backup(database_url: &str, output: &Path) -> anyhow::Result<u64> {
     tokio::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
         .await
         .with_context(|| format!("restricting {} to its owner", partial.display()))?;
-    let mut command = connection.command("pg_dump")?;
     command.arg("--format=custom").arg("--file").arg(&partial);
     let result = run(command, "pg_dump").await;
     if let Err(error) = result {

@@ -39,6 +39,16 @@ async fn main() -> anyhow::Result<()> {
         None => {
             let data_dir = std::path::absolute(config.data_dir.join("postgres"))
                 .context("resolving the data directory")?;
+            // Starting the embedded cluster creates one where there is none:
+            // a mistyped --data-dir would back up an empty database.
+            if matches!(config.command, Some(Command::Backup { .. }))
+                && !data_dir.join("PG_VERSION").is_file()
+            {
+                anyhow::bail!(
+                    "{} holds no database to back up: give the server's --data-dir, or DATABASE_URL",
+                    config.data_dir.display()
+                );
+            }
             let embedded = EmbeddedPostgres::start(&data_dir)
                 .await
                 .context("starting the embedded PostgreSQL cluster")?;
