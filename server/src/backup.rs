@@ -10,10 +10,11 @@
 //! `pg_restore` pick what to restore; a DBA can run the same two programs by
 //! hand (docs/OPERATIONS.md gives the lines).
 //!
-//! Restoring is for an empty database only: merging a backup into a live
-//! one would mix two histories of the same documents and audit chains. It
-//! runs in one transaction, so a failed restore leaves the target as empty
-//! as it was. Phones heal what the backup missed: the server keeps no sync
+//! Both run as the schema's owner (`DATABASE_OWNER_URL`, else
+//! `DATABASE_URL`; the embedded cluster's superuser). Restoring is for an
+//! empty database only: merging a backup into a live one would mix two
+//! histories of the same documents and audit chains. It runs in one
+//! transaction, so a failed restore leaves the target as empty as it was. Phones heal what the backup missed: the server keeps no sync
 //! state between connections, so a phone ahead of the restored documents
 //! sends what the server lacks at its next connection.
 //!
@@ -76,18 +77,18 @@ pub async fn backup(database_url: &str, output: &Path) -> anyhow::Result<u64> {
     Ok(bytes)
 }
 
-/// Restores the backup `input` into the database at `database_url`, which
-/// must be empty (a new database; the server has never started on it).
+/// Restores the backup `input` into the database at `database_url` (the
+/// schema owner's), which must be empty (a new database; no server has
+/// started on it).
 ///
-/// `--no-owner`: the objects belong to the role restoring them, the one the
-/// server logs in with and migrates as, whoever owned them before.
-/// `--no-privileges`: the service role's grants are not restored but given
-/// again by the server at each start (`connect_database`), so the target
-/// cluster need not hold that role yet; it is created here if missing, as
-/// migration 0009 does (roles are the cluster's, not the database's, and are
-/// not in the backup). `--no-comments`: the only comment in the dump is
-/// PostGIS's on its extension, which a role that does not own the extension
-/// may not set. `--single-transaction`: all or nothing.
+/// `--no-owner`: the objects belong to the role restoring them, the owner
+/// the migrations run as, whoever owned them before. The backup's grants
+/// are restored: they are what the migrations gave `fieldnotes_service`
+/// (migration 0020 and later ones), which no start gives again; roles belong
+/// to the cluster, not the database, so that one is created first if
+/// missing, as migration 0009 does. `--no-comments`: the service's schema
+/// has none; the backup's are PostGIS's, which a role that does not own the
+/// extension may not set. `--single-transaction`: all or nothing.
 pub async fn restore(database_url: &str, input: &Path) -> anyhow::Result<()> {
     let connection = Database::from_url(database_url)?;
     // Before anything is started: a missing file is a clear error, not pg_restore's.
@@ -98,12 +99,16 @@ pub async fn restore(database_url: &str, input: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to database {}", connection.database))?;
     refuse_unless_empty(&mut target, &connection.database).await?;
+    sqlx::query(SERVICE_ROLE)
+        .execute(&mut target)
+        .await
+        .context("creating the role fieldnotes_service")?;
+    target.close().await.ok();
 
     let mut command = connection.command("pg_restore")?;
     command
         .args([
             "--no-owner",
-            "--no-privileges",
             "--no-comments",
             "--single-transaction",
             "--exit-on-error",
@@ -112,18 +117,15 @@ pub async fn restore(database_url: &str, input: &Path) -> anyhow::Result<()> {
         .arg(&connection.database)
         .arg(input);
     run(command, "pg_restore").await?;
-
-    sqlx::query(SERVICE_ROLE)
-        .execute(&mut target)
-        .await
-        .context("creating the role fieldnotes_service")?;
-    target.close().await.ok();
     tracing::info!(input = %input.display(), database = %connection.database, "backup restored");
     Ok(())
 }
 
 /// Migration 0009's creation of the service role, for a cluster that does
-/// not hold it yet (a restore into another PostgreSQL).
+/// not hold it yet (a restore into another PostgreSQL): the backup grants
+/// it its rights. A role that may not create it leaves that to the
+/// cluster's administrator (docs/DEPLOYMENT.md), and pg_restore then says
+/// the role is missing.
 const SERVICE_ROLE: &str = "DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fieldnotes_service') THEN

@@ -16,6 +16,25 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
 
+    /// The role that owns the schema, to run the migrations at start. Then
+    /// DATABASE_URL should log in as a role that is a member of
+    /// `fieldnotes_service` and nothing else, so that the running service
+    /// cannot take the owner's rights (docs/DEPLOYMENT.md). Without it, the
+    /// migrations run as DATABASE_URL's role.
+    #[arg(
+        long,
+        env = "DATABASE_OWNER_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_owner_url: Option<String>,
+
+    /// A read replica of that database (PostgreSQL streaming replication),
+    /// for the review table and the exports: their long scans then leave the
+    /// primary to the sync. Without it, they read DATABASE_URL.
+    #[arg(long, env = "DATABASE_READ_URL", hide_env_values = true)]
+    pub database_read_url: Option<String>,
+
     /// Where the embedded PostgreSQL cluster lives when no DATABASE_URL is given.
     #[arg(
         long,

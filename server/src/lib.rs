@@ -21,8 +21,10 @@ pub mod inventory;
 pub mod live;
 pub mod markup;
 pub mod notifications;
+pub mod personal_data;
 pub mod photos;
 pub mod reports;
+pub mod retention;
 pub mod review;
 pub mod species;
 pub mod sync;
@@ -44,26 +46,85 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connects to PostgreSQL and brings the schema up to date.
 ///
+/// The migrations run as `owner_url`'s role when given (the schema's owner,
+/// `DATABASE_OWNER_URL`), else as `database_url`'s; the service's
+/// connections log in with `database_url` and take `fieldnotes_service`
+/// (its rights come from the migrations) when their role may. Logging in as
+/// a member of `fieldnotes_service` only is what keeps a compromised process
+/// from rewriting the audit trail (docs/SECURITY.md).
+///
 /// JIT compilation is turned off for the service's sessions: the planner's
 /// cost estimates for the review queries over millions of rows (a `LIMIT`
 /// over a correlated probe) cross `jit_above_cost` although they read a few
 /// hundred index entries, and compiling then takes ~600 ms of a 70 ms query
 /// (docs/PERFORMANCE.md, "Review queries"). Every statement here is short.
-pub async fn connect_database(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+pub async fn connect_database(
+    database_url: &str,
+    owner_url: Option<&str>,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(database_url)
         .context("DATABASE_URL is not a PostgreSQL URL")?
         .options([("jit", "off")]);
-    // Migrations, and the service role's rights, as the login role.
-    let mut setup = PgConnection::connect_with(&options)
-        .await
-        .context("connecting to PostgreSQL (is DATABASE_URL right and the server running?)")?;
+    let owner_options = match owner_url {
+        Some(url) => {
+            PgConnectOptions::from_str(url).context("DATABASE_OWNER_URL is not a PostgreSQL URL")?
+        }
+        None => options.clone(),
+    };
+    let mut setup = PgConnection::connect_with(&owner_options).await.context(
+        "connecting to PostgreSQL to migrate (is the URL right and the server running?)",
+    )?;
     MIGRATOR
         .run(&mut setup)
         .await
         .context("applying database migrations (PostGIS must be installed on the server)")?;
-    let service_role = grant_service_role(&mut setup).await;
     setup.close().await.ok();
-    let pool = PgPoolOptions::new()
+    service_pool(options, max_connections)
+        .await
+        .context("connecting to PostgreSQL (is DATABASE_URL right and the server running?)")
+}
+
+/// Connects to a read replica of the service's database (`DATABASE_READ_URL`,
+/// PostgreSQL streaming replication): the pool the review table and the
+/// exports read from, so their long scans leave the primary to the sync.
+/// Nothing is migrated or granted there (a standby is read-only; it gets
+/// both from the primary); the connections take `fieldnotes_service` when
+/// the login role may, as on the primary.
+pub async fn connect_read_replica(
+    database_url: &str,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(database_url)
+        .context("DATABASE_READ_URL is not a PostgreSQL URL")?
+        .options([("jit", "off"), ("default_transaction_read_only", "on")]);
+    service_pool(options, max_connections)
+        .await
+        .context("connecting to the read replica (is DATABASE_READ_URL right and it running?)")
+}
+
+const SET_SERVICE_ROLE: &str = "SET ROLE fieldnotes_service";
+/// Whether the login role may take `fieldnotes_service`.
+const SERVICE_ROLE_AVAILABLE: &str =
+    "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fieldnotes_service') \
+       AND pg_has_role(current_user, 'fieldnotes_service', 'MEMBER')";
+
+/// A pool whose connections take `fieldnotes_service` when their login role
+/// may (a member of it, or the owner that created it); otherwise the service
+/// runs as its login role, said once here.
+async fn service_pool(
+    options: PgConnectOptions,
+    max_connections: u32,
+) -> Result<PgPool, sqlx::Error> {
+    let mut probe = PgConnection::connect_with(&options).await?;
+    let service_role: bool = sqlx::query_scalar(SERVICE_ROLE_AVAILABLE)
+        .fetch_one(&mut probe)
+        .await?;
+    probe.close().await.ok();
+    if !service_role {
+        tracing::warn!("role fieldnotes_service is missing or not available to the login role: the service runs as its login role");
+    }
+    PgPoolOptions::new()
         .max_connections(max_connections)
         .after_connect(move |conn, _| {
             Box::pin(async move {
@@ -75,59 +136,6 @@ pub async fn connect_database(database_url: &str, max_connections: u32) -> anyho
         })
         .connect_with(options)
         .await
-        .context("connecting to PostgreSQL (is DATABASE_URL right and the server running?)")?;
-    Ok(pool)
-}
-
-const SET_SERVICE_ROLE: &str = "SET ROLE fieldnotes_service";
-
-/// Gives `fieldnotes_service` (migration 0009) every right on the tables but
-/// rewriting the audit trail, the review history and the reports issued (0010), so that the service's own queries cannot
-/// update or delete an audit entry whatever role it logs in with. Done at
-/// every start, so tables of later migrations are included. False (and the
-/// service keeps its login role, the audit log then guarded by its triggers
-/// alone) when the login role may not grant or take that role.
-async fn grant_service_role(conn: &mut PgConnection) -> bool {
-    let result: Result<bool, sqlx::Error> = async {
-        let mut tx = conn.begin().await?;
-        let usable: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fieldnotes_service') \
-               AND pg_has_role(current_user, 'fieldnotes_service', 'MEMBER')",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if !usable {
-            return Ok(false);
-        }
-        // Two processes starting together would otherwise race on the grants.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fieldnotes_service grants'))")
-            .execute(&mut *tx)
-            .await?;
-        (&mut *tx)
-            .execute(
-            "GRANT USAGE ON SCHEMA public TO fieldnotes_service; \
-             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO fieldnotes_service; \
-             GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO fieldnotes_service; \
-             REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_log FROM fieldnotes_service; \
-             REVOKE UPDATE, DELETE, TRUNCATE ON audit_pending, audit_commits_set_aside, issued_reports, review_history FROM fieldnotes_service; \
-             REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_chain_heads FROM fieldnotes_service;",
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-    .await;
-    match result {
-        Ok(true) => true,
-        Ok(false) => {
-            tracing::warn!("role fieldnotes_service is missing or not available to the login role: the service runs as its login role");
-            false
-        }
-        Err(error) => {
-            tracing::warn!(%error, "could not grant fieldnotes_service its rights: the service runs as its login role");
-            false
-        }
-    }
 }
 
 /// Runs `work` every `period` until `stop`: the database's upkeep each
@@ -173,6 +181,9 @@ pub struct ServeOptions {
     /// Whether the process's metrics are served (`--metrics-listen`): the
     /// states they hold are then sampled.
     pub metrics: bool,
+    /// A read replica for the review table and the exports
+    /// (`DATABASE_READ_URL`); None: they read the primary.
+    pub read_pool: Option<PgPool>,
 }
 
 /// Runs the service on `listener` until `shutdown` resolves or storage fails
@@ -226,6 +237,18 @@ pub async fn serve(
         },
     ));
     tokio::spawn(every(
+        retention::PURGE_EVERY,
+        "purging personal data kept long enough",
+        stop_background.child_token(),
+        {
+            let pool = pool.clone();
+            move || {
+                let pool = pool.clone();
+                async move { retention::purge(&pool).await }
+            }
+        },
+    ));
+    tokio::spawn(every(
         review::counts::FOLD_EVERY,
         "folding the review counts",
         stop_background.child_token(),
@@ -251,6 +274,7 @@ pub async fn serve(
         stop_background.child_token(),
     );
     let state = http::AppState {
+        read_pool: options.read_pool.unwrap_or_else(|| pool.clone()),
         pool,
         sync: core.clone(),
         publisher,

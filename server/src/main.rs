@@ -15,7 +15,7 @@ use fieldnotes_server::{
     auth::admin,
     backup,
     config::{Command, LogFormat},
-    connect_database,
+    connect_database, connect_read_replica,
     connections::{connection_cap, ConnectionLimits},
     embedded_pg::EmbeddedPostgres,
     serve,
@@ -34,8 +34,14 @@ async fn main() -> anyhow::Result<()> {
         _ => None,
     };
 
-    let (database_url, embedded) = match &config.database_url {
-        Some(url) => (url.clone(), None),
+    let (database, embedded) = match &config.database_url {
+        Some(url) => (
+            Database {
+                url: url.clone(),
+                owner_url: config.database_owner_url.clone(),
+            },
+            None,
+        ),
         None => {
             let data_dir = std::path::absolute(config.data_dir.join("postgres"))
                 .context("resolving the data directory")?;
@@ -52,7 +58,11 @@ async fn main() -> anyhow::Result<()> {
             let embedded = EmbeddedPostgres::start(&data_dir)
                 .await
                 .context("starting the embedded PostgreSQL cluster")?;
-            (embedded.database_url(), Some(embedded))
+            let database = Database {
+                url: embedded.service_url(),
+                owner_url: Some(embedded.database_url()),
+            };
+            (database, Some(embedded))
         }
     };
 
@@ -63,11 +73,11 @@ async fn main() -> anyhow::Result<()> {
                 display_name,
             }),
             Some(password),
-        ) => create_admin(&config, &database_url, email, display_name, &password).await,
+        ) => create_admin(&config, &database, email, display_name, &password).await,
         (Some(Command::VerifyAudit { territory }), _) => {
-            verify_audit(&config, &database_url, *territory).await
+            verify_audit(&config, &database, *territory).await
         }
-        (Some(Command::Backup { output }), _) => backup::backup(&database_url, output)
+        (Some(Command::Backup { output }), _) => backup::backup(database.owner(), output)
             .await
             .map(|bytes| {
                 println!(
@@ -76,11 +86,11 @@ async fn main() -> anyhow::Result<()> {
                 )
             })
             .with_context(|| format!("backing up to {}", output.display())),
-        (Some(Command::Restore { input }), _) => backup::restore(&database_url, input)
+        (Some(Command::Restore { input }), _) => backup::restore(database.owner(), input)
             .await
             .map(|()| println!("{}", serde_json::json!({ "restored": input })))
             .with_context(|| format!("restoring {}", input.display())),
-        _ => run(&config, &database_url).await,
+        _ => run(&config, &database).await,
     };
     if let Some(embedded) = embedded {
         if let Err(error) = embedded.stop().await {
@@ -109,8 +119,31 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
-    let pool = connect_database(database_url, config.db_connections).await?;
+/// Where the service's database is: the URL it logs in with, and the
+/// owner's for the migrations when it is another role.
+struct Database {
+    url: String,
+    owner_url: Option<String>,
+}
+
+impl Database {
+    async fn connect(&self, max_connections: u32) -> anyhow::Result<sqlx::PgPool> {
+        connect_database(&self.url, self.owner_url.as_deref(), max_connections).await
+    }
+
+    /// The schema owner's URL (the migrations'): backups read and restores
+    /// write as the owner, which may read every table and own what it restores.
+    fn owner(&self) -> &str {
+        self.owner_url.as_deref().unwrap_or(&self.url)
+    }
+}
+
+async fn run(config: &Config, database: &Database) -> anyhow::Result<()> {
+    let pool = database.connect(config.db_connections).await?;
+    let read_pool = match &config.database_read_url {
+        Some(url) => Some(connect_read_replica(url, config.db_connections).await?),
+        None => None,
+    };
     let fd_limit = fieldnotes_server::connections::raise_fd_limit();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -159,18 +192,19 @@ async fn run(config: &Config, database_url: &str) -> anyhow::Result<()> {
             .as_ref()
             .map(|url| url.as_str().trim_end_matches('/').to_string()),
         metrics: config.metrics_listen.is_some(),
+        read_pool,
     };
     serve(pool, listener, options, shutdown_signal()).await
 }
 
 async fn create_admin(
     config: &Config,
-    database_url: &str,
+    database: &Database,
     email: &str,
     display_name: &str,
     password: &str,
 ) -> anyhow::Result<()> {
-    let pool = connect_database(database_url, config.db_connections.min(2)).await?;
+    let pool = database.connect(config.db_connections.min(2)).await?;
     let account = admin::create_account(&pool, display_name, Some(email), Some(password), true)
         .await
         .context("creating the admin account")?;
@@ -185,10 +219,10 @@ async fn create_admin(
 /// (exit status 1) names each broken territory.
 async fn verify_audit(
     config: &Config,
-    database_url: &str,
+    database: &Database,
     only: Option<uuid::Uuid>,
 ) -> anyhow::Result<()> {
-    let pool = connect_database(database_url, config.db_connections.min(2)).await?;
+    let pool = database.connect(config.db_connections.min(2)).await?;
     let territories: Vec<uuid::Uuid> = match only {
         Some(territory) => vec![territory],
         None => sqlx::query_scalar("SELECT id FROM territories ORDER BY id")

@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod phones;
 pub mod raw_peer;
 pub mod records;
+pub mod replica;
 pub mod world;
 
 use std::{

@@ -430,7 +430,7 @@ impl HandStored {
     async fn new(territory_name: &str) -> anyhow::Result<HandStored> {
         init_test_logging();
         let db = TestDatabase::create().await?;
-        let service = server::connect_database(&db.url, 2).await?;
+        let service = server::connect_database(&db.url, None, 2).await?;
         let territory = phones::territory(&service, territory_name).await?.id;
         let owner = Uuid::new_v4();
         let notebook = sync::documents::new_notebook(sync::documents::NotebookHeader {
@@ -702,7 +702,7 @@ async fn entries_of_territories_appended_in_turn_are_chained_in_append_order_eac
 ) -> anyhow::Result<()> {
     init_test_logging();
     let db = TestDatabase::create().await?;
-    let service = server::connect_database(&db.url, 2).await?;
+    let service = server::connect_database(&db.url, None, 2).await?;
     let north = phones::territory(&service, "Nord").await?.id;
     let south = phones::territory(&service, "Sud").await?.id;
     let mut appended = Vec::new();
@@ -777,7 +777,7 @@ async fn tampering_with_the_audit_log_is_found_at_the_right_entry_and_the_servic
     init_test_logging();
     let db = TestDatabase::create().await?;
     // The service's own pool: migrations applied, its role taken.
-    let service = server::connect_database(&db.url, 2).await?;
+    let service = server::connect_database(&db.url, None, 2).await?;
     let edited = audited_territory(&service, "Édité").await?;
     let deleted = audited_territory(&service, "Supprimé").await?;
     let swapped = audited_territory(&service, "Permuté").await?;

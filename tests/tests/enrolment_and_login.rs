@@ -8,8 +8,12 @@ use std::{
     time::Duration,
 };
 
-use fieldnotes_tests::{accounts, init_test_logging, server_binary, ServerProcess, TestDatabase};
+use fieldnotes_tests::{
+    accounts, init_test_logging, records, server_binary, world::World, ServerProcess, TestDatabase,
+};
+use mobile_bridge::Phone;
 use reqwest::Method;
+use schemas::{FieldRecord, TimesheetEntry};
 use serde_json::{json, Value};
 use server::auth::{admin, AuthError, Role};
 use sqlx::postgres::PgListener;
@@ -1035,5 +1039,237 @@ async fn a_batch_of_invitations_is_listed_with_its_states_and_a_pending_one_revo
         .post(&revoke(&json!(uuid::Uuid::new_v4())), &json!({}))
         .await?;
     assert_eq!(status, 404, "{body}");
+    Ok(())
+}
+
+/// Inserts one row per (what, age) and says which it expects kept.
+async fn aged_rows(pool: &sqlx::PgPool, f: &accounts::Fixture) -> anyhow::Result<()> {
+    let account = f.coordinator.account_id;
+    // Sessions: ended 40 and 31 days ago (gone); logged out 10 days ago and
+    // open (kept).
+    for (id, expires, revoked) in [
+        ("40 expired", "-40 days", None),
+        ("31 ended", "+1 day", Some("-31 days")),
+        ("10 ended", "+1 day", Some("-10 days")),
+        ("open", "+1 day", None),
+    ] {
+        sqlx::query(
+            "INSERT INTO sessions (id, account_id, token_hash, expires_at, revoked_at) \
+             VALUES (gen_random_uuid(), $1, $2, now() + $3::interval, now() + $4::interval)",
+        )
+        .bind(account)
+        .bind(format!("retention {id}"))
+        .bind(expires)
+        .bind(revoked)
+        .execute(pool)
+        .await?;
+    }
+    // Invitations: expired 100 days ago, redeemed 91 days ago (gone);
+    // revoked 10 days ago, pending (kept).
+    for (name, expires, redeemed, revoked) in [
+        ("expired 100", "-100 days", None, None),
+        ("redeemed 91", "+1 day", Some("-91 days"), None),
+        ("revoked 10", "+1 day", None, Some("-10 days")),
+        ("pending", "+1 day", None, None),
+    ] {
+        sqlx::query(
+            "INSERT INTO invitations (id, code_hash, territory_id, role, display_name, created_by, \
+                                      expires_at, redeemed_at, revoked_at) \
+             VALUES (gen_random_uuid(), $1, $2, 'volunteer', $3, $4, now() + $5::interval, \
+                     now() + $6::interval, now() + $7::interval)",
+        )
+        .bind(format!("retention {name}"))
+        .bind(f.territory_a)
+        .bind(format!("retention {name}"))
+        .bind(account)
+        .bind(expires)
+        .bind(redeemed)
+        .bind(revoked)
+        .execute(pool)
+        .await?;
+    }
+    // Password resets: expired 31 days ago (gone), still usable (kept).
+    for (name, expires) in [("expired 31", "-31 days"), ("usable", "+1 day")] {
+        sqlx::query(
+            "INSERT INTO password_resets (id, account_id, code_hash, issued_by, expires_at) \
+             VALUES (gen_random_uuid(), $1, $2, $1, now() + $3::interval)",
+        )
+        .bind(account)
+        .bind(format!("retention {name}"))
+        .bind(expires)
+        .execute(pool)
+        .await?;
+    }
+    // Login attempts: a window over an hour ago (gone), one open (kept).
+    for (key, started) in [("old@example.org", "-1 hour"), ("now@example.org", "0")] {
+        sqlx::query(
+            "INSERT INTO login_attempts (email_key, attempts, window_started) \
+             VALUES ($1, 3, now() + $2::interval)",
+        )
+        .bind(key)
+        .bind(started)
+        .execute(pool)
+        .await?;
+    }
+    // Photo uploads: untouched for 8 days (gone, with its chunk), yesterday's (kept).
+    for (digit, touched) in [("a", "-8 days"), ("b", "-1 day")] {
+        let sha256 = digit.repeat(64);
+        sqlx::query(
+            "INSERT INTO photo_uploads (sha256, account_id, territory_id, expected_size, updated_at) \
+             VALUES ($1, $2, $3, 10, now() + $4::interval)",
+        )
+        .bind(&sha256)
+        .bind(account)
+        .bind(f.territory_a)
+        .bind(touched)
+        .execute(pool)
+        .await?;
+        sqlx::query(
+            "INSERT INTO photo_upload_chunks (sha256, account_id, byte_offset, data) \
+             VALUES ($1, $2, 0, '\\x0102')",
+        )
+        .bind(&sha256)
+        .bind(account)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn personal_data_past_its_retention_is_purged_and_the_rest_kept() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let pool = db.pool().await?;
+    let f = accounts::seed(&pool).await?;
+    aged_rows(&pool, &f).await?;
+    let texts = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let mut kept: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await?;
+            kept.sort();
+            anyhow::Ok(kept)
+        }
+    };
+
+    let deleted = server::retention::purge(&pool).await?;
+    assert_eq!(deleted, 2 + 2 + 1 + 1 + 1, "rows purged");
+    assert_eq!(
+        texts("SELECT token_hash FROM sessions WHERE token_hash LIKE 'retention %'").await?,
+        ["retention 10 ended", "retention open"]
+    );
+    assert_eq!(
+        texts("SELECT display_name FROM invitations WHERE display_name LIKE 'retention %'").await?,
+        ["retention pending", "retention revoked 10"]
+    );
+    assert_eq!(
+        texts("SELECT code_hash FROM password_resets WHERE code_hash LIKE 'retention %'").await?,
+        ["retention usable"]
+    );
+    assert_eq!(
+        texts("SELECT email_key FROM login_attempts").await?,
+        ["now@example.org"]
+    );
+    assert_eq!(
+        texts("SELECT sha256 FROM photo_upload_chunks").await?,
+        ["b".repeat(64)],
+        "an abandoned upload's chunks go with it"
+    );
+    assert_eq!(
+        server::retention::purge(&pool).await?,
+        0,
+        "a second purge finds nothing"
+    );
+    Ok(())
+}
+
+/// A volunteer downloads what the service holds about them: their account
+/// and phone, the records of their notebook as they typed them, and the
+/// coordinator's decision about one; nothing of another volunteer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volunteer_downloads_their_own_data_and_only_theirs() -> anyhow::Result<()> {
+    let world = World::builder("Parc des données")
+        .coordinator("Coordination")
+        .volunteer("Camille")
+        .volunteer("Bob")
+        .build()
+        .await?;
+    let t = world.territory.id;
+    let url = world.server.sync_url();
+    let camille = world.volunteer("Camille");
+    let tit = records::sighting(camille.account_id, "Parus major", 2);
+    let hours = TimesheetEntry::from_raw(&records::timesheet_json(camille.account_id))
+        .expect("the sample timesheet entry is valid");
+    let mut phone = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
+    phone.record(&tit)?;
+    phone.record(&hours)?;
+    phone.go_online(&url).await?;
+    phone.wait_synced(Duration::from_secs(30)).await?;
+    let bob = world.volunteer("Bob");
+    let mut bobs = Phone::new_notebook(bob.notebook(), Some(bob.device.clone())).await?;
+    bobs.record(&records::sighting(bob.account_id, "Turdus merula", 1))?;
+    bobs.go_online(&url).await?;
+    bobs.wait_synced(Duration::from_secs(30)).await?;
+    let decided = world
+        .server
+        .as_(&world.coordinator().token)
+        .post(
+            &format!("/api/territories/{t}/review/decisions"),
+            &json!({"decision": "verification", "status": "1", "records": [tit.id()], "reason": "photo nette"}),
+        )
+        .await?;
+    assert_eq!(decided.0, 200, "{}", decided.1);
+
+    let response = reqwest::Client::new()
+        .get(world.server.http_url("/api/me/data"))
+        .bearer_auth(&camille.device.secret)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .headers()
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("fieldnotes-my-data.json")),
+        "a download"
+    );
+    let data: Value = response.json().await?;
+    assert_eq!(data["account"]["displayName"], "Camille", "{data}");
+    assert_eq!(data["devices"].as_array().map(Vec::len), Some(1), "{data}");
+    assert_eq!(data["memberships"][0]["role"], "volunteer");
+    let records = data["notebooks"][0]["records"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut kinds: Vec<&str> = records.iter().filter_map(|r| r["kind"].as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["sighting", "timesheet_entry"], "{data}");
+    let sighting = records
+        .iter()
+        .find(|r| r["kind"] == "sighting")
+        .expect("the sighting");
+    assert_eq!(sighting["record"]["scientificName"], "Parus major");
+    assert_eq!(sighting["record"]["individualCount"], 2);
+    assert_eq!(
+        (
+            &data["decisions"][0]["recordId"],
+            &data["decisions"][0]["status"],
+            &data["decisions"][0]["reason"],
+            &data["decisions"][0]["decidedBy"]
+        ),
+        (
+            &json!(tit.id()),
+            &json!("1"),
+            &json!("photo nette"),
+            &json!("Coordination")
+        )
+    );
+    assert!(
+        !data.to_string().contains("Turdus merula"),
+        "nothing of Bob's: {data}"
+    );
+    let anonymous = reqwest::get(world.server.http_url("/api/me/data")).await?;
+    assert_eq!(anonymous.status(), 401);
     Ok(())
 }

@@ -95,6 +95,7 @@ const TABLE: &[Row] = &[
     row("POST", "/api/auth/password-reset",              [A,  A,  A,  A,  A],     [A,  A,  A,  A,  A]),
     row("POST", "/api/password-resets",                  [U,  F,  F,  F,  A],     [U,  F,  F,  F,  A]),
     row("GET",  "/api/me",                               [U,  A,  A,  A,  A],     [U,  A,  A,  A,  A]),
+    row("GET",  "/api/me/data",                          [U,  A,  A,  A,  A],     [U,  A,  A,  A,  A]),
     // Passwords and web sessions are a session's business, not a phone's.
     row("PUT",  "/api/me/password",                      [U,  F,  A,  A,  A],     [U,  F,  A,  A,  A]),
     row("GET",  "/api/me/sessions",                      [U,  F,  A,  A,  A],     [U,  F,  A,  A,  A]),
@@ -332,7 +333,7 @@ async fn perform(
     {
         (
             "GET",
-            "/health" | "/ready" | "/api/me" | "/api/me/sessions" | "/api/devices"
+            "/health" | "/ready" | "/api/me" | "/api/me/data" | "/api/me/sessions" | "/api/devices"
             | "/api/territories" | "/api/openapi.json" | "/api/accounts",
         ) => (row.path.to_string(), token, None),
         ("PUT", "/api/me/password") => {

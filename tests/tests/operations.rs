@@ -3,17 +3,19 @@
 //! series present and moving when a phone syncs; `/ready` false while the
 //! database cannot be reached and true again after, while `/health` stays a
 //! liveness answer; SIGTERM in the middle of a storm of syncing phones: a
-//! clean exit within the bound, and every acknowledged change stored. A
-//! backup taken while phones sync, restored into a new database: the audit
-//! chain verifies, and once the phones reconnect the inventory is what it
-//! was before the restore; a restore over a database in use is refused.
+//! clean exit within the bound, and every acknowledged change stored; the
+//! review table and the exports reading a streaming replica; the service
+//! logging in as a role that cannot take the owner's rights back. A backup
+//! taken while phones sync, restored into a new database: the audit chain
+//! verifies, and once the phones reconnect the inventory is what it was
+//! before the restore; a restore over a database in use is refused.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use fieldnotes_tests::{
     accounts, eventually, init_test_logging, maintenance_url, phones, raw_peer::RawPeer, records,
-    run_server_command, ServerProcess, TestDatabase,
+    replica::Replica, run_server_command, workspace_root, ServerProcess, TestDatabase,
 };
 use mobile_bridge::{
     photos::{process_photo, PhotoOutbox, PhotoSettings},
@@ -22,6 +24,7 @@ use mobile_bridge::{
 use prometheus_parse::{Scrape, Value};
 use schemas::{FieldRecord, RecordKind};
 use serde_json::Value as Json;
+use server::auth::Role;
 use sqlx::{Connection, PgConnection, PgPool};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -327,6 +330,194 @@ async fn sigterm_during_a_storm_keeps_every_acknowledged_change_and_exits_in_tim
     Ok(())
 }
 
+/// Rows of a CSV export, its header aside.
+async fn csv_rows(server: &ServerProcess, path: &str, token: &str) -> anyhow::Result<usize> {
+    let text = reqwest::Client::new()
+        .get(server.http_url(path))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(text.lines().count().saturating_sub(1))
+}
+
+/// A streaming replica made with `pg_basebackup`, named by
+/// `--database-read-url`: the review table and the exports read from it.
+/// While its replay is paused, a sighting the primary stored is in neither;
+/// resumed, both show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_review_table_and_the_exports_read_from_a_streaming_replica() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let pool = db.pool().await?;
+    server::MIGRATOR.run(&pool).await?;
+    let replica = Replica::start().await?;
+    let server =
+        ServerProcess::start_with(&db.url, &["--database-read-url", &replica.url(&db.name)?])?;
+    let territory = phones::territory_within(&pool, "Parc répliqué", None).await?;
+    let t = territory.id;
+    let coordinator =
+        accounts::password_actor(&pool, "Coordination", Some((t, Role::Coordinator)), false)
+            .await?;
+    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    let mut phone = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
+    for name in ["Parus major", "Turdus merula"] {
+        phone.record(&records::sighting(camille.account_id, name, 1))?;
+    }
+    phone.go_online(&server.sync_url()).await?;
+    phone.wait_synced(TIMEOUT).await?;
+    let api = server.as_(&coordinator.token);
+    let table = format!("/api/territories/{t}/review/records?kind=sighting");
+    let export = format!("/api/territories/{t}/exports/sightings.csv?validation=0,1,2,3,4,5,6");
+    let listed = || async {
+        let (status, page) = api.get(&table).await?;
+        anyhow::ensure!(status == 200, "{page}");
+        anyhow::Ok(page["items"].as_array().map_or(0, Vec::len))
+    };
+    eventually(TIMEOUT, "the replica has both sightings", || async {
+        Ok((listed().await? == 2).then_some(()))
+    })
+    .await?;
+
+    let mut standby = replica.superuser().await?;
+    sqlx::query("SELECT pg_wal_replay_pause()")
+        .execute(&mut standby)
+        .await?;
+    phone.record(&records::sighting(
+        camille.account_id,
+        "Erithacus rubecula",
+        1,
+    ))?;
+    phone.wait_synced(TIMEOUT).await?;
+    let on_primary: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sightings WHERE territory_id = $1")
+            .bind(t)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(on_primary, 3, "the primary stored the third sighting");
+    assert_eq!(
+        listed().await?,
+        2,
+        "the review table reads the paused replica"
+    );
+    assert_eq!(
+        csv_rows(&server, &export, &coordinator.token).await?,
+        2,
+        "so does the export"
+    );
+
+    sqlx::query("SELECT pg_wal_replay_resume()")
+        .execute(&mut standby)
+        .await?;
+    eventually(TIMEOUT, "the replica catching up", || async {
+        Ok((listed().await? == 3).then_some(()))
+    })
+    .await?;
+    assert_eq!(csv_rows(&server, &export, &coordinator.token).await?, 3);
+    Ok(())
+}
+
+/// An installation of the previous release: the migrations up to 0019,
+/// applied by the schema's owner (the superuser here).
+async fn previous_release(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let files = tempfile::tempdir()?;
+    for entry in std::fs::read_dir(workspace_root().join("server").join("migrations"))? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let version: Option<u32> = name.split('_').next().and_then(|v| v.parse().ok());
+        if name.ends_with(".sql") && version.is_some_and(|v| v <= 19) {
+            std::fs::copy(&path, files.path().join(name))?;
+        }
+    }
+    sqlx::migrate::Migrator::new(files.path())
+        .await?
+        .run(pool)
+        .await?;
+    Ok(())
+}
+
+/// The service logs in as a member of `fieldnotes_service` only, the
+/// migrations run as the owner (`--database-owner-url`), on an installation
+/// of the previous release: it upgrades, a phone syncs, the audit trail
+/// chains and verifies; and that login role can neither take the owner's
+/// rights back (`SET ROLE`, `RESET ROLE`) nor rewrite the trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_login_role_cannot_take_the_owners_rights_nor_rewrite_the_trail(
+) -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let pool = db.pool().await?;
+    previous_release(&pool).await?;
+    let role = format!("fieldnotes_app_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!(
+        "CREATE ROLE {role} LOGIN NOSUPERUSER IN ROLE fieldnotes_service"
+    ))
+    .execute(&pool)
+    .await?;
+    let mut service_url = url::Url::parse(&db.url)?;
+    service_url
+        .set_username(&role)
+        .map_err(|()| anyhow::anyhow!("a URL with a user"))?;
+    let server =
+        ServerProcess::start_with(service_url.as_str(), &["--database-owner-url", &db.url])?;
+
+    let territory = phones::territory_within(&pool, "Parc des rôles", None).await?;
+    let t = territory.id;
+    let auditor =
+        accounts::password_actor(&pool, "Régie", Some((t, Role::RegieAuditor)), false).await?;
+    let camille = phones::enrol_volunteer(&pool, &territory, "Camille").await?;
+    let mut phone = Phone::new_notebook(camille.notebook(), Some(camille.device.clone())).await?;
+    phone.record(&records::sighting(camille.account_id, "Parus major", 1))?;
+    phone.go_online(&server.sync_url()).await?;
+    phone.wait_synced(TIMEOUT).await?;
+    let api = server.as_(&auditor.token);
+    let verification = eventually(TIMEOUT, "the change chained", || async {
+        let (status, verification) = api
+            .get(&format!("/api/territories/{t}/audit/verification"))
+            .await?;
+        anyhow::ensure!(status == 200, "{verification}");
+        Ok((verification["entries"].as_i64().unwrap_or_default() > 0).then_some(verification))
+    })
+    .await?;
+    assert_eq!(verification["intact"], true, "{verification}");
+    assert_eq!(verification["setAsideCount"], 0, "{verification}");
+
+    let mut service = PgConnection::connect(service_url.as_str()).await?;
+    let superuser: bool =
+        sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(&mut service)
+            .await?;
+    assert!(!superuser);
+    sqlx::query("RESET ROLE").execute(&mut service).await?;
+    let owner = sqlx::query("SET ROLE postgres").execute(&mut service).await;
+    assert!(owner.is_err(), "the owner's role is out of reach");
+    for rewrite in [
+        "UPDATE audit_log SET after = '{}'::jsonb",
+        "DELETE FROM audit_log",
+        "UPDATE audit_chain_heads SET seq = 0",
+        "DELETE FROM _sqlx_migrations",
+    ] {
+        let refused = sqlx::query(rewrite).execute(&mut service).await;
+        let code = refused
+            .as_ref()
+            .err()
+            .and_then(|e| e.as_database_error())
+            .and_then(|e| e.code())
+            .map(|c| c.to_string());
+        assert_eq!(
+            code.as_deref(),
+            Some("42501"),
+            "{rewrite}: insufficient_privilege ({refused:?})"
+        );
+    }
+    Ok(())
+}
+
 /// What coordinators find in the inventory: each sighting's fields that a
 /// phone's changes decide, each photo's bytes (their MD5), each invalid
 /// record; one line each, sorted.
@@ -450,7 +641,7 @@ async fn a_restored_backup_verifies_and_the_phones_heal_what_it_missed() -> anyh
     let coordinator = accounts::password_actor(
         &pool,
         "Marie",
-        Some((territory.id, server::auth::Role::Coordinator)),
+        Some((territory.id, Role::Coordinator)),
         false,
     )
     .await?;

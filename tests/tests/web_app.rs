@@ -528,6 +528,14 @@ async fn volunteers_are_invited_on_a_printed_sheet_and_a_lost_phone_revoked(
     browser.wait_for_text(page, &row, "Chloé")?;
     browser.click(page, &format!("{row} button"))?;
     browser.wait_for_text(page, &row, "Révoqué le")?;
+    assert_eq!(
+        browser.dialogs(page)?,
+        [
+            "Révoquer l’invitation de Dylan ? Son code ne pourra plus servir.",
+            "Révoquer le téléphone « Téléphone de Chloé » de Chloé ? Il ne pourra plus se synchroniser ; ce qu’il n’a pas encore envoyé y reste.",
+        ],
+        "each revocation asked first"
+    );
     // The phone's sync closes at once, and its credential is refused when
     // it tries again.
     browser.wait_for(phone, "[data-testid=sync-status][data-connected=false]")?;
@@ -1169,7 +1177,7 @@ async fn an_admin_resets_a_forgotten_password_through_the_pages(
 /// On their account page, the auditor sees their open sessions; a wrong old
 /// password is refused with the server's message naming `oldPassword`, and
 /// nothing changes; the right one changes it and ends every other session,
-/// which the list no longer shows.
+/// which the list no longer shows. They download their own data.
 async fn a_wrong_old_password_refuses_a_password_change(
     browser: &mut Driver,
     page: Page,
@@ -1220,6 +1228,13 @@ async fn a_wrong_old_password_refuses_a_password_change(
     assert_eq!(status, 401, "the other session is ended");
     let changed = admin::login(&survey.pool, &login.email, new_password).await?;
     assert!(changed.is_some(), "the new password logs in");
+
+    // Their own data, as a file.
+    let (path, name) = browser.download(page, "[data-testid=my-data]", "my-data.json")?;
+    assert_eq!(name, "fieldnotes-my-data.json");
+    let mine: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    assert_eq!(mine["account"]["displayName"], "Régie des Pentes", "{mine}");
+    assert_eq!(mine["memberships"][0]["role"], "regie_auditor", "{mine}");
     Ok(())
 }
 

@@ -3,6 +3,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from 'htm/preact';
 import { t, has, errorText, formatDate, setLanguage, language } from './i18n.js';
 import { useValue } from '../../../server/web/shared/state.js';
+import * as api from '../../../server/web/shared/api.js';
 import * as session from './session.js';
 import { notebook, marks, review, status, recordsOf, findRecord, reconnect } from './sync.js';
 import { waiting, kick } from './photos.js';
@@ -275,6 +276,23 @@ export function EditRecord({ id }) {
   return html`<${TimesheetForm} ...${props} />`;
 }
 
+/**
+ * Saves what the server holds about this person (`GET /api/me/data`) as a
+ * file: fetched with the phone's credential, handed to the browser as a blob.
+ */
+async function downloadMyData() {
+  const response = await api.request('/api/me/data');
+  if (!response.ok) throw await api.ApiError.of(response);
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = 'fieldnotes-my-data.json';
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 0);
+}
+
 export function Settings() {
   const who = useValue(session.enrolment);
   const { me } = useValue(session.profile);
@@ -313,6 +331,10 @@ export function Settings() {
       <button type="button" class="big" lang=${lang === 'fr' ? 'en' : 'fr'} onClick=${() => setLanguage(lang === 'fr' ? 'en' : 'fr')} data-testid="language-switch">
         ${t('lang.switch')}
       </button>
+      <button type="button" class="big" data-testid="my-data" onClick=${() => {
+        setMessage(null);
+        downloadMyData().catch((error) => setMessage(t('settings.myDataFailed', { reason: errorText(error) })));
+      }}>${t('settings.myData')}</button>
       <button type="button" class="big danger" onClick=${forget}>${t('settings.forget')}</button>
     </div>
     ${message ? html`<p role="alert" class="error">${message}</p>` : null}

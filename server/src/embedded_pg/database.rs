@@ -18,9 +18,18 @@ const DATABASE: &str = "fieldnotes";
 ///
 /// `sslmode=disable` is added because there is no TLS on a unix socket, and a `PGSSLMODE`
 /// in the environment would otherwise make sqlx insist on it.
+/// The login role the service uses on the embedded cluster: a member of
+/// `fieldnotes_service` only (see migration 0020), so the process cannot
+/// take the superuser's rights back. The superuser runs the migrations.
+pub(super) const SERVICE_LOGIN: &str = "fieldnotes_app";
+
 pub(super) fn database_url(socket_dir: &Path, port: u16) -> String {
+    url_as(SUPERUSER, socket_dir, port)
+}
+
+pub(super) fn url_as(user: &str, socket_dir: &Path, port: u16) -> String {
     format!(
-        "postgres://{SUPERUSER}@localhost/{DATABASE}?host={}&port={}&sslmode=disable",
+        "postgres://{user}@localhost/{DATABASE}?host={}&port={}&sslmode=disable",
         encode_query_value(&socket_dir.to_string_lossy()),
         port
     )
@@ -63,6 +72,38 @@ pub(super) async fn create_database(socket_dir: &Path, port: u16, data_dir: &Pat
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
             Err(e) => return Err(db_err("create database `fieldnotes`")(e)),
         }
+    }
+    // The service's login role, and the role it is a member of (migration
+    // 0009 creates that one too, if missing, on any installation). Checked
+    // before anything is created: a standby (read-only) has them from its
+    // primary.
+    let missing: bool = sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fieldnotes_service') \
+             OR NOT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)",
+    )
+    .bind(SERVICE_LOGIN)
+    .fetch_one(&mut conn)
+    .await
+    .map_err(db_err("look up the service's roles"))?;
+    if missing {
+        sqlx::query(&format!(
+            // Another process starting on the cluster may create them first.
+            "DO $$ BEGIN \
+               BEGIN \
+                 CREATE ROLE fieldnotes_service NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE; \
+               EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; \
+               END; \
+               BEGIN \
+                 CREATE ROLE {SERVICE_LOGIN} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE \
+                   IN ROLE fieldnotes_service; \
+               EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; \
+               END; \
+             END $$"
+        ))
+        .execute(&mut conn)
+        .await
+        .map_err(db_err("create the service's login role"))?;
+        tracing::info!(data_dir = %data_dir.display(), role = SERVICE_LOGIN, "created the service's login role");
     }
     let _ = conn.close().await;
     Ok(())

@@ -207,6 +207,13 @@ impl EmbeddedPostgres {
         database::database_url(&self.socket_dir, self.port)
     }
 
+    /// The URL the service logs in with: the `fieldnotes_app` role, a member
+    /// of `fieldnotes_service` only ([`database_url`](Self::database_url),
+    /// the superuser's, runs the migrations).
+    pub fn service_url(&self) -> String {
+        database::url_as(database::SERVICE_LOGIN, &self.socket_dir, self.port)
+    }
+
     /// pg_ctl stop -m fast, awaited.
     ///
     /// A server this process did not start (it was already running) is left running.

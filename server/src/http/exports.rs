@@ -160,7 +160,8 @@ fn streamed(
         })?;
     let (writer, reader) = tokio::io::duplex(PIPE_BYTES);
     let (done, finished) = tokio::sync::oneshot::channel();
-    let pool = state.pool.clone();
+    // Long scans: on the read replica when there is one.
+    let pool = state.read_pool.clone();
     tokio::spawn(async move {
         let _slot = slot;
         let started = std::time::Instant::now();

@@ -108,6 +108,11 @@ pub struct AppState {
     /// Cancelled when the process starts shutting down (`/ready` then says
     /// it is draining).
     pub draining: tokio_util::sync::CancellationToken,
+    /// Where the review table and the exports read: a read replica when one
+    /// is configured (`DATABASE_READ_URL`), else `pool`. A replica lags the
+    /// primary by its replay delay (milliseconds, normally): a decision just
+    /// taken may show a moment later there.
+    pub read_pool: PgPool,
 }
 
 /// The server's address for links and QR codes: `--public-url` when given,

@@ -100,6 +100,7 @@ async fn document() -> impl IntoResponse {
         sessions::logout,
         sessions::reset_password,
         sessions::me,
+        sessions::my_data,
         sessions::change_password,
         sessions::sessions,
         sessions::end_session,

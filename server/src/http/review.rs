@@ -133,7 +133,7 @@ async fn records(
 ) -> Result<Json<ReviewPage>, ApiError> {
     user.require_role(territory, READERS, "review the inventory")?;
     let selection = query(filter)?.check()?;
-    Ok(Json(selection.page(&state.pool, territory).await?))
+    Ok(Json(selection.page(&state.read_pool, territory).await?))
 }
 
 /// `GET …/review/counts`: the dashboard's figures.

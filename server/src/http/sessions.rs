@@ -24,6 +24,7 @@ pub fn routes() -> Routes {
         .route(Method::POST, "/api/auth/logout", logout)
         .route(Method::POST, "/api/auth/password-reset", reset_password)
         .route(Method::GET, "/api/me", me)
+        .route(Method::GET, "/api/me/data", my_data)
         .route(Method::PUT, "/api/me/password", change_password)
         .route(Method::GET, "/api/me/sessions", sessions)
         .route(Method::DELETE, "/api/me/sessions/{id}", end_session)
@@ -366,4 +367,38 @@ async fn reset_password(
 ) -> Result<StatusCode, ApiError> {
     password_reset::redeem(&state.pool, &reset.code, &reset.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everything the service holds about you
+///
+/// Your account, roles and phones, every record of your notebooks as the
+/// notebook holds it, and the coordinators' decisions about them, as one
+/// JSON file to keep or take elsewhere (RGPD art. 15 and 20; what else is
+/// kept about you, and for how long: docs/PRIVACY.md).
+#[utoipa::path(
+    get,
+    path = "/api/me/data",
+    operation_id = "myData",
+    responses(
+        (status = 200, description = "Your data, as a JSON download", body = crate::personal_data::PersonalData),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
+async fn my_data(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    let data = crate::personal_data::export(&state.pool, user.0.account_id)
+        .await
+        .map_err(|error| ApiError::Internal(format!("exporting personal data: {error:#}")))?
+        .ok_or(ApiError::Unauthorized)?;
+    tracing::info!(account = %user.0.account_id, "personal data exported");
+    Ok((
+        [(
+            axum::http::header::CONTENT_DISPOSITION,
+            "attachment; filename=\"fieldnotes-my-data.json\"",
+        )],
+        Json(data),
+    ))
 }

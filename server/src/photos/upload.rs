@@ -13,8 +13,9 @@ use super::{
     PhotoError,
 };
 
-/// Partial uploads untouched for this long are deleted when a new upload starts.
-const ABANDONED_AFTER: &str = "7 days";
+/// Partial uploads untouched for this long are deleted (`crate::retention`):
+/// the phone then uploads the photo from its start.
+pub const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 60 * 60);
 
 /// Whose upload of which photo, filed under which territory.
 #[derive(Debug, Clone, Copy)]
@@ -80,13 +81,6 @@ pub async fn append(
         device,
     } = *upload;
     let mut tx = pool.begin().await?;
-    if chunk.start == 0 {
-        sqlx::query(&format!(
-            "DELETE FROM photo_uploads WHERE updated_at < now() - interval '{ABANDONED_AFTER}'"
-        ))
-        .execute(&mut *tx)
-        .await?;
-    }
     // The upsert locks the upload's row: concurrent chunks of one upload queue here.
     let expected_size: i32 = sqlx::query_scalar!(
         "INSERT INTO photo_uploads (sha256, account_id, territory_id, device_id, expected_size) \

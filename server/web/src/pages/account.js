@@ -3,6 +3,7 @@
 import { useState } from 'preact/hooks';
 import { html } from 'htm/preact';
 import * as api from '../../shared/api.js';
+import { download } from '../download.js';
 import { t, formatDate } from '../i18n.js';
 import { attempt, Loading, Outcome, useLoad } from '../ui.js';
 
@@ -95,10 +96,24 @@ function IssueReset() {
   </form>`;
 }
 
+/** What the service holds about oneself, as a JSON file (RGPD art. 15 and 20). */
+function MyData() {
+  const [outcome, setOutcome] = useState(null);
+  return html`<section aria-labelledby="my-data-title">
+    <h2 id="my-data-title">${t('account.myData')}</h2>
+    <p>${t('account.myDataIntro')}</p>
+    <button type="button" data-testid="my-data"
+      onClick=${() => attempt(setOutcome, () => download('/api/me/data', 'fieldnotes-my-data.json'), t('account.myDataDone'))}>
+      ${t('account.myDataDownload')}</button>
+    <${Outcome} outcome=${outcome} />
+  </section>`;
+}
+
 export function Account({ isAdmin }) {
   const sessions = useLoad(() => api.get('/api/me/sessions'), []);
   return html`<h1>${t('account.title')}</h1>
     <${PasswordForm} onChanged=${sessions.reload} />
     <${Sessions} sessions=${sessions} />
+    <${MyData} />
     ${isAdmin && html`<${IssueReset} />`}`;
 }

@@ -140,6 +140,7 @@ function InvitationForm({ territory, onCreated }) {
 function InvitationList({ invitations }) {
   const [outcome, setOutcome] = useState(null);
   async function revoke(invitation) {
+    if (!confirm(t('invitations.revokeConfirm', { name: invitation.displayName }))) return;
     const done = await attempt(
       setOutcome,
       () => api.post(`/api/invitations/${invitation.id}/revoke`, {}).then(() => true),
@@ -184,6 +185,7 @@ function InvitationList({ invitations }) {
 function Devices({ devices }) {
   const [outcome, setOutcome] = useState(null);
   async function revoke(device) {
+    if (!confirm(t('devices.revokeConfirm', { name: device.name, person: device.accountName }))) return;
     const done = await attempt(
       setOutcome,
       () => api.post(`/api/devices/${device.id}/revoke`, {}).then(() => true),
