@@ -757,6 +757,17 @@ async fn a_restored_backup_verifies_and_the_phones_heal_what_it_missed() -> anyh
         String::from_utf8_lossy(&output.stderr)
     );
     let restored_pool = restored.pool().await?;
+    let rights: (bool, bool) = sqlx::query_as(
+        "SELECT has_table_privilege('fieldnotes_service', 'sightings', 'INSERT'),
+                has_table_privilege('fieldnotes_service', 'audit_log', 'UPDATE')",
+    )
+    .fetch_one(&restored_pool)
+    .await?;
+    assert_eq!(
+        rights,
+        (true, false),
+        "the service role's rights as the migrations gave them"
+    );
     let server = ServerProcess::start(&restored.url)?;
     let chained = audit_verifies(&restored.url)?;
     assert!(chained > 0, "the restored trail holds the backup's entries");
