@@ -1,6 +1,6 @@
 //! Command-line and environment configuration: serving (the default, with no
-//! subcommand) and the `create-admin` bootstrap command, which share how the
-//! database is found.
+//! subcommand), the `create-admin` bootstrap command, `verify-audit`, and
+//! `backup` / `restore`, which all share how the database is found.
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -238,6 +238,24 @@ pub enum Command {
         /// Only this territory.
         #[arg(long)]
         territory: Option<uuid::Uuid>,
+    },
+    /// Write a backup of the whole database to a file: documents, inventory,
+    /// photos, accounts and audit trail, as of one instant (`pg_dump
+    /// --format=custom`), while phones go on syncing.
+    ///
+    /// See docs/OPERATIONS.md for how often, and what a restore loses.
+    Backup {
+        /// The file to write (replaced if it exists, once the backup is whole).
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Restore a backup into an empty database (`pg_restore`, in one
+    /// transaction); then start the server on it. A database that holds
+    /// tables is refused, and left as it was.
+    Restore {
+        /// The file `backup` wrote.
+        #[arg(long)]
+        input: PathBuf,
     },
 }
 

@@ -1,7 +1,7 @@
 //! `fieldnotes-server`: starts the sync server, with its own PostgreSQL cluster
 //! when no `DATABASE_URL` is given; `create-admin` bootstraps the first admin
 //! account on the same database; `verify-audit` checks the audit trail's
-//! hash chains.
+//! hash chains; `backup` and `restore` copy the database to a file and back.
 
 use std::{
     io::{BufRead, IsTerminal, Write},
@@ -13,6 +13,7 @@ use clap::Parser;
 use fieldnotes_server::{
     audit,
     auth::admin,
+    backup,
     config::{Command, LogFormat},
     connect_database, connect_read_replica,
     connections::{connection_cap, ConnectionLimits},
@@ -44,6 +45,16 @@ async fn main() -> anyhow::Result<()> {
         None => {
             let data_dir = std::path::absolute(config.data_dir.join("postgres"))
                 .context("resolving the data directory")?;
+            // Starting the embedded cluster creates one where there is none:
+            // a mistyped --data-dir would back up an empty database.
+            if matches!(config.command, Some(Command::Backup { .. }))
+                && !data_dir.join("PG_VERSION").is_file()
+            {
+                anyhow::bail!(
+                    "{} holds no database to back up: give the server's --data-dir, or DATABASE_URL",
+                    config.data_dir.display()
+                );
+            }
             let embedded = EmbeddedPostgres::start(&data_dir)
                 .await
                 .context("starting the embedded PostgreSQL cluster")?;
@@ -66,6 +77,19 @@ async fn main() -> anyhow::Result<()> {
         (Some(Command::VerifyAudit { territory }), _) => {
             verify_audit(&config, &database, *territory).await
         }
+        (Some(Command::Backup { output }), _) => backup::backup(database.owner(), output)
+            .await
+            .map(|bytes| {
+                println!(
+                    "{}",
+                    serde_json::json!({ "backup": output, "bytes": bytes })
+                )
+            })
+            .with_context(|| format!("backing up to {}", output.display())),
+        (Some(Command::Restore { input }), _) => backup::restore(database.owner(), input)
+            .await
+            .map(|()| println!("{}", serde_json::json!({ "restored": input })))
+            .with_context(|| format!("restoring {}", input.display())),
         _ => run(&config, &database).await,
     };
     if let Some(embedded) = embedded {
@@ -105,6 +129,12 @@ struct Database {
 impl Database {
     async fn connect(&self, max_connections: u32) -> anyhow::Result<sqlx::PgPool> {
         connect_database(&self.url, self.owner_url.as_deref(), max_connections).await
+    }
+
+    /// The schema owner's URL (the migrations'): backups read and restores
+    /// write as the owner, which may read every table and own what it restores.
+    fn owner(&self) -> &str {
+        self.owner_url.as_deref().unwrap_or(&self.url)
     }
 }
 

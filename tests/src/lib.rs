@@ -246,6 +246,26 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Runs `fieldnotes-server <args>` (a subcommand: `backup`, `restore`,
+/// `verify-audit`…) on `database_url` to its end, as an operator would;
+/// its output whatever its exit status, for the test to judge.
+pub fn run_server_command(
+    database_url: &str,
+    args: &[&str],
+) -> anyhow::Result<std::process::Output> {
+    let binary = server_binary()?;
+    Command::new(&binary)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env(
+            "RUST_LOG",
+            std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".to_string()),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {} {}", binary.display(), args.join(" ")))
+}
+
 /// The real server binary running as a child process.
 pub struct ServerProcess {
     child: Child,

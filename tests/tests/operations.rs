@@ -5,21 +5,27 @@
 //! liveness answer; SIGTERM in the middle of a storm of syncing phones: a
 //! clean exit within the bound, and every acknowledged change stored; the
 //! review table and the exports reading a streaming replica; the service
-//! logging in as a role that cannot take the owner's rights back.
+//! logging in as a role that cannot take the owner's rights back. A backup
+//! taken while phones sync, restored into a new database: the audit chain
+//! verifies, and once the phones reconnect the inventory is what it was
+//! before the restore; a restore over a database in use is refused.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use fieldnotes_tests::{
     accounts, eventually, init_test_logging, maintenance_url, phones, raw_peer::RawPeer, records,
-    replica::Replica, workspace_root, ServerProcess, TestDatabase,
+    replica::Replica, run_server_command, workspace_root, ServerProcess, TestDatabase,
 };
-use mobile_bridge::Phone;
+use mobile_bridge::{
+    photos::{process_photo, PhotoOutbox, PhotoSettings},
+    Phone,
+};
 use prometheus_parse::{Scrape, Value};
-use schemas::FieldRecord;
+use schemas::{FieldRecord, RecordKind};
 use serde_json::Value as Json;
 use server::auth::Role;
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, PgPool};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -509,5 +515,358 @@ async fn the_services_login_role_cannot_take_the_owners_rights_nor_rewrite_the_t
             "{rewrite}: insufficient_privilege ({refused:?})"
         );
     }
+    Ok(())
+}
+
+/// What coordinators find in the inventory: each sighting's fields that a
+/// phone's changes decide, each photo's bytes (their MD5), each invalid
+/// record; one line each, sorted.
+async fn inventory(pool: &PgPool) -> anyhow::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT concat_ws(' | ', 'sighting', id, doc_id, scientific_name, individual_count,
+                          ST_AsText(geom), author_id, device_id, modified_at, conflicts::text)
+           FROM sightings
+         UNION ALL
+         SELECT concat_ws(' | ', 'photo', sha256, md5(data), territory_id, uploaded_by) FROM photos
+         UNION ALL
+         SELECT concat_ws(' | ', 'invalid', doc_id, kind, record_key, raw::text) FROM invalid_records
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Runs `verify-audit` on `database_url`; the entries chained in all, once
+/// every territory's chain verified.
+fn audit_verifies(database_url: &str) -> anyhow::Result<i64> {
+    let output = run_server_command(database_url, &["verify-audit"])?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.status.success(),
+        "verify-audit failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut entries = 0;
+    for line in stdout.lines() {
+        let verification: Json = serde_json::from_str(line)?;
+        anyhow::ensure!(verification["intact"] == true, "{verification}");
+        entries += verification["entries"].as_i64().context("entries")?;
+    }
+    Ok(entries)
+}
+
+/// The coordinator holding `token` verifies `record` with `status`.
+async fn verify(
+    server: &ServerProcess,
+    token: &str,
+    territory: uuid::Uuid,
+    record: uuid::Uuid,
+    status: &str,
+) -> anyhow::Result<()> {
+    let (code, body) = server
+        .as_(token)
+        .post(
+            &format!("/api/territories/{territory}/review/decisions"),
+            &serde_json::json!({
+                "decision": "verification", "status": status, "reason": "seen on the photo",
+                "records": [record],
+            }),
+        )
+        .await?;
+    anyhow::ensure!(code == 200, "{code} {body}");
+    Ok(())
+}
+
+/// Waits until `phone`'s review document holds a verification of `record`
+/// with `status`.
+async fn decision_on_phone(
+    phone: &Phone,
+    review: &samod::DocumentId,
+    record: uuid::Uuid,
+    status: &str,
+) -> anyhow::Result<()> {
+    eventually(TIMEOUT, "the decision on the phone", || async {
+        let decisions = phone.decisions(review.clone()).await?;
+        Ok(decisions
+            .iter()
+            .any(|d| d.record_id == record && d.status == status)
+            .then_some(()))
+    })
+    .await
+}
+
+/// A small photo as the phone stores it (processed from a PNG).
+fn small_photo() -> anyhow::Result<mobile_bridge::photos::ProcessedPhoto> {
+    let pixels = image::RgbImage::from_fn(64, 48, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 5) as u8, 128])
+    });
+    let mut png = std::io::Cursor::new(Vec::new());
+    pixels.write_to(&mut png, image::ImageFormat::Png)?;
+    Ok(process_photo(png.get_ref(), PhotoSettings::default())?)
+}
+
+/// The volunteers whose phones sync around the backup.
+const BACKUP_VOLUNTEERS: [&str; 3] = ["Anaïs", "Bastien", "Chloé"];
+
+/// Three phones sync sightings (and one a photo); a backup is taken with the
+/// real `fieldnotes-server backup` while one phone goes on recording and
+/// syncing; then every phone records a new sighting and edits an old one,
+/// and a coordinator's decision reaches the first phone's review document.
+/// The server stops, the backup is restored into a new database with the
+/// real `restore`, and a server starts on it: the audit chain verifies, the
+/// restored inventory lacks what came after the backup, and once the phones
+/// (which kept their notebooks) reconnect, it equals the inventory from
+/// before the restore; the chain still verifies, longer. The phone whose
+/// review document holds the lost decision heals like the others (it is not
+/// led to offer that document's changes, which the judge would refuse), and
+/// still receives the decisions taken after the restore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_backup_verifies_and_the_phones_heal_what_it_missed() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let mut server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    let territory = phones::territory_within(&pool, "Parc de la sauvegarde", None).await?;
+    let mut devices = Vec::new();
+    for (n, name) in BACKUP_VOLUNTEERS.into_iter().enumerate() {
+        let volunteer = phones::enrol_volunteer(&pool, &territory, name).await?;
+        let mut phone =
+            Phone::new_notebook(volunteer.notebook(), Some(volunteer.device.clone())).await?;
+        let first = records::sighting(volunteer.account_id, "Erithacus rubecula", n as i64 + 1);
+        phone.record(&first)?;
+        phone.go_online(&server.sync_url()).await?;
+        phone.wait_synced(TIMEOUT).await?;
+        devices.push((volunteer, phone, first.id()));
+    }
+    let coordinator = accounts::password_actor(
+        &pool,
+        "Marie",
+        Some((territory.id, Role::Coordinator)),
+        false,
+    )
+    .await?;
+    let (code, body) = server
+        .as_(&devices[0].0.device.secret)
+        .get(&format!(
+            "/api/territories/{}/review-document",
+            territory.id
+        ))
+        .await?;
+    anyhow::ensure!(code == 200, "{code} {body}");
+    let review: samod::DocumentId = body["documentId"]
+        .as_str()
+        .context("the review document's id")?
+        .parse()?;
+    verify(&server, &coordinator.token, territory.id, devices[0].2, "1").await?;
+    decision_on_phone(&devices[0].1, &review, devices[0].2, "1").await?;
+
+    let photo = small_photo()?;
+    let photo_dir = tempfile::tempdir()?;
+    let outbox = PhotoOutbox::new(photo_dir.path())?;
+    outbox.add(&photo)?;
+    let report = outbox
+        .upload_all(
+            &url::Url::parse(&server.http_url("/"))?,
+            &devices[0].0.device.secret,
+        )
+        .await;
+    assert_eq!(report.uploaded, vec![photo.sha256.clone()], "{report:?}");
+
+    // The backup, while the third phone records and syncs.
+    let backups = tempfile::tempdir()?;
+    let file = backups.path().join("fieldnotes.backup");
+    let file_arg = file.to_str().context("a UTF-8 path")?.to_string();
+    let backing_up = {
+        let (url, file_arg) = (db.url.clone(), file_arg.clone());
+        tokio::task::spawn_blocking(move || {
+            run_server_command(&url, &["backup", "--output", &file_arg])
+        })
+    };
+    let (volunteer, phone, _) = &devices[2];
+    let mut during = 0;
+    loop {
+        during += 1;
+        phone.record(&records::sighting(
+            volunteer.account_id,
+            "Passer domesticus",
+            during,
+        ))?;
+        phone.wait_synced(TIMEOUT).await?;
+        if backing_up.is_finished() {
+            break;
+        }
+    }
+    let output = backing_up.await??;
+    assert!(
+        output.status.success(),
+        "backup: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let announced: Json = serde_json::from_slice(&output.stdout)?;
+    assert!(
+        announced["bytes"].as_u64().is_some_and(|bytes| bytes > 0),
+        "{announced}"
+    );
+    assert_eq!(
+        std::fs::metadata(&file)?.len(),
+        announced["bytes"].as_u64().unwrap_or_default()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file)?.permissions().mode() & 0o777,
+        0o600,
+        "the backup is its owner's only"
+    );
+    tracing::info!(during, "sightings synced while the backup ran");
+
+    // After the backup: a new sighting on each phone, and an edit of its first.
+    let mut after_backup = Vec::new();
+    for (volunteer, phone, first) in &devices {
+        let sighting = records::sighting(volunteer.account_id, "Turdus merula", 9);
+        phone.record(&sighting)?;
+        phone.edit(
+            RecordKind::Sighting,
+            *first,
+            "individualCount",
+            &Json::from(42),
+        )?;
+        phone.wait_synced(TIMEOUT).await?;
+        after_backup.push(sighting.id());
+    }
+    // A decision only the server held (and the first phone's review document).
+    verify(&server, &coordinator.token, territory.id, devices[0].2, "2").await?;
+    decision_on_phone(&devices[0].1, &review, devices[0].2, "2").await?;
+    let before = inventory(&pool).await?;
+    assert_eq!(
+        before
+            .iter()
+            .filter(|line| line.starts_with("sighting"))
+            .count(),
+        2 * BACKUP_VOLUNTEERS.len() + during as usize
+    );
+    for (_, phone, _) in &mut devices {
+        phone.go_offline();
+    }
+    assert!(server.terminate()?.success());
+
+    let restored = TestDatabase::create().await?;
+    let output = run_server_command(&restored.url, &["restore", "--input", &file_arg])?;
+    assert!(
+        output.status.success(),
+        "restore: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let restored_pool = restored.pool().await?;
+    let rights: (bool, bool) = sqlx::query_as(
+        "SELECT has_table_privilege('fieldnotes_service', 'sightings', 'INSERT'),
+                has_table_privilege('fieldnotes_service', 'audit_log', 'UPDATE')",
+    )
+    .fetch_one(&restored_pool)
+    .await?;
+    assert_eq!(
+        rights,
+        (true, false),
+        "the service role's rights as the migrations gave them"
+    );
+    let server = ServerProcess::start(&restored.url)?;
+    let chained = audit_verifies(&restored.url)?;
+    assert!(chained > 0, "the restored trail holds the backup's entries");
+    let missed: i64 = sqlx::query_scalar("SELECT count(*) FROM sightings WHERE id = ANY($1)")
+        .bind(&after_backup)
+        .fetch_one(&restored_pool)
+        .await?;
+    assert_eq!(missed, 0, "the backup predates the last sightings");
+    assert_ne!(inventory(&restored_pool).await?, before);
+
+    // The phones come back: each sends what the restored server lacks.
+    for (_, phone, _) in &mut devices {
+        phone.go_online(&server.sync_url()).await?;
+    }
+    for (_, phone, _) in &devices {
+        phone.wait_synced(TIMEOUT).await?;
+    }
+    assert_eq!(inventory(&restored_pool).await?, before);
+    assert!(
+        audit_verifies(&restored.url)? > chained,
+        "the healed changes are chained after the restored ones"
+    );
+    // The review document still syncs: a decision on a healed sighting.
+    verify(
+        &server,
+        &coordinator.token,
+        territory.id,
+        after_backup[0],
+        "1",
+    )
+    .await?;
+    decision_on_phone(&devices[0].1, &review, after_backup[0], "1").await?;
+    for (_, phone, _) in &devices {
+        phone.wait_synced(TIMEOUT).await?;
+    }
+    for (_, phone, _) in devices {
+        phone.shut_down().await;
+    }
+    Ok(())
+}
+
+/// A restore into a database that holds tables is refused before anything
+/// is written, naming the database; a file that is no backup is refused and
+/// leaves an empty database empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_is_never_restored_over_a_database_in_use() -> anyhow::Result<()> {
+    init_test_logging();
+    let db = TestDatabase::create().await?;
+    let server = ServerProcess::start(&db.url)?;
+    let pool = db.pool().await?;
+    phones::territory_within(&pool, "Parc en service", None).await?;
+    let backups = tempfile::tempdir()?;
+    let file = backups.path().join("fieldnotes.backup");
+    let file_arg = file.to_str().context("a UTF-8 path")?;
+    let output = run_server_command(&db.url, &["backup", "--output", file_arg])?;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Work after the backup, which a restore over the database would lose.
+    phones::territory_within(&pool, "Parc d'après", None).await?;
+    let territories = || async {
+        sqlx::query_scalar::<_, String>("SELECT name FROM territories ORDER BY name")
+            .fetch_all(&pool)
+            .await
+    };
+    let before = territories().await?;
+
+    let output = run_server_command(&db.url, &["restore", "--input", file_arg])?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!("database {} is not empty", db.name))
+            && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    assert_eq!(territories().await?, before, "the database is as it was");
+    drop(server);
+
+    let empty = TestDatabase::create().await?;
+    let not_a_backup = backups.path().join("notes.txt");
+    std::fs::write(&not_a_backup, "not a backup")?;
+    let output = run_server_command(
+        &empty.url,
+        &[
+            "restore",
+            "--input",
+            not_a_backup.to_str().context("a UTF-8 path")?,
+        ],
+    )?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("pg_restore failed"), "{stderr}");
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+    )
+    .fetch_one(&empty.pool().await?)
+    .await?;
+    assert_eq!(tables, 0, "nothing was restored");
     Ok(())
 }

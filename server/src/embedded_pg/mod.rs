@@ -35,7 +35,8 @@
 //!
 //! # Files
 //! - `mod.rs`: [`EmbeddedPostgres`]: the order of the start, stopping, dropping;
-//! - `binaries.rs`: finding `initdb`, `pg_ctl` and `postgres`, and their major version;
+//! - `binaries.rs`: finding `initdb`, `pg_ctl` and `postgres`, and their major version (and,
+//!   beside them, `pg_dump` and `pg_restore` for backups: [`program`]);
 //! - `postgis.rs`: PostGIS installed for that version, checked before anything starts;
 //! - `programs.rs`: running those programs as the right user (`RunAs`), and their output;
 //! - `layout.rs`: the log file and the private socket directory beside the data directory;
@@ -71,6 +72,26 @@ use postmaster::{
     postmaster_status, running_postmaster, start_postmaster, stop_command, PgCtlStatus,
 };
 use programs::{combined_output, describe, run, RunAs};
+
+/// The path of PostgreSQL's program `name` (`pg_dump`, `pg_restore`) in the bin directory the
+/// embedded cluster would use (`PG_BIN_DIR`, else the highest installed version): the backup
+/// commands run the same PostgreSQL the embedded cluster runs, and with `DATABASE_URL` the
+/// newest one installed, which can read an older server (`pg_dump` refuses a newer one).
+pub fn program(name: &str) -> Result<PathBuf, EmbeddedPgError> {
+    let binaries = find_binaries(&BinDirs::from_env(), None)?;
+    let path = binaries.program(name);
+    if !path.is_file() {
+        return Err(EmbeddedPgError::Unusable {
+            reason: format!(
+                "it holds no `{name}`: install PostgreSQL {major}'s client programs with \
+                 `sudo apt-get install postgresql-client-{major}`",
+                major = binaries.major
+            ),
+            path: binaries.dir,
+        });
+    }
+    Ok(path)
+}
 
 /// A PostgreSQL cluster this process created (or found) under a data directory and started;
 /// stopped on `stop` or drop.

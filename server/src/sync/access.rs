@@ -106,6 +106,16 @@ pub fn access_for(principal: &Principal, doc: &CommittedDoc) -> Access {
     }
 }
 
+/// Whether `principal` may write `doc` over sync at all: the owner of a
+/// notebook, or whoever creates a document the server does not hold. Review
+/// documents and species lists are the server's to write, whoever may read
+/// them. The sync state of any other peer is read-only
+/// (`DocumentSync::read_only`), so an honest peer is never led to offer changes
+/// the judge would refuse.
+pub fn may_write(principal: &Principal, doc: &CommittedDoc) -> bool {
+    doc.kind == DocumentKind::Notebook && access_for(principal, doc) == Access::ReadWrite
+}
+
 /// Who sent a change: the account and the credential of the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {

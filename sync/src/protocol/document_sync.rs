@@ -101,6 +101,19 @@ impl DocumentSync {
         DocumentSync::default()
     }
 
+    /// The sync state of a peer that may not write the document: our
+    /// messages carry automerge's read-only flag, and the peer's automerge
+    /// then offers no changes (nor do we ask for any). A phone can hold
+    /// changes of such a document that the server lacks — a coordinator's
+    /// decision in its review document, taken after the backup the server
+    /// was restored from — and without the flag it would offer them at every
+    /// connection, to be refused by the judge and cut off each time.
+    pub fn read_only() -> DocumentSync {
+        DocumentSync {
+            state: sync::State::new_read_only(),
+        }
+    }
+
     /// Records what the peer said it has and needs. The message's changes
     /// are not applied: the caller has applied those it accepted.
     pub fn received(
@@ -220,6 +233,49 @@ mod tests {
         assert_eq!(server.get_heads(), phone.get_heads());
         let value = server.get(ROOT, "count").unwrap().unwrap().0;
         assert_eq!(value.as_i64(), Some(3));
+    }
+
+    /// A phone ahead of the server on a document it may not write (a review
+    /// document after a restore) offers none of its changes, and still
+    /// receives the server's.
+    #[test]
+    fn a_read_only_peer_offers_no_changes_and_receives_the_servers() {
+        let mut server = Automerge::new();
+        with_count(&mut server, 1);
+        let mut phone = server.fork();
+        with_count(&mut phone, 2);
+        with_count(&mut server, 3);
+        let mut phone_state = sync::State::new();
+        let mut peer = DocumentSync::read_only();
+        for _ in 0..10 {
+            let mut quiet = true;
+            if let Some(message) = phone.generate_sync_message(&mut phone_state) {
+                quiet = false;
+                assert!(message.changes.is_empty(), "the phone offers nothing");
+                take_in(&mut server, &mut peer, message);
+            }
+            if let Some(reply) = peer.reply(&server) {
+                quiet = false;
+                phone
+                    .receive_sync_message(&mut phone_state, sync::Message::decode(&reply).unwrap())
+                    .unwrap();
+            }
+            if quiet {
+                break;
+            }
+        }
+        let server_heads = server.get_heads();
+        assert!(
+            server_heads
+                .iter()
+                .all(|head| phone.get_change_by_hash(head).is_some()),
+            "the phone has the server's changes"
+        );
+        assert_eq!(
+            server.get_changes(&[]).len(),
+            2,
+            "and the server none of the phone's"
+        );
     }
 
     #[test]

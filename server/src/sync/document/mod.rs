@@ -31,7 +31,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{
-    access::{access_for, Access, Delivery},
+    access::{access_for, may_write, Access, Delivery},
     peer::Peer,
     store::{Commit, Committed},
     Handling, Hub,
@@ -514,12 +514,17 @@ impl DocumentOwner {
             peer.send(peer.protocol.doc_unavailable(self.id));
             return;
         }
+        let writer = may_write(&peer.principal, doc);
         let entry = self
             .peers
             .entry(peer.connection_id)
             .or_insert_with(|| PeerSync {
                 peer: peer.clone(),
-                sync: DocumentSync::new(),
+                sync: if writer {
+                    DocumentSync::new()
+                } else {
+                    DocumentSync::read_only()
+                },
             });
         if let Err(error) = entry.sync.received(&mut doc.doc, incoming) {
             let reason = format!("the sync message does not apply: {error}");
