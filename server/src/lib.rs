@@ -20,6 +20,7 @@ pub mod http;
 pub mod inventory;
 pub mod live;
 pub mod markup;
+pub mod memory;
 pub mod notifications;
 pub mod personal_data;
 pub mod photos;
@@ -237,6 +238,10 @@ pub async fn serve(
                 }
             }
         },
+    ));
+    tokio::spawn(memory::return_freed_memory_when_quiet(
+        core.clone(),
+        stop_background.child_token(),
     ));
     let compact_after_chunks = options.compact_after_chunks;
     tokio::spawn(every(

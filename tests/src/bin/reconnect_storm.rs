@@ -193,6 +193,9 @@ struct StormResult {
     /// phones left and the idle time passed.
     live_documents_after_idle: Option<u64>,
     server_rss_after_idle_kib: Option<u64>,
+    /// With `--idle-secs`: VmRSS once the server has looked twice at its quiet
+    /// core (`server::memory`) and given freed memory back.
+    server_rss_after_quiet_kib: Option<u64>,
 }
 
 /// The notebooks' owners: enrolled volunteers (our server authenticates every
@@ -306,6 +309,8 @@ async fn storm_ours(args: &Args, log_dir: &Path) -> anyhow::Result<StormResult> 
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         result.server_rss_after_idle_kib = proc_status(server.pid()).get("VmRSS").copied();
+        tokio::time::sleep(server::memory::LOOK_EVERY * 2 + Duration::from_secs(5)).await;
+        result.server_rss_after_quiet_kib = proc_status(server.pid()).get("VmRSS").copied();
     }
     let status = server.terminate();
     result.server_exit = match status {
@@ -643,6 +648,7 @@ async fn storm(
         stored_notebooks: 0,
         live_documents_after_idle: None,
         server_rss_after_idle_kib: None,
+        server_rss_after_quiet_kib: None,
     })
 }
 
