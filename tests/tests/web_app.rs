@@ -1754,6 +1754,25 @@ async fn an_admin_sets_up_a_territory_and_its_first_coordinator() -> anyhow::Res
         inside,
         "the site lies where it was clicked, inside the boundary"
     );
+    // Its position to the metre, in the page's language: French decimals.
+    let (latitude, longitude): (f64, f64) =
+        sqlx::query_as("SELECT ST_Y(geom), ST_X(geom) FROM sites WHERE territory_id = $1")
+            .bind(territory)
+            .fetch_one(&pool)
+            .await?;
+    let french = |value: f64| {
+        format!("{value:.6}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .replace('.', ",")
+    };
+    let shown = browser
+        .text(coordinator_page, "[data-testid=site-position]")?
+        .replace('\u{2212}', "-");
+    assert_eq!(
+        shown,
+        format!("lat. {} · long. {}", french(latitude), french(longitude))
+    );
     browser.click(
         coordinator_page,
         "[data-testid=site-row] [data-testid=site-toggle]",

@@ -37,8 +37,8 @@ function ReviewSettings({ territory, canDecide }) {
               <button type="submit">${t('settings.save')}</button>
             </form>`
           : html`<dl class="detail" data-testid="duplicate-settings">
-              <dt>${t('settings.distance')}</dt><dd>${formatNumber(s.duplicateDistanceM)}</dd>
-              <dt>${t('settings.window')}</dt><dd>${formatNumber(s.duplicateWindowHours)}</dd>
+              <dt>${t('settings.distance')}</dt><dd>${formatNumber(s.duplicateDistanceM, 1)}</dd>
+              <dt>${t('settings.window')}</dt><dd>${formatNumber(s.duplicateWindowHours, 2)}</dd>
             </dl>`}
     <//>
   </section>`;

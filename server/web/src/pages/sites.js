@@ -74,7 +74,7 @@ function SiteRow({ territory, site, canDecide, onChanged }) {
           </form>
         </td>`
       : html`<th scope="row">${site.name}</th>
-          <td>${formatNumber(site.decimalLatitude)}, ${formatNumber(site.decimalLongitude)}</td>
+          <td data-testid="site-position">${t('sites.latLon', { lat: formatNumber(site.decimalLatitude, 6), lon: formatNumber(site.decimalLongitude, 6) })}</td>
           <td>${site.active ? t('sites.active') : t('sites.inactive')}</td>
           <td>
             ${canDecide &&
