@@ -300,11 +300,7 @@ impl Survey {
 /// Logs `actor` in through the login form, with the keyboard for the submit.
 fn log_in(browser: &mut Driver, page: Page, survey: &Survey, actor: &Actor) -> anyhow::Result<()> {
     let login = actor.login.as_ref().expect("a password account");
-    browser.goto(page, &survey.server.http_url("/"))?;
-    browser.fill(page, "#login-email", &login.email)?;
-    browser.fill(page, "#login-password", &login.password)?;
-    browser.key(page, "Enter")?;
-    Ok(())
+    log_in_as(browser, page, &survey.server, &login.email, &login.password)
 }
 
 /// What the server answers a wrong email or password (`server::http::sessions`).
@@ -1546,7 +1542,7 @@ async fn a_regie_auditor_audits_the_territory(
     Ok(())
 }
 
-/// Logs in through the login form with an email and password.
+/// Logs in through the login form, with the keyboard for the submit.
 fn log_in_as(
     browser: &mut Driver,
     page: Page,

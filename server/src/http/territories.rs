@@ -57,17 +57,14 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     T::deserialize(deserializer).map(Some)
 }
 
-/// One territory as JSON, with the roles `viewer` holds in it; the boundary
-/// as GeoJSON.
-const TERRITORY_JSON: &str = "jsonb_build_object('id', t.id, 'name', t.name, \
-     'description', t.description, 'boundary', ST_AsGeoJSON(t.boundary)::jsonb, \
-     'createdAt', t.created_at, 'yourRoles', (SELECT COALESCE(jsonb_agg(m.role ORDER BY m.role), '[]') \
-       FROM memberships m WHERE m.territory_id = t.id AND m.account_id = $1))";
+/// The columns of a [`Territory`] as `viewer` ($1) sees it, from `territories t`.
+const TERRITORY_COLUMNS: &str = "t.id, t.name, t.description, \
+     ST_AsGeoJSON(t.boundary)::jsonb AS boundary, t.created_at, \
+     ARRAY(SELECT m.role FROM memberships m \
+           WHERE m.territory_id = t.id AND m.account_id = $1 ORDER BY m.role) AS your_roles";
 
 /// A territory, with the roles the caller holds in it.
-// Documentation only: `TERRITORY_JSON` builds this JSON.
-#[allow(dead_code)]
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 struct Territory {
     id: Uuid,
@@ -80,7 +77,8 @@ struct Territory {
     boundary: Option<Value>,
     created_at: DateTime<Utc>,
     /// The roles the caller holds in it (none for an admin who holds none).
-    your_roles: Vec<Role>,
+    #[schema(value_type = Vec<Role>)]
+    your_roles: Vec<String>,
 }
 
 /// Lists territories
@@ -96,14 +94,17 @@ struct Territory {
     ),
     security(("bearer" = [])),
 )]
-async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<Value>, ApiError> {
-    let territories: Value = sqlx::query_scalar(&format!(
-        "SELECT COALESCE(jsonb_agg({TERRITORY_JSON} ORDER BY t.name, t.id), '[]') \
-         FROM territories t WHERE $2::uuid[] IS NULL OR t.id = ANY($2)"
+async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<Vec<Territory>>, ApiError> {
+    let territories = sqlx::query_as(&format!(
+        "SELECT {TERRITORY_COLUMNS} FROM territories t \
+         WHERE $2::uuid[] IS NULL OR t.id = ANY($2) ORDER BY t.name, t.id"
     ))
     .bind(user.0.account_id)
     .bind(user.readable_territories())
-    .fetch_one(&state.pool)
+    .fetch_all(&state.pool)
     .await?;
     Ok(Json(territories))
 }
@@ -140,7 +141,7 @@ async fn create(
     State(state): State<AppState>,
     user: AuthUser,
     JsonBody(territory): JsonBody<NewTerritory>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Territory>), ApiError> {
     user.require_admin("create territories")?;
     let id = admin::create_described_territory(
         &state.pool,
@@ -149,7 +150,7 @@ async fn create(
         territory.boundary.as_ref(),
     )
     .await?;
-    let created = territory_json(&state.pool, id, user.0.account_id).await?;
+    let created = territory_row(&state.pool, id, user.0.account_id).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -172,10 +173,10 @@ async fn show(
     State(state): State<AppState>,
     user: AuthUser,
     IdPath(territory): IdPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Territory>, ApiError> {
     user.require_member(territory)?;
     Ok(Json(
-        territory_json(&state.pool, territory, user.0.account_id).await?,
+        territory_row(&state.pool, territory, user.0.account_id).await?,
     ))
 }
 
@@ -223,7 +224,7 @@ async fn update(
     user: AuthUser,
     IdPath(territory): IdPath,
     JsonBody(patch): JsonBody<TerritoryPatch>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Territory>, ApiError> {
     user.require_role(territory, &[Role::Coordinator], "change it")?;
     admin::update_territory(
         &state.pool,
@@ -243,7 +244,7 @@ async fn update(
         "territory updated"
     );
     Ok(Json(
-        territory_json(&state.pool, territory, user.0.account_id).await?,
+        territory_row(&state.pool, territory, user.0.account_id).await?,
     ))
 }
 
@@ -262,9 +263,13 @@ pub(super) async fn require_territory(pool: &PgPool, territory: Uuid) -> Result<
     }
 }
 
-async fn territory_json(pool: &PgPool, territory: Uuid, viewer: Uuid) -> Result<Value, ApiError> {
-    let found: Option<Value> = sqlx::query_scalar(&format!(
-        "SELECT {TERRITORY_JSON} FROM territories t WHERE t.id = $2"
+async fn territory_row(
+    pool: &PgPool,
+    territory: Uuid,
+    viewer: Uuid,
+) -> Result<Territory, ApiError> {
+    let found: Option<Territory> = sqlx::query_as(&format!(
+        "SELECT {TERRITORY_COLUMNS} FROM territories t WHERE t.id = $2"
     ))
     .bind(viewer)
     .bind(territory)
