@@ -92,18 +92,35 @@ async function followDocuments() {
   if (reviewId) sync.follow(reviewId, sync.review).catch(() => {});
 }
 
-/** One request at a time per kind of refresh: a call while one runs joins it. */
+/** One request at a time per kind of refresh: a call while one runs gets one more run after it. */
 function coalesced(run) {
   let running = null;
-  return (saved = enrolment.get()) => {
+  let next = null;
+  const call = (saved = enrolment.get()) => {
     if (!saved) return Promise.resolve();
     if (!running) {
       running = run(saved).finally(() => {
         running = null;
       });
+      return running;
     }
-    return running;
+    // Asked during a run: the answer must be what is true after it (a sync
+    // just committed), so one more run follows; calls meanwhile share it.
+    if (!next) {
+      next = running.then(
+        () => {
+          next = null;
+          return call(saved);
+        },
+        () => {
+          next = null;
+          return call(saved);
+        },
+      );
+    }
+    return next;
   };
+  return call;
 }
 
 /** GETs `path`, keeps the answer (mapped) under `key`; undefined if it failed. */
