@@ -415,6 +415,15 @@ impl BitWriter {
     }
 }
 
+/// The peer id the server binds a web session's sync connection to.
+pub async fn session_peer_id(server: &crate::ServerProcess, token: &str) -> anyhow::Result<String> {
+    let (_, me) = server.as_(token).get("/api/me").await?;
+    Ok(format!(
+        "session-{}",
+        me["credential"]["id"].as_str().unwrap_or_default()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;

@@ -8,8 +8,11 @@
 use std::time::Duration;
 
 use fieldnotes_tests::{
-    accounts, init_test_logging, phones, records, server_binary, world::World, ServerProcess,
-    TestDatabase,
+    accounts, init_test_logging, phones,
+    raw_peer::{session_peer_id, RawPeer},
+    records, server_binary,
+    world::World,
+    ServerProcess, TestDatabase,
 };
 use schemas::{FieldRecord, RecordKind};
 use serde_json::{json, Value};
@@ -956,4 +959,349 @@ async fn tampering_with_the_audit_log_is_found_at_the_right_entry_and_the_servic
         String::from_utf8_lossy(&one.stderr)
     );
     Ok(())
+}
+
+/// The texts only Jeanne's records hold: her name as she typed it, and her
+/// notes (one of them replaced by an edit, so the trail holds both).
+const JEANNE_RECORDED_BY: &str = "Jeanne Oubliable";
+const JEANNE_FIRST_NOTE: &str = "nid sous le balcon du 12 rue Garibaldi";
+const JEANNE_NOTE: &str = "vu depuis chez ma voisine Mme Perrin";
+const JEANNE_HOURS_NOTE: &str = "avec mon fils Théo";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_volunteer_leaves_no_name_or_note_in_the_inventory_exports_answers_trail_or_stored_notebooks(
+) -> anyhow::Result<()> {
+    let world = World::builder("Parc de la Feyssine")
+        .coordinator("Marie")
+        .auditor("Régie")
+        .admin()
+        .volunteer("Jeanne")
+        .build()
+        .await?;
+    let (server, pool, t) = (&world.server, &world.pool, world.territory.id);
+    let (coordinator, auditor, admin) = (world.coordinator(), world.auditor(), world.admin());
+    let jeanne = world.volunteer("Jeanne");
+    let display_name: String =
+        sqlx::query_scalar("SELECT display_name FROM accounts WHERE id = $1")
+            .bind(jeanne.account_id)
+            .fetch_one(pool)
+            .await?;
+    let personal = [
+        display_name.as_str(),
+        JEANNE_RECORDED_BY,
+        JEANNE_FIRST_NOTE,
+        JEANNE_NOTE,
+        JEANNE_HOURS_NOTE,
+    ];
+
+    // Jeanne records a sighting and her hours, then corrects the note.
+    let mut phone =
+        mobile_bridge::Phone::new_notebook(jeanne.notebook(), Some(jeanne.device.clone())).await?;
+    let mut sighting = records::sighting(jeanne.account_id, "Erinaceus europaeus", 1);
+    sighting.recorded_by = JEANNE_RECORDED_BY.to_string();
+    sighting.notes = Some(JEANNE_FIRST_NOTE.to_string());
+    phone.record(&sighting)?;
+    let mut hours_json = records::timesheet_json(jeanne.account_id);
+    hours_json["notes"] = json!(JEANNE_HOURS_NOTE);
+    phone.record(&schemas::TimesheetEntry::from_raw(&hours_json).expect("valid hours"))?;
+    phone.go_online(&server.sync_url()).await?;
+    phone.wait_synced(Duration::from_secs(20)).await?;
+    phone.edit(
+        RecordKind::Sighting,
+        sighting.id(),
+        "notes",
+        &json!(JEANNE_NOTE),
+    )?;
+    phone.wait_synced(Duration::from_secs(20)).await?;
+    let record = sighting.id();
+    let (status, body) = server
+        .as_(&coordinator.token)
+        .post(
+            &format!("/api/territories/{t}/review/decisions"),
+            &json!({"decision": "verification", "status": "1", "records": [record], "reason": "photo nette"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let old_notebook: String = sqlx::query_scalar("SELECT doc_id FROM sightings WHERE id = $1")
+        .bind(record)
+        .fetch_one(pool)
+        .await?;
+    let answers =
+        everything_a_reader_gets(server, t, record, &coordinator.token, &admin.token).await?;
+    for text in [JEANNE_RECORDED_BY, JEANNE_NOTE] {
+        assert!(
+            answers.contains(text),
+            "the check below would prove nothing: {text} was never shown"
+        );
+    }
+
+    let (status, report) = server
+        .as_(&admin.token)
+        .post(
+            &format!("/api/accounts/{}/erasure", jeanne.account_id),
+            &json!({}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["notebooks"][0]["retired"],
+        json!(old_notebook),
+        "{report}"
+    );
+    assert_eq!(report["notebooks"][0]["records"], json!(2), "{report}");
+    let pseudonym = report["pseudonym"].as_str().expect("pseudonym").to_string();
+    assert!(
+        report["auditEntries"][0]["entriesRedacted"].as_i64() >= Some(3),
+        "the sighting's creation and edit and the hours' creation: {report}"
+    );
+
+    // No answer, no export holds her name or notes any more; the record is
+    // still there, under the pseudonym, with its decision.
+    let answers =
+        everything_a_reader_gets(server, t, record, &coordinator.token, &admin.token).await?;
+    for text in personal {
+        assert!(
+            !answers.contains(text),
+            "{text} is still served after the erasure"
+        );
+    }
+    assert!(
+        answers.contains(&pseudonym),
+        "the records are kept, under the pseudonym"
+    );
+    let (status, row) = server
+        .as_(&coordinator.token)
+        .get(&format!("/api/territories/{t}/review/records/{record}"))
+        .await?;
+    assert_eq!(status, 200, "{row}");
+    assert!(row.to_string().contains("Erinaceus europaeus"), "{row}");
+
+    // The audit trail: nothing of hers in any entry, the erasure is an entry
+    // of its own, and the chain verifies.
+    let entries: Vec<String> = sqlx::query_scalar(
+        "SELECT jsonb_build_array(before, after, detail)::text FROM audit_log WHERE territory_id = $1",
+    )
+    .bind(t)
+    .fetch_all(pool)
+    .await?;
+    for text in personal {
+        assert!(
+            !entries.iter().any(|e| e.contains(text)),
+            "{text} is still in the audit trail"
+        );
+    }
+    let (status, verification) = server
+        .as_(&auditor.token)
+        .get(&format!("/api/territories/{t}/audit/verification"))
+        .await?;
+    assert_eq!(status, 200, "{verification}");
+    assert_eq!(verification["intact"], json!(true), "{verification}");
+    let erasures = verification["erasures"].as_array().expect("erasures");
+    assert_eq!(erasures.len(), 1, "{verification}");
+    assert_eq!(erasures[0]["subject"], json!(jeanne.account_id));
+    assert_eq!(erasures[0]["erasedBy"], json!(admin.account_id));
+    assert_eq!(erasures[0]["seq"], report["auditEntries"][0]["seq"]);
+    let (status, listed) = server
+        .as_(&auditor.token)
+        .get(&format!(
+            "/api/territories/{t}/audit/entries?action=erasure"
+        ))
+        .await?;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["entries"][0]["actorId"],
+        json!(admin.account_id),
+        "{listed}"
+    );
+    assert!(listed.to_string().contains(&pseudonym), "{listed}");
+    // A redacted entry changed afterwards is still found.
+    let mut superuser = PgConnection::connect(&world.db.url).await?;
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut superuser)
+        .await?;
+    let redacted_seq = report["auditEntries"][0]["seq"].as_i64().expect("seq") - 1;
+    sqlx::query(
+        "UPDATE audit_log SET after = after || '{\"individualCount\": 7}' \
+         WHERE territory_id = $1 AND seq = (SELECT max(seq) FROM audit_log \
+           WHERE territory_id = $1 AND seq <= $2 AND after ? 'notes')",
+    )
+    .bind(t)
+    .bind(redacted_seq)
+    .execute(&mut superuser)
+    .await?;
+    let (_, verification) = server
+        .as_(&auditor.token)
+        .get(&format!("/api/territories/{t}/audit/verification"))
+        .await?;
+    assert_eq!(verification["intact"], json!(false), "{verification}");
+    assert!(
+        verification["firstBroken"]["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("no longer holds what the erasure")),
+        "{verification}"
+    );
+
+    // The server's stored notebooks hold none of it, in any change of their
+    // history; the old one is retired and empty.
+    let documents: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT doc_id FROM automerge_chunks WHERE doc_id IS NOT NULL")
+            .fetch_all(pool)
+            .await?;
+    for doc_id in &documents {
+        let chunks: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT data FROM automerge_chunks WHERE doc_id = $1 ORDER BY key")
+                .bind(doc_id)
+                .fetch_all(pool)
+                .await?;
+        let mut doc = automerge::Automerge::new();
+        for chunk in chunks {
+            doc.load_incremental(&chunk)?;
+        }
+        let saved = doc.save_nocompress();
+        for text in personal {
+            assert!(
+                !saved.windows(text.len()).any(|w| w == text.as_bytes()),
+                "{text} is still in the history of stored document {doc_id}"
+            );
+        }
+    }
+    let (kind, replaced_by): (String, Option<String>) =
+        sqlx::query_as("SELECT kind, replaced_by FROM documents WHERE doc_id = $1")
+            .bind(&old_notebook)
+            .fetch_one(pool)
+            .await?;
+    assert_eq!(
+        (kind.as_str(), replaced_by),
+        (
+            "retired",
+            report["notebooks"][0]["replacement"]
+                .as_str()
+                .map(String::from)
+        )
+    );
+    assert!(!documents.contains(&old_notebook));
+
+    // Her phone, still holding the old history, is refused; the old
+    // notebook is unavailable to anyone, admins included.
+    phone.go_offline();
+    let refused = RawPeer::connect(&server.sync_url(), &jeanne.device).await;
+    assert!(refused.is_err(), "the erased person's phone still connects");
+    let mut admin_peer = RawPeer::connect_as(
+        &server.sync_url(),
+        &admin.token,
+        &session_peer_id(server, &admin.token).await?,
+    )
+    .await?;
+    let old_id: mobile_bridge::DocumentId = old_notebook.parse().expect("a document id");
+    assert!(
+        admin_peer
+            .fetch(&old_id, Duration::from_secs(10))
+            .await?
+            .is_none(),
+        "the retired notebook is still served"
+    );
+
+    // Erasure is for good: the account cannot be enabled or erased again.
+    let account = format!("/api/accounts/{}", jeanne.account_id);
+    let (status, body) = server
+        .as_(&admin.token)
+        .post(&format!("{account}/enable"), &json!({}))
+        .await?;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = server
+        .as_(&admin.token)
+        .post(&format!("{account}/erasure"), &json!({}))
+        .await?;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (409, Some("id")),
+        "{body}"
+    );
+    let (status, body) = server
+        .as_(&coordinator.token)
+        .post(&format!("{account}/erasure"), &json!({}))
+        .await?;
+    assert_eq!(status, 403, "{body}");
+    Ok(())
+}
+
+/// The text of every answer and export a territory's readers get that could
+/// name a volunteer or quote their records.
+async fn everything_a_reader_gets(
+    server: &ServerProcess,
+    t: Uuid,
+    record: Uuid,
+    coordinator: &str,
+    admin: &str,
+) -> anyhow::Result<String> {
+    let mut all = String::new();
+    for path in [
+        format!("/api/territories/{t}/review/records"),
+        format!("/api/territories/{t}/review/records/{record}"),
+        format!("/api/territories/{t}/review/records/{record}/history"),
+        format!("/api/territories/{t}/records/{record}/audit"),
+        format!("/api/territories/{t}/audit/entries"),
+        format!("/api/territories/{t}/members"),
+        format!("/api/sightings?territory={t}"),
+        format!("/api/timesheet-entries?territory={t}"),
+        format!("/api/territories/{t}/exports/sightings.geojson"),
+        format!("/api/territories/{t}/exports/sightings.csv"),
+        format!("/api/territories/{t}/exports/sinp.csv"),
+        format!("/api/territories/{t}/exports/darwin-core-archive"),
+    ] {
+        let response = reqwest::Client::new()
+            .get(server.http_url(&path))
+            .bearer_auth(coordinator)
+            .send()
+            .await?;
+        anyhow::ensure!(response.status() == 200, "{path}: {}", response.status());
+        let bytes = response.bytes().await?;
+        all.push_str(&String::from_utf8_lossy(&zip_entries_or_itself(&bytes)?));
+    }
+    let (status, accounts) = server.as_(admin).get("/api/accounts").await?;
+    anyhow::ensure!(status == 200, "{accounts}");
+    all.push_str(&accounts.to_string());
+    Ok(all)
+}
+
+/// A zip's entries, inflated and put end to end (the Darwin Core Archive);
+/// anything else as it is.
+fn zip_entries_or_itself(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    const LOCAL_HEADER: &[u8] = b"PK\x03\x04";
+    if !bytes.starts_with(LOCAL_HEADER) {
+        return Ok(bytes.to_vec());
+    }
+    let mut out = Vec::new();
+    let mut at = 0;
+    while bytes[at..].starts_with(LOCAL_HEADER) {
+        let u16_at = |i: usize| u16::from_le_bytes([bytes[at + i], bytes[at + i + 1]]) as usize;
+        let u32_at = |i: usize| {
+            u32::from_le_bytes([
+                bytes[at + i],
+                bytes[at + i + 1],
+                bytes[at + i + 2],
+                bytes[at + i + 3],
+            ]) as usize
+        };
+        let (method, stored_size) = (u16_at(8), u32_at(18));
+        let data = at + 30 + u16_at(26) + u16_at(28);
+        let consumed = if method == 8 {
+            let mut inflater = flate2::read::DeflateDecoder::new(&bytes[data..]);
+            inflater.read_to_end(&mut out)?;
+            inflater.total_in() as usize
+        } else {
+            out.extend_from_slice(&bytes[data..data + stored_size]);
+            stored_size
+        };
+        at = data + consumed;
+        // A streamed entry's sizes follow its data (a data descriptor).
+        while at < bytes.len() && !bytes[at..].starts_with(b"PK") {
+            at += 1;
+        }
+        if bytes[at..].starts_with(b"PK\x07\x08") {
+            at += 16;
+        }
+    }
+    Ok(out)
 }

@@ -10,10 +10,9 @@ use std::time::Duration;
 use automerge::{transaction::Transactable, Automerge, ReadDoc};
 use fieldnotes_tests::{
     eventually,
-    raw_peer::{all_changes_message, deflate_bomb_chunk, RawPeer},
+    raw_peer::{all_changes_message, deflate_bomb_chunk, session_peer_id, RawPeer},
     records,
     world::World,
-    ServerProcess,
 };
 use mobile_bridge::Phone;
 use schemas::FieldRecord;
@@ -257,14 +256,6 @@ async fn decompression_bombs_are_refused_before_they_inflate_and_memory_stays_bo
 }
 
 /// The sync peer id the server binds to a session's token.
-async fn session_peer_id(server: &ServerProcess, token: &str) -> anyhow::Result<String> {
-    let (_, me) = server.as_(token).get("/api/me").await?;
-    Ok(format!(
-        "session-{}",
-        me["credential"]["id"].as_str().unwrap_or_default()
-    ))
-}
-
 /// U+0000 through HTTP: in a JSON body's value and key, in a query string, in
 /// a species list: a 400 naming the field (or the line and column), nothing
 /// written.

@@ -132,6 +132,7 @@ const TABLE: &[Row] = &[
     // Target: a fresh account, not one of the callers.
     row("POST", "/api/accounts/{id}/disable",            [U,  F,  F,  F,  A],     [U,  F,  F,  F,  A]),
     row("POST", "/api/accounts/{id}/enable",             [U,  F,  F,  F,  A],     [U,  F,  F,  F,  A]),
+    row("POST", "/api/accounts/{id}/erasure",            [U,  F,  F,  F,  A],     [U,  F,  F,  F,  A]),
     // `?territory=` A or B.
     row("GET",  "/api/sightings",                        [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
     row("GET",  "/api/degradation-reports",              [U,  A,  A,  A,  A],     [U,  F,  F,  F,  A]),
@@ -487,7 +488,12 @@ async fn perform(
                 Some(json!({ "name": format!("Site {unique}") })),
             )
         }
-        ("POST", "/api/accounts/{id}/disable" | "/api/accounts/{id}/enable") => {
+        (
+            "POST",
+            "/api/accounts/{id}/disable"
+            | "/api/accounts/{id}/enable"
+            | "/api/accounts/{id}/erasure",
+        ) => {
             let account = admin::create_account(pool, "Target", None, None, false).await?;
             (row.path.replace("{id}", &account.to_string()), token, None)
         }

@@ -1836,6 +1836,28 @@ async fn an_admin_sets_up_a_territory_and_its_first_coordinator() -> anyhow::Res
         "h1",
         "Tableau de bord — Parc de la Feyssine",
     )?;
+
+    // Erased at her request (RGPD art. 17): asked first, then her row takes
+    // a pseudonym and can no longer be enabled, and her session ends.
+    let lea_row = "[data-testid=account-row]:has-text(\"Léa Coordination\")";
+    browser.click(page, &format!("{lea_row} [data-testid=account-erase]"))?;
+    browser.wait_for_text(
+        page,
+        "[data-testid=account-row][data-erased=true]",
+        "Personne effacée",
+    )?;
+    browser.wait_for_count(page, lea_row, 0)?;
+    browser.wait_for_count(
+        page,
+        "[data-testid=account-row][data-erased=true] [data-testid=account-toggle]",
+        0,
+    )?;
+    assert!(browser
+        .dialogs(page)?
+        .last()
+        .is_some_and(|asked| asked.starts_with("Effacer définitivement Léa Coordination ?")));
+    browser.reload(coordinator_page)?;
+    browser.wait_for_text(coordinator_page, "#login-title", "Connexion")?;
     assert_eq!(browser.page_errors()?, Vec::<String>::new());
     Ok(())
 }

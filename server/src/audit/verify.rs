@@ -3,10 +3,17 @@
 //! hash), holding what it held (its content still hashes to its `hash`), and
 //! the last one being the chain head. The first entry that fails is named.
 //!
+//! An entry an erasure redacted (migration 0021) keeps its hash, so the
+//! next entry still follows it; what it holds now is checked against the
+//! hash the erasure's own entry, later in the chain, committed to. A
+//! verification lists the erasures: which, when, by whom, how many entries.
+//!
 //! The chain shows any rewrite of the log that did not also recompute every
 //! later hash and the head; against a superuser who does that, an auditor
 //! keeps a head they were once shown (`anchor`) and checks it is still in
 //! the chain.
+
+use std::collections::HashMap;
 
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -36,10 +43,37 @@ pub struct Verification {
     pub set_aside: Vec<SetAsideCommit>,
     /// How many commits of this territory are set aside in all.
     pub set_aside_count: i64,
+    /// The erasures of people recorded in the chain, oldest first: the
+    /// values they replaced by `{"erased": <erasureId>}` are gone, and the
+    /// entries that held them verify against what each erasure committed to.
+    pub erasures: Vec<ErasureInTrail>,
     /// When the trail could not be brought up to date before the walk (the
     /// database failed meanwhile): why. What was chained until then was
     /// verified all the same.
     pub catch_up_failed: Option<String>,
+}
+
+/// An erasure (`crate::personal_data::erasure`) as the chain records it.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureInTrail {
+    /// The erasure's own entry.
+    pub seq: i64,
+    pub erasure_id: Uuid,
+    /// The erased account (now known by its pseudonym).
+    pub subject: Uuid,
+    /// The admin who erased them.
+    pub erased_by: Uuid,
+    pub erased_at: chrono::DateTime<chrono::Utc>,
+    /// Entries whose personal values it replaced.
+    pub entries_redacted: i64,
+}
+
+/// What an erasure committed to about one entry it redacted (hex hashes).
+struct Redaction {
+    erasure_seq: i64,
+    original: String,
+    redacted: String,
 }
 
 /// Set-aside commits a verification lists at most.
@@ -97,6 +131,7 @@ pub async fn verify(
     .bind(territory)
     .fetch_optional(pool)
     .await?;
+    let (erasures, redactions) = erasures(pool, territory).await?;
     let mut rows = sqlx::query_as::<_, (i64, String, String, String)>(
         "SELECT seq, encode(prev_hash, 'hex'), encode(hash, 'hex'), \
            encode(audit_entry_hash(prev_hash, a), 'hex') \
@@ -123,6 +158,8 @@ pub async fn verify(
                     seq - 1
                 ),
             ))
+        } else if let Some(redaction) = redactions.get(&seq) {
+            redaction_problem(seq, &hash, &recomputed, redaction).map(|problem| (seq, problem))
         } else if recomputed != hash {
             Some((
                 seq,
@@ -188,6 +225,79 @@ pub async fn verify(
         anchor_holds,
         set_aside,
         set_aside_count,
+        erasures,
         catch_up_failed,
     })
+}
+
+/// The territory's erasures, and what each committed to about the entries
+/// it redacted, by their seq.
+async fn erasures(
+    pool: &PgPool,
+    territory: Uuid,
+) -> Result<(Vec<ErasureInTrail>, HashMap<i64, Redaction>), sqlx::Error> {
+    let rows: Vec<(i64, Uuid, Uuid, Uuid, chrono::DateTime<chrono::Utc>, serde_json::Value)> =
+        sqlx::query_as(
+            "SELECT seq, (detail ->> 'erasureId')::uuid, (detail ->> 'subject')::uuid, actor_id,                recorded_at, detail -> 'redacted'              FROM audit_log WHERE territory_id = $1 AND action = 'erasure' ORDER BY seq",
+        )
+        .bind(territory)
+        .fetch_all(pool)
+        .await?;
+    let mut erasures = Vec::new();
+    let mut redactions = HashMap::new();
+    for (seq, erasure_id, subject, erased_by, erased_at, redacted) in rows {
+        let redacted = redacted.as_array().cloned().unwrap_or_default();
+        for item in &redacted {
+            let (Some(entry), Some(original), Some(now)) =
+                (item[0].as_i64(), item[1].as_str(), item[2].as_str())
+            else {
+                continue;
+            };
+            redactions.insert(
+                entry,
+                Redaction {
+                    erasure_seq: seq,
+                    original: original.to_string(),
+                    redacted: now.to_string(),
+                },
+            );
+        }
+        erasures.push(ErasureInTrail {
+            seq,
+            erasure_id,
+            subject,
+            erased_by,
+            erased_at,
+            entries_redacted: redacted.len() as i64,
+        });
+    }
+    Ok((erasures, redactions))
+}
+
+/// Why a redacted entry does not hold, if it does not: it must be the entry
+/// the erasure redacted (its hash, which the next entry follows) and hold
+/// what the erasure left of it; and an erasure redacts only entries before
+/// its own.
+fn redaction_problem(
+    seq: i64,
+    hash: &str,
+    recomputed: &str,
+    redaction: &Redaction,
+) -> Option<String> {
+    let erasure = redaction.erasure_seq;
+    if erasure <= seq {
+        Some(format!(
+            "entry {seq} is said to be redacted by entry {erasure}, which does not come after it"
+        ))
+    } else if !redaction.original.eq_ignore_ascii_case(hash) {
+        Some(format!(
+            "entry {seq} is not the entry the erasure in entry {erasure} redacted: its hash differs"
+        ))
+    } else if !redaction.redacted.eq_ignore_ascii_case(recomputed) {
+        Some(format!(
+            "entry {seq} no longer holds what the erasure in entry {erasure} left of it: its content does not match"
+        ))
+    } else {
+        None
+    }
 }

@@ -803,19 +803,25 @@ pub async fn disable_account(pool: &PgPool, account: Uuid, by: Uuid) -> Result<(
 
 /// Enables a disabled account again (an enabled one stays as it is): its
 /// phones sync again; its people log in again with their password.
-/// NotFound for an unknown account.
+/// NotFound for an unknown account; Conflict for an erased one, which stays
+/// disabled for good.
 pub async fn enable_account(pool: &PgPool, account: Uuid) -> Result<(), AuthError> {
-    let found =
-        sqlx::query("UPDATE accounts SET disabled_at = NULL, disabled_by = NULL WHERE id = $1")
-            .bind(account)
-            .execute(pool)
-            .await?
-            .rows_affected()
-            == 1;
-    if !found {
-        return Err(AuthError::NotFound(format!("account {account}")));
+    let erased: Option<bool> = sqlx::query_scalar(
+        "UPDATE accounts SET disabled_at = CASE WHEN erased_at IS NULL THEN NULL ELSE disabled_at END, \
+           disabled_by = CASE WHEN erased_at IS NULL THEN NULL ELSE disabled_by END \
+         WHERE id = $1 RETURNING erased_at IS NOT NULL",
+    )
+    .bind(account)
+    .fetch_optional(pool)
+    .await?;
+    match erased {
+        None => Err(AuthError::NotFound(format!("account {account}"))),
+        Some(true) => Err(AuthError::Conflict {
+            field: "id",
+            message: format!("account {account} was erased: it cannot be enabled again"),
+        }),
+        Some(false) => Ok(()),
     }
-    Ok(())
 }
 
 /// Announces every open session of `account` on [`SESSION_ENDED_CHANNEL`]

@@ -3,7 +3,9 @@
 //! theirs by redeeming an invitation on their phone. `GET /api/accounts`:
 //! an admin finds an account (to grant it a role, to disable it); `POST
 //! /api/accounts/{id}/disable|enable`: someone who left is cut off at once,
-//! sessions and phones, and brought back if they return. `POST
+//! sessions and phones, and brought back if they return; `POST
+//! /api/accounts/{id}/erasure`: a person erased at their request (RGPD
+//! art. 17, `crate::personal_data::erasure`). `POST
 //! /api/password-resets`: an admin issues a one-time code for a person who
 //! forgot their password (redeemed at `POST /api/auth/password-reset`).
 
@@ -24,7 +26,10 @@ use super::{
     extractor::{query, AuthUser, IdPath, JsonBody},
     ApiError, AppState, Routes,
 };
-use crate::auth::{admin, password_reset, Role};
+use crate::{
+    auth::{admin, password_reset, Credential, Role},
+    personal_data::erasure::{self, ErasureError, ErasureReport},
+};
 
 pub fn routes() -> Routes {
     Routes::new()
@@ -32,6 +37,7 @@ pub fn routes() -> Routes {
         .route(Method::POST, "/api/accounts", create)
         .route(Method::POST, "/api/accounts/{id}/disable", disable)
         .route(Method::POST, "/api/accounts/{id}/enable", enable)
+        .route(Method::POST, "/api/accounts/{id}/erasure", erase)
         .route(Method::POST, "/api/password-resets", issue_password_reset)
 }
 
@@ -65,6 +71,9 @@ struct ListedAccount {
     is_admin: bool,
     /// Disabled: it can neither log in nor sync until an admin enables it.
     disabled: bool,
+    /// Erased (RGPD art. 17): known by a pseudonym from then on, and never
+    /// enabled again.
+    erased: bool,
     created_at: DateTime<Utc>,
     /// Every role it holds, by territory name.
     #[sqlx(json)]
@@ -90,7 +99,7 @@ async fn listed_accounts(
 ) -> Result<Vec<ListedAccount>, sqlx::Error> {
     sqlx::query_as(
         "SELECT a.id, a.display_name, a.email, a.is_admin, a.disabled_at IS NOT NULL AS disabled, \
-           a.created_at, \
+           a.erased_at IS NOT NULL AS erased, a.created_at, \
            (SELECT COALESCE(jsonb_agg(jsonb_build_object('territoryId', t.id, \
                       'territoryName', t.name, 'role', m.role) ORDER BY t.name, t.id, m.role), '[]') \
             FROM memberships m JOIN territories t ON t.id = m.territory_id \
@@ -224,6 +233,64 @@ async fn enable(
     admin::enable_account(&state.pool, account).await?;
     tracing::info!(%account, by = %user.0.account_id, "account enabled");
     Ok(Json(listed_account(&state.pool, account).await?))
+}
+
+/// Erases a person (admins)
+///
+/// At the person's request (RGPD art. 17), and for good: the account keeps
+/// its records under a pseudonym, without email, password, roles, sessions
+/// or phones; each of their notebooks is replaced by a copy without history
+/// whose records lose their `notes` and have the pseudonym as `recordedBy`
+/// (the old notebook is retired: no phone can sync it again); the audit
+/// trail's values of those fields are replaced by a marker naming the
+/// erasure, which is itself appended to the chain of every territory the
+/// person worked in, so the chain still verifies. docs/PRIVACY.md says
+/// what remains.
+#[utoipa::path(
+    post,
+    path = "/api/accounts/{id}/erasure",
+    operation_id = "eraseAccount",
+    params(("id" = Uuid, Path, description = "The account's id")),
+    responses(
+        (status = 200, description = "What the erasure did", body = ErasureReport),
+        (status = 400, description = "`id` is not a UUID", body = ApiError),
+        (status = 401, description = UNAUTHENTICATED, body = ApiError),
+        (status = 403, description = "Only an admin erases people", body = ApiError),
+        (status = 404, description = "No such account", body = ApiError),
+        (status = 409, description = "The account is the admin's own, or already erased (`field`: `id`)", body = ApiError),
+        (status = 503, description = "The person's notebooks kept receiving commits; try again", body = ApiError),
+    ),
+    security(("bearer" = [])),
+)]
+async fn erase(
+    State(state): State<AppState>,
+    user: AuthUser,
+    IdPath(account): IdPath,
+) -> Result<Json<ErasureReport>, ApiError> {
+    user.require_admin("erase people")?;
+    if account == user.0.account_id {
+        return Err(ApiError::Conflict {
+            field: "id".to_string(),
+            message: "you cannot erase your own account; another admin can".to_string(),
+        });
+    }
+    let session = match user.0.credential {
+        Credential::Session { session_id } => Some(session_id),
+        Credential::Device { .. } => None,
+    };
+    let report = erasure::erase(&state.pool, account, user.0.account_id, session)
+        .await
+        .map_err(|error| match error {
+            ErasureError::NotFound(_) => ApiError::NotFound(format!("account {account}")),
+            ErasureError::AlreadyErased(_) => ApiError::Conflict {
+                field: "id".to_string(),
+                message: format!("account {account} is already erased"),
+            },
+            ErasureError::Busy => ApiError::NotReady(error.to_string()),
+            ErasureError::Database(error) => ApiError::Database(error),
+            ErasureError::Copy(reason) => ApiError::Internal(reason),
+        })?;
+    Ok(Json(report))
 }
 
 /// No Debug: it holds a password.

@@ -79,7 +79,7 @@ struct EntriesQuery {
     to: Option<String>,
     /// Only the entries of this kind: `change`, a review action
     /// (`verification`, `follow_up`, `approval`, `conflict_resolution`,
-    /// `duplicate_merge`, `duplicate_dismissal`) or `report_issued`.
+    /// `duplicate_merge`, `duplicate_dismissal`), `report_issued` or `erasure`.
     action: Option<String>,
 }
 

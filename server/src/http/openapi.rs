@@ -125,6 +125,7 @@ async fn document() -> impl IntoResponse {
         accounts::create,
         accounts::disable,
         accounts::enable,
+        accounts::erase,
         accounts::issue_password_reset,
         inventory::sightings,
         inventory::degradation_reports,

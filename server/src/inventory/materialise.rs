@@ -45,6 +45,10 @@ pub enum DocumentKind {
     /// The species list of `territory` (`sync::documents::species`): only the server
     /// writes it, every member of the territory reads it.
     SpeciesList { territory: Uuid },
+    /// A notebook replaced when its owner was erased
+    /// (`crate::personal_data::erasure`): its chunks are gone, no peer reads
+    /// or writes it.
+    Retired,
 }
 
 /// A document as committed in PostgreSQL at `revision`, with what the
@@ -102,6 +106,7 @@ pub async fn load_committed(
             // A list the territory moved away from is still one: read by
             // members, written by no peer.
             "species_list" | "species_list_inactive" => DocumentKind::SpeciesList { territory },
+            "retired" => DocumentKind::Retired,
             _ => DocumentKind::Notebook,
         },
         revision,

@@ -79,6 +79,11 @@ pub enum Access {
 
 /// What `principal` may do with `doc` as it is committed now.
 pub fn access_for(principal: &Principal, doc: &CommittedDoc) -> Access {
+    if doc.kind == DocumentKind::Retired {
+        // Its owner was erased: nobody is shown it again, and a phone still
+        // holding its history is told it is unavailable.
+        return Access::None;
+    }
     if let DocumentKind::SpeciesList { territory } = doc.kind {
         // Reference data for everyone working in the territory; written by
         // the server only (the judge refuses every peer's change to it).

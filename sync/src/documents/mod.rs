@@ -38,9 +38,13 @@
 //!   into the changes it judges), the protocol engine (which bounds what a
 //!   message inflates to) and the server's audit trail all read chunks with it.
 //!
+//! - [`erasure`]: a notebook's history-free copy without its owner's personal
+//!   fields, which replaces it when the person is erased.
+//!
 //! Nothing here imports the judge or the protocol engine.
 
 pub mod audit;
+pub mod erasure;
 pub mod notebook;
 pub mod read;
 pub mod review;

@@ -83,6 +83,8 @@ pub enum Refusal {
     ReviewDocument,
     #[error("this is the territory's species list: only its coordinators change it, by importing a list over the API")]
     SpeciesListDocument,
+    #[error("this notebook was retired when its owner was erased: it takes no change")]
+    RetiredDocument,
     #[error(
         "these changes cannot be applied to the document (they refer to objects it does not have)"
     )]
@@ -116,6 +118,7 @@ impl Refusal {
             Refusal::NotAMap { .. } => "not_a_map",
             Refusal::ReviewDocument => "review_document",
             Refusal::SpeciesListDocument => "species_list_document",
+            Refusal::RetiredDocument => "retired_document",
             Refusal::Unapplicable => "unapplicable",
         }
     }

@@ -376,6 +376,7 @@ fn may_send_changes(doc: &CommittedDoc, rights: &WriterRights) -> Result<(), Ref
     match doc.kind {
         DocumentKind::Review => return Err(Refusal::ReviewDocument),
         DocumentKind::SpeciesList { .. } => return Err(Refusal::SpeciesListDocument),
+        DocumentKind::Retired => return Err(Refusal::RetiredDocument),
         DocumentKind::Notebook => {}
     }
     if rights.notebook_territories.is_empty() {

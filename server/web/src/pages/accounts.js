@@ -1,7 +1,8 @@
 // Admins: every account (found by name or email), with its roles by
 // territory; a new account for a coordinator, a régie auditor or another
 // admin; an account disabled (its sessions and phones cut off at once) or
-// enabled again. Roles are given on each territory's people page.
+// enabled again; a person erased at their request (RGPD art. 17: see
+// docs/PRIVACY.md). Roles are given on each territory's people page.
 import { useState } from 'preact/hooks';
 import { html } from 'htm/preact';
 import * as api from '../../shared/api.js';
@@ -14,9 +15,21 @@ function AccountRow({ account, me, onChanged }) {
   async function toggle() {
     if (await setDisabled(setOutcome, account, !account.disabled)) onChanged();
   }
-  return html`<tr data-testid="account-row" data-disabled=${account.disabled ? 'true' : 'false'}>
+  async function erase() {
+    if (!confirm(t('accounts.eraseConfirm', { name: account.displayName }))) return;
+    const erased = await attempt(
+      setOutcome,
+      () => api.post(`/api/accounts/${account.id}/erasure`, {}),
+      (report) => t('accounts.erased', { pseudonym: report.pseudonym, notebooks: report.notebooks.length }),
+    );
+    if (erased) onChanged();
+  }
+  return html`<tr data-testid="account-row" data-disabled=${account.disabled ? 'true' : 'false'}
+      data-erased=${account.erased ? 'true' : 'false'}>
     <th scope="row">${account.displayName}${account.isAdmin && html` <span class="badge">${t('role.admin')}</span>`}
-      ${account.disabled && html` <span class="badge warn">${t('people.disabled')}</span>`}</th>
+      ${account.erased
+        ? html` <span class="badge warn">${t('accounts.erasedBadge')}</span>`
+        : account.disabled && html` <span class="badge warn">${t('people.disabled')}</span>`}</th>
     <td>${account.email || '—'}</td>
     <td>
       ${account.memberships.length === 0
@@ -29,10 +42,12 @@ function AccountRow({ account, me, onChanged }) {
     </td>
     <td>${formatDate(account.createdAt, false)}</td>
     <td>
-      ${account.id !== me &&
+      ${account.id !== me && !account.erased &&
       html`<button type="button" data-testid="account-toggle" onClick=${toggle}
         aria-label=${t(account.disabled ? 'people.enableOf' : 'people.disableOf', { name: account.displayName })}>
-        ${t(account.disabled ? 'people.enable' : 'people.disable')}</button>`}
+        ${t(account.disabled ? 'people.enable' : 'people.disable')}</button>
+        <button type="button" class="danger" data-testid="account-erase" onClick=${erase}
+          aria-label=${t('accounts.eraseOf', { name: account.displayName })}>${t('accounts.erase')}</button>`}
       <${Outcome} outcome=${outcome} />
     </td>
   </tr>`;

@@ -11,7 +11,7 @@ import { Loading, useLoad } from '../ui.js';
 
 /** The kinds of entry the trail holds (`audit_log.action`). */
 export const ENTRY_KINDS = ['change', 'verification', 'follow_up', 'approval', 'conflict_resolution',
-  'duplicate_merge', 'duplicate_dismissal', 'report_issued'];
+  'duplicate_merge', 'duplicate_dismissal', 'report_issued', 'erasure'];
 const PAGE_SIZE = 50;
 const NO_FILTERS = { record: '', person: '', device: '', from: '', to: '', action: '' };
 
@@ -25,6 +25,7 @@ function dayBound(day, end) {
 /** A value of the trail, readable: text as is, the rest as JSON. */
 export function shown(value) {
   if (value === null || value === undefined || value === '') return t('audit.absent');
+  if (typeof value === 'object' && !Array.isArray(value) && 'erased' in value) return t('audit.erasedValue');
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
@@ -60,7 +61,7 @@ export function BeforeAfter({ before, after }) {
 /** A decision status's label: each kind of decision has its own vocabulary. */
 const STATUS_LABELS = { verification: 'status.', follow_up: 'followup.', approval: 'approval.' };
 /** Bookkeeping the trail keeps that says nothing to a reader. */
-const UNSHOWN_DETAIL = new Set(['historyId']);
+const UNSHOWN_DETAIL = new Set(['historyId', 'redacted', 'notebooks']);
 
 function detailValue(action, key, value) {
   const prefix = STATUS_LABELS[action];
@@ -220,6 +221,11 @@ function Verification({ territory }) {
           </dl>`
         : html`<p>${t('chain.empty')}</p>`}
       ${found.setAsideCount > 0 && html`<p class="notice">${t('chain.setAside', { count: found.setAsideCount })}</p>`}
+      ${found.erasures.length > 0 &&
+      html`<p class="notice" data-testid="chain-erasures">${t('chain.erasures', {
+        count: found.erasures.length,
+        entries: formatNumber(found.erasures.reduce((sum, e) => sum + e.entriesRedacted, 0)),
+      })}</p>`}
     </div>`}
     <h3>${t('chain.checkTitle')}</h3>
     <form class="filters" data-testid="check-pair" onSubmit=${checkPair}>
