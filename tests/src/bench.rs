@@ -1,19 +1,22 @@
-//! What the benchmark binaries (`reconnect-storm`, `sync-latency`) share:
-//! process setup, finding the server binary, the JS reference server as the
-//! baseline, percentiles, server log counts and the results table.
+//! What the benchmark binaries (`reconnect-storm`, `sync-latency`, `soak`)
+//! share: process setup, finding the server binary, the JS reference server
+//! as the baseline, enrolling the phones' volunteers, a process's memory, a
+//! server's live documents and metrics, percentiles, server log counts and
+//! the results table.
 
 use std::{
+    collections::HashMap,
     fs::File,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context};
 use serde_json::Value;
 use url::Url;
 
-use crate::{ensure_js_dependencies, first_stdout_line};
+use crate::{ensure_js_dependencies, first_stdout_line, phones, ServerProcess};
 
 /// The options every benchmark binary takes.
 #[derive(Debug, clap::Args)]
@@ -162,6 +165,113 @@ impl Drop for JsServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The species the load generators' sightings name, in turn.
+pub const SPECIES: [&str; 6] = [
+    "Erinaceus europaeus",
+    "Pipistrellus pipistrellus",
+    "Bufo bufo",
+    "Sciurus vulgaris",
+    "Turdus merula",
+    "Lacerta bilineata",
+];
+
+/// Enrols `count` volunteers, one per phone, spread over `territories`
+/// territories named `"{prefix} {n}"`: our server authenticates every phone,
+/// and each volunteer owns one notebook.
+pub async fn enrol_volunteers(
+    pool: &sqlx::PgPool,
+    count: usize,
+    territories: usize,
+    prefix: &str,
+) -> anyhow::Result<Vec<phones::Volunteer>> {
+    let mut made = Vec::new();
+    for t in 0..territories.max(1) {
+        made.push(phones::territory(pool, &format!("{prefix} {t}")).await?);
+    }
+    let mut volunteers = Vec::with_capacity(count);
+    for p in 0..count {
+        let territory = &made[p % made.len()];
+        volunteers.push(phones::enrol_volunteer(pool, territory, &format!("Volunteer {p}")).await?);
+    }
+    Ok(volunteers)
+}
+
+/// `VmHWM`, `VmRSS`, … of a process, in kiB (empty once it has exited).
+pub fn proc_status(pid: u32) -> HashMap<String, u64> {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return HashMap::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            let kib = value.trim().strip_suffix(" kB")?.trim().parse().ok()?;
+            Some((key.to_string(), kib))
+        })
+        .collect()
+}
+
+/// How long after the last document left memory the server's quiet-spell
+/// `malloc_trim` has surely run: it looks every [`server::memory::LOOK_EVERY`]
+/// and trims at the first look that finds nothing received since the one
+/// before, so two looks and a margin.
+pub const TRIMMED_WITHIN: Duration =
+    Duration::from_secs(server::memory::LOOK_EVERY.as_secs() * 2 + 5);
+
+/// Polls the server's `/health` until no document is live or `deadline`
+/// passes; the last count seen (None if the server did not answer).
+pub async fn wait_no_live_documents(server: &ServerProcess, deadline: Instant) -> Option<u64> {
+    loop {
+        let live = match server.anonymous().get("/health").await {
+            Ok((_, health)) => health["sync"]["liveDocuments"].as_u64(),
+            Err(error) => {
+                tracing::warn!(%error, "asking the server's health");
+                None
+            }
+        };
+        if live == Some(0) || Instant::now() > deadline {
+            return live;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The server's metrics as Prometheus reads them, from `http://{addr}/metrics`
+/// (`addr`: [`ServerProcess::metrics_addr`]).
+pub async fn scrape_metrics(addr: &str) -> anyhow::Result<prometheus_parse::Scrape> {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(prometheus_parse::Scrape::parse(
+        text.lines().map(|line| Ok(line.to_string())),
+    )?)
+}
+
+/// The value of `metric`'s sample whose labels include `labels` (a
+/// histogram's observations through its `_count` and `_sum`); None if it
+/// has none.
+pub fn metric_value(
+    scrape: &prometheus_parse::Scrape,
+    metric: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    use prometheus_parse::Value;
+    scrape
+        .samples
+        .iter()
+        .find(|sample| {
+            sample.metric == metric
+                && labels
+                    .iter()
+                    .all(|(name, want)| sample.labels.get(name) == Some(*want))
+        })
+        .and_then(|sample| match sample.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+            _ => None,
+        })
 }
 
 /// Nearest-rank percentile of sorted durations.

@@ -14,14 +14,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fieldnotes_tests::{
-    accounts, eventually, init_test_logging, maintenance_url, phones, raw_peer::RawPeer, records,
-    replica::Replica, run_server_command, workspace_root, ServerProcess, TestDatabase,
+    accounts,
+    bench::{metric_value as value, scrape_metrics as scrape},
+    eventually, init_test_logging, maintenance_url, phones,
+    raw_peer::RawPeer,
+    records,
+    replica::Replica,
+    run_server_command, workspace_root, ServerProcess, TestDatabase,
 };
 use mobile_bridge::{
     photos::{process_photo, PhotoOutbox, PhotoSettings},
     Phone,
 };
-use prometheus_parse::{Scrape, Value};
 use schemas::{FieldRecord, RecordKind};
 use serde_json::Value as Json;
 use server::auth::Role;
@@ -29,44 +33,16 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-async fn scrape(url: &str) -> anyhow::Result<Scrape> {
-    let text = reqwest::get(url).await?.error_for_status()?.text().await?;
-    Ok(Scrape::parse(
-        text.lines().map(|line| Ok(line.to_string())),
-    )?)
-}
-
-/// The value of `metric`'s sample whose labels include `labels` (a
-/// histogram's observations through its `_count`); None if it has none.
-fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    scrape
-        .samples
-        .iter()
-        .find(|sample| {
-            sample.metric == metric
-                && labels
-                    .iter()
-                    .all(|(name, want)| sample.labels.get(name) == Some(*want))
-        })
-        .and_then(|sample| match sample.value {
-            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
-            _ => None,
-        })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_served_apart_from_the_api_and_move_when_a_phone_syncs() -> anyhow::Result<()> {
     init_test_logging();
     let db = TestDatabase::create().await?;
     let server = ServerProcess::start_with(&db.url, &["--metrics-listen", "127.0.0.1:0"])?;
     let pool = db.pool().await?;
-    let metrics = format!(
-        "http://{}/metrics",
-        server
-            .metrics_addr
-            .as_ref()
-            .context("the metrics address announced")?
-    );
+    let metrics = server
+        .metrics_addr
+        .clone()
+        .context("the metrics address announced")?;
     let public = reqwest::get(server.http_url("/metrics")).await?;
     assert_eq!(public.status(), 404, "the public port serves no metrics");
 

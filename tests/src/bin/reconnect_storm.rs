@@ -25,7 +25,7 @@ use std::{
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
 use fieldnotes_tests::{
-    bench::{self, percentile, Cell, JsServer, LogLines},
+    bench::{self, percentile, proc_status, Cell, JsServer, LogLines, SPECIES},
     phones, records, ServerProcess, TestDatabase,
 };
 use mobile_bridge::{DeviceCredential, Phone};
@@ -205,30 +205,8 @@ enum Owners {
     Anonymous { territories: usize },
 }
 
-/// Enrols one volunteer per phone, spread over `--territories` territories.
-async fn enrol(args: &Args, pool: &sqlx::PgPool) -> anyhow::Result<Vec<phones::Volunteer>> {
-    let mut territories = Vec::new();
-    for t in 0..args.territories.max(1) {
-        territories.push(phones::territory(pool, &format!("Storm territory {t}")).await?);
-    }
-    let mut volunteers = Vec::with_capacity(args.phones);
-    for p in 0..args.phones {
-        let territory = &territories[p % territories.len()];
-        volunteers.push(phones::enrol_volunteer(pool, territory, &format!("Volunteer {p}")).await?);
-    }
-    Ok(volunteers)
-}
-
 /// Builds N phones offline, each with M sightings in its own notebook.
 async fn build_phones(args: &Args, owners: Owners) -> anyhow::Result<Vec<Phone>> {
-    const NAMES: [&str; 6] = [
-        "Erinaceus europaeus",
-        "Pipistrellus pipistrellus",
-        "Bufo bufo",
-        "Sciurus vulgaris",
-        "Turdus merula",
-        "Lacerta bilineata",
-    ];
     let owners: Vec<(NotebookHeader, Option<DeviceCredential>)> = match owners {
         Owners::Enrolled(volunteers) => volunteers
             .into_iter()
@@ -253,7 +231,7 @@ async fn build_phones(args: &Args, owners: Owners) -> anyhow::Result<Vec<Phone>>
         for i in 0..args.sightings {
             phone.record(&records::sighting(
                 header.owner_id,
-                NAMES[(p + i) % NAMES.len()],
+                SPECIES[(p + i) % SPECIES.len()],
                 i as i64 + 1,
             ))?;
         }
@@ -286,7 +264,9 @@ async fn storm_ours(args: &Args, log_dir: &Path) -> anyhow::Result<StormResult> 
         log.display()
     );
     eprintln!("[ours] enrolling {} volunteers…", args.phones);
-    let owners = Owners::Enrolled(enrol(args, &pool).await?);
+    let owners = Owners::Enrolled(
+        bench::enrol_volunteers(&pool, args.phones, args.territories, "Storm territory").await?,
+    );
     let mut result = storm(
         args,
         "ours",
@@ -299,17 +279,9 @@ async fn storm_ours(args: &Args, log_dir: &Path) -> anyhow::Result<StormResult> 
     result.stored_notebooks = args.stored_notebooks;
     if let Some(idle) = args.idle_secs {
         let deadline = Instant::now() + Duration::from_secs(idle + 60);
-        loop {
-            let (_, health) = server.anonymous().get("/health").await?;
-            let live = health["sync"]["liveDocuments"].as_u64();
-            if live == Some(0) || Instant::now() > deadline {
-                result.live_documents_after_idle = live;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        result.live_documents_after_idle = bench::wait_no_live_documents(&server, deadline).await;
         result.server_rss_after_idle_kib = proc_status(server.pid()).get("VmRSS").copied();
-        tokio::time::sleep(server::memory::LOOK_EVERY * 2 + Duration::from_secs(5)).await;
+        tokio::time::sleep(bench::TRIMMED_WITHIN).await;
         result.server_rss_after_quiet_kib = proc_status(server.pid()).get("VmRSS").copied();
     }
     let status = server.terminate();
@@ -678,20 +650,6 @@ async fn watch_server(pid: u32, start: Instant, samples: Arc<ServerSamples>) -> 
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// `VmHWM`, `VmRSS`, … of a process, in kiB.
-fn proc_status(pid: u32) -> HashMap<String, u64> {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return HashMap::new();
-    };
-    text.lines()
-        .filter_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            let kib = value.trim().strip_suffix(" kB")?.trim().parse().ok()?;
-            Some((key.to_string(), kib))
-        })
-        .collect()
 }
 
 /// CPU clock ticks per second (`getconf CLK_TCK`; 100 on Linux in practice).
