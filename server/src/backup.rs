@@ -35,7 +35,7 @@ use sqlx::{
     Connection, PgConnection,
 };
 
-use crate::embedded_pg;
+use crate::{database_roles::CREATE_SERVICE_ROLE, embedded_pg};
 
 /// Writes a backup of the database at `database_url` to `output`.
 ///
@@ -99,7 +99,10 @@ pub async fn restore(database_url: &str, input: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to database {}", connection.database))?;
     refuse_unless_empty(&mut target, &connection.database).await?;
-    sqlx::query(SERVICE_ROLE)
+    // For a cluster that does not hold it yet (a restore into another
+    // PostgreSQL): the backup grants it its rights. If this role may not
+    // create it, pg_restore says the role is missing.
+    sqlx::query(CREATE_SERVICE_ROLE)
         .execute(&mut target)
         .await
         .context("creating the role fieldnotes_service")?;
@@ -120,23 +123,6 @@ pub async fn restore(database_url: &str, input: &Path) -> anyhow::Result<()> {
     tracing::info!(input = %input.display(), database = %connection.database, "backup restored");
     Ok(())
 }
-
-/// Migration 0009's creation of the service role, for a cluster that does
-/// not hold it yet (a restore into another PostgreSQL): the backup grants
-/// it its rights. A role that may not create it leaves that to the
-/// cluster's administrator (docs/DEPLOYMENT.md), and pg_restore then says
-/// the role is missing.
-const SERVICE_ROLE: &str = "DO $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fieldnotes_service') THEN
-        BEGIN
-            CREATE ROLE fieldnotes_service NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-        END;
-    END IF;
-EXCEPTION WHEN insufficient_privilege THEN
-    RAISE NOTICE 'cannot create role fieldnotes_service: the service keeps its login role';
-END $$";
 
 /// Relations outside PostgreSQL's own schemas that no extension owns
 /// (PostGIS's `spatial_ref_sys` is the extension's, and a new database may

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod connections;
+pub mod database_roles;
 pub mod embedded_pg;
 pub mod export;
 pub mod history;

@@ -1075,6 +1075,10 @@ async fn an_erased_volunteer_leaves_no_name_or_note_in_the_inventory_exports_ans
         .await?;
     assert_eq!(status, 200, "{row}");
     assert!(row.to_string().contains("Erinaceus europaeus"), "{row}");
+    assert!(
+        row.to_string().contains("\"validationStatus\":1"),
+        "the decision stands: {row}"
+    );
 
     // The audit trail: nothing of hers in any entry, the erasure is an entry
     // of its own, and the chain verifies.

@@ -10,6 +10,7 @@ use sqlx::Connection;
 
 use super::cluster::SUPERUSER;
 use super::error::{EmbeddedPgError, Result};
+use crate::database_roles::CREATE_SERVICE_ROLE;
 
 /// The database the server uses; created on first start.
 const DATABASE: &str = "fieldnotes";
@@ -86,18 +87,16 @@ pub(super) async fn create_database(socket_dir: &Path, port: u16, data_dir: &Pat
     .await
     .map_err(db_err("look up the service's roles"))?;
     if missing {
+        sqlx::query(CREATE_SERVICE_ROLE)
+            .execute(&mut conn)
+            .await
+            .map_err(db_err("create the service's role"))?;
         sqlx::query(&format!(
-            // Another process starting on the cluster may create them first.
+            // Another process starting on the cluster may create it first.
             "DO $$ BEGIN \
-               BEGIN \
-                 CREATE ROLE fieldnotes_service NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE; \
-               EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; \
-               END; \
-               BEGIN \
-                 CREATE ROLE {SERVICE_LOGIN} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE \
-                   IN ROLE fieldnotes_service; \
-               EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; \
-               END; \
+               CREATE ROLE {SERVICE_LOGIN} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE \
+                 IN ROLE fieldnotes_service; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; \
              END $$"
         ))
         .execute(&mut conn)

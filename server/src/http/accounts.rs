@@ -288,7 +288,7 @@ async fn erase(
             },
             ErasureError::Busy => ApiError::NotReady(error.to_string()),
             ErasureError::Database(error) => ApiError::Database(error),
-            ErasureError::Copy(reason) => ApiError::Internal(reason),
+            ErasureError::Unusable(reason) => ApiError::Internal(reason),
         })?;
     Ok(Json(report))
 }

@@ -86,8 +86,10 @@ pub enum ErasureError {
     AlreadyErased(Uuid),
     #[error("the audit trail kept receiving commits of the person's notebooks; try again")]
     Busy,
-    #[error("a notebook could not be copied: {0}")]
-    Copy(String),
+    /// Stored data the erasure cannot work with (a notebook without a
+    /// header); nothing was changed.
+    #[error("the person's data could not be erased: {0}")]
+    Unusable(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -102,7 +104,7 @@ pub async fn erase(
     match admin::disable_account(pool, account, by).await {
         Err(crate::auth::AuthError::NotFound(_)) => return Err(ErasureError::NotFound(account)),
         Err(crate::auth::AuthError::Database(error)) => return Err(error.into()),
-        Err(other) => return Err(ErasureError::Copy(other.to_string())),
+        Err(other) => return Err(ErasureError::Unusable(other.to_string())),
         Ok(()) => {}
     }
     for attempt in 1..=ATTEMPTS {
@@ -253,9 +255,9 @@ async fn replace_notebook(
     let committed = materialise::load_committed(tx, doc_id).await?;
     let header = committed
         .header
-        .ok_or_else(|| ErasureError::Copy(format!("notebook {doc_id} has no header")))?;
+        .ok_or_else(|| ErasureError::Unusable(format!("notebook {doc_id} has no header")))?;
     let (copy, records) = erased_copy(&committed.doc, header, pseudonym)
-        .map_err(|error| ErasureError::Copy(format!("notebook {doc_id}: {error}")))?;
+        .map_err(|error| ErasureError::Unusable(format!("notebook {doc_id}: {error}")))?;
     let keys: Vec<Uuid> = read_notebook(&copy)
         .records
         .iter()
