@@ -182,7 +182,7 @@ pub struct Config {
 
     /// Stored chunks (one per sync that changed it) a document may have
     /// before its chunks are compacted into one snapshot: storage and load
-    /// time stay bounded. Checked every minute.
+    /// time stay bounded. Checked every `--compact-every-secs`.
     #[arg(
         long,
         env = "FIELDNOTES_COMPACT_AFTER_CHUNKS",
@@ -190,6 +190,16 @@ pub struct Config {
         value_parser = clap::value_parser!(i64).range(2..)
     )]
     pub compact_after_chunks: i64,
+
+    /// Seconds between two looks for documents to compact (each process
+    /// looks; a document is compacted by one at a time, under its row lock).
+    #[arg(
+        long,
+        env = "FIELDNOTES_COMPACT_EVERY_SECS",
+        default_value_t = crate::sync::compaction::COMPACT_EVERY.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub compact_every_secs: u64,
 
     /// How logs are written to stderr: `text` for people (coloured only on a
     /// terminal), `json` for log collectors (one object per line). Which

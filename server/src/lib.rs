@@ -188,6 +188,8 @@ pub struct ServeOptions {
     pub read_pool: Option<PgPool>,
     /// Chunks a document may have before it is compacted into one snapshot.
     pub compact_after_chunks: i64,
+    /// How often the process looks for documents to compact.
+    pub compact_every: std::time::Duration,
 }
 
 /// Runs the service on `listener` until `shutdown` resolves or storage fails
@@ -246,7 +248,7 @@ pub async fn serve(
     ));
     let compact_after_chunks = options.compact_after_chunks;
     tokio::spawn(every(
-        sync::compaction::COMPACT_EVERY,
+        options.compact_every,
         "compacting documents' chunks",
         stop_background.child_token(),
         {

@@ -194,6 +194,7 @@ async fn run(config: &Config, database: &Database) -> anyhow::Result<()> {
         metrics: config.metrics_listen.is_some(),
         read_pool,
         compact_after_chunks: config.compact_after_chunks,
+        compact_every: std::time::Duration::from_secs(config.compact_every_secs),
     };
     serve(pool, listener, options, shutdown_signal()).await
 }

@@ -1,5 +1,6 @@
 //! Killing the server (SIGKILL) after it acknowledged changes loses none of
-//! them; a compaction cut short loses nothing, and a completed one reads the same.
+//! them; a compaction killed half-way loses nothing, and a completed one
+//! reads the same.
 
 use std::time::Duration;
 
@@ -96,12 +97,13 @@ async fn chunks_of(pool: &sqlx::PgPool, doc_id: &str) -> anyhow::Result<i64> {
 }
 
 /// A notebook synced one sighting at a time holds a chunk per sync; a
-/// compaction cut short before its commit (as a killed process's transaction
-/// is rolled back) changes nothing; completed, it leaves one snapshot that
+/// compaction whose process is killed (SIGKILL) after storing the snapshot
+/// and while deleting the chunks changes nothing, and the next start
+/// compacts it; completed, a compaction leaves one snapshot that
 /// loads to the same heads and records, with the receipts and the audit
 /// trail as they were, and the phone syncs on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_compacted_notebook_reads_the_same_and_a_compaction_cut_short_loses_nothing(
+async fn a_compacted_notebook_reads_the_same_and_a_compaction_killed_half_way_loses_nothing(
 ) -> anyhow::Result<()> {
     init_test_logging();
     let db = TestDatabase::create().await?;
@@ -149,20 +151,59 @@ async fn a_compacted_notebook_reads_the_same_and_a_compaction_cut_short_loses_no
         .fetch_one(&pool)
         .await?;
 
-    let mut cut_short = pool.begin().await?;
-    let done = server::sync::compaction::compact_in(&mut cut_short, &doc_id).await?;
-    assert!(done.is_some(), "there was something to compact");
-    drop(cut_short);
+    // A compaction killed half-way: another server process, compacting
+    // every second, stores the snapshot and is held at the deletion of a
+    // chunk this test keeps locked, inside its transaction; SIGKILL there.
+    let mut holder = pool.begin().await?;
+    sqlx::query(
+        "SELECT key FROM automerge_chunks WHERE doc_id = $1 AND key LIKE '%/incremental/%' \
+         ORDER BY key LIMIT 1 FOR UPDATE",
+    )
+    .bind(&doc_id)
+    .fetch_one(&mut *holder)
+    .await?;
+    let compacting = ["--compact-after-chunks", "64", "--compact-every-secs", "1"];
+    let mut compactor = ServerProcess::start_with(&db.url, &compacting)?;
+    let deleting = "SELECT count(*) FROM pg_stat_activity \
+                    WHERE query LIKE 'DELETE FROM automerge_chunks%' AND state = 'active'";
+    fieldnotes_tests::eventually(
+        Duration::from_secs(30),
+        "the compaction held at the deletion of the chunks",
+        || async {
+            let waiting: i64 = sqlx::query_scalar(deleting).fetch_one(&pool).await?;
+            Ok((waiting == 1).then_some(()))
+        },
+    )
+    .await?;
+    compactor.kill();
+    holder.rollback().await?;
+    // PostgreSQL rolls the killed process's transaction back once it finds
+    // its connection gone.
+    fieldnotes_tests::eventually(
+        Duration::from_secs(30),
+        "the killed compaction's transaction ended",
+        || async {
+            let waiting: i64 = sqlx::query_scalar(deleting).fetch_one(&pool).await?;
+            Ok((waiting == 0).then_some(()))
+        },
+    )
+    .await?;
     assert_eq!(
         chunks_of(&pool, &doc_id).await?,
         chunks_before,
-        "nothing changed"
+        "nothing changed: no snapshot, every chunk"
     );
     assert_eq!(stored(&pool, &doc_id).await?, before);
 
-    let removed = server::sync::compaction::compact_due(&pool, 64).await?;
-    assert_eq!(removed, chunks_before as u64 - 1);
-    assert_eq!(chunks_of(&pool, &doc_id).await?, 1, "one snapshot");
+    // The next start compacts it.
+    let next_start = ServerProcess::start_with(&db.url, &compacting)?;
+    fieldnotes_tests::eventually(
+        Duration::from_secs(30),
+        "the next start's compaction",
+        || async { Ok((chunks_of(&pool, &doc_id).await? == 1).then_some(())) },
+    )
+    .await?;
+    drop(next_start);
     assert_eq!(
         stored(&pool, &doc_id).await?,
         before,

@@ -209,7 +209,7 @@ async fn disable(
 /// Enables a disabled account (admins)
 ///
 /// Its phones sync again and its password logs in again; its ended sessions
-/// stay ended.
+/// stay ended. An erased account cannot be enabled.
 #[utoipa::path(
     post,
     path = "/api/accounts/{id}/enable",
@@ -221,6 +221,7 @@ async fn disable(
         (status = 401, description = UNAUTHENTICATED, body = ApiError),
         (status = 403, description = "Only an admin enables accounts", body = ApiError),
         (status = 404, description = "No such account", body = ApiError),
+        (status = 409, description = "The account was erased: it stays disabled for good (`field`: `id`)", body = ApiError),
     ),
     security(("bearer" = [])),
 )]

@@ -29,7 +29,8 @@ use sqlx::PgPool;
 /// (`--compact-after-chunks`): a notebook synced a few times a day reaches it
 /// in a few weeks.
 pub const COMPACT_AFTER_CHUNKS: i64 = 64;
-/// How often each process looks for documents to compact.
+/// How often each process looks for documents to compact, by default
+/// (`--compact-every-secs`).
 pub const COMPACT_EVERY: Duration = Duration::from_secs(60);
 /// Documents one round compacts at most, so a round stays short.
 const DOCUMENTS_PER_ROUND: i64 = 32;
