@@ -508,6 +508,7 @@ async fn an_admin_finds_accounts_by_a_part_of_their_name_or_email() -> anyhow::R
             "email": marie.login.as_ref().unwrap().email,
             "isAdmin": false,
             "disabled": false,
+            "erased": false,
             "createdAt": found[0]["createdAt"],
             "memberships": [{
                 "territoryId": world.territory.id,
